@@ -1,0 +1,45 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// mq: a message log made of small Unix tools.
+///
+/// `MQLog` holds every piece of log logic; each `mq-*` executable is a thin
+/// ArgumentParser front end over it (see `MQCommandSupport`).
+let tools = ["mq-produce", "mq-tail", "mq-topic"]
+
+let package = Package(
+    name: "mq",
+    products: tools.map { .executable(name: $0, targets: [$0]) } + [
+        .library(name: "MQLog", targets: ["MQLog"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .target(name: "CCRC32C", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(
+            name: "MQLog",
+            dependencies: [
+                "CZlib", "CLZ4", "CSnappy", "CZstd", "CCRC32C",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
+            name: "MQCommandSupport",
+            dependencies: [
+                "MQLog",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+    ] + tools.map {
+        .executableTarget(name: $0, dependencies: ["MQLog", "MQCommandSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")])
+    } + [
+        .testTarget(name: "MQLogTests", dependencies: ["MQLog"], resources: [.copy("Fixtures")]),
+    ]
+)

@@ -1,0 +1,135 @@
+import Glibc
+
+/// A growable, owned run of bytes with cheap appends.
+///
+/// The batch builder, the compressors and the output writers all append into
+/// one of these; it exposes its storage as raw pointers so the hot paths do no
+/// per-byte bounds checks. Not thread-safe: one owner at a time.
+public final class ByteBuffer: @unchecked Sendable {
+    public private(set) var base: UnsafeMutableRawPointer
+    public private(set) var capacity: Int
+    /// Bytes in use, from `base`.
+    public var count: Int
+
+    public init(capacity: Int = 4096) {
+        self.capacity = max(capacity, 16)
+        self.base = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 16)
+        self.count = 0
+    }
+
+    deinit { base.deallocate() }
+
+    /// Makes room for `extra` more bytes past `count`.
+    @inline(__always)
+    public func reserve(_ extra: Int) {
+        if count &+ extra > capacity { grow(count + extra) }
+    }
+
+    @inline(never)
+    private func grow(_ needed: Int) {
+        var newCapacity = capacity * 2
+        while newCapacity < needed { newCapacity *= 2 }
+        let newBase = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        newBase.copyMemory(from: base, byteCount: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    /// Drops the contents; shrinks storage that grew past `keep` bytes, so one
+    /// huge message does not pin memory for the rest of a run.
+    public func clear(shrinkingTo keep: Int = Int.max) {
+        count = 0
+        if capacity > keep && keep >= 16 {
+            base.deallocate()
+            capacity = keep
+            base = UnsafeMutableRawPointer.allocate(byteCount: keep, alignment: 16)
+        }
+    }
+
+    @inline(__always)
+    public func append(_ pointer: UnsafeRawPointer, count n: Int) {
+        reserve(n)
+        (base + count).copyMemory(from: pointer, byteCount: n)
+        count &+= n
+    }
+
+    @inline(__always)
+    public func append(_ bytes: UnsafeRawBufferPointer) {
+        if let p = bytes.baseAddress, bytes.count > 0 { append(p, count: bytes.count) }
+    }
+
+    public func append(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { append($0) }
+    }
+
+    public func append(_ string: String) {
+        var s = string
+        s.withUTF8 { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    @inline(__always)
+    public func append(byte: UInt8) {
+        reserve(1)
+        base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
+        count &+= 1
+    }
+
+    /// Appends `value` big-endian (Kafka's wire order).
+    @inline(__always)
+    public func appendBigEndian<T: FixedWidthInteger>(_ value: T) {
+        reserve(MemoryLayout<T>.size)
+        base.storeBytes(of: value.bigEndian, toByteOffset: count, as: T.self)
+        count &+= MemoryLayout<T>.size
+    }
+
+    /// Writes `value` big-endian at `position`, which must be inside `count`.
+    @inline(__always)
+    public func setBigEndian<T: FixedWidthInteger>(_ value: T, at position: Int) {
+        precondition(position >= 0 && position + MemoryLayout<T>.size <= count)
+        base.storeBytes(of: value.bigEndian, toByteOffset: position, as: T.self)
+    }
+
+    /// Appends a zig-zag varint (Kafka `varint`, used for 32-bit fields).
+    @inline(__always)
+    public func appendVarint(_ value: Int32) {
+        appendVarlong(Int64(value))
+    }
+
+    /// Appends a zig-zag varlong (Kafka `varlong`).
+    @inline(__always)
+    public func appendVarlong(_ value: Int64) {
+        reserve(10)
+        var v = UInt64(bitPattern: (value << 1) ^ (value >> 63))
+        var p = base + count
+        while v >= 0x80 {
+            p.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, as: UInt8.self)
+            p += 1
+            v >>= 7
+        }
+        p.storeBytes(of: UInt8(truncatingIfNeeded: v), as: UInt8.self)
+        count = (p + 1) - base
+    }
+
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+
+    /// A copy of the contents as an array.
+    public var array: [UInt8] { [UInt8](bytes) }
+
+    /// Removes the first `n` bytes, moving the rest down.
+    public func removeFirst(_ n: Int) {
+        precondition(n <= count)
+        if n == count { count = 0; return }
+        memmove(base, base + n, count - n)
+        count -= n
+    }
+}
+
+/// Bytes needed for a zig-zag varlong.
+@inline(__always)
+public func varlongSize(_ value: Int64) -> Int {
+    var v = UInt64(bitPattern: (value << 1) ^ (value >> 63))
+    var n = 1
+    while v >= 0x80 { v >>= 7; n &+= 1 }
+    return n
+}
