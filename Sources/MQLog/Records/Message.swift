@@ -27,3 +27,14 @@ public struct Message: Sendable, Equatable {
         self.timestamp = timestamp
     }
 }
+
+/// A header as read from a batch, borrowing the batch's bytes: valid only while
+/// the record it came from is being visited.
+public struct HeaderView {
+    public var name: UnsafeRawBufferPointer
+    public var value: UnsafeRawBufferPointer?
+    public init(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer?) {
+        self.name = name
+        self.value = value
+    }
+}
