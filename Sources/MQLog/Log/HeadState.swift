@@ -1,0 +1,88 @@
+/// The state a partition's writers share, kept in the partition's `head` file.
+///
+/// `head` is also the partition's writer lock: a writer holds `flock(LOCK_EX)`
+/// on it while it appends, rolls or recovers. The state is a hint that saves
+/// every writer from scanning the log: it is checked (checksum, boot id,
+/// segment size) on every lock, and rebuilt from the segments when wrong.
+///
+/// Layout, 128 bytes, integers little-endian:
+///
+///   0    8   magic "MQHEAD01"
+///   8    16  boot id of the machine boot that last wrote it
+///   24   8   activeBase          base offset of the active segment
+///   32   8   endPosition         bytes of valid batches in the active segment
+///   40   8   nextOffset          log end offset: the offset the next record gets
+///   48   8   flushedPosition     active-segment bytes known to be fsynced
+///   56   8   flushedNextOffset   log end offset at flushedPosition
+///   64   8   bytesSinceIndex     bytes appended since the last offset-index entry
+///   72   8   indexBytes          valid bytes of the active segment's .index
+///   80   8   timeIndexBytes      valid bytes of the active segment's .timeindex
+///   88   8   maxTimestamp        largest timestamp in the active segment, -1 if none
+///   96   8   offsetOfMaxTimestamp
+///   104  8   lastTimeIndexTimestamp  timestamp of the last .timeindex entry, -1 if none
+///   112  8   createdMs           wall-clock time the active segment was created
+///   120  4   CRC-32C of bytes 0..<120
+///   124  4   zero
+public struct HeadState: Equatable, Sendable {
+    public static let size = 128
+    static let magic: [UInt8] = Array("MQHEAD01".utf8)
+
+    public var bootID: [UInt8] = currentBootID
+    public var activeBase: Int64 = 0
+    public var endPosition: Int64 = 0
+    public var nextOffset: Int64 = 0
+    public var flushedPosition: Int64 = 0
+    public var flushedNextOffset: Int64 = 0
+    public var bytesSinceIndex: Int64 = 0
+    public var indexBytes: Int64 = 0
+    public var timeIndexBytes: Int64 = 0
+    public var maxTimestamp: Int64 = -1
+    public var offsetOfMaxTimestamp: Int64 = -1
+    public var lastTimeIndexTimestamp: Int64 = -1
+    public var createdMs: Int64 = 0
+
+    public init() {}
+
+    /// A state for a fresh, empty active segment at `base`.
+    public static func emptySegment(base: Int64, createdMs: Int64) -> HeadState {
+        var s = HeadState()
+        s.activeBase = base
+        s.nextOffset = base
+        s.flushedNextOffset = base
+        s.createdMs = createdMs
+        return s
+    }
+
+    public func encode() -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: HeadState.size)
+        out.withUnsafeMutableBytes { raw in
+            let p = raw.baseAddress!
+            for i in 0..<8 { p.storeBytes(of: HeadState.magic[i], toByteOffset: i, as: UInt8.self) }
+            for i in 0..<16 { p.storeBytes(of: bootID[i], toByteOffset: 8 + i, as: UInt8.self) }
+            let fields = [activeBase, endPosition, nextOffset, flushedPosition, flushedNextOffset, bytesSinceIndex,
+                          indexBytes, timeIndexBytes, maxTimestamp, offsetOfMaxTimestamp, lastTimeIndexTimestamp, createdMs]
+            for (i, v) in fields.enumerated() { p.storeBytes(of: v.littleEndian, toByteOffset: 24 + 8 * i, as: Int64.self) }
+            let crc = CRC32C.checksum(UnsafeRawBufferPointer(start: p, count: 120))
+            p.storeBytes(of: crc.littleEndian, toByteOffset: 120, as: UInt32.self)
+        }
+        return out
+    }
+
+    /// Decodes, or nil when the bytes are not a valid state (short, torn, wrong magic or checksum).
+    public static func decode(_ bytes: UnsafeRawBufferPointer) -> HeadState? {
+        guard bytes.count >= size, let p = bytes.baseAddress else { return nil }
+        for i in 0..<8 where p.load(fromByteOffset: i, as: UInt8.self) != magic[i] { return nil }
+        let crc = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 120, as: UInt32.self))
+        guard crc == CRC32C.checksum(UnsafeRawBufferPointer(start: p, count: 120)) else { return nil }
+        var s = HeadState()
+        s.bootID = (0..<16).map { p.load(fromByteOffset: 8 + $0, as: UInt8.self) }
+        func field(_ i: Int) -> Int64 { Int64(littleEndian: p.loadUnaligned(fromByteOffset: 24 + 8 * i, as: Int64.self)) }
+        s.activeBase = field(0); s.endPosition = field(1); s.nextOffset = field(2)
+        s.flushedPosition = field(3); s.flushedNextOffset = field(4); s.bytesSinceIndex = field(5)
+        s.indexBytes = field(6); s.timeIndexBytes = field(7); s.maxTimestamp = field(8)
+        s.offsetOfMaxTimestamp = field(9); s.lastTimeIndexTimestamp = field(10); s.createdMs = field(11)
+        guard s.activeBase >= 0, s.endPosition >= 0, s.nextOffset >= s.activeBase,
+              s.flushedPosition <= s.endPosition, s.indexBytes % 8 == 0, s.timeIndexBytes % 12 == 0 else { return nil }
+        return s
+    }
+}

@@ -1,0 +1,322 @@
+import Glibc
+
+/// Reads one partition's batches in offset order, without any lock.
+///
+/// It never returns a batch that is not whole and valid: a batch still being
+/// written, or torn by a writer that died, looks like the end of the log until
+/// a writer completes or cuts it. Segments that are rolled, deleted or
+/// replaced under it are handled: an open segment stays readable, and the next
+/// one is found by listing the directory. Not thread-safe.
+public final class PartitionReader {
+    public let directory: String
+    private var segmentBase: Int64 = -1
+    private var log: FileHandle?
+    /// Byte position in the current segment of the next batch to return.
+    public private(set) var position: Int64 = 0
+    private let buffer = ByteBuffer(capacity: 1 << 20)
+    /// File position of `buffer[0]`; the buffer holds `buffer.count` bytes from there.
+    private var bufferStart: Int64 = 0
+    private var bufferOffset = 0  // index in buffer of `position`
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    deinit { log?.close() }
+
+    // MARK: Positioning
+
+    /// Positions at the batch holding `offset` (or the first one after it).
+    /// Records before `offset` in that batch are the caller's to skip.
+    public func seek(toOffset offset: Int64) throws {
+        let bases = try SegmentFiles.list(directory)
+        guard !bases.isEmpty else { closeSegment(); segmentBase = -1; return }
+        let base = bases.last(where: { $0 <= offset }) ?? bases[0]
+        try open(segment: base)
+        position = try indexedPosition(base: base, offset: offset)
+        resetBuffer()
+        // Walk forward to the batch that contains the offset.
+        while let (header, _) = try peekBatch() {
+            if header.lastOffset >= offset { return }
+            consumePeeked(header)
+        }
+    }
+
+    public func seekToBeginning() throws {
+        let bases = try SegmentFiles.list(directory)
+        if let first = bases.first { try open(segment: first) } else { closeSegment(); segmentBase = -1 }
+        position = 0
+        resetBuffer()
+    }
+
+    /// The first offset whose record has a timestamp at or after `time`, or
+    /// the log end offset if none has.
+    public func offset(forTime time: Int64) throws -> Int64 {
+        let bases = try SegmentFiles.list(directory)
+        for (i, base) in bases.enumerated() {
+            // Skip a whole segment when its time index's last entry (its
+            // largest timestamp, for a segment rolled away) is earlier.
+            if i < bases.count - 1, let last = try lastTimeIndexEntry(base: base), last.timestamp < time { continue }
+            try open(segment: base)
+            position = 0
+            resetBuffer()
+            while let (header, batch) = try peekBatch() {
+                if header.maxTimestamp >= time {
+                    let decoder = BatchDecoder()
+                    var records = RecordIterator(records: try decoder.records(of: batch, header: header), header: header)
+                    while let r = try records.next() { if r.timestamp >= time { return r.offset } }
+                    // The batch's max is >= time, so some record qualifies; reaching here means a lying header.
+                    return header.baseOffset
+                }
+                consumePeeked(header)
+            }
+        }
+        return try logEndOffset()
+    }
+
+    /// The offset of the first record still in the log.
+    public func logStartOffset() throws -> Int64 {
+        let bases = try SegmentFiles.list(directory)
+        guard let first = bases.first else { return 0 }
+        try open(segment: first)
+        position = 0
+        resetBuffer()
+        if let (header, _) = try peekBatch() { return header.baseOffset }
+        return try logEndOffset()
+    }
+
+    /// The offset the next appended record will get, from the files alone.
+    public func logEndOffset() throws -> Int64 {
+        let bases = try SegmentFiles.list(directory)
+        guard let last = bases.last else { return 0 }
+        try open(segment: last)
+        position = try indexedPosition(base: last, offset: .max)
+        resetBuffer()
+        var end = last
+        while let (header, _) = try peekBatch() {
+            end = header.nextOffset
+            consumePeeked(header)
+        }
+        return end
+    }
+
+    // MARK: Reading
+
+    /// The next whole, valid batch, or nil at the current end of the log.
+    /// The bytes stay valid until the next call on this reader.
+    /// - Throws: `MQError` (dataError) when a batch in the middle of the log is corrupt.
+    public func nextBatch() throws -> (BatchHeader, UnsafeRawBufferPointer)? {
+        guard let (header, bytes) = try peekBatch() else { return nil }
+        consumePeeked(header)
+        return (header, bytes)
+    }
+
+    private func consumePeeked(_ header: BatchHeader) {
+        position += Int64(header.totalSize)
+        bufferOffset += header.totalSize
+    }
+
+    /// Returns the batch at `position` without moving past it.
+    private func peekBatch() throws -> (BatchHeader, UnsafeRawBufferPointer)? {
+        while true {
+            if segmentBase < 0 {
+                guard let first = try SegmentFiles.list(directory).first else { return nil }
+                try open(segment: first)
+                position = 0
+                resetBuffer()
+            }
+            if let found = try batchInCurrentSegment() { return found }
+            // At the end of this segment's data. A newer segment means this one
+            // was rolled away; look once more (a last batch may have landed
+            // between the read and the roll), then move on.
+            guard let next = try SegmentFiles.list(directory).first(where: { $0 > segmentBase }) else { return nil }
+            if let found = try batchInCurrentSegment() { return found }
+            try open(segment: next)
+            position = 0
+            resetBuffer()
+        }
+    }
+
+    private func batchInCurrentSegment() throws -> (BatchHeader, UnsafeRawBufferPointer)? {
+        guard let log else { return nil }
+        if buffer.count - bufferOffset < BatchLayout.headerSize {
+            try refill(log, need: BatchLayout.headerSize)
+            if buffer.count - bufferOffset < BatchLayout.headerSize {
+                if buffer.count - bufferOffset > BatchLayout.magic {
+                    let magic = (buffer.base + bufferOffset).load(fromByteOffset: BatchLayout.magic, as: UInt8.self)
+                    if magic != BatchLayout.currentMagic && !isPastCommittedEnd() { throw corruption(.badMagic(magic)) }
+                }
+                resetBuffer()
+                return nil
+            }
+        }
+        let header = BatchHeader(buffer.base + bufferOffset)
+        if header.magic != BatchLayout.currentMagic || header.batchLength < 49 {
+            if isPastCommittedEnd() { resetBuffer(); return nil }
+            throw corruption(header.magic != BatchLayout.currentMagic ? .badMagic(header.magic) : .badLength(header.batchLength))
+        }
+        if buffer.count - bufferOffset < header.totalSize {
+            try refill(log, need: header.totalSize)
+            if buffer.count - bufferOffset < header.totalSize { resetBuffer(); return nil }
+        }
+        let bytes = UnsafeRawBufferPointer(start: buffer.base + bufferOffset, count: header.totalSize)
+        switch validateBatch(bytes) {
+        case .success(let h):
+            return (h, bytes)
+        case .failure(let problem):
+            // A bad batch at the very end is a torn write that the next writer
+            // will cut: treat it as the end. Anything after it means corruption.
+            if isPastCommittedEnd() { resetBuffer(); return nil }
+            throw corruption(problem)
+        }
+    }
+
+    /// True when `position` is at or past the end the writers recorded for
+    /// the active segment: bytes there are a torn write that the next writer
+    /// will cut, not corruption.
+    private func isPastCommittedEnd() -> Bool {
+        guard let head = try? FileHandle.openIfExists(directory + "/" + SegmentFiles.headName, O_RDONLY) else { return false }
+        defer { head.close() }
+        var raw = [UInt8](repeating: 0, count: HeadState.size)
+        for _ in 0..<3 {
+            let n = (try? raw.withUnsafeMutableBytes { try head.read(into: $0.baseAddress!, count: HeadState.size, at: 0) }) ?? 0
+            if n == HeadState.size, let state = raw.withUnsafeBytes({ HeadState.decode($0) }) {
+                return state.activeBase == segmentBase && position >= state.endPosition
+            }
+        }
+        return true  // a state being rewritten right now: assume the tail is in flux
+    }
+
+    private func corruption(_ problem: BatchProblem) -> MQError {
+        MQError(.dataError, "corrupt log: \(SegmentFiles.log(directory, segmentBase)) at byte \(position): \(problem) (run mq-compact --check)")
+    }
+
+    /// Reads from `position` so that at least `need` bytes are buffered, if the file has them.
+    private func refill(_ log: FileHandle, need: Int) throws {
+        let capacity = max(need, 1 << 20)
+        buffer.clear(shrinkingTo: 64 << 20)
+        buffer.reserve(capacity)
+        bufferStart = position
+        bufferOffset = 0
+        buffer.count = try log.read(into: buffer.base, count: capacity, at: position)
+    }
+
+    private func resetBuffer() {
+        buffer.count = 0
+        bufferOffset = 0
+        bufferStart = position
+    }
+
+    private func open(segment base: Int64) throws {
+        if base == segmentBase, log != nil { return }
+        closeSegment()
+        guard let handle = try FileHandle.openIfExists(SegmentFiles.log(directory, base), O_RDONLY) else {
+            // Deleted by retention between the listing and the open: continue from the next one.
+            if let next = try SegmentFiles.list(directory).first(where: { $0 > base }) {
+                try open(segment: next)
+                position = 0
+                return
+            }
+            segmentBase = -1
+            return
+        }
+        log = handle
+        segmentBase = base
+    }
+
+    private func closeSegment() {
+        log?.close()
+        log = nil
+    }
+
+    // MARK: Indexes
+
+    /// A position at or before the batch holding `offset`, from the offset
+    /// index when it has a usable entry, else 0.
+    private func indexedPosition(base: Int64, offset: Int64) throws -> Int64 {
+        guard let index = try FileHandle.openIfExists(SegmentFiles.index(directory, base), O_RDONLY) else { return 0 }
+        defer { index.close() }
+        let entries = Int(try index.size() / 8)
+        guard entries > 0, let log else { return 0 }
+        let logSize = try log.size()
+        let target = offset - base
+        var lo = 0, hi = entries - 1, found = -1
+        var entry = (UInt32(0), UInt32(0))
+        // Largest entry with relative offset <= target.
+        while lo <= hi {
+            let mid = (lo + hi) / 2
+            _ = try withUnsafeMutableBytes(of: &entry) { try index.read(into: $0.baseAddress!, count: 8, at: Int64(mid) * 8) }
+            if Int64(UInt32(bigEndian: entry.0)) <= target { found = mid; lo = mid + 1 } else { hi = mid - 1 }
+        }
+        guard found >= 0 else { return 0 }
+        _ = try withUnsafeMutableBytes(of: &entry) { try index.read(into: $0.baseAddress!, count: 8, at: Int64(found) * 8) }
+        let candidate = Int64(UInt32(bigEndian: entry.1))
+        // Indexes are not checksummed: trust an entry only if a batch starts there.
+        var header = [UInt8](repeating: 0, count: BatchLayout.headerSize)
+        guard candidate + Int64(BatchLayout.headerSize) <= logSize,
+              try header.withUnsafeMutableBytes({ try log.read(into: $0.baseAddress!, count: BatchLayout.headerSize, at: candidate) }) == BatchLayout.headerSize else { return 0 }
+        let h = header.withUnsafeBytes { BatchHeader($0.baseAddress!) }
+        guard h.magic == BatchLayout.currentMagic, h.baseOffset >= base, h.baseOffset <= max(offset, base) || offset == .max else { return 0 }
+        return candidate
+    }
+
+    private func lastTimeIndexEntry(base: Int64) throws -> (timestamp: Int64, offset: Int64)? {
+        guard let index = try FileHandle.openIfExists(SegmentFiles.timeIndex(directory, base), O_RDONLY) else { return nil }
+        defer { index.close() }
+        let size = try index.size()
+        guard size >= 12 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: 12)
+        _ = try bytes.withUnsafeMutableBytes { try index.read(into: $0.baseAddress!, count: 12, at: (size / 12 - 1) * 12) }
+        return bytes.withUnsafeBytes { raw in
+            (loadBE(raw.baseAddress!, 0, as: Int64.self), base + Int64(loadBE(raw.baseAddress!, 8, as: UInt32.self)))
+        }
+    }
+}
+
+/// Delivers one partition's records in offset order, starting at a given offset.
+public final class PartitionCursor {
+    public let partition: Int32
+    public let reader: PartitionReader
+    private let decoder = BatchDecoder()
+    private var records: RecordIterator?
+    private var batchHeader: BatchHeader?
+    /// The offset of the next record to deliver.
+    public private(set) var nextOffset: Int64
+    /// The record `peek` returned, until `advance`.
+    private var peeked: RecordView?
+
+    public init(partition: Int32, directory: String, startOffset: Int64) throws {
+        self.partition = partition
+        self.reader = PartitionReader(directory: directory)
+        self.nextOffset = startOffset
+        try reader.seek(toOffset: startOffset)
+    }
+
+    /// The next record, or nil at the current end of the log. Valid until `advance`.
+    @inline(__always)
+    public func peek() throws -> RecordView? {
+        if let peeked { return peeked }
+        while true {
+            if records != nil, let r = try records!.next() {
+                if r.offset < nextOffset { continue }
+                peeked = r
+                return r
+            }
+            records = nil
+            guard let (header, bytes) = try reader.nextBatch() else { return nil }
+            if header.nextOffset <= nextOffset { continue }
+            if header.isControl {
+                nextOffset = header.nextOffset
+                continue
+            }
+            batchHeader = header
+            records = RecordIterator(records: try decoder.records(of: bytes, header: header), header: header)
+        }
+    }
+
+    @inline(__always)
+    public func advance() {
+        if let p = peeked { nextOffset = p.offset + 1 }
+        peeked = nil
+    }
+}

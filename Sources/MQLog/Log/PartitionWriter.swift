@@ -1,0 +1,327 @@
+import Glibc
+
+/// Appends record batches to one partition, safely alongside any number of
+/// other writer processes.
+///
+/// Protocol (docs/FORMAT.md, "Writing"): under `flock(LOCK_EX)` on the
+/// partition's `head` file a writer
+/// 1. reads and checks the shared `HeadState` (checksum, boot id), and the
+///    active segment's size against `endPosition`; any mismatch means a
+///    writer died mid-append or the machine restarted, and it recovers:
+///    bytes past `endPosition` are kept if they are whole, valid batches with
+///    the expected offsets, and cut off otherwise; stale index entries go too;
+/// 2. rolls to a new segment when the active one is full or old: the old one
+///    is fsynced, the new state is stored first, then the new files created;
+/// 3. stamps the batch with the next offset (outside the CRC) and writes it
+///    whole at `endPosition` with one `pwrite`;
+/// 4. adds sparse index entries, stores the new state, unlocks.
+/// A failed write (a full disk) is cut back to `endPosition`, so the log stays valid.
+///
+/// Readers take no lock: they never look past the last whole batch.
+/// Not thread-safe: one writer object per thread.
+public final class PartitionWriter {
+    public struct Settings: Sendable {
+        public var segmentBytes: Int64
+        public var segmentMs: Int64
+        public var indexIntervalBytes: Int64
+        public var logAppendTime: Bool
+
+        public init(segmentBytes: Int64 = 1 << 30, segmentMs: Int64 = 604_800_000, indexIntervalBytes: Int64 = 4096, logAppendTime: Bool = false) {
+            self.segmentBytes = segmentBytes
+            self.segmentMs = segmentMs
+            self.indexIntervalBytes = indexIntervalBytes
+            self.logAppendTime = logAppendTime
+        }
+
+        public init(_ config: TopicConfig) {
+            self.init(segmentBytes: config.segmentBytes, segmentMs: config.segmentMs,
+                      indexIntervalBytes: config.indexIntervalBytes, logAppendTime: config.logAppendTime)
+        }
+    }
+
+    struct OpenSegment {
+        let base: Int64
+        let log: FileHandle
+        let index: FileHandle
+        let timeIndex: FileHandle
+        func close() { log.close(); index.close(); timeIndex.close() }
+    }
+
+    public let directory: String
+    public let settings: Settings
+    private let head: FileHandle
+    public private(set) var state = HeadState()
+    private var active: OpenSegment?
+    private var unsynced = false
+    private let scratch = ByteBuffer(capacity: 1 << 16)
+    /// Bytes cut from torn tails by recoveries this writer ran.
+    public private(set) var recoveredBytesDropped: Int64 = 0
+
+    /// Opens (creating if needed) the partition's lock and state file.
+    /// - Parameter directory: the partition directory, which must exist.
+    public init(directory: String, settings: Settings) throws {
+        self.directory = directory
+        self.settings = settings
+        self.head = try FileHandle.open(directory + "/" + SegmentFiles.headName, O_RDWR | O_CREAT, creating: true)
+    }
+
+    deinit {
+        active?.close()
+        head.close()
+    }
+
+    // MARK: Appending
+
+    /// Appends one finished batch (as `RecordBatchBuilder.finish` leaves it).
+    /// Sets the batch's base offset in `batch` as a side effect.
+    /// - Returns: the base offset assigned.
+    /// - Throws: `MQError` on I/O failure; the log is left valid and without the batch.
+    @discardableResult
+    public func append(_ batch: ByteBuffer) throws -> Int64 {
+        precondition(batch.count >= BatchLayout.headerSize)
+        let header = BatchHeader(batch.base)
+        try head.lock(exclusive: true)
+        defer { head.unlock() }
+        try loadState()
+        let now = currentTimeMillis()
+        if settings.logAppendTime { stampLogAppendTime(batch, now: now) }
+        let size = Int64(batch.count)
+        if state.endPosition > 0 &&
+            (state.endPosition + size > settings.segmentBytes
+             || now - state.createdMs >= settings.segmentMs
+             || state.nextOffset + Int64(header.lastOffsetDelta) - state.activeBase >= Int64(UInt32.max)) {
+            try roll(now: now)
+        }
+        let segment = try openActive()
+        let base = state.nextOffset
+        batch.setBigEndian(base, at: BatchLayout.baseOffset)
+        let position = state.endPosition
+        do {
+            try segment.log.write(batch.bytes, at: position)
+        } catch {
+            try? segment.log.truncate(to: position)
+            throw error
+        }
+        unsynced = true
+        let maxTimestamp = settings.logAppendTime ? now : header.maxTimestamp
+        addIndexEntries(segment, position: position, size: size, lastOffset: base + Int64(header.lastOffsetDelta), maxTimestamp: maxTimestamp)
+        state.endPosition = position + size
+        state.nextOffset = base + Int64(header.lastOffsetDelta) + 1
+        try storeState()
+        return base
+    }
+
+    /// Makes everything this writer appended durable (`fdatasync` of the
+    /// active segment; segments rolled away were synced by whoever rolled them).
+    public func sync() throws {
+        guard unsynced, let segment = active else { return }
+        try segment.log.sync()
+        unsynced = false
+    }
+
+    /// The log end offset as of the last lock this writer held.
+    public var nextOffset: Int64 { state.nextOffset }
+
+    private func stampLogAppendTime(_ batch: ByteBuffer, now: Int64) {
+        let attributes = BatchHeader(batch.base).attributes | BatchAttributes.timestampTypeLogAppend
+        batch.setBigEndian(attributes, at: BatchLayout.attributes)
+        batch.setBigEndian(now, at: BatchLayout.maxTimestamp)
+        let crc = CRC32C.checksum(UnsafeRawBufferPointer(start: batch.base + BatchLayout.attributes, count: batch.count - BatchLayout.attributes))
+        batch.setBigEndian(crc, at: BatchLayout.crc)
+    }
+
+    /// Kafka's sparse indexing: an offset-index entry (last offset of the
+    /// batch, its position) once more than `index.interval.bytes` were
+    /// appended since the last entry, and a time-index entry with it when the
+    /// segment's largest timestamp grew. A failed index write is undone and
+    /// ignored: the index only gets sparser, and recovery rebuilds it.
+    private func addIndexEntries(_ segment: OpenSegment, position: Int64, size: Int64, lastOffset: Int64, maxTimestamp: Int64) {
+        if maxTimestamp > state.maxTimestamp {
+            state.maxTimestamp = maxTimestamp
+            state.offsetOfMaxTimestamp = lastOffset
+        }
+        if state.bytesSinceIndex > settings.indexIntervalBytes {
+            var entry = (UInt32(truncatingIfNeeded: lastOffset - state.activeBase).bigEndian, UInt32(truncatingIfNeeded: position).bigEndian)
+            let ok = withUnsafeBytes(of: &entry) { raw in (try? segment.index.write(raw, at: state.indexBytes)) != nil }
+            if ok { state.indexBytes += 8 } else { try? segment.index.truncate(to: state.indexBytes) }
+            appendTimeIndexEntry(segment)
+            state.bytesSinceIndex = 0
+        }
+        state.bytesSinceIndex += size
+    }
+
+    private func appendTimeIndexEntry(_ segment: OpenSegment) {
+        guard state.maxTimestamp > state.lastTimeIndexTimestamp else { return }
+        var entry = (state.maxTimestamp.bigEndian, UInt32(truncatingIfNeeded: state.offsetOfMaxTimestamp - state.activeBase).bigEndian)
+        // The tuple has padding; write the 12 meaningful bytes.
+        var bytes = [UInt8](repeating: 0, count: 12)
+        withUnsafeBytes(of: &entry.0) { raw in for i in 0..<8 { bytes[i] = raw[i] } }
+        withUnsafeBytes(of: &entry.1) { raw in for i in 0..<4 { bytes[8 + i] = raw[i] } }
+        let ok = bytes.withUnsafeBytes { raw in (try? segment.timeIndex.write(raw, at: state.timeIndexBytes)) != nil }
+        if ok {
+            state.timeIndexBytes += 12
+            state.lastTimeIndexTimestamp = state.maxTimestamp
+        } else {
+            try? segment.timeIndex.truncate(to: state.timeIndexBytes)
+        }
+    }
+
+    // MARK: State and segments
+
+    private func storeState() throws {
+        state.bootID = currentBootID
+        let bytes = state.encode()
+        try bytes.withUnsafeBytes { try head.write($0, at: 0) }
+    }
+
+    /// Reads the shared state and brings the active segment in line with it.
+    /// Must hold the lock.
+    private func loadState() throws {
+        var raw = [UInt8](repeating: 0, count: HeadState.size)
+        let n = try raw.withUnsafeMutableBytes { try head.read(into: $0.baseAddress!, count: HeadState.size, at: 0) }
+        guard n == HeadState.size,
+              let loaded = raw.withUnsafeBytes({ HeadState.decode($0) }),
+              loaded.bootID == currentBootID else {
+            // No state, a damaged one, or one from before a restart, when
+            // unsynced writes may have been lost in any order: rebuild.
+            try recoverFully()
+            return
+        }
+        state = loaded
+        let segment: OpenSegment
+        do {
+            segment = try openActive()
+        } catch let e as MQError where e.cause == .noSuchFileOrDirectory {
+            try recoverFully()
+            return
+        }
+        let size = try segment.log.size()
+        if size != state.endPosition {
+            if size < state.endPosition {
+                try recoverFully()
+            } else {
+                try recoverTail(segment, fileSize: size)
+            }
+        }
+    }
+
+    /// Opens the files of `state.activeBase`, creating them while the segment is empty.
+    private func openActive() throws -> OpenSegment {
+        if let a = active, a.base == state.activeBase { return a }
+        active?.close()
+        active = nil
+        unsynced = false
+        let base = state.activeBase
+        let create = state.endPosition == 0 ? O_CREAT : 0
+        let log = try FileHandle.open(SegmentFiles.log(directory, base), O_RDWR | create, creating: create != 0)
+        let index: FileHandle, timeIndex: FileHandle
+        do {
+            index = try FileHandle.open(SegmentFiles.index(directory, base), O_RDWR | O_CREAT, creating: true)
+        } catch { log.close(); throw error }
+        do {
+            timeIndex = try FileHandle.open(SegmentFiles.timeIndex(directory, base), O_RDWR | O_CREAT, creating: true)
+        } catch { log.close(); index.close(); throw error }
+        let segment = OpenSegment(base: base, log: log, index: index, timeIndex: timeIndex)
+        active = segment
+        return segment
+    }
+
+    /// Starts a new active segment at the log end offset.
+    private func roll(now: Int64) throws {
+        let old = try openActive()
+        appendTimeIndexEntry(old)
+        try old.log.sync()
+        try old.index.sync()
+        try old.timeIndex.sync()
+        unsynced = false
+        state = HeadState.emptySegment(base: state.nextOffset, createdMs: now)
+        try storeState()
+        active?.close()
+        active = nil
+        let base = state.activeBase
+        // Nothing can have been appended to a segment the state did not name
+        // active, so any file already there is debris of an interrupted roll.
+        for path in [SegmentFiles.log(directory, base), SegmentFiles.index(directory, base), SegmentFiles.timeIndex(directory, base)] {
+            let f = try FileHandle.open(path, O_WRONLY | O_CREAT | O_TRUNC, creating: true)
+            f.close()
+        }
+        _ = try openActive()
+        try FileSystem.syncDirectory(directory)
+    }
+
+    // MARK: Recovery
+
+    /// Keeps the whole, valid batches a dead writer left past `endPosition`
+    /// and cuts the rest.
+    private func recoverTail(_ segment: OpenSegment, fileSize: Int64) throws {
+        // Index entries past what the state records belong to unrecorded appends.
+        if try segment.index.size() != state.indexBytes { try segment.index.truncate(to: state.indexBytes) }
+        if try segment.timeIndex.size() != state.timeIndexBytes { try segment.timeIndex.truncate(to: state.timeIndexBytes) }
+        let end = try scanAndIndex(segment, from: state.endPosition, fileSize: fileSize, expectedOffset: state.nextOffset, lenientFirst: false)
+        if end < fileSize {
+            try segment.log.truncate(to: end)
+            recoveredBytesDropped += fileSize - end
+        }
+        try storeState()
+    }
+
+    /// Rebuilds the state from the files: the last segment is active; its
+    /// indexes are rebuilt and its tail cut at the first invalid batch.
+    public func recoverFully() throws {
+        active?.close()
+        active = nil
+        let bases = try SegmentFiles.list(directory)
+        let base = bases.last ?? 0
+        state = HeadState.emptySegment(base: base, createdMs: currentTimeMillis())
+        let logPath = SegmentFiles.log(directory, base)
+        let existed = FileSystem.exists(logPath)
+        let segment = try openActive()
+        if !existed { try FileSystem.syncDirectory(directory) }
+        try segment.index.truncate(to: 0)
+        try segment.timeIndex.truncate(to: 0)
+        let size = try segment.log.size()
+        let end = try scanAndIndex(segment, from: 0, fileSize: size, expectedOffset: base, lenientFirst: true)
+        if end < size {
+            try segment.log.truncate(to: end)
+            recoveredBytesDropped += size - end
+        }
+        if end > 0 { try segment.log.sync() }
+        state.flushedPosition = end
+        state.flushedNextOffset = state.nextOffset
+        try storeState()
+    }
+
+    /// Walks batches from `position`, checking each (framing, CRC, expected
+    /// offset) and indexing it as an append would. Updates `state`.
+    /// - Returns: the position after the last valid batch.
+    private func scanAndIndex(_ segment: OpenSegment, from start: Int64, fileSize: Int64, expectedOffset: Int64, lenientFirst: Bool) throws -> Int64 {
+        var position = start
+        var expected = expectedOffset
+        var first = lenientFirst
+        state.endPosition = start
+        state.nextOffset = expected
+        while position < fileSize {
+            let available = Int(min(fileSize - position, Int64(Int32.max)))
+            let headerBytes = min(available, BatchLayout.headerSize)
+            scratch.clear(shrinkingTo: 4 << 20)
+            scratch.reserve(headerBytes)
+            guard try segment.log.read(into: scratch.base, count: headerBytes, at: position) == headerBytes,
+                  headerBytes == BatchLayout.headerSize else { break }
+            let peek = BatchHeader(scratch.base)
+            guard peek.magic == BatchLayout.currentMagic, peek.batchLength >= 49,
+                  Int64(peek.totalSize) <= fileSize - position else { break }
+            scratch.reserve(peek.totalSize)
+            guard try segment.log.read(into: scratch.base, count: peek.totalSize, at: position) == peek.totalSize else { break }
+            guard case .success(let header) = validateBatch(UnsafeRawBufferPointer(start: scratch.base, count: peek.totalSize)) else { break }
+            if first ? header.baseOffset < expected : header.baseOffset != expected { break }
+            first = false
+            addIndexEntries(segment, position: position, size: Int64(header.totalSize), lastOffset: header.lastOffset,
+                            maxTimestamp: header.maxTimestamp)
+            position += Int64(header.totalSize)
+            expected = header.nextOffset
+            state.endPosition = position
+            state.nextOffset = expected
+        }
+        return position
+    }
+}

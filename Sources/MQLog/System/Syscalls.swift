@@ -1,0 +1,254 @@
+// The one door to the kernel: every Glibc file-system call the log makes goes
+// through here, retries EINTR, and turns failure into an `MQError` that names
+// the path. Pointers to caller buffers appear only in this file and in
+// Compression/.
+import Glibc
+import SystemPackage
+
+@inline(__always)
+func currentErrno() -> Errno { Errno(rawValue: errno) }
+
+/// An open file descriptor plus the path it was opened from (for messages).
+/// Not thread-safe; the owner closes it.
+public struct FileHandle: Sendable {
+    public let fd: Int32
+    public let path: String
+
+    /// Opens `path`. The corresponding C function is `open`.
+    public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644, creating: Bool = false) throws -> FileHandle {
+        while true {
+            let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+            if fd >= 0 { return FileHandle(fd: fd, path: path) }
+            if errno == EINTR { continue }
+            throw MQError.system(creating ? "cannot create" : "cannot open", path: path, currentErrno(), creating: creating)
+        }
+    }
+
+    /// Like `open`, but returns nil when the file does not exist.
+    public static func openIfExists(_ path: String, _ flags: Int32) throws -> FileHandle? {
+        while true {
+            let fd = Glibc.open(path, flags | O_CLOEXEC)
+            if fd >= 0 { return FileHandle(fd: fd, path: path) }
+            if errno == EINTR { continue }
+            if errno == ENOENT { return nil }
+            throw MQError.system("cannot open", path: path, currentErrno())
+        }
+    }
+
+    public func close() { _ = Glibc.close(fd) }
+
+    /// Reads up to `count` bytes at `position`, looping over short reads until
+    /// `count` bytes or end of file. Returns the number read. The C function is `pread`.
+    public func read(into buffer: UnsafeMutableRawPointer, count: Int, at position: Int64) throws -> Int {
+        var done = 0
+        while done < count {
+            let n = pread(fd, buffer + done, count - done, off_t(position) + off_t(done))
+            if n > 0 { done += n; continue }
+            if n == 0 { break }
+            if errno == EINTR { continue }
+            throw MQError.system("cannot read", path: path, currentErrno())
+        }
+        return done
+    }
+
+    /// Writes all of `bytes` at `position`. The C function is `pwrite`.
+    public func write(_ bytes: UnsafeRawBufferPointer, at position: Int64) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(position) + off_t(done))
+            if n > 0 { done += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            throw MQError.system("cannot write", path: path, n < 0 ? currentErrno() : .noSpace)
+        }
+    }
+
+    /// Size in bytes. The C function is `fstat`.
+    public func size() throws -> Int64 {
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw MQError.system("cannot stat", path: path, currentErrno()) }
+        return Int64(st.st_size)
+    }
+
+    /// Cuts the file to `length` bytes. The C function is `ftruncate`.
+    public func truncate(to length: Int64) throws {
+        while ftruncate(fd, off_t(length)) != 0 {
+            if errno == EINTR { continue }
+            throw MQError.system("cannot truncate", path: path, currentErrno())
+        }
+    }
+
+    /// Flushes file data (and the metadata needed to read it) to stable storage.
+    /// The C function is `fdatasync`.
+    public func sync() throws {
+        while fdatasync(fd) != 0 {
+            if errno == EINTR { continue }
+            throw MQError.system("cannot sync", path: path, currentErrno())
+        }
+    }
+
+    /// Takes an advisory whole-file lock. With `wait == false`, returns false
+    /// instead of blocking when another open file description holds a
+    /// conflicting lock. The C function is `flock`.
+    @discardableResult
+    public func lock(exclusive: Bool, wait: Bool = true) throws -> Bool {
+        let op = (exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB)
+        while flock(fd, op) != 0 {
+            if errno == EINTR { continue }
+            if errno == EWOULDBLOCK && !wait { return false }
+            throw MQError.system("cannot lock", path: path, currentErrno())
+        }
+        return true
+    }
+
+    public func unlock() { _ = flock(fd, LOCK_UN) }
+}
+
+/// File-system operations on paths.
+public enum FileSystem {
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Creates a directory; returns false if it already existed. The C function is `mkdir`.
+    @discardableResult
+    public static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws -> Bool {
+        if mkdir(path, mode) == 0 { return true }
+        if errno == EEXIST && isDirectory(path) { return false }
+        throw MQError.system("cannot create directory", path: path, currentErrno(), creating: true)
+    }
+
+    /// Creates a directory and its missing parents.
+    public static func makeDirectories(_ path: String) throws {
+        if isDirectory(path) { return }
+        let parent = dirname(of: path)
+        if parent != path && !parent.isEmpty { try makeDirectories(parent) }
+        try makeDirectory(path)
+    }
+
+    public static func dirname(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+
+    /// Names in a directory, excluding `.` and `..`. The C function is `readdir`.
+    public static func list(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else {
+            throw MQError.system("cannot list", path: path, currentErrno())
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Atomically renames. The C function is `rename`.
+    public static func rename(_ from: String, to: String) throws {
+        if Glibc.rename(from, to) != 0 {
+            throw MQError.system("cannot rename '\(from)' to", path: to, currentErrno())
+        }
+    }
+
+    /// Removes a file; a missing file is not an error. The C function is `unlink`.
+    public static func remove(_ path: String) throws {
+        if unlink(path) != 0 && errno != ENOENT {
+            throw MQError.system("cannot remove", path: path, currentErrno())
+        }
+    }
+
+    /// Removes a directory tree (no symlinks are followed).
+    public static func removeTree(_ path: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            for name in try list(path) { try removeTree(path + "/" + name) }
+            if rmdir(path) != 0 && errno != ENOENT { throw MQError.system("cannot remove", path: path, currentErrno()) }
+        } else {
+            try remove(path)
+        }
+    }
+
+    /// Makes a directory's entries durable (after create, rename or unlink inside it).
+    public static func syncDirectory(_ path: String) throws {
+        let handle = try FileHandle.open(path, O_RDONLY | O_DIRECTORY)
+        defer { handle.close() }
+        while fsync(handle.fd) != 0 {
+            if errno == EINTR { continue }
+            throw MQError.system("cannot sync directory", path: path, currentErrno())
+        }
+    }
+
+    /// Writes `bytes` to `path` atomically: a temporary file in the same
+    /// directory, fsync, rename over `path`, fsync the directory.
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
+        let tmp = path + ".~tmp.\(getpid())"
+        let handle = try FileHandle.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, creating: true)
+        do {
+            try bytes.withUnsafeBytes { (raw) throws in try handle.write(raw, at: 0) }
+            try handle.sync()
+            handle.close()
+            try rename(tmp, to: path)
+        } catch {
+            handle.close()
+            try? remove(tmp)
+            throw error
+        }
+        try syncDirectory(dirname(of: path))
+    }
+
+    /// Reads a whole (small) file.
+    public static func readAll(_ path: String) throws -> [UInt8] {
+        let handle = try FileHandle.open(path, O_RDONLY)
+        defer { handle.close() }
+        let size = Int(try handle.size())
+        var bytes = [UInt8](repeating: 0, count: size)
+        let n = try bytes.withUnsafeMutableBytes { (raw) throws in
+            try handle.read(into: raw.baseAddress!, count: size, at: 0)
+        }
+        bytes.removeLast(size - n)
+        return bytes
+    }
+}
+
+/// Wall-clock milliseconds since the epoch.
+public func currentTimeMillis() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
+/// Monotonic nanoseconds, for measuring intervals.
+public func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// This boot's identity (`/proc/sys/kernel/random/boot_id`), as 16 bytes. A
+/// process crash keeps the page cache; only a new boot can lose unsynced
+/// writes, so recovery compares boot ids to decide how much to re-validate.
+public let currentBootID: [UInt8] = {
+    guard let bytes = try? FileSystem.readAll("/proc/sys/kernel/random/boot_id") else {
+        return [UInt8](repeating: 0, count: 16)
+    }
+    var out: [UInt8] = []
+    var pending: UInt8? = nil
+    for c in bytes {
+        let v: UInt8
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): v = c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): v = c - UInt8(ascii: "a") + 10
+        default: continue
+        }
+        if let hi = pending { out.append(hi << 4 | v); pending = nil } else { pending = v }
+    }
+    return out.count == 16 ? out : [UInt8](repeating: 0, count: 16)
+}()
