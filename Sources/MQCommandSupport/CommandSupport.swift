@@ -1,0 +1,54 @@
+import ArgumentParser
+import Glibc
+import MQLog
+
+/// The version every tool reports with `--version`.
+public let mqVersion = "0.1.0"
+
+/// `--dir`, shared by every tool.
+public struct LogOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The log directory (default: $MQ_DIR, else $XDG_DATA_HOME/mq, else ~/.local/share/mq).", valueName: "dir"))
+    public var dir: String?
+
+    public init() {}
+
+    public var log: LogDirectory { LogDirectory.resolve(explicit: dir) }
+}
+
+/// Runs a tool's body, turning errors into one `tool: message` line on
+/// standard error and the error's sysexits status.
+public func runReportingErrors(_ tool: String, _ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as MQError {
+        if error.status == .ok { throw ExitCode.success }
+        printError(tool, error.description)
+        throw ExitCode(error.status.rawValue)
+    } catch let error as CompressionError {
+        printError(tool, "\(error)")
+        throw ExitCode(ExitStatus.dataError.rawValue)
+    } catch let error as BatchProblem {
+        printError(tool, "corrupt data: \(error)")
+        throw ExitCode(ExitStatus.dataError.rawValue)
+    }
+}
+
+/// Writes `tool: message` to standard error.
+public func printError(_ tool: String, _ message: String) {
+    let line = "\(tool): \(message)\n"
+    var bytes = Array(line.utf8)
+    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+/// Converts a parse error of a library helper into a usage error for ArgumentParser.
+public func usageValue<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as MQError { throw ValidationError(e.message) }
+}
+
+extension CompressionCodec: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+    public static var allValueStrings: [String] { allCases.map(\.name) }
+    public var defaultValueDescription: String { name }
+}
+
+extension SyncPolicy: ExpressibleByArgument {}

@@ -1,0 +1,427 @@
+import Glibc
+
+/// How `mq-produce` cuts its input into messages.
+public enum InputFraming: Sendable, Equatable {
+    /// Messages end at a delimiter (newline by default; NUL for `-0`).
+    case delimited([UInt8])
+    /// All of the input is one message.
+    case whole
+    /// One JSON envelope per line.
+    case json
+}
+
+/// When `mq-produce` calls fsync.
+public enum SyncPolicy: String, Sendable, CaseIterable {
+    /// Once, before a successful exit (and on SIGINT/SIGTERM).
+    case exit
+    /// After every batch, before its offsets are printed.
+    case batch
+    /// Never: the operating system writes the data back in its own time.
+    case none
+}
+
+public struct ProduceOptions: Sendable {
+    public var topic: String
+    public var framing: InputFraming = .delimited([10])
+    public var keyDelimiter: [UInt8]? = nil
+    public var fixedKey: [UInt8]? = nil
+    public var headers: [Header] = []
+    public var partition: Int32? = nil
+    public var createPartitions: Int32? = nil
+    public var create = true
+    public var codec: CompressionCodec? = nil
+    public var batchMessages = 100_000
+    public var batchBytes: Int? = nil
+    public var lingerMs: Int64 = 5
+    public var sync: SyncPolicy = .exit
+    public var printOffsets = false
+    public var skipBad = false
+    public var inputFD: Int32 = 0
+    public var outputFD: Int32 = 1
+
+    public init(topic: String) { self.topic = topic }
+}
+
+/// What a produce run did.
+public struct ProduceSummary: Sendable {
+    public var accepted = 0
+    public var skipped = 0
+}
+
+/// Reads messages from a file descriptor and appends them to a topic.
+///
+/// Contract: when `run` returns, every accepted message is written, and with
+/// the `exit` or `batch` policies fsynced. When it throws on bad input, every
+/// message before the bad one is written (and synced as the policy says).
+/// Not thread-safe.
+public final class Producer {
+    public let options: ProduceOptions
+    public let log: LogDirectory
+    /// Called with a line of text for standard error (no trailing newline).
+    public var warn: (String) -> Void = { _ in }
+
+    private var topic: Topic!
+    private var writers: [PartitionWriter?] = []
+    private var builders: [RecordBatchBuilder?] = []
+    private var pendingOrder: [Int32] = []
+    private var pendingCount = 0
+    private var pendingBytes = 0
+    private var oldestPendingNanos: UInt64 = 0
+    private var sticky: Int32 = 0
+    private var codec: CompressionCodec = .none
+    private var maxMessageBytes = 1_048_588
+    private var batchBytes = 1 << 20
+    private var fixedHeaders: [UInt8] = []
+    private let output = ByteBuffer(capacity: 1 << 16)
+    private var summary = ProduceSummary()
+
+    public init(options: ProduceOptions, log: LogDirectory) {
+        self.options = options
+        self.log = log
+    }
+
+    /// Runs until end of input, a fatal error, or SIGINT/SIGTERM.
+    /// - Throws: `MQError`: bad input (dataError, with the line number), no
+    ///   such topic (noInput), file-system failures, or a stop signal (with
+    ///   status interrupted/terminated, after committing what was accepted).
+    public func run() throws -> ProduceSummary {
+        try openTopic()
+        StopSignals.install()
+        do {
+            switch options.framing {
+            case .delimited(let delimiter): try readDelimited(delimiter)
+            case .whole: try readWhole()
+            case .json: try readDelimited([10], json: true)
+            }
+        } catch let error as MQError {
+            // Keep what was accepted before the failure.
+            do { try flushAll(); try syncAll() } catch let flushError as MQError {
+                if error.status == .dataError { throw flushError }
+            }
+            throw error
+        }
+        try flushAll()
+        try syncAll()
+        return summary
+    }
+
+    // MARK: Setup
+
+    private func openTopic() throws {
+        if !log.topicExists(options.topic) {
+            try LogDirectory.validateTopicName(options.topic)
+            guard options.create else {
+                throw MQError(.noInput, "topic '\(options.topic)' does not exist in \(log.root) (create it with 'mq-topic create \(options.topic)', or drop --no-create)")
+            }
+            try log.createTopic(options.topic, config: TopicConfig(partitions: options.createPartitions ?? 1))
+        }
+        topic = try log.openTopic(options.topic)
+        let partitions = topic.partitions
+        if let p = options.partition, p < 0 || p >= partitions {
+            throw MQError.usage("partition \(p) does not exist: topic '\(options.topic)' has \(partitions) partition\(partitions == 1 ? "" : "s") (0-\(partitions - 1))")
+        }
+        writers = Array(repeating: nil, count: Int(partitions))
+        builders = Array(repeating: nil, count: Int(partitions))
+        codec = options.codec ?? topic.config.defaultCodec
+        maxMessageBytes = topic.config.maxMessageBytes
+        batchBytes = max(1024, min(options.batchBytes ?? (1 << 20), maxMessageBytes - BatchLayout.headerSize))
+        fixedHeaders = RecordBatchBuilder.encodeHeaders(options.headers)
+        sticky = Int32.random(in: 0..<partitions)
+    }
+
+    // MARK: Input
+
+    /// What to call a unit of input in messages.
+    private var unitName: String {
+        switch options.framing {
+        case .delimited(let d) where d == [10]: "line"
+        case .json: "line"
+        default: "record"
+        }
+    }
+
+    /// Blocks until input is readable, flushing pending batches when they have
+    /// lingered long enough. Throws when a stop signal arrives.
+    private func waitForInput() throws {
+        while true {
+            if StopSignals.signal != 0 { throw stopError() }
+            var timeout: Int32 = -1
+            if pendingCount > 0 {
+                let waited = Int64((monotonicNanos() &- oldestPendingNanos) / 1_000_000)
+                timeout = Int32(max(0, min(options.lingerMs - waited, 60_000)))
+            }
+            let ready = waitReadable([options.inputFD, StopSignals.fd], timeoutMs: timeout)
+            if StopSignals.signal != 0 { throw stopError() }
+            if ready.contains(0) { return }
+            if ready.isEmpty && pendingCount > 0 { try flushAll() }
+        }
+    }
+
+    private func stopError() -> MQError {
+        let name = StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"
+        return MQError(StopSignals.exitStatus, "stopped by \(name) after \(summary.accepted) message\(summary.accepted == 1 ? "" : "s") were committed")
+    }
+
+    /// Reads more input into `buffer`. Returns false at end of input.
+    private func fill(_ buffer: ByteBuffer) throws -> Bool {
+        try waitForInput()
+        buffer.reserve(1 << 20)
+        while true {
+            let n = read(options.inputFD, buffer.base + buffer.count, buffer.capacity - buffer.count)
+            if n > 0 { buffer.count += n; return true }
+            if n == 0 { return false }
+            if errno == EINTR || errno == EAGAIN {
+                if StopSignals.signal != 0 { throw stopError() }
+                try waitForInput()
+                continue
+            }
+            throw MQError.system("cannot read standard input", path: "-", currentErrno())
+        }
+    }
+
+    private func readDelimited(_ delimiter: [UInt8], json: Bool = false) throws {
+        let buffer = ByteBuffer(capacity: 1 << 20)
+        var scanFrom = 0       // where to look for the next delimiter
+        var start = 0          // start of the current message
+        var number = 0         // 1-based number of the current message
+        var discarding = false // skipping the rest of an oversized message
+        var eof = false
+        var now = currentTimeMillis()
+        let limit = maxMessageBytes
+        while true {
+            // Find complete messages in the buffer.
+            while true {
+                let found = delimiter.withUnsafeBytes { d -> Int? in
+                    findDelimiter(buffer.base + scanFrom, buffer.count - scanFrom, d)
+                }
+                guard let rel = found else { break }
+                let end = scanFrom + rel
+                number += 1
+                if discarding {
+                    discarding = false
+                } else {
+                    try accept(UnsafeRawBufferPointer(start: buffer.base + start, count: end - start), number: number, timestamp: now, json: json)
+                }
+                start = end + delimiter.count
+                scanFrom = start
+            }
+            if eof {
+                if start < buffer.count && !discarding {
+                    number += 1
+                    try accept(UnsafeRawBufferPointer(start: buffer.base + start, count: buffer.count - start), number: number, timestamp: now, json: json)
+                }
+                return
+            }
+            // An unfinished message longer than any allowed one: reject it now
+            // instead of buffering without bound.
+            if !discarding && buffer.count - start > limit + delimiter.count {
+                try reject("\(unitName) \(number + 1): message is over max.message.bytes (\(limit) bytes) of topic '\(options.topic)'")
+                discarding = true
+            }
+            if discarding {
+                // Keep only enough to find a delimiter split across reads.
+                let keep = min(buffer.count - start, delimiter.count - 1)
+                start = buffer.count - keep
+            }
+            // Move the unfinished message to the front and read more.
+            scanFrom = max(start, buffer.count - (delimiter.count - 1))
+            if start > 0 {
+                buffer.removeFirst(start)
+                scanFrom -= start
+                start = 0
+            }
+            eof = try !fill(buffer)
+            now = currentTimeMillis()
+        }
+    }
+
+    private func readWhole() throws {
+        let buffer = ByteBuffer(capacity: 1 << 20)
+        while try fill(buffer) {
+            if buffer.count > maxMessageBytes {
+                throw MQError.data("input: message is over max.message.bytes (\(maxMessageBytes) bytes) of topic '\(options.topic)'")
+            }
+        }
+        try accept(buffer.bytes, number: 1, timestamp: currentTimeMillis(), json: false)
+    }
+
+    private func reject(_ message: String) throws {
+        guard options.skipBad else { throw MQError.data(message) }
+        summary.skipped += 1
+        warn(message + " (skipped)")
+    }
+
+    // MARK: Accepting messages
+
+    @inline(__always)
+    private func accept(_ bytes: UnsafeRawBufferPointer, number: Int, timestamp: Int64, json: Bool) throws {
+        if json {
+            try acceptJSON(bytes, number: number, timestamp: timestamp)
+            return
+        }
+        var key: UnsafeRawBufferPointer? = nil
+        var value = bytes
+        if let kd = options.keyDelimiter {
+            if let at = kd.withUnsafeBytes({ findDelimiter(bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, bytes.count, $0) }) {
+                key = UnsafeRawBufferPointer(rebasing: bytes[0..<at])
+                value = UnsafeRawBufferPointer(rebasing: bytes[(at + kd.count)...])
+            }
+        } else if let fixed = options.fixedKey {
+            try fixed.withUnsafeBytes { k in
+                try fixedHeaders.withUnsafeBytes { h in
+                    try add(key: k, value: value, headers: h, partition: nil, timestamp: timestamp, number: number)
+                }
+            }
+            return
+        }
+        try fixedHeaders.withUnsafeBytes { h in
+            try add(key: key, value: value, headers: h, partition: nil, timestamp: timestamp, number: number)
+        }
+    }
+
+    private func acceptJSON(_ line: UnsafeRawBufferPointer, number: Int, timestamp: Int64) throws {
+        // Blank lines carry no message.
+        if line.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return }
+        let message: Message
+        do {
+            message = try EnvelopeJSON.parse(line)
+        } catch {
+            try reject("line \(number): malformed JSON: \(error)")
+            return
+        }
+        if let p = message.partition, p >= topic.partitions {
+            try reject("line \(number): partition \(p) does not exist: topic '\(options.topic)' has \(topic.partitions) partition\(topic.partitions == 1 ? "" : "s")")
+            return
+        }
+        let headers = RecordBatchBuilder.encodeHeaders(message.headers + options.headers)
+        let key = message.key ?? options.fixedKey
+        try headers.withUnsafeBytes { h in
+            try withOptionalBytes(key) { k in
+                try withOptionalBytes(message.value) { v in
+                    try add(key: k, value: v, headers: h, partition: message.partition, timestamp: message.timestamp ?? timestamp, number: number)
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    private func add(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer, partition forced: Int32?, timestamp: Int64, number: Int) throws {
+        let recordSize = RecordBatchBuilder.maxRecordSize(keyCount: key?.count, valueCount: value?.count, encodedHeadersCount: headers.count)
+        if recordSize + BatchLayout.headerSize > maxMessageBytes {
+            try reject("\(unitName) \(number): message of \(recordSize) bytes (with record overhead) is over max.message.bytes (\(maxMessageBytes) bytes) of topic '\(options.topic)'")
+            return
+        }
+        let partition: Int32
+        if let forced = forced ?? options.partition {
+            partition = forced
+        } else if let key {
+            partition = Partitioner.partition(forKey: key, partitions: topic.partitions)
+        } else {
+            partition = sticky
+        }
+        var builder = builders[Int(partition)]
+        if builder == nil {
+            builder = RecordBatchBuilder(codec: codec, capacity: batchBytes)
+            builders[Int(partition)] = builder
+        }
+        if !builder!.isEmpty && (builder!.recordBytes + recordSize > batchBytes || Int(builder!.count) >= options.batchMessages) {
+            if options.printOffsets { try flushAll() } else { try flush(partition) }
+        }
+        if pendingCount == 0 { oldestPendingNanos = monotonicNanos() }
+        builder!.append(timestamp: timestamp, key: key, value: value, headers: headers)
+        pendingCount += 1
+        pendingBytes += recordSize
+        summary.accepted += 1
+        if options.printOffsets { pendingOrder.append(partition) }
+        // Bound memory when many partitions each hold a partial batch.
+        if pendingBytes > 16 << 20 { try flushAll() }
+    }
+
+    // MARK: Writing
+
+    private func writer(_ partition: Int32) throws -> PartitionWriter {
+        if let w = writers[Int(partition)] { return w }
+        let w = try PartitionWriter(directory: topic.partitionPath(partition), settings: PartitionWriter.Settings(topic.config))
+        writers[Int(partition)] = w
+        return w
+    }
+
+    /// Writes one partition's pending batch. Returns its base offset.
+    @discardableResult
+    private func flush(_ partition: Int32) throws -> Int64? {
+        guard let builder = builders[Int(partition)], !builder.isEmpty else { return nil }
+        let count = Int(builder.count)
+        _ = try builder.finish()
+        let w = try writer(partition)
+        let base = try w.append(builder.output)
+        if options.sync == .batch { try w.sync() }
+        builder.reset()
+        pendingCount -= count
+        if pendingCount == 0 { pendingBytes = 0 }
+        if options.partition == nil && partition == sticky {
+            sticky = (sticky + 1) % topic.partitions
+        }
+        return base
+    }
+
+    /// Writes every pending batch, then prints their offsets in input order.
+    private func flushAll() throws {
+        guard pendingCount > 0 else { return }
+        var next = [Int64](repeating: -1, count: builders.count)
+        for p in builders.indices {
+            if let base = try flush(Int32(p)) { next[p] = base }
+        }
+        pendingBytes = 0
+        if options.printOffsets {
+            for p in pendingOrder {
+                output.append("\(p) \(next[Int(p)])\n")
+                next[Int(p)] += 1
+            }
+            pendingOrder.removeAll(keepingCapacity: true)
+            try writeOutput()
+        }
+    }
+
+    private func writeOutput() throws {
+        var done = 0
+        while done < output.count {
+            let n = write(options.outputFD, output.base + done, output.count - done)
+            if n > 0 { done += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            output.count = 0
+            throw MQError.system("cannot write offsets to standard output", path: "-", currentErrno())
+        }
+        output.count = 0
+    }
+
+    private func syncAll() throws {
+        guard options.sync != .none else { return }
+        for w in writers { try w?.sync() }
+    }
+}
+
+/// Position of `delimiter` in `count` bytes at `p`, or nil.
+@inline(__always)
+func findDelimiter(_ p: UnsafeRawPointer, _ count: Int, _ delimiter: UnsafeRawBufferPointer) -> Int? {
+    guard count > 0 else { return nil }
+    if delimiter.count == 1 {
+        guard let hit = memchr(p, Int32(delimiter[0]), count) else { return nil }
+        return UnsafeRawPointer(hit) - p
+    }
+    // memchr for the first byte, then compare the rest.
+    let first = Int32(delimiter[0])
+    var from = 0
+    while count - from >= delimiter.count {
+        guard let hit = memchr(p + from, first, count - from - delimiter.count + 1) else { return nil }
+        let at = UnsafeRawPointer(hit) - p
+        if memcmp(p + at, delimiter.baseAddress!, delimiter.count) == 0 { return at }
+        from = at + 1
+    }
+    return nil
+}
+
+@inline(__always)
+func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) throws -> R) rethrows -> R {
+    guard let bytes else { return try body(nil) }
+    return try bytes.withUnsafeBytes { try body($0) }
+}

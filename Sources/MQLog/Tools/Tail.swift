@@ -1,0 +1,262 @@
+import Glibc
+
+/// Where `mq-tail` starts in each partition.
+public enum StartPosition: Sendable, Equatable {
+    /// The last N records (across all selected partitions, in timestamp order).
+    case last(Int)
+    case beginning
+    case end
+    case offset(Int64)
+    /// The first record with a timestamp at or after this (ms since the epoch).
+    case time(Int64)
+
+    /// Parses `--from`: beginning, end, an offset, or a time (ISO-8601 / relative).
+    public static func parse(_ text: String, nowMs: Int64) throws -> StartPosition {
+        switch text {
+        case "beginning", "earliest", "start": return .beginning
+        case "end", "latest": return .end
+        default:
+            if let n = Int64(text), n >= 0 { return .offset(n) }
+            return .time(try TimeSpec.parseTime(text, nowMs: nowMs))
+        }
+    }
+}
+
+/// How records are printed.
+public enum OutputMode {
+    /// The value alone, then the delimiter.
+    case values(delimiter: [UInt8])
+    /// kcat-style `--format`.
+    case format(KcatFormat)
+    /// One JSON envelope per line.
+    case json
+}
+
+public struct TailOptions {
+    public var topics: [String]
+    public var start: StartPosition = .last(10)
+    public var count: Int? = nil
+    public var follow = false
+    public var partition: Int32? = nil
+    public var output: OutputMode = .values(delimiter: [10])
+    public var outputFD: Int32 = 1
+
+    public init(topics: [String]) { self.topics = topics }
+}
+
+/// Prints records of one or more topics, like tail(1): reads without locks,
+/// merges partitions by timestamp, and with `follow` waits for more.
+/// Not thread-safe.
+public final class Tailer {
+    public let options: TailOptions
+    public let log: LogDirectory
+    private var topics: [String: Topic] = [:]
+    private var cursors: [PartitionCursor] = []
+    private var cursorTopic: [String] = []
+    private var cursorsByDirectory: [String: [Int]] = [:]
+    private var patterns: [TopicPattern] = []
+    private let out = ByteBuffer(capacity: 1 << 17)
+    private var emitted = 0
+    private var watcher: ChangeWatcher?
+    private var headerScratch: [HeaderView] = []
+
+    public init(options: TailOptions, log: LogDirectory) {
+        self.options = options
+        self.log = log
+    }
+
+    /// Prints until the end of the log (or forever with `follow`), or `count` records.
+    /// - Throws: `MQError`: no such topic (noInput), corrupt data (dataError).
+    public func run() throws {
+        if options.follow { watcher = ChangeWatcher() }
+        var exact: [String] = []
+        for arg in options.topics {
+            if LogDirectory.isValidTopicName(arg) { exact.append(arg) } else { patterns.append(try TopicPattern(arg)) }
+        }
+        if options.follow && !patterns.isEmpty || options.follow && exact.contains(where: { !log.topicExists($0) }) {
+            try FileSystem.makeDirectories(log.topicsPath)
+            watcher?.watch(log.topicsPath)
+        }
+        var selected: [String] = []
+        for name in exact {
+            if log.topicExists(name) { selected.append(name) } else if !options.follow {
+                throw MQError(.noInput, "topic '\(name)' does not exist in \(log.root)")
+            }
+        }
+        let all = patterns.isEmpty ? [] : try log.listTopics()
+        for pattern in patterns {
+            let matches = all.filter { pattern.matches($0) }
+            if matches.isEmpty && !options.follow {
+                throw MQError(.noInput, "no topic in \(log.root) matches '\(pattern.source)'")
+            }
+            selected.append(contentsOf: matches.filter { !selected.contains($0) })
+        }
+        pendingExact = Set(exact.filter { !selected.contains($0) })
+        for name in selected { try addTopic(name, start: options.start) }
+        if case .last(let n) = options.start { try positionAtLast(n) }
+
+        while true {
+            if try drain() { break }
+            guard options.follow, let watcher else { break }
+            try flushOutput()
+            let changed = watcher.wait(timeoutMs: 1000)
+            if changed.contains(log.topicsPath) || !watcher.usesInotify { try discoverTopics() }
+        }
+        try flushOutput()
+    }
+
+    private var pendingExact: Set<String> = []
+
+    // MARK: Topics and cursors
+
+    private func addTopic(_ name: String, start: StartPosition) throws {
+        guard topics[name] == nil else { return }
+        let topic = try log.openTopic(name)
+        topics[name] = topic
+        let partitions: [Int32]
+        if let p = options.partition {
+            guard p < topic.partitions else {
+                throw MQError.usage("partition \(p) does not exist: topic '\(name)' has \(topic.partitions) partition\(topic.partitions == 1 ? "" : "s")")
+            }
+            partitions = [p]
+        } else {
+            partitions = Array(0..<topic.partitions)
+        }
+        for p in partitions {
+            let dir = topic.partitionPath(p)
+            let reader = PartitionReader(directory: dir)
+            let startOffset: Int64
+            switch start {
+            case .beginning: startOffset = try reader.logStartOffset()
+            case .end: startOffset = try reader.logEndOffset()
+            case .offset(let o): startOffset = max(o, try reader.logStartOffset())
+            case .time(let t): startOffset = try reader.offset(forTime: t)
+            case .last(let n): startOffset = max(try reader.logStartOffset(), try reader.logEndOffset() - Int64(n))
+            }
+            cursorsByDirectory[dir, default: []].append(cursors.count)
+            cursors.append(try PartitionCursor(partition: p, directory: dir, startOffset: startOffset))
+            cursorTopic.append(name)
+            watcher?.watch(dir)
+        }
+    }
+
+    /// Topics created after the start that match a pattern, or a name that did not exist yet.
+    private func discoverTopics() throws {
+        guard !patterns.isEmpty || !pendingExact.isEmpty else { return }
+        for name in try log.listTopics() where topics[name] == nil {
+            if pendingExact.contains(name) || patterns.contains(where: { $0.matches(name) }) {
+                pendingExact.remove(name)
+                try addTopic(name, start: .beginning)
+            }
+        }
+    }
+
+    /// For `-n N`: find which of the last N per partition are the last N
+    /// overall, in timestamp order, and start each partition there.
+    private func positionAtLast(_ n: Int) throws {
+        guard cursors.count > 1 else { return }
+        var ring: [(cursor: Int, offset: Int64)] = []
+        var probes: [PartitionCursor] = []
+        for c in cursors { probes.append(try PartitionCursor(partition: c.partition, directory: c.reader.directory, startOffset: c.nextOffset)) }
+        while let i = try earliest(probes) {
+            let r = try probes[i].peek()!
+            ring.append((i, r.offset))
+            if ring.count > n { ring.removeFirst() }
+            probes[i].advance()
+        }
+        var starts = [Int64?](repeating: nil, count: cursors.count)
+        for entry in ring where starts[entry.cursor] == nil { starts[entry.cursor] = entry.offset }
+        for i in cursors.indices {
+            let start = starts[i] ?? probes[i].nextOffset
+            cursors[i] = try PartitionCursor(partition: cursors[i].partition, directory: cursors[i].reader.directory, startOffset: start)
+        }
+    }
+
+    /// The cursor whose next record has the smallest timestamp (ties: first cursor).
+    @inline(__always)
+    private func earliest(_ list: [PartitionCursor]) throws -> Int? {
+        var best: Int? = nil
+        var bestTime = Int64.max
+        for i in list.indices {
+            if let r = try list[i].peek(), best == nil || r.timestamp < bestTime {
+                best = i
+                bestTime = r.timestamp
+            }
+        }
+        return best
+    }
+
+    // MARK: Output
+
+    /// Prints every record available now. Returns true when `count` is reached.
+    private func drain() throws -> Bool {
+        if cursors.count == 1 {
+            let c = cursors[0]
+            while let r = try c.peek() {
+                try emit(r, topic: cursorTopic[0], partition: c.partition)
+                c.advance()
+                if let limit = options.count, emitted >= limit { return true }
+            }
+            return false
+        }
+        while let i = try earliest(cursors) {
+            let c = cursors[i]
+            try emit(try c.peek()!, topic: cursorTopic[i], partition: c.partition)
+            c.advance()
+            if let limit = options.count, emitted >= limit { return true }
+        }
+        return false
+    }
+
+    @inline(__always)
+    private func emit(_ r: RecordView, topic: String, partition: Int32) throws {
+        switch options.output {
+        case .values(let delimiter):
+            if let v = r.value { out.append(v) }
+            delimiter.withUnsafeBytes { out.append($0) }
+        case .format(let format):
+            let headers = format.needsHeaders ? try r.headers() : []
+            format.render(topic: topic, partition: partition, offset: r.offset, timestamp: r.timestamp,
+                          key: r.key, value: r.value, headers: headers, into: out)
+        case .json:
+            EnvelopeJSON.append(topic: topic, partition: partition, offset: r.offset, timestamp: r.timestamp,
+                                key: r.key, value: r.value, headers: try r.headers(), to: out)
+            out.append(byte: 10)
+        }
+        emitted += 1
+        if out.count >= 1 << 17 { try flushOutput() }
+    }
+
+    private func flushOutput() throws {
+        var done = 0
+        while done < out.count {
+            let n = write(options.outputFD, out.base + done, out.count - done)
+            if n > 0 { done += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            out.count = 0
+            if errno == EPIPE { throw MQError(.ok, "") }
+            throw MQError.system("cannot write to standard output", path: "-", currentErrno())
+        }
+        out.count = 0
+    }
+}
+
+/// A topic pattern: an anchored POSIX extended regular expression (regcomp(3)).
+struct TopicPattern {
+    let source: String
+    private let regex: UnsafeMutablePointer<regex_t>
+
+    init(_ source: String) throws {
+        self.source = source
+        regex = .allocate(capacity: 1)
+        let rc = regcomp(regex, "^(" + source + ")$", REG_EXTENDED | REG_NOSUB)
+        if rc != 0 {
+            var message = [CChar](repeating: 0, count: 256)
+            regerror(rc, regex, &message, message.count)
+            regex.deallocate()
+            throw MQError.usage("invalid topic pattern '\(source)': \(String(cString: message)) (a name with characters other than letters, digits, '.', '_' and '-' is read as a regular expression)")
+        }
+    }
+
+    func matches(_ name: String) -> Bool { regexec(regex, name, 0, nil, 0) == 0 }
+}

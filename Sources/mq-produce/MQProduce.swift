@@ -1,0 +1,93 @@
+import ArgumentParser
+import MQCommandSupport
+import MQLog
+
+@main
+struct MQProduce: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mq-produce",
+        abstract: "Append standard input to a topic, one message per line.",
+        discussion: "Exit status 0 means every accepted message is written and, unless --sync none, fsynced. See mq-produce(1).",
+        version: mqVersion)
+
+    @OptionGroup var logOptions: LogOptions
+
+    @Argument(help: "The topic to append to (created with defaults when missing).")
+    var topic: String
+
+    @Option(name: [.customShort("d"), .long], help: ArgumentHelp("Message delimiter (escapes: \\n \\t \\r \\0 \\\\ \\xHH).", valueName: "delim"))
+    var delimiter: String?
+    @Flag(name: [.customShort("0"), .customLong("null")], help: "Messages are NUL-separated, as with xargs -0.")
+    var nullSeparated = false
+    @Flag(name: .long, help: "All of standard input is one message.")
+    var whole = false
+    @Flag(name: [.customShort("J"), .long], help: "Read one JSON envelope per line: key, value, headers, partition, timestamp.")
+    var json = false
+    @Option(name: [.customShort("K"), .customLong("key-delimiter")], help: ArgumentHelp("Split each message into key and value at the first DELIM.", valueName: "delim"))
+    var keyDelimiter: String?
+    @Option(name: [.customShort("k"), .long], help: "Give every message this key.")
+    var key: String?
+    @Option(name: [.customShort("H"), .customLong("header")], help: ArgumentHelp("Add a header to every message (repeatable).", valueName: "name=value"))
+    var headers: [String] = []
+    @Option(name: [.customShort("p"), .long], help: "Write every message to this partition.")
+    var partition: Int32?
+    @Option(name: .long, help: "Partition count when the topic is created (default 1).")
+    var partitions: Int32?
+    @Flag(name: .customLong("no-create"), help: "Fail if the topic does not exist instead of creating it.")
+    var noCreate = false
+    @Option(name: [.customShort("z"), .long], help: "Compression codec (default: the topic's compression.type, else none).")
+    var compression: CompressionCodec?
+    @Option(name: .customLong("batch-messages"), help: "Most messages in one batch.")
+    var batchMessages: Int = 100_000
+    @Option(name: .customLong("batch-bytes"), help: ArgumentHelp("Most bytes in one batch before compression (default 1MiB, at most max.message.bytes).", valueName: "size"))
+    var batchBytes: String?
+    @Option(name: .long, help: ArgumentHelp("Longest a message waits for its batch to fill when input pauses.", valueName: "duration"))
+    var linger: String = "5ms"
+    @Option(name: .long, help: "When to fsync: exit (before exiting), batch (every batch), none.")
+    var sync: SyncPolicy = .exit
+    @Flag(name: .customLong("print-offsets"), help: "Print 'partition offset' for each message once it is written.")
+    var printOffsets = false
+    @Flag(name: .customLong("skip-bad"), help: "Report bad input lines on standard error and go on.")
+    var skipBad = false
+
+    func validate() throws {
+        if [delimiter != nil, nullSeparated, whole, json].filter({ $0 }).count > 1 {
+            throw ValidationError("'--delimiter', '--null', '--whole' and '--json' are mutually exclusive")
+        }
+        if keyDelimiter != nil && key != nil { throw ValidationError("'--key-delimiter' and '--key' are mutually exclusive") }
+        if batchMessages < 1 { throw ValidationError("'--batch-messages' must be at least 1") }
+        if let p = partitions, p < 1 { throw ValidationError("'--partitions' must be at least 1") }
+        if let p = partition, p < 0 { throw ValidationError("'--partition' cannot be negative") }
+    }
+
+    func run() throws {
+        var options = ProduceOptions(topic: topic)
+        if let delimiter { options.framing = .delimited(try usageValue { try parseDelimiter(delimiter) }) }
+        if nullSeparated { options.framing = .delimited([0]) }
+        if whole { options.framing = .whole }
+        if json { options.framing = .json }
+        options.keyDelimiter = try keyDelimiter.map { d in try usageValue { try parseDelimiter(d) } }
+        options.fixedKey = key.map { Array($0.utf8) }
+        options.headers = try headers.map { h in
+            guard let eq = h.firstIndex(of: "="), eq != h.startIndex else {
+                throw ValidationError("invalid --header '\(h)': expected name=value")
+            }
+            return Header(name: String(h[..<eq]), value: Array(h[h.index(after: eq)...].utf8))
+        }
+        options.partition = partition
+        options.createPartitions = partitions
+        options.create = !noCreate
+        options.codec = compression
+        options.batchMessages = batchMessages
+        options.batchBytes = try batchBytes.map { b in try usageValue { Int(try Sizes.parseByteCount(b)) } }
+        options.lingerMs = try usageValue { try Durations.parseDuration(linger) }
+        options.sync = sync
+        options.printOffsets = printOffsets
+        options.skipBad = skipBad
+        try runReportingErrors("mq-produce") {
+            let producer = Producer(options: options, log: logOptions.log)
+            producer.warn = { printError("mq-produce", $0) }
+            _ = try producer.run()
+        }
+    }
+}
