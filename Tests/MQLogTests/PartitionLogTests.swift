@@ -109,7 +109,11 @@ func readValues(_ dir: String, from offset: Int64 = 0) throws -> [(Int64, String
             }
             // Damage one byte; lose the state file so the whole segment is re-validated.
             let log = try FileHandle.open(SegmentFiles.log(dir, 0), O_RDWR)
-            let at = Int64.random(in: 0..<ends.last!)
+            // Any byte but the partition leader epoch (bytes 12..<16 of a
+            // batch), which Kafka's format leaves outside the CRC.
+            let starts = [Int64(0)] + ends.dropLast()
+            var at: Int64
+            repeat { at = Int64.random(in: 0..<ends.last!) } while starts.contains(where: { (12..<16).contains(at - $0) })
             var byte: UInt8 = 0
             _ = try withUnsafeMutableBytes(of: &byte) { try log.read(into: $0.baseAddress!, count: 1, at: at) }
             byte ^= 0xFF

@@ -63,8 +63,12 @@ public final class PartitionReader {
             while let (header, batch) = try peekBatch() {
                 if header.maxTimestamp >= time {
                     let decoder = BatchDecoder()
-                    var records = RecordIterator(records: try decoder.records(of: batch, header: header), header: header)
-                    while let r = try records.next() { if r.timestamp >= time { return r.offset } }
+                    let found: Int64? = try withExtendedLifetime(decoder) {
+                        var records = RecordIterator(records: try decoder.records(of: batch, header: header), header: header)
+                        while let r = try records.next() { if r.timestamp >= time { return r.offset } }
+                        return nil
+                    }
+                    if let found { return found }
                     // The batch's max is >= time, so some record qualifies; reaching here means a lying header.
                     return header.baseOffset
                 }
