@@ -1,0 +1,87 @@
+# mq: build, test and install. GNU make.
+#
+#   make                  release build (swift build -c release)
+#   make test             setup, release build, unit tests, then the Python suites
+#   make demo             setup, release build, sample data in and out of the default log
+#   make install          PREFIX=/usr/local DESTDIR= : binaries, man pages, completions
+#   make completions      regenerate completions/ from the release binaries
+#   make lint-man         mandoc -Tlint on man/
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+SWIFT ?= swift
+PYTHON ?= python3
+
+BINDIR = $(DESTDIR)$(PREFIX)/bin
+MANDIR = $(DESTDIR)$(PREFIX)/share/man
+BASHDIR = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSHDIR = $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+FISHDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+
+TOOLS = mq-produce mq-tail mq-topic
+RELEASE = .build/release
+BINARIES = $(addprefix $(RELEASE)/,$(TOOLS))
+MAN1 = $(wildcard man/*.1)
+MAN5 = $(wildcard man/*.5)
+PYTESTS = $(wildcard Tests/interop Tests/blackbox)
+
+.PHONY: all build setup test demo bench install uninstall completions lint-man clean
+
+all: build
+
+build:
+	$(SWIFT) build -c release
+
+
+setup:
+	scripts/setup.sh
+
+# Both suites run even when the first fails; the status is non-zero if either did.
+test: setup
+	$(MAKE) build
+	@status=0; \
+	$(SWIFT) test || status=1; \
+	MQ_BIN="$(CURDIR)/$(RELEASE)" $(PYTHON) -m pytest -q $(PYTESTS) || status=1; \
+	exit $$status
+
+demo: setup
+	$(MAKE) build
+	seq 1 100000 | sed 's/^/event /' | $(RELEASE)/mq-produce demo
+	$(RELEASE)/mq-tail -n 5 demo
+	$(RELEASE)/mq-topic describe demo
+
+bench: build
+	@if [ -x bench/run.sh ]; then bench/run.sh $(RELEASE); else echo "make bench: no bench/run.sh yet"; fi
+
+# Builds only when a binary is missing, so that `make && sudo make install`
+# does not build as root.
+install:
+	@for b in $(BINARIES); do [ -x $$b ] || { $(SWIFT) build -c release; break; }; done
+	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man5 $(BASHDIR) $(ZSHDIR) $(FISHDIR)
+	install -m 755 $(BINARIES) $(BINDIR)/
+	install -m 644 $(MAN1) $(MANDIR)/man1/
+	install -m 644 $(MAN5) $(MANDIR)/man5/
+	for t in $(TOOLS); do \
+		install -m 644 completions/bash/$$t $(BASHDIR)/$$t && \
+		install -m 644 completions/zsh/_$$t $(ZSHDIR)/_$$t && \
+		install -m 644 completions/fish/$$t.fish $(FISHDIR)/$$t.fish || exit 1; \
+	done
+
+uninstall:
+	for t in $(TOOLS); do \
+		rm -f $(BINDIR)/$$t $(BASHDIR)/$$t $(ZSHDIR)/_$$t $(FISHDIR)/$$t.fish; \
+	done
+	rm -f $(addprefix $(MANDIR)/man1/,$(notdir $(MAN1))) $(addprefix $(MANDIR)/man5/,$(notdir $(MAN5)))
+
+completions: build
+	scripts/generate-completions.sh $(RELEASE)
+
+# "referenced manual not found" depends on which pages this machine has
+# installed (ours are not, before `make install`), so it is not counted.
+lint-man:
+	@out=$$(mandoc -Tlint $(MAN1) $(MAN5) 2>&1 | grep -v -e 'referenced manual not found' -e 'mandoc.db'); \
+	if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
+	echo "man pages: lint clean"
+
+clean:
+	rm -rf .build
