@@ -1,0 +1,101 @@
+function __mq-produce_should_offer_completions_for_flags_or_options -a expected_commands
+    set -l non_repeating_flags_or_options $argv[2..]
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __mq-produce_parse_tokens
+    test "$commands" = "$expected_commands"; and return $non_repeating_flags_or_options_absent
+end
+
+function __mq-produce_should_offer_completions_for_positional -a expected_commands positional_index_comparison expected_positional_index
+    set -l non_repeating_flags_or_options
+    set -l non_repeating_flags_or_options_absent 0
+    set -l positional_index 0
+    set -l commands
+    __mq-produce_parse_tokens
+    test "$commands" = "$expected_commands" -a \( "$positional_index" "$positional_index_comparison" "$expected_positional_index" \)
+end
+
+function __mq-produce_parse_tokens -S
+    set -l unparsed_tokens (__mq-produce_tokens -pc)
+    switch $unparsed_tokens[1]
+    case 'mq-produce'
+        __mq-produce_parse_subcommand 1 'dir=' 'd/delimiter=' '0/null' 'whole' 'J/json' 'K/key-delimiter=' 'k/key=' 'H/header=+' 'p/partition=' 'partitions=' 'no-create' 'z/compression=' 'batch-messages=' 'batch-bytes=' 'linger=' 'sync=' 'print-offsets' 'skip-bad' 'version' 'h/help'
+        switch $unparsed_tokens[1]
+        case 'help'
+            __mq-produce_parse_subcommand -r 1 'version'
+        end
+    end
+end
+
+function __mq-produce_tokens
+    if test (string split -m 1 -f 1 -- . "$FISH_VERSION") -gt 3
+        commandline --tokens-raw $argv
+    else
+        commandline -o $argv
+    end
+end
+
+function __mq-produce_parse_subcommand -S -a positional_count
+    argparse -s r -- $argv
+    set -l option_specs $argv[2..]
+    set -l is_repeating_positional $_flag_r
+    set -el _flag_r
+    set -a commands $unparsed_tokens[1]
+    set positional_index 0
+    while true
+        set -e unparsed_tokens[1]
+        argparse -sn "$commands" $option_specs -- $unparsed_tokens 2> /dev/null
+        set unparsed_tokens $argv
+        set positional_index (math $positional_index + 1)
+        for non_repeating_flag_or_option in $non_repeating_flags_or_options
+            if set -ql "_flag_$(string replace -a - _ -- $non_repeating_flag_or_option)"
+                set non_repeating_flags_or_options_absent 1
+                break
+            end
+        end
+        test (count $unparsed_tokens) -eq 0 -o \( -z "$is_repeating_positional" -a "$positional_index" -gt "$positional_count" \) && break
+    end
+end
+
+function __mq-produce_complete_directories
+    set -l token (commandline -t)
+    string match -- '*/' $token
+    set -l subdirs $token*/
+    printf %s\n $subdirs
+end
+
+function __mq-produce_custom_completion
+    set -x SAP_SHELL fish
+    set -x SAP_SHELL_VERSION $FISH_VERSION
+    set -l tokens (__mq-produce_tokens -p)
+    if test -z "$(__mq-produce_tokens -t)"
+        set -l index (count (__mq-produce_tokens -pc))
+        set tokens $tokens[..$index] \'\' $tokens[(math $index + 1)..]
+    end
+    command $tokens[1] $argv $tokens
+end
+
+complete -c 'mq-produce' -f
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" dir' -l 'dir' -d 'The log directory (default: $MQ_DIR, else $XDG_DATA_HOME/mq, else ~/.local/share/mq).' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" d delimiter' -s 'd' -l 'delimiter' -d 'Message delimiter (escapes: \\n \\t \\r \\0 \\\\ \\xHH).' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" 0 null' -s '0' -l 'null' -d 'Messages are NUL-separated, as with xargs -0.'
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" whole' -l 'whole' -d 'All of standard input is one message.'
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" J json' -s 'J' -l 'json' -d 'Read one JSON envelope per line: key, value, headers, partition, timestamp.'
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" K key-delimiter' -s 'K' -l 'key-delimiter' -d 'Split each message into key and value at the first DELIM.' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" k key' -s 'k' -l 'key' -d 'Give every message this key.' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce"' -s 'H' -l 'header' -d 'Add a header to every message (repeatable).' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" p partition' -s 'p' -l 'partition' -d 'Write every message to this partition.' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" partitions' -l 'partitions' -d 'Partition count when the topic is created (default 1).' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" no-create' -l 'no-create' -d 'Fail if the topic does not exist instead of creating it.'
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" compression z' -s 'z' -l 'compression' -d 'Compression codec (default: the topic\'s compression.type, else none).' -rfka 'none gzip snappy lz4 zstd'
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" batch-messages' -l 'batch-messages' -d 'Most messages in one batch.' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" batch-bytes' -l 'batch-bytes' -d 'Most bytes in one batch before compression (default 1MiB, at most max.message.bytes).' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" linger' -l 'linger' -d 'Longest a message waits for its batch to fill when input pauses.' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" sync' -l 'sync' -d 'When to fsync: exit (before exiting), batch (every batch), none.' -rfka 'exit batch none'
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" print-offsets' -l 'print-offsets' -d 'Print \'partition offset\' for each message once it is written.'
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" skip-bad' -l 'skip-bad' -d 'Report bad input lines on standard error and go on.'
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" version' -l 'version' -d 'Show the version.'
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" h help' -s 'h' -l 'help' -d 'Show help information.'
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_positional "mq-produce" -eq 1' -fa 'help' -d 'Show subcommand help information.'
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce help" version' -l 'version' -d 'Show the version.'
