@@ -52,3 +52,29 @@ extension CompressionCodec: ExpressibleByArgument {
 }
 
 extension SyncPolicy: ExpressibleByArgument {}
+
+extension ParsableCommand {
+    /// Parses the command line and runs the command like ArgumentParser's own
+    /// `main()`, but prints errors as `tool: message` (the form every mq error
+    /// takes) and exits with the error's status: 64 for usage errors.
+    public static func runMain(_ tool: String) -> Never {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+            Glibc.exit(0)
+        } catch {
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if code == .success {
+                if !message.isEmpty { print(message) }
+                Glibc.exit(0)
+            }
+            if !message.isEmpty {
+                var text = message
+                if text.hasPrefix("Error: ") { text.removeFirst("Error: ".count) }
+                printError(tool, text)
+            }
+            Glibc.exit(code.rawValue)
+        }
+    }
+}

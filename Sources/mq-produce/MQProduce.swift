@@ -10,6 +10,8 @@ struct MQProduce: ParsableCommand {
         discussion: "Exit status 0 means every accepted message is written and, unless --sync none, fsynced. See mq-produce(1).",
         version: mqVersion)
 
+    static func main() { runMain("mq-produce") }
+
     @OptionGroup var logOptions: LogOptions
 
     @Argument(help: "The topic to append to (created with defaults when missing).")

@@ -10,6 +10,8 @@ struct MQTail: ParsableCommand {
         discussion: "A TOPIC with characters other than letters, digits, '.', '_' and '-' is an extended regular expression matched against whole topic names. See mq-tail(1).",
         version: mqVersion)
 
+    static func main() { runMain("mq-tail") }
+
     @OptionGroup var logOptions: LogOptions
 
     @Argument(help: "Topics or topic patterns to read.")
@@ -17,7 +19,7 @@ struct MQTail: ParsableCommand {
 
     @Option(name: [.customShort("n"), .customLong("lines")], help: ArgumentHelp("Print the last N messages, or start at offset N with +N.", valueName: "[+]n"))
     var lines: String?
-    @Option(name: .long, help: ArgumentHelp("Start at beginning, end, an offset, or a time (ISO-8601, or relative like -10m).", valueName: "position"))
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Start at beginning, end, an offset, or a time (ISO-8601, or relative like -10m).", valueName: "position"))
     var from: String?
     @Option(name: [.customShort("c"), .long], help: "Stop after N messages.")
     var count: Int?

@@ -11,6 +11,8 @@ struct MQTopic: ParsableCommand {
         version: mqVersion,
         subcommands: [Create.self, List.self, Describe.self, Alter.self, Delete.self])
 
+    static func main() { runMain("mq-topic") }
+
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a topic.")
         @OptionGroup var logOptions: LogOptions

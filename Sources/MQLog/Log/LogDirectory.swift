@@ -78,7 +78,7 @@ public struct LogDirectory: Sendable {
         }
         if topicExists(name) { return false }
         try FileSystem.makeDirectories(topicsPath)
-        let tmp = topicsPath + "/~creating~\(name)~\(getpid())~\(UInt32.random(in: 0...UInt32.max))"
+        let tmp = topicsPath + "/~creating~\(getpid())~\(UInt32.random(in: 0...UInt32.max))"
         do {
             try FileSystem.makeDirectory(tmp)
             for p in 0..<config.partitions { try FileSystem.makeDirectory(tmp + "/\(p)") }
@@ -149,7 +149,7 @@ public struct LogDirectory: Sendable {
         if !(try lock.lock(exclusive: true, wait: false)) && !force {
             throw MQError(.tempFail, "topic '\(name)' is in use by another process (a producer or reader has it open); stop it first or use --force")
         }
-        let grave = topicsPath + "/~deleted~\(name)~\(getpid())~\(UInt32.random(in: 0...UInt32.max))"
+        let grave = topicsPath + "/~deleted~\(getpid())~\(UInt32.random(in: 0...UInt32.max))"
         try FileSystem.rename(topicPath(name), to: grave)
         try FileSystem.syncDirectory(topicsPath)
         try FileSystem.removeTree(grave)

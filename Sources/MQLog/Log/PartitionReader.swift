@@ -115,6 +115,13 @@ public final class PartitionReader {
         return (header, bytes)
     }
 
+    /// True when the next batch is already in memory (no read needed to get it).
+    public var hasBufferedBatch: Bool {
+        let available = buffer.count - bufferOffset
+        guard available >= BatchLayout.headerSize else { return false }
+        return BatchHeader(buffer.base + bufferOffset).totalSize <= available
+    }
+
     private func consumePeeked(_ header: BatchHeader) {
         position += Int64(header.totalSize)
         bufferOffset += header.totalSize
@@ -317,6 +324,9 @@ public final class PartitionCursor {
             records = RecordIterator(records: try decoder.records(of: bytes, header: header), header: header)
         }
     }
+
+    /// True when the next record can be had without reading from disk.
+    public var hasBufferedRecord: Bool { peeked != nil || records != nil || reader.hasBufferedBatch }
 
     @inline(__always)
     public func advance() {

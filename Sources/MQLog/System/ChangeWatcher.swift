@@ -46,6 +46,17 @@ public final class ChangeWatcher {
         return drain()
     }
 
+    /// Data written to a segment, or any file created, renamed in or removed:
+    /// writes to indexes and `head` follow every append and would only wake
+    /// readers a second and third time.
+    private func isInteresting(_ event: inotify_event, nameAt name: UnsafeMutableRawPointer) -> Bool {
+        if event.mask & UInt32(IN_MODIFY | IN_CLOSE_WRITE) == 0 || event.len == 0 { return true }
+        let cString = name.assumingMemoryBound(to: CChar.self)
+        let length = strnlen(cString, Int(event.len))
+        guard length >= 4 else { return true }
+        return memcmp(cString + length - 4, ".log", 4) == 0
+    }
+
     /// Reads pending events without blocking.
     public func drain() -> Set<String> {
         var changed = Set<String>()
@@ -56,7 +67,9 @@ public final class ChangeWatcher {
             var offset = 0
             while offset + MemoryLayout<inotify_event>.size <= n {
                 let event = buffer.load(fromByteOffset: offset, as: inotify_event.self)
-                if let path = paths[event.wd] { changed.insert(path) }
+                if let path = paths[event.wd], isInteresting(event, nameAt: buffer + offset + MemoryLayout<inotify_event>.size) {
+                    changed.insert(path)
+                }
                 offset += MemoryLayout<inotify_event>.size + Int(event.len)
             }
         }

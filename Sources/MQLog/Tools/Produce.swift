@@ -159,7 +159,8 @@ public final class Producer {
 
     private func stopError() -> MQError {
         let name = StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"
-        return MQError(StopSignals.exitStatus, "stopped by \(name) after \(summary.accepted) message\(summary.accepted == 1 ? "" : "s") were committed")
+        let n = summary.accepted
+        return MQError(StopSignals.exitStatus, "stopped by \(name); \(n) message\(n == 1 ? " was" : "s were") committed")
     }
 
     /// Reads more input into `buffer`. Returns false at end of input.

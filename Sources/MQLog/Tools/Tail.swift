@@ -196,6 +196,8 @@ public final class Tailer {
                 try emit(r, topic: cursorTopic[0], partition: c.partition)
                 c.advance()
                 if let limit = options.count, emitted >= limit { return true }
+                // Following: deliver what we have before going back to the disk.
+                if options.follow && !c.hasBufferedRecord { try flushOutput() }
             }
             return false
         }
