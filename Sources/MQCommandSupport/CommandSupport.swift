@@ -49,9 +49,18 @@ extension CompressionCodec: ExpressibleByArgument {
     public init?(argument: String) { self.init(name: argument) }
     public static var allValueStrings: [String] { allCases.map(\.name) }
     public var defaultValueDescription: String { name }
+    public static var allValueDescriptions: [String: String] {
+        ["none": "no compression", "gzip": "gzip (zlib)", "snappy": "snappy, xerial framing as Kafka writes it",
+         "lz4": "LZ4 frame as Kafka writes it", "zstd": "Zstandard"]
+    }
 }
 
-extension SyncPolicy: ExpressibleByArgument {}
+extension SyncPolicy: ExpressibleByArgument {
+    public static var allValueDescriptions: [String: String] {
+        ["exit": "fsync once before exiting (default)", "batch": "fsync every batch before its offsets are printed",
+         "none": "never fsync; a power loss can lose recent messages"]
+    }
+}
 
 extension ParsableCommand {
     /// Parses the command line and runs the command like ArgumentParser's own

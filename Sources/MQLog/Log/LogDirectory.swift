@@ -77,7 +77,10 @@ public struct LogDirectory: Sendable {
             throw MQError.usage("invalid partition count \(config.partitions): must be from 1 to 100000")
         }
         if topicExists(name) { return false }
-        try FileSystem.makeDirectories(topicsPath)
+        if !FileSystem.isDirectory(topicsPath) {
+            try FileSystem.makeDirectories(topicsPath)
+            try FileSystem.syncDirectory(root)
+        }
         let tmp = topicsPath + "/~creating~\(getpid())~\(UInt32.random(in: 0...UInt32.max))"
         do {
             try FileSystem.makeDirectory(tmp)
@@ -143,7 +146,10 @@ public struct LogDirectory: Sendable {
     /// - Parameter force: delete even while another process has it open.
     /// - Throws: `MQError` `tempFail` when in use and not forced, `noInput` when missing.
     public func deleteTopic(_ name: String, force: Bool) throws {
-        _ = try readConfig(name)
+        try LogDirectory.validateTopicName(name)
+        guard FileSystem.isDirectory(topicPath(name)) else {
+            throw MQError(.noInput, "topic '\(name)' does not exist in \(root)")
+        }
         let lock = try FileHandle.open(topicPath(name) + "/lock", O_RDONLY | O_CREAT, creating: true)
         defer { lock.close() }
         if !(try lock.lock(exclusive: true, wait: false)) && !force {

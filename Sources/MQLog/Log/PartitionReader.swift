@@ -199,7 +199,7 @@ public final class PartitionReader {
     }
 
     private func corruption(_ problem: BatchProblem) -> MQError {
-        MQError(.dataError, "corrupt log: \(SegmentFiles.log(directory, segmentBase)) at byte \(position): \(problem) (run mq-compact --check)")
+        MQError(.dataError, "corrupt log: \(SegmentFiles.log(directory, segmentBase)) at byte \(position): \(problem) (the segment is damaged: restore it from a copy, or cut the partition at this point)")
     }
 
     /// Reads from `position` so that at least `need` bytes are buffered, if the file has them.

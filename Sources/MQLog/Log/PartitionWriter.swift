@@ -89,7 +89,7 @@ public final class PartitionWriter {
         if state.endPosition > 0 &&
             (state.endPosition + size > settings.segmentBytes
              || now - state.createdMs >= settings.segmentMs
-             || state.nextOffset + Int64(header.lastOffsetDelta) - state.activeBase >= Int64(UInt32.max)) {
+             || state.nextOffset + Int64(header.lastOffsetDelta) - state.activeBase > Int64(Int32.max)) {
             try roll(now: now)
         }
         let segment = try openActive()
@@ -115,8 +115,18 @@ public final class PartitionWriter {
     /// active segment; segments rolled away were synced by whoever rolled them).
     public func sync() throws {
         guard unsynced, let segment = active else { return }
+        let synced = (base: segment.base, position: state.endPosition, next: state.nextOffset)
         try segment.log.sync()
         unsynced = false
+        // Record how much of the active segment is known durable.
+        try head.lock(exclusive: true)
+        defer { head.unlock() }
+        try loadState()
+        if state.activeBase == synced.base && state.flushedPosition < synced.position && synced.position <= state.endPosition {
+            state.flushedPosition = synced.position
+            state.flushedNextOffset = synced.next
+            try storeState()
+        }
     }
 
     /// The log end offset as of the last lock this writer held.
@@ -257,7 +267,7 @@ public final class PartitionWriter {
         // Index entries past what the state records belong to unrecorded appends.
         if try segment.index.size() != state.indexBytes { try segment.index.truncate(to: state.indexBytes) }
         if try segment.timeIndex.size() != state.timeIndexBytes { try segment.timeIndex.truncate(to: state.timeIndexBytes) }
-        let end = try scanAndIndex(segment, from: state.endPosition, fileSize: fileSize, expectedOffset: state.nextOffset, lenientFirst: false)
+        let end = try scanAndIndex(segment, from: state.endPosition, fileSize: fileSize, expectedOffset: state.nextOffset)
         if end < fileSize {
             try segment.log.truncate(to: end)
             recoveredBytesDropped += fileSize - end
@@ -280,7 +290,9 @@ public final class PartitionWriter {
         try segment.index.truncate(to: 0)
         try segment.timeIndex.truncate(to: 0)
         let size = try segment.log.size()
-        let end = try scanAndIndex(segment, from: 0, fileSize: size, expectedOffset: base, lenientFirst: true)
+        // The active segment is never compacted, so its batches start exactly
+        // at its base offset and run on without gaps.
+        let end = try scanAndIndex(segment, from: 0, fileSize: size, expectedOffset: base)
         if end < size {
             try segment.log.truncate(to: end)
             recoveredBytesDropped += size - end
@@ -294,10 +306,9 @@ public final class PartitionWriter {
     /// Walks batches from `position`, checking each (framing, CRC, expected
     /// offset) and indexing it as an append would. Updates `state`.
     /// - Returns: the position after the last valid batch.
-    private func scanAndIndex(_ segment: OpenSegment, from start: Int64, fileSize: Int64, expectedOffset: Int64, lenientFirst: Bool) throws -> Int64 {
+    private func scanAndIndex(_ segment: OpenSegment, from start: Int64, fileSize: Int64, expectedOffset: Int64) throws -> Int64 {
         var position = start
         var expected = expectedOffset
-        var first = lenientFirst
         state.endPosition = start
         state.nextOffset = expected
         while position < fileSize {
@@ -313,8 +324,7 @@ public final class PartitionWriter {
             scratch.reserve(peek.totalSize)
             guard try segment.log.read(into: scratch.base, count: peek.totalSize, at: position) == peek.totalSize else { break }
             guard case .success(let header) = validateBatch(UnsafeRawBufferPointer(start: scratch.base, count: peek.totalSize)) else { break }
-            if first ? header.baseOffset < expected : header.baseOffset != expected { break }
-            first = false
+            if header.baseOffset != expected { break }
             addIndexEntries(segment, position: position, size: Int64(header.totalSize), lastOffset: header.lastOffset,
                             maxTimestamp: header.maxTimestamp)
             position += Int64(header.totalSize)

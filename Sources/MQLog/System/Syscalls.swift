@@ -204,17 +204,20 @@ public enum FileSystem {
         try syncDirectory(dirname(of: path))
     }
 
-    /// Reads a whole (small) file.
+    /// Reads a whole (small) file. Reads until end of file rather than
+    /// trusting the size `fstat` reports, which is 0 for procfs files.
     public static func readAll(_ path: String) throws -> [UInt8] {
         let handle = try FileHandle.open(path, O_RDONLY)
         defer { handle.close() }
-        let size = Int(try handle.size())
-        var bytes = [UInt8](repeating: 0, count: size)
-        let n = try bytes.withUnsafeMutableBytes { (raw) throws in
-            try handle.read(into: raw.baseAddress!, count: size, at: 0)
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: max(4096, Int(try handle.size()) + 1))
+        while true {
+            let n = try chunk.withUnsafeMutableBytes { (raw) throws in
+                try handle.read(into: raw.baseAddress!, count: raw.count, at: Int64(bytes.count))
+            }
+            bytes.append(contentsOf: chunk[0..<n])
+            if n < chunk.count { return bytes }
         }
-        bytes.removeLast(size - n)
-        return bytes
     }
 }
 

@@ -95,14 +95,23 @@ public final class Producer {
             }
         } catch let error as MQError {
             // Keep what was accepted before the failure.
-            do { try flushAll(); try syncAll() } catch let flushError as MQError {
-                if error.status == .dataError { throw flushError }
-            }
+            // A failure to commit wins: the stop message would claim too much.
+            try flushAll()
+            try syncAll()
             throw error
         }
         try flushAll()
         try syncAll()
+        reportRecoveries()
         return summary
+    }
+
+    /// Tells the user when opening a partition cut a torn write left by a
+    /// writer that died: those bytes were never reported as written.
+    private func reportRecoveries() {
+        for (p, w) in writers.enumerated() where (w?.recoveredBytesDropped ?? 0) > 0 {
+            warn("recovered partition \(p) of '\(options.topic)': cut \(w!.recoveredBytesDropped) bytes of an incomplete write left by a writer that died")
+        }
     }
 
     // MARK: Setup

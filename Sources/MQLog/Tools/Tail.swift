@@ -92,6 +92,7 @@ public final class Tailer {
             selected.append(contentsOf: matches.filter { !selected.contains($0) })
         }
         pendingExact = Set(exact.filter { !selected.contains($0) })
+        if options.count == 0 { return }
         for name in selected { try addTopic(name, start: options.start) }
         if case .last(let n) = options.start { try positionAtLast(n) }
 
