@@ -17,6 +17,11 @@ public final class PartitionReader {
     /// File position of `buffer[0]`; the buffer holds `buffer.count` bytes from there.
     private var bufferStart: Int64 = 0
     private var bufferOffset = 0  // index in buffer of `position`
+    /// Segment base offsets as last listed, and when (monotonic ns).
+    private var cachedSegments: [Int64] = []
+    private var listedAt: UInt64 = 0
+    /// The offset after the last batch returned from the current segment.
+    private var nextOffsetInSegment: Int64 = -1
 
     public init(directory: String) {
         self.directory = directory
@@ -29,7 +34,7 @@ public final class PartitionReader {
     /// Positions at the batch holding `offset` (or the first one after it).
     /// Records before `offset` in that batch are the caller's to skip.
     public func seek(toOffset offset: Int64) throws {
-        let bases = try SegmentFiles.list(directory)
+        let bases = try listSegments()
         guard !bases.isEmpty else { closeSegment(); segmentBase = -1; return }
         let base = bases.last(where: { $0 <= offset }) ?? bases[0]
         try open(segment: base)
@@ -43,7 +48,7 @@ public final class PartitionReader {
     }
 
     public func seekToBeginning() throws {
-        let bases = try SegmentFiles.list(directory)
+        let bases = try listSegments()
         if let first = bases.first { try open(segment: first) } else { closeSegment(); segmentBase = -1 }
         position = 0
         resetBuffer()
@@ -52,7 +57,7 @@ public final class PartitionReader {
     /// The first offset whose record has a timestamp at or after `time`, or
     /// the log end offset if none has.
     public func offset(forTime time: Int64) throws -> Int64 {
-        let bases = try SegmentFiles.list(directory)
+        let bases = try listSegments()
         for (i, base) in bases.enumerated() {
             // Skip a whole segment when its time index's last entry (its
             // largest timestamp, for a segment rolled away) is earlier.
@@ -80,7 +85,7 @@ public final class PartitionReader {
 
     /// The offset of the first record still in the log.
     public func logStartOffset() throws -> Int64 {
-        let bases = try SegmentFiles.list(directory)
+        let bases = try listSegments()
         guard let first = bases.first else { return 0 }
         try open(segment: first)
         position = 0
@@ -91,7 +96,7 @@ public final class PartitionReader {
 
     /// The offset the next appended record will get, from the files alone.
     public func logEndOffset() throws -> Int64 {
-        let bases = try SegmentFiles.list(directory)
+        let bases = try listSegments()
         guard let last = bases.last else { return 0 }
         try open(segment: last)
         position = try indexedPosition(base: last, offset: .max)
@@ -123,6 +128,7 @@ public final class PartitionReader {
     }
 
     private func consumePeeked(_ header: BatchHeader) {
+        nextOffsetInSegment = header.nextOffset
         position += Int64(header.totalSize)
         bufferOffset += header.totalSize
     }
@@ -131,7 +137,7 @@ public final class PartitionReader {
     private func peekBatch() throws -> (BatchHeader, UnsafeRawBufferPointer)? {
         while true {
             if segmentBase < 0 {
-                guard let first = try SegmentFiles.list(directory).first else { return nil }
+                guard let first = try listSegments().first else { return nil }
                 try open(segment: first)
                 position = 0
                 resetBuffer()
@@ -140,12 +146,37 @@ public final class PartitionReader {
             // At the end of this segment's data. A newer segment means this one
             // was rolled away; look once more (a last batch may have landed
             // between the read and the roll), then move on.
-            guard let next = try SegmentFiles.list(directory).first(where: { $0 > segmentBase }) else { return nil }
+            guard let next = try segmentAfterCurrent() else { return nil }
             if let found = try batchInCurrentSegment() { return found }
             try open(segment: next)
             position = 0
             resetBuffer()
         }
+    }
+
+    /// The base offset of the segment after the current one, if there is one.
+    ///
+    /// Segments after the current one in the cached listing need no I/O. At
+    /// the last known segment, the only way a later one appears is a roll,
+    /// which starts the new segment exactly at the offset after the last batch
+    /// of this one: one `access` tells. The directory is listed again only when
+    /// the cached listing is older than a second (for anything unforeseen).
+    private func segmentAfterCurrent() throws -> Int64? {
+        if let next = cachedSegments.first(where: { $0 > segmentBase }) { return next }
+        if nextOffsetInSegment > segmentBase, FileSystem.exists(SegmentFiles.log(directory, nextOffsetInSegment)) {
+            cachedSegments.append(nextOffsetInSegment)
+            return nextOffsetInSegment
+        }
+        let now = monotonicNanos()
+        guard now &- listedAt > 1_000_000_000 else { return nil }
+        return try listSegments().first(where: { $0 > segmentBase })
+    }
+
+    /// Lists the segments and caches the listing.
+    private func listSegments() throws -> [Int64] {
+        cachedSegments = try SegmentFiles.list(directory)
+        listedAt = monotonicNanos()
+        return cachedSegments
     }
 
     private func batchInCurrentSegment() throws -> (BatchHeader, UnsafeRawBufferPointer)? {
@@ -209,7 +240,11 @@ public final class PartitionReader {
         buffer.reserve(capacity)
         bufferStart = position
         bufferOffset = 0
-        buffer.count = try log.read(into: buffer.base, count: capacity, at: position)
+        buffer.count = try log.readOnce(into: buffer.base, count: capacity, at: position)
+        if buffer.count < need && buffer.count > 0 {
+            // A batch bigger than one read returns: read the rest.
+            buffer.count += try log.read(into: buffer.base + buffer.count, count: capacity - buffer.count, at: position + Int64(buffer.count))
+        }
     }
 
     private func resetBuffer() {
@@ -223,7 +258,7 @@ public final class PartitionReader {
         closeSegment()
         guard let handle = try FileHandle.openIfExists(SegmentFiles.log(directory, base), O_RDONLY) else {
             // Deleted by retention between the listing and the open: continue from the next one.
-            if let next = try SegmentFiles.list(directory).first(where: { $0 > base }) {
+            if let next = try listSegments().first(where: { $0 > base }) {
                 try open(segment: next)
                 position = 0
                 return
@@ -233,6 +268,7 @@ public final class PartitionReader {
         }
         log = handle
         segmentBase = base
+        nextOffsetInSegment = base
     }
 
     private func closeSegment() {
@@ -326,7 +362,7 @@ public final class PartitionCursor {
     }
 
     /// True when the next record can be had without reading from disk.
-    public var hasBufferedRecord: Bool { peeked != nil || records != nil || reader.hasBufferedBatch }
+    public var hasBufferedRecord: Bool { peeked != nil || (records.map { !$0.isAtEnd } ?? false) || reader.hasBufferedBatch }
 
     @inline(__always)
     public func advance() {

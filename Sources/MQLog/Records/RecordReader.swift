@@ -78,6 +78,9 @@ public struct RecordIterator {
         self.header = header
     }
 
+    /// True when every record has been returned.
+    public var isAtEnd: Bool { index >= header.recordsCount }
+
     /// The next record, or nil after the last. Throws on malformed bytes.
     @inline(__always)
     public mutating func next() throws(BatchProblem) -> RecordView? {

@@ -51,6 +51,17 @@ public struct FileHandle: Sendable {
         return done
     }
 
+    /// One read of up to `count` bytes at `position`; a short count is not
+    /// retried (for readers at the growing end of a file). The C function is `pread`.
+    public func readOnce(into buffer: UnsafeMutableRawPointer, count: Int, at position: Int64) throws -> Int {
+        while true {
+            let n = pread(fd, buffer, count, off_t(position))
+            if n >= 0 { return n }
+            if errno == EINTR { continue }
+            throw MQError.system("cannot read", path: path, currentErrno())
+        }
+    }
+
     /// Writes all of `bytes` at `position`. The C function is `pwrite`.
     public func write(_ bytes: UnsafeRawBufferPointer, at position: Int64) throws {
         var done = 0
