@@ -304,8 +304,8 @@ class MQ:
         return res
 
     def start(self, tool: str, *args, dir_flag: bool = True, use_env: bool = True,
-              stdin=subprocess.PIPE) -> Proc:
-        proc = Proc(self.argv(tool, args, dir_flag), self.env(use_env), stdin=stdin)
+              stdin=subprocess.PIPE, env_extra=None) -> Proc:
+        proc = Proc(self.argv(tool, args, dir_flag), self.env(use_env, env_extra), stdin=stdin)
         self.procs.append(proc)
         return proc
 

@@ -26,6 +26,20 @@ def test_follow_wakes_up_within_2s(mq):
     assert tail.running()
 
 
+def test_follow_by_polling_when_inotify_is_unavailable(mq):
+    """MQ_POLL=1 forces the documented fallback: periodic wake-ups, no inotify.
+    New messages and a segment roll must still be picked up."""
+    mq.create("fp", 1, "segment.bytes=2000")
+    tail = mq.start("mq-tail", "fp", "-f", "--from", "beginning", env_extra={"MQ_POLL": "1"})
+    lines = [b"poll %03d " % i + b"z" * 40 for i in range(200)]
+    for start in range(0, 200, 20):
+        mq.produce("fp", b"\n".join(lines[start:start + 20]) + b"\n", "--batch-messages", "10")
+    want = b"\n".join(lines) + b"\n"
+    assert tail.out.wait_for(lambda d: d == want, 10.0), tail.out.snapshot()[-300:]
+    assert len(mq.validate("fp")[0].segments) > 3
+    assert tail.running()
+
+
 def test_follow_from_end_sees_only_new(mq):
     mq.produce("fe", b"old 1\nold 2\n")
     tail = mq.start("mq-tail", "fe", "-f", "--from", "end")
