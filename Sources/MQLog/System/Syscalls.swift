@@ -232,6 +232,19 @@ public enum FileSystem {
     }
 }
 
+/// Writes all of `bytes` to a descriptor that is not a file we own
+/// (standard output), retrying short writes and EINTR. The C function is `write`.
+/// - Parameter what: names the stream in the error, e.g. "standard output".
+public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, what: String) throws {
+    var done = 0
+    while done < bytes.count {
+        let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+        if n > 0 { done += n; continue }
+        if n < 0 && errno == EINTR { continue }
+        throw MQError.system("cannot write to", path: what, n < 0 ? currentErrno() : .ioError)
+    }
+}
+
 /// Wall-clock milliseconds since the epoch.
 public func currentTimeMillis() -> Int64 {
     var ts = timespec()

@@ -105,20 +105,7 @@ struct EnvelopeParser {
                 case .topic, .offset, .tstype, .broker:
                     try skipValue()
                 }
-                skipWhitespace()
-                if pos < end && byte(pos) == UInt8(ascii: ",") {
-                    pos += 1
-                    skipWhitespace()
-                    if pos < end && byte(pos) == UInt8(ascii: "}") {
-                        throw error("expected a field name after ',' (JSON does not allow a trailing comma), found '}'")
-                    }
-                    continue
-                }
-                if pos < end && byte(pos) == UInt8(ascii: "}") {
-                    pos += 1
-                    break
-                }
-                throw error("expected ',' or '}' after object member, found \(found())")
+                if try endOfElement(close: "}", after: "object member", next: "a field name", nested: false) { break }
             }
         }
         skipWhitespace()
@@ -336,21 +323,7 @@ struct EnvelopeParser {
                 let value = try bytesValue()
                 result.append(Header(name: name, value: value))
             }
-            skipWhitespace()
-            if pos < end && byte(pos) == UInt8(ascii: ",") {
-                pos += 1
-                skipWhitespace()
-                if pos < end && byte(pos) == UInt8(ascii: "]") {
-                    throw error("expected a header after ',' (JSON does not allow a trailing comma), found ']'")
-                }
-                continue
-            }
-            if pos < end && byte(pos) == UInt8(ascii: "]") {
-                pos += 1
-                depth -= 1
-                return result
-            }
-            throw error("expected ',' or ']' after header, found \(found())")
+            if try endOfElement(close: "]", after: "header", next: "a header") { return result }
         }
     }
 
@@ -377,21 +350,7 @@ struct EnvelopeParser {
             pos += 1
             skipWhitespace()
             result.append(Header(name: name, value: try bytesValue()))
-            skipWhitespace()
-            if pos < end && byte(pos) == UInt8(ascii: ",") {
-                pos += 1
-                skipWhitespace()
-                if pos < end && byte(pos) == UInt8(ascii: "}") {
-                    throw error("expected a header name after ',' (JSON does not allow a trailing comma), found '}'")
-                }
-                continue
-            }
-            if pos < end && byte(pos) == UInt8(ascii: "}") {
-                pos += 1
-                depth -= 1
-                return result
-            }
-            throw error("expected ',' or '}' after header, found \(found())")
+            if try endOfElement(close: "}", after: "header", next: "a header name") { return result }
         }
     }
 
@@ -609,6 +568,31 @@ struct EnvelopeParser {
         }
     }
 
+    /// After an element of an object or array: consumes a ',' and returns
+    /// false (another element follows), or the closing bracket and returns
+    /// true (leaving the nesting level when `nested`).
+    /// - Parameters:
+    ///   - after: what the element is, for messages ("header").
+    ///   - next: what must follow a ',' ("a header name").
+    private mutating func endOfElement(close: Unicode.Scalar, after: String, next: String, nested: Bool = true) throws(EnvelopeError) -> Bool {
+        let closing = UInt8(ascii: close)
+        skipWhitespace()
+        if pos < end && byte(pos) == UInt8(ascii: ",") {
+            pos += 1
+            skipWhitespace()
+            if pos < end && byte(pos) == closing {
+                throw error("expected \(next) after ',' (JSON does not allow a trailing comma), found '\(close)'")
+            }
+            return false
+        }
+        if pos < end && byte(pos) == closing {
+            pos += 1
+            if nested { depth -= 1 }
+            return true
+        }
+        throw error("expected ',' or '\(close)' after \(after), found \(found())")
+    }
+
     /// Checks any JSON value at `pos` and moves past it.
     private mutating func skipValue() throws(EnvelopeError) {
         guard pos < end else { throw error("expected a JSON value, found end of line") }
@@ -631,17 +615,7 @@ struct EnvelopeParser {
                 pos += 1
                 skipWhitespace()
                 try skipValue()
-                skipWhitespace()
-                if pos < end && byte(pos) == UInt8(ascii: ",") {
-                    pos += 1
-                    skipWhitespace()
-                    if pos < end && byte(pos) == UInt8(ascii: "}") {
-                        throw error("expected a field name after ',' (JSON does not allow a trailing comma), found '}'")
-                    }
-                    continue
-                }
-                if pos < end && byte(pos) == UInt8(ascii: "}") { pos += 1; depth -= 1; return }
-                throw error("expected ',' or '}' after object member, found \(found())")
+                if try endOfElement(close: "}", after: "object member", next: "a field name") { return }
             }
         case UInt8(ascii: "["):
             try enter()
@@ -651,17 +625,7 @@ struct EnvelopeParser {
             while true {
                 skipWhitespace()
                 try skipValue()
-                skipWhitespace()
-                if pos < end && byte(pos) == UInt8(ascii: ",") {
-                    pos += 1
-                    skipWhitespace()
-                    if pos < end && byte(pos) == UInt8(ascii: "]") {
-                        throw error("expected a value after ',' (JSON does not allow a trailing comma), found ']'")
-                    }
-                    continue
-                }
-                if pos < end && byte(pos) == UInt8(ascii: "]") { pos += 1; depth -= 1; return }
-                throw error("expected ',' or ']' after array element, found \(found())")
+                if try endOfElement(close: "]", after: "array element", next: "a value") { return }
             }
         case UInt8(ascii: "\""):
             _ = try scanString()

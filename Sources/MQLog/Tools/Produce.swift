@@ -393,15 +393,8 @@ public final class Producer {
     }
 
     private func writeOutput() throws {
-        var done = 0
-        while done < output.count {
-            let n = write(options.outputFD, output.base + done, output.count - done)
-            if n > 0 { done += n; continue }
-            if n < 0 && errno == EINTR { continue }
-            output.count = 0
-            throw MQError.system("cannot write offsets to standard output", path: "-", currentErrno())
-        }
-        output.count = 0
+        defer { output.count = 0 }
+        try writeAll(options.outputFD, output.bytes, what: "standard output")
     }
 
     private func syncAll() throws {

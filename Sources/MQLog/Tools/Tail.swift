@@ -231,16 +231,12 @@ public final class Tailer {
     }
 
     private func flushOutput() throws {
-        var done = 0
-        while done < out.count {
-            let n = write(options.outputFD, out.base + done, out.count - done)
-            if n > 0 { done += n; continue }
-            if n < 0 && errno == EINTR { continue }
-            out.count = 0
-            if errno == EPIPE { throw MQError(.ok, "") }
-            throw MQError.system("cannot write to standard output", path: "-", currentErrno())
+        defer { out.count = 0 }
+        do {
+            try writeAll(options.outputFD, out.bytes, what: "standard output")
+        } catch let e as MQError where e.cause == .brokenPipe {
+            throw MQError(.ok, "")  // the reader went away, as with `| head`: a quiet end
         }
-        out.count = 0
     }
 }
 
