@@ -55,14 +55,14 @@ public final class Tailer {
     private var cursorTopic: [String] = []
     private var cursorsByDirectory: [String: [Int]] = [:]
     private var patterns: [TopicPattern] = []
-    private let out = ByteBuffer(capacity: 1 << 17)
+    private let printer: RecordPrinter
     private var emitted = 0
     private var watcher: ChangeWatcher?
-    private var headerScratch: [HeaderView] = []
 
     public init(options: TailOptions, log: LogDirectory) {
         self.options = options
         self.log = log
+        self.printer = RecordPrinter(mode: options.output, fd: options.outputFD)
     }
 
     /// Prints until the end of the log (or forever with `follow`), or `count` records.
@@ -213,31 +213,11 @@ public final class Tailer {
 
     @inline(__always)
     private func emit(_ r: RecordView, topic: String, partition: Int32) throws {
-        switch options.output {
-        case .values(let delimiter):
-            if let v = r.value { out.append(v) }
-            delimiter.withUnsafeBytes { out.append($0) }
-        case .format(let format):
-            let headers = format.needsHeaders ? try r.headers() : []
-            format.render(topic: topic, partition: partition, offset: r.offset, timestamp: r.timestamp,
-                          key: r.key, value: r.value, headers: headers, into: out)
-        case .json:
-            EnvelopeJSON.append(topic: topic, partition: partition, offset: r.offset, timestamp: r.timestamp,
-                                key: r.key, value: r.value, headers: try r.headers(), to: out)
-            out.append(byte: 10)
-        }
+        try printer.print(r, topic: topic, partition: partition)
         emitted += 1
-        if out.count >= 1 << 17 { try flushOutput() }
     }
 
-    private func flushOutput() throws {
-        defer { out.count = 0 }
-        do {
-            try writeAll(options.outputFD, out.bytes, what: "standard output")
-        } catch let e as MQError where e.cause == .brokenPipe {
-            throw MQError(.ok, "")  // the reader went away, as with `| head`: a quiet end
-        }
-    }
+    private func flushOutput() throws { try printer.flush() }
 }
 
 /// A topic pattern: an anchored POSIX extended regular expression (regcomp(3)).
