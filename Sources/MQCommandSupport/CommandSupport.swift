@@ -87,3 +87,31 @@ extension ParsableCommand {
         }
     }
 }
+
+/// How records are printed: shared by mq-tail and mq-consume.
+public struct OutputOptions: ParsableArguments {
+    @Option(name: [.customShort("d"), .long], help: ArgumentHelp("Write this after each value instead of a newline.", valueName: "delim"))
+    public var delimiter: String?
+    @Flag(name: [.customShort("0"), .customLong("null")], help: "End each value with a NUL byte.")
+    public var nullSeparated = false
+    @Option(name: .long, help: ArgumentHelp("Print with kcat tokens: %t %p %o %k %s %T %h %K %S, \\n \\t.", valueName: "fmt"))
+    public var format: String?
+    @Flag(name: [.customShort("J"), .long], help: "Print one JSON envelope per message.")
+    public var json = false
+
+    public init() {}
+
+    public func validate() throws {
+        if [delimiter != nil, nullSeparated, format != nil, json].filter({ $0 }).count > 1 {
+            throw ValidationError("'--delimiter', '--null', '--format' and '--json' are mutually exclusive")
+        }
+    }
+
+    public func mode() throws -> OutputMode {
+        if let delimiter { return .values(delimiter: try usageValue { try parseDelimiter(delimiter) }) }
+        if nullSeparated { return .values(delimiter: [0]) }
+        if let format { return .format(try usageValue { try KcatFormat(format) }) }
+        if json { return .json }
+        return .values(delimiter: [10])
+    }
+}

@@ -27,19 +27,9 @@ struct MQTail: ParsableCommand {
     var follow = false
     @Option(name: [.customShort("p"), .long], help: "Read only this partition.")
     var partition: Int32?
-    @Option(name: [.customShort("d"), .long], help: ArgumentHelp("Write this after each value instead of a newline.", valueName: "delim"))
-    var delimiter: String?
-    @Flag(name: [.customShort("0"), .customLong("null")], help: "End each value with a NUL byte.")
-    var nullSeparated = false
-    @Option(name: .long, help: ArgumentHelp("Print with kcat tokens: %t %p %o %k %s %T %h %K %S, \\n \\t.", valueName: "fmt"))
-    var format: String?
-    @Flag(name: [.customShort("J"), .long], help: "Print one JSON envelope per message.")
-    var json = false
+    @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {
-        if [delimiter != nil, nullSeparated, format != nil, json].filter({ $0 }).count > 1 {
-            throw ValidationError("'--delimiter', '--null', '--format' and '--json' are mutually exclusive")
-        }
         if lines != nil && from != nil { throw ValidationError("'--lines' and '--from' are mutually exclusive") }
         if let count, count < 0 { throw ValidationError("'--count' cannot be negative") }
     }
@@ -59,10 +49,7 @@ struct MQTail: ParsableCommand {
         options.count = count
         options.follow = follow
         options.partition = partition
-        if let delimiter { options.output = .values(delimiter: try usageValue { try parseDelimiter(delimiter) }) }
-        if nullSeparated { options.output = .values(delimiter: [0]) }
-        if let format { options.output = .format(try usageValue { try KcatFormat(format) }) }
-        if json { options.output = .json }
+        options.output = try outputOptions.mode()
         try runReportingErrors("mq-tail") {
             try Tailer(options: options, log: logOptions.log).run()
         }

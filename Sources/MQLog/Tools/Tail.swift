@@ -10,6 +10,18 @@ public enum StartPosition: Sendable, Equatable {
     /// The first record with a timestamp at or after this (ms since the epoch).
     case time(Int64)
 
+    /// The offset this position means in one partition (for `.last`, that
+    /// partition's own last N).
+    public func offset(in reader: PartitionReader) throws -> Int64 {
+        switch self {
+        case .beginning: return try reader.logStartOffset()
+        case .end: return try reader.logEndOffset()
+        case .offset(let o): return max(o, try reader.logStartOffset())
+        case .time(let t): return try reader.offset(forTime: t)
+        case .last(let n): return max(try reader.logStartOffset(), try reader.logEndOffset() - Int64(n))
+        }
+    }
+
     /// Parses `--from`: beginning, end, an offset, or a time (ISO-8601 / relative).
     public static func parse(_ text: String, nowMs: Int64) throws -> StartPosition {
         switch text {
@@ -53,7 +65,6 @@ public final class Tailer {
     private var topics: [String: Topic] = [:]
     private var cursors: [PartitionCursor] = []
     private var cursorTopic: [String] = []
-    private var cursorsByDirectory: [String: [Int]] = [:]
     private var patterns: [TopicPattern] = []
     private let printer: RecordPrinter
     private var emitted = 0
@@ -125,16 +136,7 @@ public final class Tailer {
         }
         for p in partitions {
             let dir = topic.partitionPath(p)
-            let reader = PartitionReader(directory: dir)
-            let startOffset: Int64
-            switch start {
-            case .beginning: startOffset = try reader.logStartOffset()
-            case .end: startOffset = try reader.logEndOffset()
-            case .offset(let o): startOffset = max(o, try reader.logStartOffset())
-            case .time(let t): startOffset = try reader.offset(forTime: t)
-            case .last(let n): startOffset = max(try reader.logStartOffset(), try reader.logEndOffset() - Int64(n))
-            }
-            cursorsByDirectory[dir, default: []].append(cursors.count)
+            let startOffset = try start.offset(in: PartitionReader(directory: dir))
             cursors.append(try PartitionCursor(partition: p, directory: dir, startOffset: startOffset))
             cursorTopic.append(name)
             watcher?.watch(dir)

@@ -1,0 +1,186 @@
+import Glibc
+
+/// A consumer group's state, all in plain files:
+///
+///     ROOT/groups/GROUP/members/ID          one per live consumer process, flock(LOCK_EX) by it
+///     ROOT/groups/GROUP/offsets/TOPIC/P     the committed offset of partition P of TOPIC;
+///                                           flock(LOCK_EX) on it is the partition's lease
+///
+/// The kernel drops a dead consumer's locks, so its partitions become free
+/// and its member file reads as dead with no cleanup step. Group names follow
+/// the topic-name rules.
+public struct GroupDirectory: Sendable {
+    public let log: LogDirectory
+    public let group: String
+
+    public init(log: LogDirectory, group: String) throws {
+        guard LogDirectory.isValidTopicName(group) else {
+            throw MQError.usage("invalid group name '\(group)': use 1 to 249 of letters, digits, '.', '_' and '-' (not '.' or '..')")
+        }
+        self.log = log
+        self.group = group
+    }
+
+    public var path: String { log.root + "/groups/" + group }
+    public var membersPath: String { path + "/members" }
+    public func offsetsPath(_ topic: String) -> String { path + "/offsets/" + topic }
+    public func offsetPath(_ topic: String, _ partition: Int32) -> String { offsetsPath(topic) + "/\(partition)" }
+
+    /// Creates the group's directories for `topic` if missing.
+    public func prepare(topic: String) throws {
+        try FileSystem.makeDirectories(offsetsPath(topic))
+    }
+
+    /// The committed offset of a partition, read without taking its lease, or nil if none.
+    public func committedOffset(_ topic: String, _ partition: Int32) throws -> Int64? {
+        guard let handle = try FileHandle.openIfExists(offsetPath(topic, partition), O_RDONLY) else { return nil }
+        defer { handle.close() }
+        return try CommittedOffsetFile.read(handle)?.offset
+    }
+}
+
+/// The committed-offset file of one partition: two 32-byte slots written in
+/// turn ("ping-pong"), each little-endian:
+///
+///     0   8  generation   incremented by every commit
+///     8   8  offset       the next offset the group will consume
+///     16  8  committedMs  wall-clock time of the commit
+///     24  4  CRC-32C of bytes 0..<24
+///     28  4  zero
+///
+/// A commit writes slot `generation % 2` and fdatasyncs. The valid slot with
+/// the larger generation is the committed offset, so a torn or lost write
+/// leaves the previous commit in place: an offset is never corrupted and
+/// never moves backward.
+public enum CommittedOffsetFile {
+    public static let slotSize = 32
+
+    public struct Slot: Equatable, Sendable {
+        public var generation: UInt64
+        public var offset: Int64
+        public var committedMs: Int64
+    }
+
+    static func encode(_ slot: Slot) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: slotSize)
+        bytes.withUnsafeMutableBytes { raw in
+            let p = raw.baseAddress!
+            p.storeBytes(of: slot.generation.littleEndian, toByteOffset: 0, as: UInt64.self)
+            p.storeBytes(of: slot.offset.littleEndian, toByteOffset: 8, as: Int64.self)
+            p.storeBytes(of: slot.committedMs.littleEndian, toByteOffset: 16, as: Int64.self)
+            let crc = CRC32C.checksum(UnsafeRawBufferPointer(start: p, count: 24))
+            p.storeBytes(of: crc.littleEndian, toByteOffset: 24, as: UInt32.self)
+        }
+        return bytes
+    }
+
+    static func decode(_ raw: UnsafeRawBufferPointer) -> Slot? {
+        guard raw.count >= slotSize, let p = raw.baseAddress else { return nil }
+        let crc = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 24, as: UInt32.self))
+        guard crc == CRC32C.checksum(UnsafeRawBufferPointer(start: p, count: 24)) else { return nil }
+        let slot = Slot(generation: UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                        offset: Int64(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: Int64.self)),
+                        committedMs: Int64(littleEndian: p.loadUnaligned(fromByteOffset: 16, as: Int64.self)))
+        return slot.generation > 0 && slot.offset >= 0 ? slot : nil
+    }
+
+    /// The newest valid slot, or nil when nothing was ever committed.
+    public static func read(_ handle: FileHandle) throws -> Slot? {
+        var raw = [UInt8](repeating: 0, count: 2 * slotSize)
+        let n = try raw.withUnsafeMutableBytes { try handle.read(into: $0.baseAddress!, count: 2 * slotSize, at: 0) }
+        return raw.withUnsafeBytes { all -> Slot? in
+            let a = n >= slotSize ? decode(UnsafeRawBufferPointer(rebasing: all[0..<slotSize])) : nil
+            let b = n >= 2 * slotSize ? decode(UnsafeRawBufferPointer(rebasing: all[slotSize..<2 * slotSize])) : nil
+            switch (a, b) {
+            case let (a?, b?): return a.generation > b.generation ? a : b
+            case let (a?, nil): return a
+            case let (nil, b?): return b
+            default: return nil
+            }
+        }
+    }
+
+    /// Writes the next generation with `offset` and makes it durable.
+    public static func commit(_ handle: FileHandle, after previous: Slot?, offset: Int64, sync: Bool = true) throws -> Slot {
+        let slot = Slot(generation: (previous?.generation ?? 0) + 1, offset: offset, committedMs: currentTimeMillis())
+        let bytes = encode(slot)
+        try bytes.withUnsafeBytes { try handle.write($0, at: Int64(slot.generation % 2) * Int64(slotSize)) }
+        if sync { try handle.sync() }
+        return slot
+    }
+}
+
+/// Ownership of one partition within a group: an exclusive flock on its
+/// committed-offset file, held for as long as this object lives.
+/// Not thread-safe.
+public final class PartitionLease {
+    public let topic: String
+    public let partition: Int32
+    private let handle: FileHandle
+    public private(set) var committed: CommittedOffsetFile.Slot?
+
+    private init(topic: String, partition: Int32, handle: FileHandle) throws {
+        self.topic = topic
+        self.partition = partition
+        self.handle = handle
+        self.committed = try CommittedOffsetFile.read(handle)
+    }
+
+    deinit { handle.close() }
+
+    /// Takes the lease if no other process holds it.
+    /// - Returns: nil when another consumer owns the partition.
+    public static func tryAcquire(_ group: GroupDirectory, topic: String, partition: Int32) throws -> PartitionLease? {
+        let handle = try FileHandle.open(group.offsetPath(topic, partition), O_RDWR | O_CREAT, mode: 0o644, creating: true)
+        guard try handle.lock(exclusive: true, wait: false) else {
+            handle.close()
+            return nil
+        }
+        return try PartitionLease(topic: topic, partition: partition, handle: handle)
+    }
+
+    /// Commits `offset` (the next offset to consume) durably, unless it is already committed.
+    public func commit(_ offset: Int64) throws {
+        guard offset != committed?.offset else { return }
+        committed = try CommittedOffsetFile.commit(handle, after: committed, offset: offset)
+    }
+}
+
+/// This process's membership of a group: a file in `members/` that it keeps
+/// flocked. Counting the live members tells each consumer its fair share of
+/// partitions. Not thread-safe.
+public final class GroupMembership {
+    public let group: GroupDirectory
+    public let id: String
+    private let handle: FileHandle
+
+    public init(_ group: GroupDirectory) throws {
+        self.group = group
+        try FileSystem.makeDirectories(group.membersPath)
+        id = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        handle = try FileHandle.open(group.membersPath + "/" + id, O_RDWR | O_CREAT, creating: true)
+        try handle.lock(exclusive: true)
+    }
+
+    deinit {
+        try? FileSystem.remove(group.membersPath + "/" + id)
+        handle.close()
+    }
+
+    /// The ids of live members, this one included, sorted; removes the files
+    /// of dead ones (whose lock the kernel dropped).
+    public func liveMembers() throws -> [String] {
+        var live: [String] = []
+        for name in try FileSystem.list(group.membersPath) {
+            if name == id { live.append(name); continue }
+            guard let other = try? FileHandle.openIfExists(group.membersPath + "/" + name, O_RDONLY) else { continue }
+            defer { other.close() }
+            if (try? other.lock(exclusive: false, wait: false)) == true {
+                try? FileSystem.remove(group.membersPath + "/" + name)  // its owner is gone
+            } else {
+                live.append(name)
+            }
+        }
+        return live.sorted()
+    }
+}

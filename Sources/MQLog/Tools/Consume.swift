@@ -1,0 +1,229 @@
+import Glibc
+
+public struct ConsumeOptions {
+    public var topics: [String]
+    /// The consumer group; nil reads like `mq-tail` (no commits, all partitions).
+    public var group: String? = nil
+    /// Where a partition with no committed offset starts; nil means
+    /// `beginning` in a group and `end` without one.
+    public var start: StartPosition? = nil
+    /// Exit when every owned partition is read to its current end (`-e`).
+    public var exitAtEnd = false
+    /// Exit after delivering this many messages (`-c`).
+    public var count: Int? = nil
+    public var output: OutputMode = .values(delimiter: [10])
+    public var outputFD: Int32 = 1
+    public var filter: MessageFilter? = nil
+    /// Longest time delivered messages wait to be committed (they are also
+    /// committed whenever the consumer is idle, rebalances or stops).
+    public var commitIntervalMs: Int64 = 100
+    /// How often membership and topics are re-checked.
+    public var rebalanceIntervalMs: Int64 = 500
+
+    public init(topics: [String]) { self.topics = topics }
+}
+
+/// `mq-consume` without a handler: delivers messages to standard output and,
+/// in a group, commits what was delivered.
+///
+/// Contract: a message's offset is committed only after the message was
+/// written to the output and the write returned (at least once). Within a
+/// group each partition is read by at most one consumer process at a time:
+/// the one holding its lease. Each consumer takes its fair share
+/// (partitions / live members, rounded up) and gives back any excess, so
+/// ownership rebalances as consumers come and go. Not thread-safe.
+public final class Consumer {
+    struct Owned {
+        let topic: String
+        let partition: Int32
+        let lease: PartitionLease?
+        let cursor: PartitionCursor
+        /// Next offset after the last message written to the output.
+        var delivered: Int64
+        /// Next offset after the last message printed or skipped (maybe still buffered).
+        var pending: Int64
+    }
+
+    public let options: ConsumeOptions
+    public let log: LogDirectory
+    private let printer: RecordPrinter
+    private var group: GroupDirectory?
+    private var membership: GroupMembership?
+    private var owned: [Owned] = []
+    private var topics: [String: Topic] = [:]
+    private var patterns: [TopicPattern] = []
+    private var exactNames: [String] = []
+    private var emitted = 0
+    private var lastCommitNanos: UInt64 = 0
+    private let watcher = ChangeWatcher()
+    private var watched = Set<String>()
+
+    public init(options: ConsumeOptions, log: LogDirectory) {
+        self.options = options
+        self.log = log
+        self.printer = RecordPrinter(mode: options.output, fd: options.outputFD)
+    }
+
+    /// Runs until `count` messages, the end of the log with `exitAtEnd`, a
+    /// closed output (a quiet end), or SIGINT/SIGTERM (after committing what was delivered).
+    public func run() throws {
+        StopSignals.install()
+        signal(SIGPIPE, SIG_IGN)
+        for arg in options.topics {
+            if LogDirectory.isValidTopicName(arg) { exactNames.append(arg) } else { patterns.append(try TopicPattern(arg)) }
+        }
+        if !options.exitAtEnd {
+            try FileSystem.makeDirectories(log.topicsPath)
+            watcher.watch(log.topicsPath)
+        } else {
+            for name in exactNames where !log.topicExists(name) {
+                throw MQError(.noInput, "topic '\(name)' does not exist in \(log.root)")
+            }
+        }
+        if let name = options.group {
+            let g = try GroupDirectory(log: log, group: name)
+            group = g
+            membership = try GroupMembership(g)
+        }
+        defer { try? commit(force: true) }
+        var nextRebalance: UInt64 = 0
+        while true {
+            if StopSignals.signal != 0 { try stop() }
+            let now = monotonicNanos()
+            if now >= nextRebalance {
+                try rebalance()
+                nextRebalance = now + UInt64(options.rebalanceIntervalMs) * 1_000_000
+            }
+            let progressed: Bool
+            do {
+                progressed = try deliverAvailable()
+            } catch let e as MQError where e.status == .ok {
+                return  // the reader of our output went away
+            }
+            if let limit = options.count, emitted >= limit { return }
+            if !progressed {
+                try commit(force: true)
+                if options.exitAtEnd { return }
+                let remainingMs = Int64(bitPattern: nextRebalance &- monotonicNanos()) / 1_000_000
+                let wait = Int32(max(1, min(remainingMs, 1000)))
+                _ = watcher.wait(timeoutMs: wait, alsoWake: [StopSignals.fd])
+            } else {
+                try commit(force: false)
+            }
+        }
+    }
+
+    private func stop() throws -> Never {
+        try commit(force: true)
+        let name = StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"
+        throw MQError(StopSignals.exitStatus, "stopped by \(name); delivered messages are committed")
+    }
+
+    /// Prints what the owned partitions have now, a bounded slice of each in
+    /// turn so that one busy partition does not starve the others.
+    /// - Returns: whether anything was read.
+    private func deliverAvailable() throws -> Bool {
+        var progressed = false
+        for i in owned.indices {
+            let cursor = owned[i].cursor
+            var n = 0
+            while n < 4096, let r = try cursor.peek() {
+                if try options.filter?.matches(r) ?? true {
+                    try printer.print(r, topic: owned[i].topic, partition: owned[i].partition)
+                    emitted += 1
+                }
+                owned[i].pending = r.offset + 1
+                cursor.advance()
+                n += 1
+                if let limit = options.count, emitted >= limit { break }
+            }
+            // Skipped control batches and the like move the position too.
+            owned[i].pending = max(owned[i].pending, cursor.nextOffset)
+            if n > 0 { progressed = true }
+            if let limit = options.count, emitted >= limit { break }
+        }
+        if progressed || printer.pendingBytes > 0 {
+            try printer.flush()
+            for i in owned.indices { owned[i].delivered = owned[i].pending }
+        }
+        return progressed
+    }
+
+    /// Commits delivered positions: all of them when `force`, else only when
+    /// the commit interval has passed.
+    private func commit(force: Bool) throws {
+        let now = monotonicNanos()
+        guard force || now &- lastCommitNanos >= UInt64(options.commitIntervalMs) * 1_000_000 else { return }
+        lastCommitNanos = now
+        for o in owned { try o.lease?.commit(o.delivered) }
+    }
+
+    // MARK: Membership and assignment
+
+    /// The partitions this consumer may read: every partition of every
+    /// subscribed topic that exists now.
+    private func subscribedPartitions() throws -> [(topic: String, partition: Int32)] {
+        var names = exactNames.filter { log.topicExists($0) }
+        if !patterns.isEmpty {
+            for name in try log.listTopics() where !names.contains(name) && patterns.contains(where: { $0.matches(name) }) {
+                names.append(name)
+            }
+        }
+        if names.isEmpty && options.exitAtEnd && !patterns.isEmpty {
+            throw MQError(.noInput, "no topic in \(log.root) matches \(patterns.map { "'\($0.source)'" }.joined(separator: ", "))")
+        }
+        var all: [(String, Int32)] = []
+        for name in names.sorted() {
+            if topics[name] == nil { topics[name] = try log.openTopic(name) }
+            for p in 0..<topics[name]!.partitions { all.append((name, p)) }
+        }
+        return all
+    }
+
+    private func rebalance() throws {
+        let all = try subscribedPartitions()
+        guard let group, let membership else {
+            for (t, p) in all where !owned.contains(where: { $0.topic == t && $0.partition == p }) {
+                try take(topic: t, partition: p, lease: nil)
+            }
+            return
+        }
+        let members = try membership.liveMembers()
+        let share = all.isEmpty ? 0 : (all.count + members.count - 1) / members.count
+        while owned.count > share {
+            let victim = owned.removeLast()
+            try victim.lease?.commit(victim.delivered)
+        }
+        guard owned.count < share else { return }
+        // Start looking at a different place for each member, so that
+        // consumers starting together do not all race for the same partitions.
+        let index = members.firstIndex(of: membership.id) ?? 0
+        let first = (index * share) % all.count
+        for k in 0..<all.count where owned.count < share {
+            let (t, p) = all[(first + k) % all.count]
+            if owned.contains(where: { $0.topic == t && $0.partition == p }) { continue }
+            try group.prepare(topic: t)
+            if let lease = try PartitionLease.tryAcquire(group, topic: t, partition: p) {
+                try take(topic: t, partition: p, lease: lease)
+            }
+        }
+    }
+
+    private func take(topic: String, partition: Int32, lease: PartitionLease?) throws {
+        let dir = topics[topic]!.partitionPath(partition)
+        let reader = PartitionReader(directory: dir)
+        var start: Int64
+        if let committed = lease?.committed?.offset {
+            start = max(committed, try reader.logStartOffset())
+        } else {
+            start = try (options.start ?? (group == nil ? .end : .beginning)).offset(in: reader)
+        }
+        start = min(start, try reader.logEndOffset())
+        let cursor = try PartitionCursor(partition: partition, directory: dir, startOffset: start)
+        owned.append(Owned(topic: topic, partition: partition, lease: lease, cursor: cursor, delivered: start, pending: start))
+        if !watched.contains(dir) {
+            watched.insert(dir)
+            watcher.watch(dir)
+        }
+    }
+}
