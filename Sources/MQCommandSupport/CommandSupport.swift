@@ -2,6 +2,13 @@ import ArgumentParser
 import Glibc
 import MQLog
 
+/// Splits a command line at the first `--`: what follows is a command to
+/// run (mq-consume's handler), not arguments of the tool.
+public func splitAtTerminator(_ arguments: [String]) -> (own: [String], command: [String]) {
+    guard let i = arguments.firstIndex(of: "--") else { return (arguments, []) }
+    return (Array(arguments[..<i]), Array(arguments[(i + 1)...]))
+}
+
 /// The version every tool reports with `--version`.
 public let mqVersion = "0.1.0"
 
@@ -66,9 +73,9 @@ extension ParsableCommand {
     /// Parses the command line and runs the command like ArgumentParser's own
     /// `main()`, but prints errors as `tool: message` (the form every mq error
     /// takes) and exits with the error's status: 64 for usage errors.
-    public static func runMain(_ tool: String) -> Never {
+    public static func runMain(_ tool: String, arguments: [String]? = nil) -> Never {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(arguments)
             try command.run()
             Glibc.exit(0)
         } catch {

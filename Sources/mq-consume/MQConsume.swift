@@ -7,7 +7,10 @@ struct MQConsume: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mq-consume",
         abstract: "Consume topics, alone or as a member of a consumer group.",
+        usage: "mq-consume [<options>] <topics> ... [-- <command> [<argument> ...]]",
         discussion: """
+            With '-- COMMAND', runs COMMAND once per message (the value on its standard input, metadata in MQ_* \
+            variables): exit status 0 acknowledges the message; other statuses are retried, then dead-lettered. \
             With -g, the group's committed offsets say where to resume; each partition is read by one \
             member at a time, and a message is committed once it was written out. A TOPIC with characters \
             other than letters, digits, '.', '_' and '-' is an extended regular expression over topic names. \
@@ -15,7 +18,14 @@ struct MQConsume: ParsableCommand {
             """,
         version: mqVersion)
 
-    static func main() { runMain("mq-consume") }
+    /// The handler command: everything after `--`, split off before parsing.
+    nonisolated(unsafe) static var handlerCommand: [String] = []
+
+    static func main() {
+        let (own, command) = splitAtTerminator(Array(CommandLine.arguments.dropFirst()))
+        handlerCommand = command
+        runMain("mq-consume", arguments: own)
+    }
 
     @OptionGroup var logOptions: LogOptions
 
@@ -41,8 +51,39 @@ struct MQConsume: ParsableCommand {
 
     @OptionGroup var outputOptions: OutputOptions
 
+    @Option(name: .customLong("max-attempts"), help: "With a handler: runs before a failing message is dead-lettered.")
+    var maxAttempts: Int = 3
+    @Option(name: .long, help: ArgumentHelp("With a handler: first retry delay, doubled each attempt, with jitter.", valueName: "duration"))
+    var backoff: String = "1s"
+    @Option(name: .customLong("backoff-max"), help: ArgumentHelp("With a handler: longest retry delay.", valueName: "duration"))
+    var backoffMax: String = "5m"
+    @Option(name: .long, help: ArgumentHelp("With a handler: stop a run after this long (SIGTERM, then SIGKILL 5 s later); it counts as a failure.", valueName: "duration"))
+    var timeout: String?
+    @Option(name: .customLong("dlq-on"), help: ArgumentHelp("With a handler: an exit status that is permanent, dead-lettered without retries (repeatable).", valueName: "status"))
+    var dlqOn: [Int32] = []
+    @Option(name: .long, help: ArgumentHelp("With a handler: the dead-letter topic (default: TOPIC.dlq).", valueName: "topic"))
+    var dlq: String?
+    @Option(name: .customLong("max-age"), help: ArgumentHelp("With a handler: dead-letter messages older than this as expired, without running them.", valueName: "duration"))
+    var maxAge: String?
+    @Option(name: .long, help: "With a handler: feed up to N messages to one run, formatted as on output; acked or failed together.")
+    var batch: Int = 1
+    @Option(name: [.customShort("P"), .customLong("parallel")], help: "With a handler: run up to N at once (messages with one key never run at once or out of order).")
+    var parallel: Int = 1
+
+    var command: [String] { MQConsume.handlerCommand }
+
     func validate() throws {
         if let count, count < 0 { throw ValidationError("'--count' cannot be negative") }
+        if maxAttempts < 1 { throw ValidationError("'--max-attempts' must be at least 1") }
+        if batch < 1 { throw ValidationError("'--batch' must be at least 1") }
+        if parallel < 1 { throw ValidationError("'--parallel' must be at least 1") }
+        if command.isEmpty {
+            let handlerOnly = [("--timeout", timeout != nil), ("--dlq-on", !dlqOn.isEmpty), ("--dlq", dlq != nil), ("--max-age", maxAge != nil),
+                               ("--batch", batch != 1), ("--parallel", parallel != 1), ("--max-attempts", maxAttempts != 3)]
+            if let (flag, _) = handlerOnly.first(where: { $0.1 }) {
+                throw ValidationError("'\(flag)' needs a handler command after '--'")
+            }
+        }
     }
 
     func run() throws {
@@ -58,6 +99,19 @@ struct MQConsume: ParsableCommand {
                 throw ValidationError("invalid --header '\(h)': expected name=value")
             }
             return Header(name: String(h[..<eq]), value: Array(h[h.index(after: eq)...].utf8))
+        }
+        if !command.isEmpty {
+            var h = HandlerOptions(command: command)
+            h.maxAttempts = maxAttempts
+            h.backoffMs = try usageValue { try Durations.parseDuration(backoff) }
+            h.backoffMaxMs = try usageValue { try Durations.parseDuration(backoffMax) }
+            h.timeoutMs = try timeout.map { t in try usageValue { try Durations.parseDuration(t) } }
+            h.permanentStatuses = Set(dlqOn)
+            h.deadLetterTopic = dlq
+            h.maxAgeMs = try maxAge.map { t in try usageValue { try Durations.parseDuration(t) } }
+            h.batch = batch
+            h.parallelism = parallel
+            options.handler = h
         }
         try runReportingErrors("mq-consume") {
             if grep != nil || key != nil || !headers.isEmpty {

@@ -35,13 +35,14 @@ public final class ChangeWatcher {
     /// Blocks until something changes, a descriptor in `alsoWake` is readable,
     /// or `timeoutMs` passes (-1: no limit).
     /// - Returns: the watched directories that changed (all of them when polling).
-    public func wait(timeoutMs: Int32, alsoWake: [Int32] = []) -> Set<String> {
+    public func wait(timeoutMs: Int32, alsoWake: [Int32] = [], alsoWatch: [(fd: Int32, events: Int16)] = []) -> Set<String> {
+        let others = alsoWake.map { (fd: $0, events: Int16(POLLIN)) } + alsoWatch
         guard fd >= 0 else {
             let wait = timeoutMs < 0 ? pollIntervalMs : min(timeoutMs, pollIntervalMs)
-            _ = waitReadable(alsoWake, timeoutMs: wait)
+            _ = waitReady(others, timeoutMs: wait)
             return Set(paths.values)
         }
-        let ready = waitReadable([fd] + alsoWake, timeoutMs: timeoutMs)
+        let ready = waitReady([(fd: fd, events: Int16(POLLIN))] + others, timeoutMs: timeoutMs)
         guard ready.contains(0) else { return [] }
         return drain()
     }

@@ -1,8 +1,9 @@
 import Glibc
 
-/// SIGINT and SIGTERM as an event a loop can wait for: the handler writes the
-/// signal number to a pipe (async-signal-safe), which `poll` watches beside
-/// the input. Installed once per process.
+/// SIGINT, SIGTERM and SIGCHLD as events a loop can wait for: the handler
+/// writes the signal number to a pipe (async-signal-safe), which `poll`
+/// watches beside the input. `signal` reports only SIGINT and SIGTERM; a
+/// SIGCHLD just wakes the loop to reap children. Installed once per process.
 public enum StopSignals {
     nonisolated(unsafe) private static var pipeFDs: (read: Int32, write: Int32) = (-1, -1)
     nonisolated(unsafe) private static var received: Int32 = 0
@@ -23,10 +24,10 @@ public enum StopSignals {
             _ = fcntl(f, F_SETFL, fcntl(f, F_GETFL) | O_NONBLOCK)
         }
         pipeFDs = (fds[0], fds[1])
-        for sig in [SIGINT, SIGTERM] {
+        for sig in [SIGINT, SIGTERM, SIGCHLD] {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { sig in
-                StopSignals.received = sig
+                if sig != SIGCHLD { StopSignals.received = sig }
                 var byte = UInt8(truncatingIfNeeded: sig)
                 _ = Glibc.write(StopSignals.pipeFDs.write, &byte, 1)
             }
@@ -34,6 +35,12 @@ public enum StopSignals {
             action.sa_flags = 0
             sigaction(sig, &action, nil)
         }
+    }
+
+    /// Empties the pipe after a wake-up.
+    public static func drain() {
+        var bytes = [UInt8](repeating: 0, count: 64)
+        while Glibc.read(pipeFDs.read, &bytes, 64) > 0 {}
     }
 
     /// The exit status for the signal received: 130 for SIGINT, 143 for SIGTERM.

@@ -19,6 +19,10 @@ public struct ConsumeOptions {
     public var commitIntervalMs: Int64 = 100
     /// How often membership and topics are re-checked.
     public var rebalanceIntervalMs: Int64 = 500
+    /// Run this handler for each message instead of printing it.
+    public var handler: HandlerOptions? = nil
+    /// With a handler: most messages of one partition taken but not yet complete.
+    public var windowPerPartition = 10_000
 
     public init(topics: [String]) { self.topics = topics }
 }
@@ -42,6 +46,11 @@ public final class Consumer {
         var delivered: Int64
         /// Next offset after the last message printed or skipped (maybe still buffered).
         var pending: Int64
+        /// With a handler: offsets handed to it and not complete, ascending.
+        var outstanding: [Int64] = []
+
+        /// Where the group may resume: before the first message not yet complete.
+        var commitPosition: Int64 { outstanding.first ?? delivered }
     }
 
     public let options: ConsumeOptions
@@ -57,6 +66,7 @@ public final class Consumer {
     private var lastCommitNanos: UInt64 = 0
     private let watcher = ChangeWatcher()
     private var watched = Set<String>()
+    private var dispatcher: HandlerDispatcher?
 
     public init(options: ConsumeOptions, log: LogDirectory) {
         self.options = options
@@ -85,6 +95,11 @@ public final class Consumer {
             group = g
             membership = try GroupMembership(g)
         }
+        if let handler = options.handler {
+            let d = HandlerDispatcher(options: handler, group: options.group, log: log, printer: printer)
+            d.onComplete = { [unowned self] job in self.completed(job) }
+            dispatcher = d
+        }
         defer { try? commit(force: true) }
         var nextRebalance: UInt64 = 0
         while true {
@@ -94,19 +109,28 @@ public final class Consumer {
                 try rebalance()
                 nextRebalance = now + UInt64(options.rebalanceIntervalMs) * 1_000_000
             }
-            let progressed: Bool
+            var progressed: Bool
             do {
                 progressed = try deliverAvailable()
             } catch let e as MQError where e.status == .ok {
                 return  // the reader of our output went away
             }
-            if let limit = options.count, emitted >= limit { return }
+            if let dispatcher {
+                try dispatcher.service()
+                if dispatcher.isIdle, let limit = options.count, emitted >= limit { return }
+                if !dispatcher.isIdle { progressed = false }  // wait for handlers below
+            } else if let limit = options.count, emitted >= limit {
+                return
+            }
             if !progressed {
-                try commit(force: true)
-                if options.exitAtEnd { return }
-                let remainingMs = Int64(bitPattern: nextRebalance &- monotonicNanos()) / 1_000_000
-                let wait = Int32(max(1, min(remainingMs, 1000)))
-                _ = watcher.wait(timeoutMs: wait, alsoWake: [StopSignals.fd])
+                try commit(force: dispatcher == nil)
+                if options.exitAtEnd && (dispatcher?.isIdle ?? true) && atEnd { return }
+                var remainingMs = Int64(bitPattern: nextRebalance &- monotonicNanos()) / 1_000_000
+                if let d = dispatcher?.nextDeadlineMs() { remainingMs = min(remainingMs, d) }
+                let wait = Int32(max(0, min(remainingMs, 1000)))
+                let extra = dispatcher?.pollRequests ?? []
+                _ = watcher.wait(timeoutMs: wait, alsoWake: [StopSignals.fd], alsoWatch: extra)
+                StopSignals.drain()
             } else {
                 try commit(force: false)
             }
@@ -114,6 +138,7 @@ public final class Consumer {
     }
 
     private func stop() throws -> Never {
+        dispatcher?.stop()
         try commit(force: true)
         let name = StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"
         throw MQError(StopSignals.exitStatus, "stopped by \(name); delivered messages are committed")
@@ -123,6 +148,7 @@ public final class Consumer {
     /// turn so that one busy partition does not starve the others.
     /// - Returns: whether anything was read.
     private func deliverAvailable() throws -> Bool {
+        if let dispatcher { return try dispatchAvailable(dispatcher) }
         var progressed = false
         for i in owned.indices {
             let cursor = owned[i].cursor
@@ -149,13 +175,58 @@ public final class Consumer {
         return progressed
     }
 
+    /// True when every owned partition was read to its current end.
+    private var atEnd: Bool {
+        owned.allSatisfy { (try? $0.cursor.peek()) == nil }
+    }
+
+    /// Hands messages to the handler dispatcher, up to the window of each partition.
+    private func dispatchAvailable(_ dispatcher: HandlerDispatcher) throws -> Bool {
+        var progressed = false
+        for i in owned.indices {
+            let cursor = owned[i].cursor
+            while owned[i].outstanding.count < options.windowPerPartition, let r = try cursor.peek() {
+                if let limit = options.count, emitted >= limit { break }
+                if try options.filter?.matches(r) ?? true {
+                    let rendered = options.handler!.batch > 1 ? try printer.rendered(r, topic: owned[i].topic, partition: owned[i].partition) : []
+                    let job = try Job(r, topic: owned[i].topic, partition: owned[i].partition, rendered: rendered)
+                    owned[i].outstanding.append(r.offset)
+                    owned[i].pending = r.offset + 1
+                    cursor.advance()
+                    emitted += 1
+                    try dispatcher.submit(job)
+                } else {
+                    owned[i].pending = r.offset + 1
+                    cursor.advance()
+                }
+                progressed = true
+            }
+            owned[i].pending = max(owned[i].pending, cursor.nextOffset)
+            owned[i].delivered = owned[i].pending
+        }
+        return progressed
+    }
+
+    /// A handler finished with a job (acked or dead-lettered).
+    private func completed(_ job: Job) {
+        guard let i = owned.firstIndex(where: { $0.topic == job.topic && $0.partition == job.partition }) else { return }
+        // Binary search: offsets are ascending.
+        var lo = 0, hi = owned[i].outstanding.count - 1
+        while lo <= hi {
+            let mid = (lo + hi) / 2
+            let v = owned[i].outstanding[mid]
+            if v == job.offset { owned[i].outstanding.remove(at: mid); return }
+            if v < job.offset { lo = mid + 1 } else { hi = mid - 1 }
+        }
+    }
+
     /// Commits delivered positions: all of them when `force`, else only when
     /// the commit interval has passed.
     private func commit(force: Bool) throws {
         let now = monotonicNanos()
         guard force || now &- lastCommitNanos >= UInt64(options.commitIntervalMs) * 1_000_000 else { return }
         lastCommitNanos = now
-        for o in owned { try o.lease?.commit(o.delivered) }
+        for o in owned { try o.lease?.commit(o.commitPosition) }
     }
 
     // MARK: Membership and assignment
@@ -192,7 +263,7 @@ public final class Consumer {
         let share = all.isEmpty ? 0 : (all.count + members.count - 1) / members.count
         while owned.count > share {
             let victim = owned.removeLast()
-            try victim.lease?.commit(victim.delivered)
+            try victim.lease?.commit(victim.commitPosition)
         }
         guard owned.count < share else { return }
         // Start looking at a different place for each member, so that

@@ -16,6 +16,18 @@ public final class RecordPrinter {
     /// Appends one record; writes the buffer out when it is large.
     @inline(__always)
     public func print(_ r: RecordView, topic: String, partition: Int32) throws {
+        try append(r, topic: topic, partition: partition, to: out)
+        if out.count >= 1 << 17 { try flush() }
+    }
+
+    /// The record as this mode prints it.
+    public func rendered(_ r: RecordView, topic: String, partition: Int32) throws -> [UInt8] {
+        let buffer = ByteBuffer(capacity: (r.value?.count ?? 0) + 64)
+        try append(r, topic: topic, partition: partition, to: buffer)
+        return buffer.array
+    }
+
+    private func append(_ r: RecordView, topic: String, partition: Int32, to out: ByteBuffer) throws {
         switch mode {
         case .values(let delimiter):
             if let v = r.value { out.append(v) }
@@ -29,7 +41,6 @@ public final class RecordPrinter {
                                 key: r.key, value: r.value, headers: try r.headers(), to: out)
             out.append(byte: 10)
         }
-        if out.count >= 1 << 17 { try flush() }
     }
 
     /// Writes everything buffered.
