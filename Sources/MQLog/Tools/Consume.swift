@@ -116,9 +116,9 @@ public final class Consumer {
                 return  // the reader of our output went away
             }
             if let dispatcher {
-                try dispatcher.service()
+                // A run that ended may have opened the window: go round again at once.
+                if try dispatcher.service() { progressed = true }
                 if dispatcher.isIdle, let limit = options.count, emitted >= limit { return }
-                if !dispatcher.isIdle { progressed = false }  // wait for handlers below
             } else if let limit = options.count, emitted >= limit {
                 return
             }

@@ -119,14 +119,19 @@ final class HandlerDispatcher {
 
     /// Everything that can move without blocking: reap, pump pipes, enforce
     /// timeouts, start due retries and new handlers.
-    func service() throws {
+    /// - Returns: whether a handler run ended (jobs completed or were rescheduled),
+    ///   which may let the caller hand over more jobs.
+    @discardableResult
+    func service() throws -> Bool {
         let now = monotonicNanos()
+        var ended = false
         var i = 0
         while i < running.count {
             running[i].child.pump()
             if let outcome = running[i].child.reap() {
                 let r = running.remove(at: i)
                 try finished(r, outcome)
+                ended = true
                 continue
             }
             if let timeout = options.timeoutMs, !running[i].timedOut, now &- running[i].started >= UInt64(timeout) * 1_000_000 {
@@ -143,7 +148,7 @@ final class HandlerDispatcher {
             retries.removeFirst()
             ready.append(first.job)
         }
-        if stopping { return }
+        if stopping { return ended }
         while running.count < options.parallelism && readyHead < ready.count {
             let take = min(options.batch, ready.count - readyHead)
             let jobs = Array(ready[readyHead..<readyHead + take])
@@ -154,6 +159,7 @@ final class HandlerDispatcher {
             }
             try start(jobs)
         }
+        return ended
     }
 
     /// When `service` next has something to do by the clock (ms from now), or nil.
