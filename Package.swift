@@ -27,6 +27,12 @@ let package = Package(
             dependencies: [
                 "CZlib", "CLZ4", "CSnappy", "CZstd", "CCRC32C",
                 .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: [
+                // The hot paths touch ByteBuffer's stored properties per byte
+                // run; run-time exclusivity checks cost ~40% of a read
+                // (docs/BENCHMARKS.md). Debug builds, and so the tests, keep them.
+                .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
             ]
         ),
         .target(

@@ -41,6 +41,9 @@ for codec in none lz4; do
   measure "mq-produce -z $codec (fsync at exit)" sh -c "'$BIN/mq-produce' -z $codec bench < '$input'"
   measure "mq-tail -n +0 (-z $codec) > /dev/null" sh -c "'$BIN/mq-tail' -n +0 bench > /dev/null"
 done
+export MQ_DIR=$work/log-none
+measure "mq-consume -g (new group) > /dev/null" sh -c "'$BIN/mq-consume' -g bench -e bench > /dev/null"
+measure "mq-consume -g --batch 10000 -- cat" sh -c "'$BIN/mq-consume' -g batch -e --batch 10000 bench -- sh -c 'cat > /dev/null'"
 export MQ_DIR=$work/log-batch
 measure "mq-produce --sync batch" sh -c "'$BIN/mq-produce' --sync batch bench < '$input'"
 python3 bench/follow_latency.py "$BIN" "$work/log-latency" "${SAMPLES:-5000}" 500

@@ -27,6 +27,7 @@ public final class RecordPrinter {
         return buffer.array
     }
 
+    @inline(__always)
     private func append(_ r: RecordView, topic: String, partition: Int32, to out: ByteBuffer) throws {
         switch mode {
         case .values(let delimiter):
