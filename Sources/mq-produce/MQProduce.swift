@@ -51,12 +51,18 @@ struct MQProduce: ParsableCommand {
     var printOffsets = false
     @Flag(name: .customLong("skip-bad"), help: "Report bad input lines on standard error and go on.")
     var skipBad = false
+    @Option(name: .long, help: ArgumentHelp("Make each message visible to consumers this long after it is accepted (kept in TOPIC.delay until then).", valueName: "duration"))
+    var delay: String?
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Make every message visible to consumers at this time (ISO-8601, or @epoch-ms).", valueName: "time"))
+    var at: String?
 
     func validate() throws {
         if [delimiter != nil, nullSeparated, whole, json].filter({ $0 }).count > 1 {
             throw ValidationError("'--delimiter', '--null', '--whole' and '--json' are mutually exclusive")
         }
         if keyDelimiter != nil && key != nil { throw ValidationError("'--key-delimiter' and '--key' are mutually exclusive") }
+        if delay != nil && at != nil { throw ValidationError("'--delay' and '--at' are mutually exclusive") }
+        if (delay != nil || at != nil) && partition != nil { throw ValidationError("'--partition' cannot be used with '--delay' or '--at' (the partition is chosen when the message is moved)") }
         if batchMessages < 1 { throw ValidationError("'--batch-messages' must be at least 1") }
         if let p = partitions, p < 1 { throw ValidationError("'--partitions' must be at least 1") }
         if let p = partition, p < 0 { throw ValidationError("'--partition' cannot be negative") }
@@ -84,6 +90,8 @@ struct MQProduce: ParsableCommand {
         options.batchBytes = try batchBytes.map { b in try usageValue { Int(try Sizes.parseByteCount(b)) } }
         options.lingerMs = try usageValue { try Durations.parseDuration(linger) }
         options.sync = sync
+        options.delayMs = try delay.map { d in try usageValue { try Durations.parseDuration(d) } }
+        options.deliverAtMs = try at.map { t in try usageValue { try TimeSpec.parseTime(t, nowMs: currentTimeMillis()) } }
         options.printOffsets = printOffsets
         options.skipBad = skipBad
         try runReportingErrors("mq-produce") {

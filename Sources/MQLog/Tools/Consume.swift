@@ -67,6 +67,8 @@ public final class Consumer {
     private let watcher = ChangeWatcher()
     private var watched = Set<String>()
     private var dispatcher: HandlerDispatcher?
+    private var movers: [String: DelayMover] = [:]
+    private var nextMoverTick: UInt64 = 0
 
     public init(options: ConsumeOptions, log: LogDirectory) {
         self.options = options
@@ -109,6 +111,13 @@ public final class Consumer {
                 try rebalance()
                 nextRebalance = now + UInt64(options.rebalanceIntervalMs) * 1_000_000
             }
+            var moverWaitMs: Int64 = 200
+            if now >= nextMoverTick {
+                for mover in movers.values {
+                    if let due = try mover.tick() { moverWaitMs = min(moverWaitMs, due) }
+                }
+                nextMoverTick = monotonicNanos() + UInt64(max(0, moverWaitMs)) * 1_000_000
+            }
             var progressed: Bool
             do {
                 progressed = try deliverAvailable()
@@ -127,6 +136,7 @@ public final class Consumer {
                 if options.exitAtEnd && (dispatcher?.isIdle ?? true) && atEnd { return }
                 var remainingMs = Int64(bitPattern: nextRebalance &- monotonicNanos()) / 1_000_000
                 if let d = dispatcher?.nextDeadlineMs() { remainingMs = min(remainingMs, d) }
+                if !movers.isEmpty { remainingMs = min(remainingMs, Int64(bitPattern: nextMoverTick &- monotonicNanos()) / 1_000_000) }
                 let wait = Int32(max(0, min(remainingMs, 1000)))
                 let extra = dispatcher?.pollRequests ?? []
                 _ = watcher.wait(timeoutMs: wait, alsoWake: [StopSignals.fd], alsoWatch: extra)
@@ -236,7 +246,8 @@ public final class Consumer {
     private func subscribedPartitions() throws -> [(topic: String, partition: Int32)] {
         var names = exactNames.filter { log.topicExists($0) }
         if !patterns.isEmpty {
-            for name in try log.listTopics() where !names.contains(name) && patterns.contains(where: { $0.matches(name) }) {
+            // Delay topics are internal: a pattern never selects them.
+            for name in try log.listTopics() where !names.contains(name) && !name.hasSuffix(".delay") && patterns.contains(where: { $0.matches(name) }) {
                 names.append(name)
             }
         }
@@ -246,6 +257,7 @@ public final class Consumer {
         var all: [(String, Int32)] = []
         for name in names.sorted() {
             if topics[name] == nil { topics[name] = try log.openTopic(name) }
+            if movers[name] == nil && !name.hasSuffix(".delay") { movers[name] = DelayMover(log: log, target: name) }
             for p in 0..<topics[name]!.partitions { all.append((name, p)) }
         }
         return all

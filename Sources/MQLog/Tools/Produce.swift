@@ -38,6 +38,13 @@ public struct ProduceOptions: Sendable {
     public var skipBad = false
     public var inputFD: Int32 = 0
     public var outputFD: Int32 = 1
+    /// Deliver each message this long after it is accepted (`--delay`).
+    public var delayMs: Int64? = nil
+    /// Deliver every message at this time, ms since the epoch (`--at`).
+    public var deliverAtMs: Int64? = nil
+
+    /// True when messages go to the topic's delay queue first.
+    public var isDelayed: Bool { delayMs != nil || deliverAtMs != nil }
 
     public init(topic: String) { self.topic = topic }
 }
@@ -74,6 +81,9 @@ public final class Producer {
     private var fixedHeaders: [UInt8] = []
     private let output = ByteBuffer(capacity: 1 << 16)
     private var summary = ProduceSummary()
+    /// The topic written to, when not the named one (the delay topic).
+    private var writeTopicName: String?
+    private var headersTimestamp: Int64 = .min
 
     public init(options: ProduceOptions, log: LogDirectory) {
         self.options = options
@@ -117,6 +127,21 @@ public final class Producer {
     // MARK: Setup
 
     private func openTopic() throws {
+        if options.isDelayed {
+            // The target must exist (consumers of it move the messages); the
+            // messages themselves go to its delay topic until they are due.
+            if !log.topicExists(options.topic) {
+                try LogDirectory.validateTopicName(options.topic)
+                guard options.create else {
+                    throw MQError(.noInput, "topic '\(options.topic)' does not exist in \(log.root) (create it with 'mq-topic create \(options.topic)', or drop --no-create)")
+                }
+                try log.createTopic(options.topic, config: TopicConfig(partitions: options.createPartitions ?? 1))
+            }
+            let delayTopic = DelayQueue.topicName(for: options.topic)
+            try LogDirectory.validateTopicName(delayTopic)
+            if !log.topicExists(delayTopic) { try log.createTopic(delayTopic, config: TopicConfig(partitions: 1)) }
+            writeTopicName = delayTopic
+        }
         if !log.topicExists(options.topic) {
             try LogDirectory.validateTopicName(options.topic)
             guard options.create else {
@@ -124,7 +149,7 @@ public final class Producer {
             }
             try log.createTopic(options.topic, config: TopicConfig(partitions: options.createPartitions ?? 1))
         }
-        topic = try log.openTopic(options.topic)
+        topic = try log.openTopic(writeTopicName ?? options.topic)
         let partitions = topic.partitions
         if let p = options.partition, p < 0 || p >= partitions {
             throw MQError.usage("partition \(p) does not exist: topic '\(options.topic)' has \(partitions) partition\(partitions == 1 ? "" : "s") (0-\(partitions - 1))")
@@ -277,6 +302,7 @@ public final class Producer {
                 value = UnsafeRawBufferPointer(rebasing: bytes[(at + kd.count)...])
             }
         } else if let fixed = options.fixedKey {
+            if options.isDelayed { refreshDelayHeaders(timestamp) }
             try fixed.withUnsafeBytes { k in
                 try fixedHeaders.withUnsafeBytes { h in
                     try add(key: k, value: value, headers: h, partition: nil, timestamp: timestamp, number: number)
@@ -284,9 +310,23 @@ public final class Producer {
             }
             return
         }
+        if options.isDelayed { refreshDelayHeaders(timestamp) }
         try fixedHeaders.withUnsafeBytes { h in
             try add(key: key, value: value, headers: h, partition: nil, timestamp: timestamp, number: number)
         }
+    }
+
+    /// The due time of a message accepted at `timestamp`.
+    private func dueTime(_ timestamp: Int64) -> Int64 {
+        options.deliverAtMs ?? timestamp + (options.delayMs ?? 0)
+    }
+
+    /// Delayed messages carry their due time in a header; it changes with the
+    /// acceptance time (at most once per read from the input).
+    private func refreshDelayHeaders(_ timestamp: Int64) {
+        guard timestamp != headersTimestamp else { return }
+        headersTimestamp = timestamp
+        fixedHeaders = RecordBatchBuilder.encodeHeaders(options.headers + DelayQueue.headers(target: options.topic, due: dueTime(timestamp)))
     }
 
     private func acceptJSON(_ line: UnsafeRawBufferPointer, number: Int, timestamp: Int64) throws {
@@ -303,7 +343,8 @@ public final class Producer {
             try reject("line \(number): partition \(p) does not exist: topic '\(options.topic)' has \(topic.partitions) partition\(topic.partitions == 1 ? "" : "s")")
             return
         }
-        let headers = RecordBatchBuilder.encodeHeaders(message.headers + options.headers)
+        let delay = options.isDelayed ? DelayQueue.headers(target: options.topic, due: dueTime(timestamp)) : []
+        let headers = RecordBatchBuilder.encodeHeaders(message.headers + options.headers + delay)
         let key = message.key ?? options.fixedKey
         try headers.withUnsafeBytes { h in
             try withOptionalBytes(key) { k in

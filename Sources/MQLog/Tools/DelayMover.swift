@@ -1,0 +1,185 @@
+import Glibc
+
+/// Moves due messages from `T.delay` into `T`. Every `mq-consume` of T runs
+/// one; a flock makes exactly one of them active at a time.
+///
+/// State, in the delay topic's directory:
+///
+///     mover.lock      flock(LOCK_EX) by the active mover
+///     mover.offset    low-water mark: every delay-topic offset below it was moved
+///                     (the committed-offset file format: two ping-pong slots)
+///     mover.journal   offsets moved at or above the low-water mark, 16 bytes
+///                     each: offset (int64 LE), CRC-32C of those 8 bytes
+///                     (uint32 LE), zero (uint32)
+///
+/// A move appends the due messages to T, fsyncs T, then appends their offsets
+/// to the journal and fsyncs it. A crash between the two repeats that one move
+/// batch (at most `maxBatch` messages) on the next start: the only duplicates.
+/// Nothing is lost: a message leaves the pending set only after T holds it.
+/// Waiting messages are kept in memory, in due order. Not thread-safe.
+final class DelayMover {
+    static let maxBatch = 1000
+
+    let log: LogDirectory
+    let target: String
+    let delayTopic: String
+    private var lock: FileHandle?
+    private var cursor: PartitionCursor?
+    private var pending = MinHeap<(due: Int64, offset: Int64, message: Message)>(by: { ($0.due, $0.offset) < ($1.due, $1.offset) })
+    private var moved = Set<Int64>()
+    private var lowWater: Int64 = 0
+    private var lowWaterSlot: CommittedOffsetFile.Slot?
+    private var lowWaterFile: FileHandle?
+    private var journal: FileHandle?
+    private var journalBytes: Int64 = 0
+    private var targetTopic: Topic?
+    private var writers: [PartitionWriter?] = []
+    private let builder = RecordBatchBuilder(codec: .none, capacity: 1 << 20)
+    private var roundRobin: Int32 = 0
+    private var nextTry: UInt64 = 0
+
+    init(log: LogDirectory, target: String) {
+        self.log = log
+        self.target = target
+        self.delayTopic = DelayQueue.topicName(for: target)
+    }
+
+    deinit {
+        lock?.close()
+        lowWaterFile?.close()
+        journal?.close()
+    }
+
+    private var directory: String { log.topicPath(delayTopic) }
+
+    /// Reads newly delayed messages and moves the due ones.
+    /// - Returns: milliseconds until the next message is due, or nil if none waits.
+    func tick() throws -> Int64? {
+        if lock == nil {
+            let now = monotonicNanos()
+            guard now >= nextTry, log.topicExists(delayTopic) else { return nil }
+            nextTry = now + 500_000_000
+            guard try becomeMover() else { return nil }
+        }
+        while let r = try cursor!.peek() {
+            if !moved.contains(r.offset) {
+                let headers = try r.headers()
+                var due: Int64 = 0
+                var kept: [Header] = []
+                for h in headers {
+                    let name = String(decoding: h.name, as: UTF8.self)
+                    if name == DelayQueue.deliverAtHeader, let v = h.value { due = Int64(String(decoding: v, as: UTF8.self)) ?? 0 }
+                    kept.append(Header(name: name, value: h.value.map(Array.init)))
+                }
+                let m = Message(key: r.key.map(Array.init), value: r.value.map(Array.init), headers: kept, timestamp: r.timestamp)
+                pending.push((due, r.offset, m))
+            }
+            cursor!.advance()
+        }
+        let now = currentTimeMillis()
+        while let first = pending.first, first.due <= now {
+            var batch: [(due: Int64, offset: Int64, message: Message)] = []
+            while batch.count < DelayMover.maxBatch, let next = pending.first, next.due <= now { batch.append(pending.pop()!) }
+            do {
+                try move(batch)
+            } catch {
+                for e in batch { pending.push(e) }  // not moved: keep them waiting
+                throw error
+            }
+        }
+        try advanceLowWater()
+        return pending.first.map { max(0, $0.due - currentTimeMillis()) }
+    }
+
+    private func becomeMover() throws -> Bool {
+        let handle = try FileHandle.open(directory + "/mover.lock", O_RDWR | O_CREAT, creating: true)
+        guard try handle.lock(exclusive: true, wait: false) else { handle.close(); return false }
+        lock = handle
+        let lw = try FileHandle.open(directory + "/mover.offset", O_RDWR | O_CREAT, creating: true)
+        lowWaterFile = lw
+        lowWaterSlot = try CommittedOffsetFile.read(lw)
+        lowWater = lowWaterSlot?.offset ?? 0
+        let j = try FileHandle.open(directory + "/mover.journal", O_RDWR | O_CREAT, creating: true)
+        journal = j
+        journalBytes = try j.size()
+        var raw = [UInt8](repeating: 0, count: Int(journalBytes))
+        _ = try raw.withUnsafeMutableBytes { try j.read(into: $0.baseAddress!, count: $0.count, at: 0) }
+        var at = 0
+        while at + 16 <= raw.count {
+            let (offset, crc) = raw.withUnsafeBytes { p in
+                (Int64(littleEndian: p.loadUnaligned(fromByteOffset: at, as: Int64.self)),
+                 UInt32(littleEndian: p.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self)))
+            }
+            let valid = raw.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[at..<at + 8])) } == crc
+            if !valid { break }  // a torn last entry: that move is repeated
+            if offset >= lowWater { moved.insert(offset) }
+            at += 16
+        }
+        if at != raw.count { try j.truncate(to: Int64(at)); journalBytes = Int64(at) }
+        targetTopic = try log.openTopic(target)
+        writers = Array(repeating: nil, count: Int(targetTopic!.partitions))
+        cursor = try PartitionCursor(partition: 0, directory: log.topicPath(delayTopic) + "/0", startOffset: lowWater)
+        return true
+    }
+
+    private func move(_ entries: [(due: Int64, offset: Int64, message: Message)]) throws {
+        guard let topic = targetTopic else { return }
+        var byPartition: [Int32: [Message]] = [:]
+        for e in entries {
+            let p: Int32
+            if let key = e.message.key {
+                p = key.withUnsafeBytes { Partitioner.partition(forKey: $0, partitions: topic.partitions) }
+            } else {
+                p = roundRobin
+                roundRobin = (roundRobin + 1) % topic.partitions
+            }
+            byPartition[p, default: []].append(e.message)
+        }
+        for (p, messages) in byPartition.sorted(by: { $0.key < $1.key }) {
+            if writers[Int(p)] == nil {
+                writers[Int(p)] = try PartitionWriter(directory: topic.partitionPath(p), settings: .init(topic.config))
+            }
+            builder.reset()
+            for m in messages {
+                let h = RecordBatchBuilder.encodeHeaders(m.headers)
+                h.withUnsafeBytes { hp in
+                    withOptionalBytes(m.key) { k in
+                        withOptionalBytes(m.value) { v in builder.append(timestamp: m.timestamp ?? currentTimeMillis(), key: k, value: v, headers: hp) }
+                    }
+                }
+            }
+            _ = try builder.finish()
+            try writers[Int(p)]!.append(builder.output)
+            try writers[Int(p)]!.sync()
+        }
+        // Only now, with the messages durable in the target, record the move.
+        var bytes = [UInt8](repeating: 0, count: 16 * entries.count)
+        bytes.withUnsafeMutableBytes { raw in
+            for (i, e) in entries.enumerated() {
+                raw.storeBytes(of: e.offset.littleEndian, toByteOffset: 16 * i, as: Int64.self)
+                let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(raw)[16 * i..<16 * i + 8]))
+                raw.storeBytes(of: crc.littleEndian, toByteOffset: 16 * i + 8, as: UInt32.self)
+            }
+        }
+        try bytes.withUnsafeBytes { try journal!.write($0, at: journalBytes) }
+        try journal!.sync()
+        journalBytes += Int64(bytes.count)
+        for e in entries { moved.insert(e.offset) }
+    }
+
+    /// Raises the low-water mark past offsets that were all moved, and
+    /// shortens the journal when everything in it is below the mark.
+    private func advanceLowWater() throws {
+        guard let cursor else { return }
+        let mark = pending.unordered.map(\.offset).min() ?? cursor.nextOffset
+        guard mark > lowWater else { return }
+        lowWater = mark
+        lowWaterSlot = try CommittedOffsetFile.commit(lowWaterFile!, after: lowWaterSlot, offset: mark)
+        moved = moved.filter { $0 >= mark }
+        if moved.isEmpty && journalBytes > 0 {
+            try journal!.truncate(to: 0)
+            try journal!.sync()
+            journalBytes = 0
+        }
+    }
+}
