@@ -67,6 +67,10 @@ struct MQConsume: ParsableCommand {
     var maxAge: String?
     @Option(name: .long, help: "With a handler: feed up to N messages to one run, formatted as on output; acked or failed together.")
     var batch: Int = 1
+    @Flag(name: .long, help: "Work-queue mode: all consumers of the group share every partition message by message (needs -g and a handler).")
+    var queue = false
+    @Option(name: .long, help: ArgumentHelp("Work-queue mode: how long a consumer holds a message; a run is stopped before its lease ends, and the message is delivered again.", valueName: "duration"))
+    var lease: String = "30s"
     @Option(name: [.customShort("P"), .customLong("parallel")], help: "With a handler: run up to N at once (messages with one key never run at once or out of order).")
     var parallel: Int = 1
 
@@ -77,6 +81,9 @@ struct MQConsume: ParsableCommand {
         if maxAttempts < 1 { throw ValidationError("'--max-attempts' must be at least 1") }
         if batch < 1 { throw ValidationError("'--batch' must be at least 1") }
         if parallel < 1 { throw ValidationError("'--parallel' must be at least 1") }
+        if queue && (group == nil || command.isEmpty) {
+            throw ValidationError("'--queue' needs '-g GROUP' and a handler command after '--'")
+        }
         if command.isEmpty {
             let handlerOnly = [("--timeout", timeout != nil), ("--dlq-on", !dlqOn.isEmpty), ("--dlq", dlq != nil), ("--max-age", maxAge != nil),
                                ("--batch", batch != 1), ("--parallel", parallel != 1), ("--max-attempts", maxAttempts != 3)]
@@ -118,7 +125,13 @@ struct MQConsume: ParsableCommand {
                 options.filter = try MessageFilter(grep: grep, key: key.map { Array($0.utf8) }, headers: headers)
             }
             if options.count == 0 { return }
-            try Consumer(options: options, log: logOptions.log).run()
+            if queue {
+                let consumer = QueueConsumer(options: options, log: logOptions.log)
+                consumer.leaseMs = try usageValue { try Durations.parseDuration(lease) }
+                try consumer.run()
+            } else {
+                try Consumer(options: options, log: logOptions.log).run()
+            }
         }
     }
 }

@@ -157,7 +157,8 @@ public final class GroupMembership {
     public init(_ group: GroupDirectory) throws {
         self.group = group
         try FileSystem.makeDirectories(group.membersPath)
-        id = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        // At most 15 characters: the work queue stores leaseholders in 16 bytes.
+        id = String(getpid(), radix: 16) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         handle = try FileHandle.open(group.membersPath + "/" + id, O_RDWR | O_CREAT, creating: true)
         try handle.lock(exclusive: true)
     }
@@ -165,6 +166,15 @@ public final class GroupMembership {
     deinit {
         try? FileSystem.remove(group.membersPath + "/" + id)
         handle.close()
+    }
+
+    /// True when the member `id` is alive: its file exists and is locked by its owner.
+    public func isAlive(_ id: String) -> Bool {
+        if id == self.id { return true }
+        guard !id.isEmpty, !id.contains("/"),
+              let other = try? FileHandle.openIfExists(group.membersPath + "/" + id, O_RDONLY) else { return false }
+        defer { other.close() }
+        return (try? other.lock(exclusive: false, wait: false)) != true
     }
 
     /// The ids of live members, this one included, sorted; removes the files

@@ -81,6 +81,9 @@ final class HandlerDispatcher {
     let printer: RecordPrinter
     /// Called when a job is complete (acked or dead-lettered).
     var onComplete: (Job) -> Void = { _ in }
+    /// When set, failures are handed to this instead of being retried here,
+    /// and jobs are not ordered by key (the work queue decides both).
+    var onFailure: ((Job) throws -> Void)? = nil
     private var ready: [Job] = []
     private var readyHead = 0
     private var blocked: [[UInt8]: [Job]] = [:]
@@ -107,7 +110,7 @@ final class HandlerDispatcher {
             try deadLetter(job, reason: "expired")
             return
         }
-        if let key = job.key {
+        if onFailure == nil, let key = job.key {
             if activeKeys.contains(key) {
                 blocked[key, default: []].append(job)
                 return
@@ -234,14 +237,18 @@ final class HandlerDispatcher {
             job.lastOutcome = outcome
             job.lastTimedOut = r.timedOut
             job.stderrTail = r.child.stderrTail
+            if let onFailure {
+                outstanding -= 1
+                try onFailure(job)
+                continue
+            }
             var permanent = false
             if case .exited(let status) = outcome, options.permanentStatuses.contains(status) { permanent = true }
             if permanent || job.attempt >= options.maxAttempts {
                 try deadLetter(job, reason: permanent ? "permanent" : (r.timedOut ? "timeout" : "failed"))
             } else {
                 job.attempt += 1
-                let base = min(options.backoffMaxMs, options.backoffMs << min(job.attempt - 2, 30))
-                let delay = base / 2 + Int64.random(in: 0...max(0, base - base / 2))
+                let delay = backoffMs(beforeAttempt: job.attempt)
                 let due = monotonicNanos() + UInt64(max(0, delay)) * 1_000_000
                 let at = retries.firstIndex { $0.due > due } ?? retries.count
                 retries.insert((due, job), at: at)
@@ -252,13 +259,31 @@ final class HandlerDispatcher {
     private func complete(_ job: Job) {
         outstanding -= 1
         onComplete(job)
-        guard let key = job.key else { return }
+        guard onFailure == nil, let key = job.key else { return }
         if var waiting = blocked[key], !waiting.isEmpty {
             ready.append(waiting.removeFirst())
             blocked[key] = waiting.isEmpty ? nil : waiting
         } else {
             activeKeys.remove(key)
         }
+    }
+
+    /// True when the job's last failure was an exit status marked permanent.
+    func isPermanentFailure(_ job: Job) -> Bool {
+        if case .exited(let status)? = job.lastOutcome { return options.permanentStatuses.contains(status) }
+        return false
+    }
+
+    /// Backoff before attempt `attempt` (2 = first retry): exponential, equal jitter.
+    func backoffMs(beforeAttempt attempt: Int) -> Int64 {
+        let base = min(options.backoffMaxMs, options.backoffMs << min(max(attempt - 2, 0), 30))
+        return base / 2 + Int64.random(in: 0...max(0, base - base / 2))
+    }
+
+    /// Writes a dead letter for a job the caller already counted as outstanding.
+    func deadLetterExternal(_ job: Job, reason: String) throws {
+        outstanding += 1
+        try deadLetter(job, reason: reason)
     }
 
     private func deadLetter(_ job: Job, reason: String) throws {

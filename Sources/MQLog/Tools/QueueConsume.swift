@@ -1,0 +1,264 @@
+import Glibc
+
+/// `mq-consume --queue -g GROUP TOPIC -- CMD`: any number of consumers of a
+/// group share every partition, message by message, as SQS or Kafka share
+/// groups do.
+///
+/// Each message is leased to one consumer at a time (`QueueState` in
+/// `groups/GROUP/queue/TOPIC/P/`). A lease ends when the handler exits, when
+/// it runs out (`--lease`: the handler is stopped before that, so no message
+/// runs in two consumers at once), or when its consumer dies (its member
+/// file's lock is gone): then the message can be claimed again. Every
+/// delivery counts as an attempt, in the shared state, so the retry and
+/// dead-letter rules hold across consumers and restarts. Failed messages
+/// wait out their backoff in the state, visible to no one until due.
+/// Messages are not ordered by key in this mode. Not thread-safe.
+public final class QueueConsumer {
+    struct Partition {
+        let topic: String
+        let partition: Int32
+        let queue: QueuePartition
+        let reader: PartitionReader
+        let directory: String
+    }
+
+    public let options: ConsumeOptions
+    public let log: LogDirectory
+    public var leaseMs: Int64 = 30_000
+    private let printer: RecordPrinter
+    private var group: GroupDirectory!
+    private var membership: GroupMembership!
+    private var dispatcher: HandlerDispatcher!
+    private var partitions: [Partition] = []
+    private var topics: [String: Topic] = [:]
+    private var patterns: [TopicPattern] = []
+    private var exactNames: [String] = []
+    private let watcher = ChangeWatcher()
+    private var watched = Set<String>()
+    private var nextPartition = 0
+    private var completions: [String: [Int64]] = [:]
+    private var emitted = 0
+    private var nextWakeMs: Int64 = .max
+
+    public init(options: ConsumeOptions, log: LogDirectory) {
+        self.options = options
+        self.log = log
+        self.printer = RecordPrinter(mode: options.output, fd: options.outputFD)
+    }
+
+    public func run() throws {
+        guard let groupName = options.group, var handler = options.handler else {
+            throw MQError.usage("'--queue' needs '-g GROUP' and a handler command after '--'")
+        }
+        StopSignals.install()
+        signal(SIGPIPE, SIG_IGN)
+        for arg in options.topics {
+            if LogDirectory.isValidTopicName(arg) { exactNames.append(arg) } else { patterns.append(try TopicPattern(arg)) }
+        }
+        if options.exitAtEnd {
+            for name in exactNames where !log.topicExists(name) { throw MQError(.noInput, "topic '\(name)' does not exist in \(log.root)") }
+        }
+        group = try GroupDirectory(log: log, group: groupName)
+        membership = try GroupMembership(group)
+        // Stop a run before its lease can run out, so that no message runs twice at once.
+        let margin = max(100, min(1000, leaseMs / 10))
+        handler.timeoutMs = min(handler.timeoutMs ?? .max, max(1, leaseMs - margin))
+        handler.parallelism = max(1, handler.parallelism)
+        dispatcher = HandlerDispatcher(options: handler, group: groupName, log: log, printer: printer)
+        dispatcher.onComplete = { [unowned self] job in
+            self.completions[job.topic + "/\(job.partition)", default: []].append(job.offset)
+        }
+        dispatcher.onFailure = { [unowned self] job in try self.failed(job) }
+        try FileSystem.makeDirectories(log.topicsPath)
+        watcher.watch(log.topicsPath)
+        var nextRefresh: UInt64 = 0
+        while true {
+            if StopSignals.signal != 0 {
+                dispatcher.stop()
+                try flushCompletions()
+                throw MQError(StopSignals.exitStatus, "stopped by \(StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"); completed messages are acknowledged, the others will be delivered again")
+            }
+            if monotonicNanos() >= nextRefresh {
+                try refreshPartitions()
+                nextRefresh = monotonicNanos() + 500_000_000
+            }
+            let claimed = try claim()
+            let ended = try dispatcher.service()
+            try flushCompletions()
+            if let limit = options.count, emitted >= limit, dispatcher.isIdle { return }
+            if claimed > 0 || ended { continue }
+            if options.exitAtEnd, dispatcher.isIdle, try drained() { return }
+            var wait = Int64(1000)
+            if let d = dispatcher.nextDeadlineMs() { wait = min(wait, d) }
+            if nextWakeMs != .max { wait = min(wait, max(0, nextWakeMs - currentTimeMillis())) }
+            _ = watcher.wait(timeoutMs: Int32(max(1, wait)), alsoWake: [StopSignals.fd], alsoWatch: dispatcher.pollRequests)
+            StopSignals.drain()
+        }
+    }
+
+    // MARK: Partitions
+
+    private func refreshPartitions() throws {
+        var names = exactNames.filter { log.topicExists($0) }
+        if !patterns.isEmpty {
+            for name in try log.listTopics() where !names.contains(name) && !name.hasSuffix(".delay") && patterns.contains(where: { $0.matches(name) }) {
+                names.append(name)
+            }
+        }
+        for name in names.sorted() where topics[name] == nil {
+            let topic = try log.openTopic(name)
+            topics[name] = topic
+            for p in 0..<topic.partitions {
+                let dir = topic.partitionPath(p)
+                let queue = try QueuePartition(directory: group.path + "/queue/\(name)/\(p)")
+                // A new queue starts where --from says (default: the beginning).
+                let reader = PartitionReader(directory: dir)
+                try queue.update(durable: true) { state in
+                    if state.generation == 0 {
+                        let start = try (options.start ?? .beginning).offset(in: reader)
+                        state.low = start
+                        state.next = start
+                    }
+                }
+                partitions.append(Partition(topic: name, partition: p, queue: queue, reader: reader, directory: dir))
+                if !watched.contains(dir) { watched.insert(dir); watcher.watch(dir) }
+            }
+        }
+    }
+
+    // MARK: Claiming
+
+    /// Claims work while fewer jobs are in hand than the handlers can take.
+    /// - Returns: how many messages were claimed.
+    private func claim() throws -> Int {
+        guard !partitions.isEmpty else { return 0 }
+        let capacity = dispatcher.options.parallelism * dispatcher.options.batch * 2
+        var claimedTotal = 0
+        nextWakeMs = .max
+        for k in 0..<partitions.count {
+            var want = capacity - dispatcher.outstanding
+            if let limit = options.count { want = min(want, limit - emitted) }
+            if want <= 0 { break }
+            let p = partitions[(nextPartition + k) % partitions.count]
+            let end = try p.reader.logEndOffset()
+            let me = membership.id
+            let lease = leaseMs
+            let claimed: [(offset: Int64, attempts: UInt32)] = try p.queue.update(durable: false) { state in
+                let now = currentTimeMillis()
+                var out: [(Int64, UInt32)] = []
+                var alive: [String: Bool] = [:]
+                for i in state.entries.indices where out.count < want && !state.entries[i].done {
+                    var e = state.entries[i]
+                    if e.leaseUntil > 0 {
+                        let ownerAlive = alive[e.owner] ?? membership.isAlive(e.owner)
+                        alive[e.owner] = ownerAlive
+                        if e.leaseUntil > now && ownerAlive {
+                            nextWakeMs = min(nextWakeMs, e.leaseUntil)
+                            continue
+                        }
+                    }
+                    if e.visibleAt > now {
+                        nextWakeMs = min(nextWakeMs, e.visibleAt)
+                        continue
+                    }
+                    e.leaseUntil = now + lease
+                    e.owner = me
+                    e.attempts += 1
+                    state.entries[i] = e
+                    out.append((e.offset, e.attempts))
+                }
+                while out.count < want && state.next < end {
+                    var e = QueueState.Entry(offset: state.next)
+                    e.leaseUntil = now + lease
+                    e.owner = me
+                    e.attempts = 1
+                    state.entries.append(e)
+                    out.append((state.next, 1))
+                    state.next += 1
+                }
+                return out
+            }
+            if !claimed.isEmpty { try fetchAndSubmit(p, claimed) }
+            claimedTotal += claimed.count
+        }
+        nextPartition = (nextPartition + 1) % partitions.count
+        return claimedTotal
+    }
+
+    /// Reads the claimed messages and hands them to the dispatcher.
+    private func fetchAndSubmit(_ p: Partition, _ claimed: [(offset: Int64, attempts: UInt32)]) throws {
+        let wanted = Dictionary(uniqueKeysWithValues: claimed.map { ($0.offset, $0.attempts) })
+        var cursor: PartitionCursor? = nil
+        var found = Set<Int64>()
+        for (offset, _) in claimed.sorted(by: { $0.offset < $1.offset }) where !found.contains(offset) {
+            if cursor == nil || cursor!.nextOffset > offset { cursor = try PartitionCursor(partition: p.partition, directory: p.directory, startOffset: offset) }
+            while let r = try cursor!.peek(), r.offset <= claimed.map(\.offset).max()! {
+                if let attempts = wanted[r.offset], !found.contains(r.offset) {
+                    found.insert(r.offset)
+                    if try options.filter?.matches(r) ?? true {
+                        let rendered = dispatcher.options.batch > 1 ? try printer.rendered(r, topic: p.topic, partition: p.partition) : []
+                        let job = try Job(r, topic: p.topic, partition: p.partition, rendered: rendered)
+                        job.attempt = Int(attempts)
+                        emitted += 1
+                        if job.attempt > dispatcher.options.maxAttempts {
+                            // Delivered too often already (its consumers kept dying): stop here.
+                            try dispatcher.deadLetterExternal(job, reason: "failed")
+                        } else {
+                            try dispatcher.submit(job)
+                        }
+                    } else {
+                        completions[p.topic + "/\(p.partition)", default: []].append(r.offset)
+                    }
+                }
+                cursor!.advance()
+            }
+        }
+        // Offsets with no record (removed by retention or compaction): nothing to do.
+        for (offset, _) in claimed where !found.contains(offset) {
+            completions[p.topic + "/\(p.partition)", default: []].append(offset)
+        }
+    }
+
+    // MARK: Outcomes
+
+    private func failed(_ job: Job) throws {
+        if dispatcher.isPermanentFailure(job) || job.attempt >= dispatcher.options.maxAttempts {
+            let reason = dispatcher.isPermanentFailure(job) ? "permanent" : (job.lastTimedOut ? "timeout" : "failed")
+            try dispatcher.deadLetterExternal(job, reason: reason)
+            return
+        }
+        let delay = dispatcher.backoffMs(beforeAttempt: job.attempt + 1)
+        let me = membership.id
+        guard let p = partitions.first(where: { $0.topic == job.topic && $0.partition == job.partition }) else { return }
+        try p.queue.update(durable: false) { state in
+            guard let i = state.entries.firstIndex(where: { $0.offset == job.offset }), state.entries[i].owner == me else { return }
+            state.entries[i].leaseUntil = 0
+            state.entries[i].owner = ""
+            state.entries[i].visibleAt = currentTimeMillis() + delay
+        }
+    }
+
+    /// Marks completed messages done, durably, one update per partition.
+    private func flushCompletions() throws {
+        guard !completions.isEmpty else { return }
+        let done = completions
+        completions = [:]
+        for p in partitions {
+            guard let offsets = done[p.topic + "/\(p.partition)"], !offsets.isEmpty else { continue }
+            let set = Set(offsets)
+            try p.queue.update(durable: true) { state in
+                for i in state.entries.indices where set.contains(state.entries[i].offset) { state.entries[i].done = true }
+                state.advanceLow()
+            }
+        }
+    }
+
+    /// True when every partition's queue is done up to the end of its log.
+    private func drained() throws -> Bool {
+        for p in partitions {
+            let state = try p.queue.read()
+            if state.low < (try p.reader.logEndOffset()) { return false }
+        }
+        return !partitions.isEmpty || (exactNames.isEmpty && patterns.isEmpty)
+    }
+}
