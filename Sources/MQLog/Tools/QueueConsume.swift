@@ -132,7 +132,8 @@ public final class QueueConsumer {
     /// - Returns: how many messages were claimed.
     private func claim() throws -> Int {
         guard !partitions.isEmpty else { return 0 }
-        let capacity = dispatcher.options.parallelism * dispatcher.options.batch * 2
+        // Claim only what can start now: a claim counts as a delivery attempt.
+        let capacity = dispatcher.options.parallelism * dispatcher.options.batch
         var claimedTotal = 0
         nextWakeMs = .max
         for k in 0..<partitions.count {
