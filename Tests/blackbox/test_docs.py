@@ -18,26 +18,30 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("MQ_BIN") or REPO / ".build" / "release")
-TOOLS = ["mq-produce", "mq-tail", "mq-topic"]
+TOOLS = ["mq-produce", "mq-tail", "mq-topic", "mq-consume"]
 REGENERATE = "scripts/generate-completions.sh .build/release"
 
 # Every exit status each tool can end with, from Sources/MQLog/Errors/ExitStatus.swift
 # and the code paths that reach it. ArgumentParser itself exits 64 (EX_USAGE) for
 # a bad command line, and 1 only for an error no tool throws. 70 (EX_SOFTWARE) is
 # defined but never returned.
-#   64  command line; invalid topic name or partition; bad topic pattern (mq-tail)
+#   64  command line; invalid topic name or partition; bad topic pattern (mq-tail,
+#       mq-consume); invalid group name or --grep expression (mq-consume)
 #   65  bad input (mq-produce); corrupt data found while reading
-#   66  topic does not exist
+#   66  topic does not exist (mq-consume: only with -e, or deleted while opening)
 #   73  cannot create a file or directory; mq-topic create: topic exists
-#   74  I/O error, disk full
+#   74  I/O error, disk full, a failed write to standard output (mq-consume ignores
+#       SIGPIPE and ends with 0 when its output is closed)
 #   75  mq-topic delete: topic in use
 #   77  permission denied, read-only file system
 #   78  invalid topic.properties; unknown or bad --config (mq-topic)
-#   130, 143  mq-produce stopped by SIGINT, SIGTERM after committing its input
+#   130, 143  mq-produce stopped by SIGINT, SIGTERM after committing its input;
+#             mq-consume likewise, after committing what it delivered
 EXIT_STATUSES = {
     "mq-produce": {0, 64, 65, 66, 73, 74, 77, 78, 130, 143},
     "mq-tail": {0, 64, 65, 66, 73, 74, 77, 78},
     "mq-topic": {0, 64, 65, 66, 73, 74, 75, 77, 78},
+    "mq-consume": {0, 64, 65, 66, 73, 74, 77, 78, 130, 143},
 }
 
 
