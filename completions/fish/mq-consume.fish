@@ -20,7 +20,7 @@ function __mq-consume_parse_tokens -S
     set -l unparsed_tokens (__mq-consume_tokens -pc)
     switch $unparsed_tokens[1]
     case 'mq-consume'
-        __mq-consume_parse_subcommand -r 1 'dir=' 'g/group=' 'from=' 'e/exit' 'c/count=' 'grep=' 'key=' 'header=+' 'commit-interval=' 'd/delimiter=' '0/null' 'format=' 'J/json' 'version' 'h/help'
+        __mq-consume_parse_subcommand -r 1 'dir=' 'g/group=' 'from=' 'e/exit' 'c/count=' 'grep=' 'key=' 'header=+' 'commit-interval=' 'd/delimiter=' '0/null' 'format=' 'J/json' 'max-attempts=' 'backoff=' 'backoff-max=' 'timeout=' 'dlq-on=+' 'dlq=' 'max-age=' 'batch=' 'queue' 'lease=' 'P/parallel=' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __mq-consume_parse_subcommand -r 1 'version'
@@ -90,6 +90,17 @@ complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" 0 null' -s '0' -l 'null' -d 'End each value with a NUL byte.'
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" format' -l 'format' -d 'Print with kcat tokens: %t %p %o %k %s %T %h %K %S, \\n \\t.' -rfka ''
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" J json' -s 'J' -l 'json' -d 'Print one JSON envelope per message.'
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" max-attempts' -l 'max-attempts' -d 'With a handler: runs before a failing message is dead-lettered.' -rfka ''
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" backoff' -l 'backoff' -d 'With a handler: first retry delay, doubled each attempt, with jitter.' -rfka ''
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" backoff-max' -l 'backoff-max' -d 'With a handler: longest retry delay.' -rfka ''
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" timeout' -l 'timeout' -d 'With a handler: stop a run after this long (SIGTERM, then SIGKILL 5 s later); it counts as a failure.' -rfka ''
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume"' -l 'dlq-on' -d 'With a handler: an exit status that is permanent, dead-lettered without retries (repeatable).' -rfka ''
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" dlq' -l 'dlq' -d 'With a handler: the dead-letter topic (default: TOPIC.dlq).' -rfka ''
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" max-age' -l 'max-age' -d 'With a handler: dead-letter messages older than this as expired, without running them.' -rfka ''
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" batch' -l 'batch' -d 'With a handler: feed up to N messages to one run, formatted as on output; acked or failed together.' -rfka ''
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" queue' -l 'queue' -d 'Work-queue mode: all consumers of the group share every partition message by message (needs -g and a handler).'
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" lease' -l 'lease' -d 'Work-queue mode: how long a consumer holds a message; a run is stopped before its lease ends, and the message is delivered again.' -rfka ''
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" P parallel' -s 'P' -l 'parallel' -d 'With a handler: run up to N at once (messages with one key never run at once or out of order).' -rfka ''
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" version' -l 'version' -d 'Show the version.'
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_positional "mq-consume" -eq 1' -fa 'help' -d 'Show subcommand help information.'

@@ -86,11 +86,13 @@ public enum CommittedOffsetFile {
 
     /// The newest valid slot, or nil when nothing was ever committed.
     public static func read(_ handle: FileHandle) throws -> Slot? {
+        // A short file reads as if zero-padded: that is what it becomes when a
+        // commit extends it, so readers and writers agree on every slot.
         var raw = [UInt8](repeating: 0, count: 2 * slotSize)
-        let n = try raw.withUnsafeMutableBytes { try handle.read(into: $0.baseAddress!, count: 2 * slotSize, at: 0) }
+        _ = try raw.withUnsafeMutableBytes { try handle.read(into: $0.baseAddress!, count: 2 * slotSize, at: 0) }
         return raw.withUnsafeBytes { all -> Slot? in
-            let a = n >= slotSize ? decode(UnsafeRawBufferPointer(rebasing: all[0..<slotSize])) : nil
-            let b = n >= 2 * slotSize ? decode(UnsafeRawBufferPointer(rebasing: all[slotSize..<2 * slotSize])) : nil
+            let a = decode(UnsafeRawBufferPointer(rebasing: all[0..<slotSize]))
+            let b = decode(UnsafeRawBufferPointer(rebasing: all[slotSize..<2 * slotSize]))
             switch (a, b) {
             case let (a?, b?): return a.generation > b.generation ? a : b
             case let (a?, nil): return a
@@ -102,6 +104,9 @@ public enum CommittedOffsetFile {
 
     /// Writes the next generation with `offset` and makes it durable.
     public static func commit(_ handle: FileHandle, after previous: Slot?, offset: Int64, sync: Bool = true) throws -> Slot {
+        guard (previous?.generation ?? 0) < UInt64.max else {
+            throw MQError.corrupt("committed-offset file '\(handle.path)' has an impossible generation; remove it to reset the partition's position")
+        }
         let slot = Slot(generation: (previous?.generation ?? 0) + 1, offset: offset, committedMs: currentTimeMillis())
         let bytes = encode(slot)
         try bytes.withUnsafeBytes { try handle.write($0, at: Int64(slot.generation % 2) * Int64(slotSize)) }
@@ -136,6 +141,9 @@ public final class PartitionLease {
             handle.close()
             return nil
         }
+        if try handle.size() < Int64(2 * CommittedOffsetFile.slotSize) {
+            try handle.truncate(to: Int64(2 * CommittedOffsetFile.slotSize))
+        }
         return try PartitionLease(topic: topic, partition: partition, handle: handle)
     }
 
@@ -153,19 +161,38 @@ public final class GroupMembership {
     public let group: GroupDirectory
     public let id: String
     private let handle: FileHandle
+    /// The member file made again after it went missing.
+    private var replaced: FileHandle?
 
     public init(_ group: GroupDirectory) throws {
         self.group = group
         try FileSystem.makeDirectories(group.membersPath)
         // At most 15 characters: the work queue stores leaseholders in 16 bytes.
         id = String(getpid(), radix: 16) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
-        handle = try FileHandle.open(group.membersPath + "/" + id, O_RDWR | O_CREAT, creating: true)
-        try handle.lock(exclusive: true)
+        handle = try GroupMembership.createLocked(group, id)
+    }
+
+    /// Creates the member file already locked: made and locked under a
+    /// temporary name, then renamed into place, so no other member can see it
+    /// unlocked and take it for a dead one.
+    private static func createLocked(_ group: GroupDirectory, _ id: String) throws -> FileHandle {
+        let tmp = group.membersPath + "/~" + id
+        let handle = try FileHandle.open(tmp, O_RDWR | O_CREAT, creating: true)
+        do {
+            try handle.lock(exclusive: true)
+            try FileSystem.rename(tmp, to: group.membersPath + "/" + id)
+        } catch {
+            handle.close()
+            try? FileSystem.remove(tmp)
+            throw error
+        }
+        return handle
     }
 
     deinit {
         try? FileSystem.remove(group.membersPath + "/" + id)
         handle.close()
+        replaced?.close()
     }
 
     /// True when the member `id` is alive: its file exists and is locked by its owner.
@@ -180,9 +207,13 @@ public final class GroupMembership {
     /// The ids of live members, this one included, sorted; removes the files
     /// of dead ones (whose lock the kernel dropped).
     public func liveMembers() throws -> [String] {
-        var live: [String] = []
+        var live: [String] = [id]
+        if !FileSystem.exists(group.membersPath + "/" + id) {
+            // Removed by hand: put it back (the lock we hold is on the old, unlinked file).
+            if let fresh = try? GroupMembership.createLocked(group, id) { replaced = fresh }
+        }
         for name in try FileSystem.list(group.membersPath) {
-            if name == id { live.append(name); continue }
+            if name == id || name.hasPrefix("~") { continue }
             guard let other = try? FileHandle.openIfExists(group.membersPath + "/" + name, O_RDONLY) else { continue }
             defer { other.close() }
             if (try? other.lock(exclusive: false, wait: false)) == true {

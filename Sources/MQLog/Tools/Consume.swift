@@ -68,6 +68,9 @@ public final class Consumer {
     private var watched = Set<String>()
     private var dispatcher: HandlerDispatcher?
     private var movers: [String: DelayMover] = [:]
+    /// The topics that existed at the first assignment; others are new.
+    private var initialTopics = Set<String>()
+    private var startedUp = false
     private var nextMoverTick: UInt64 = 0
 
     public init(options: ConsumeOptions, log: LogDirectory) {
@@ -109,6 +112,7 @@ public final class Consumer {
             let now = monotonicNanos()
             if now >= nextRebalance {
                 try rebalance()
+                startedUp = true
                 nextRebalance = now + UInt64(options.rebalanceIntervalMs) * 1_000_000
             }
             var moverWaitMs: Int64 = 200
@@ -151,7 +155,7 @@ public final class Consumer {
         dispatcher?.stop()
         try commit(force: true)
         let name = StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"
-        throw MQError(StopSignals.exitStatus, "stopped by \(name); delivered messages are committed")
+        throw MQError(StopSignals.exitStatus, group == nil ? "stopped by \(name)" : "stopped by \(name); delivered messages are committed")
     }
 
     /// Prints what the owned partitions have now, a bounded slice of each in
@@ -265,6 +269,7 @@ public final class Consumer {
 
     private func rebalance() throws {
         let all = try subscribedPartitions()
+        if !startedUp { initialTopics = Set(all.map(\.topic)) }
         guard let group, let membership else {
             for (t, p) in all where !owned.contains(where: { $0.topic == t && $0.partition == p }) {
                 try take(topic: t, partition: p, lease: nil)
@@ -272,7 +277,7 @@ public final class Consumer {
             return
         }
         let members = try membership.liveMembers()
-        let share = all.isEmpty ? 0 : (all.count + members.count - 1) / members.count
+        let share = all.isEmpty ? 0 : (all.count + max(members.count, 1) - 1) / max(members.count, 1)
         while owned.count > share {
             let victim = owned.removeLast()
             try victim.lease?.commit(victim.commitPosition)
@@ -299,7 +304,10 @@ public final class Consumer {
         if let committed = lease?.committed?.offset {
             start = max(committed, try reader.logStartOffset())
         } else {
-            start = try (options.start ?? (group == nil ? .end : .beginning)).offset(in: reader)
+            // A topic that appears while we run is read from its beginning, as
+            // mq-tail -f does; --from applies to what exists at the start.
+            let position: StartPosition = initialTopics.contains(topic) ? (options.start ?? (group == nil ? .end : .beginning)) : .beginning
+            start = try position.offset(in: reader)
         }
         start = min(start, try reader.logEndOffset())
         let cursor = try PartitionCursor(partition: partition, directory: dir, startOffset: start)
