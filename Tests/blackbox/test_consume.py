@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from kafka.record.util import calc_crc32c
 
-from mqtest import DEFAULT_TIMEOUT, EX_NOINPUT, EX_USAGE, Stream, assert_error, jline, signalled
+from mqtest import DEFAULT_TIMEOUT, EX_NOINPUT, EX_USAGE, Proc, Stream, assert_error, jline, signalled
 
 SLOT = 32
 
@@ -121,8 +121,9 @@ class ThrottledReader(threading.Thread):
         return [] if end < 0 else [tuple(map(int, l.split())) for l in data[:end].split(b"\n")]
 
 
-class Member:
-    """An `mq-consume --format '%p %o\\n'` process with its output read by a ThrottledReader."""
+class Member(Proc):
+    """An `mq-consume --format '%p %o\\n'` process with its output read by a ThrottledReader
+    (signal, kill, pid and running come from Proc)."""
 
     def __init__(self, mq, *args, throttled=True):
         argv = mq.argv("mq-consume", ["--format", "%p %o\\n", *args])
@@ -133,18 +134,6 @@ class Member:
         self.out.throttled = throttled
         self.err = Stream(self.p.stderr)
         mq.procs.append(self)
-
-    def signal(self, sig):
-        if self.p.poll() is None:
-            os.kill(self.p.pid, sig)
-
-    def kill(self):
-        if self.p.poll() is None:
-            try:
-                os.killpg(self.p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.p.wait(10)
 
     def finish(self, timeout=60):
         self.out.throttled = False
