@@ -20,6 +20,7 @@ python_packages=(
     zstandard==0.25.0
     crc32c==2.9.post0
     pytest==9.0.3
+    prometheus-client==0.26.0
 )
 
 sudo=()

@@ -1,0 +1,186 @@
+import Glibc
+
+/// A snapshot of a log's topics and consumer groups, for `mq-stat`.
+/// Everything is read without locks, from the files alone.
+public struct LogStats: Sendable {
+    public struct PartitionStats: Sendable {
+        public var topic: String
+        public var partition: Int32
+        public var bytes: Int64
+        public var segments: Int
+        public var startOffset: Int64
+        public var endOffset: Int64
+        /// Age in ms of the oldest record still in the log, or nil when empty.
+        public var oldestAgeMs: Int64?
+        /// Records appended during the last minute, per second.
+        public var ratePerSecond: Double
+    }
+
+    public struct TopicStats: Sendable {
+        public var name: String
+        public var partitions: [PartitionStats]
+        /// Messages in `NAME.dlq`, when it exists.
+        public var deadLetters: Int64?
+        /// Messages in `NAME.delay` not yet moved, when it exists.
+        public var delayed: Int64?
+        public var messages: Int64 { partitions.reduce(0) { $0 + $1.endOffset - $1.startOffset } }
+    }
+
+    public struct GroupPartitionStats: Sendable {
+        public var group: String
+        public var topic: String
+        public var partition: Int32
+        /// The committed offset (consumer groups) or the done-below mark (work queues).
+        public var committed: Int64?
+        public var lagMessages: Int64
+        /// How long the oldest unconsumed message has waited, in ms.
+        public var lagMs: Int64
+        /// Process ids holding the partition's lease (groups) right now.
+        public var ownerPIDs: [Int32]
+        public var inFlight: Int
+        public var retrying: Int
+        public var queue: Bool
+    }
+
+    public var takenMs: Int64
+    public var topics: [TopicStats]
+    public var groups: [GroupPartitionStats]
+
+    /// Collects statistics for `topicFilter` (all topics when empty) and every group.
+    public static func collect(_ log: LogDirectory, topics topicFilter: [String] = []) throws -> LogStats {
+        let now = currentTimeMillis()
+        let all = try log.listTopics()
+        var patterns: [TopicPattern] = []
+        var names: [String] = []
+        for arg in topicFilter {
+            if LogDirectory.isValidTopicName(arg) {
+                guard all.contains(arg) else { throw MQError(.noInput, "topic '\(arg)' does not exist in \(log.root)") }
+                names.append(arg)
+            } else {
+                patterns.append(try TopicPattern(arg))
+            }
+        }
+        if topicFilter.isEmpty { names = all.filter { !$0.hasSuffix(".delay") } }
+        for name in all where !names.contains(name) && patterns.contains(where: { $0.matches(name) }) { names.append(name) }
+        var topics: [TopicStats] = []
+        var ends: [String: [Int64]] = [:]
+        for name in names {
+            let config = try log.readConfig(name)
+            var parts: [PartitionStats] = []
+            for p in 0..<config.partitions {
+                let s = try partitionStats(log, name, p, now: now)
+                parts.append(s)
+                ends[name, default: []].append(s.endOffset)
+            }
+            var t = TopicStats(name: name, partitions: parts)
+            if all.contains(name + ".dlq") { t.deadLetters = try messageCount(log, name + ".dlq") }
+            if all.contains(DelayQueue.topicName(for: name)) { t.delayed = try delayedCount(log, name) }
+            topics.append(t)
+        }
+        let groups = try groupStats(log, ends: ends, now: now)
+        return LogStats(takenMs: now, topics: topics, groups: groups)
+    }
+
+    static func partitionStats(_ log: LogDirectory, _ topic: String, _ p: Int32, now: Int64) throws -> PartitionStats {
+        let dir = log.topicPath(topic) + "/\(p)"
+        let bases = FileSystem.isDirectory(dir) ? try SegmentFiles.list(dir) : []
+        var bytes: Int64 = 0
+        for base in bases {
+            var st = stat()
+            if stat(SegmentFiles.log(dir, base), &st) == 0 { bytes += Int64(st.st_size) }
+        }
+        let reader = PartitionReader(directory: dir)
+        let start = try reader.logStartOffset()
+        let end = try reader.logEndOffset()
+        var oldest: Int64? = nil
+        if end > start, let t = try timestamp(dir, p, at: start) { oldest = max(0, now - t) }
+        let minuteAgo = try reader.offset(forTime: now - 60_000)
+        return PartitionStats(topic: topic, partition: p, bytes: bytes, segments: bases.count, startOffset: start, endOffset: end,
+                              oldestAgeMs: oldest, ratePerSecond: Double(max(0, end - max(minuteAgo, start))) / 60)
+    }
+
+    /// The timestamp of the record at `offset` (or the first after it).
+    static func timestamp(_ dir: String, _ p: Int32, at offset: Int64) throws -> Int64? {
+        let cursor = try PartitionCursor(partition: p, directory: dir, startOffset: offset)
+        return try cursor.peek()?.timestamp
+    }
+
+    static func messageCount(_ log: LogDirectory, _ topic: String) throws -> Int64 {
+        let config = try log.readConfig(topic)
+        var n: Int64 = 0
+        for p in 0..<config.partitions {
+            let reader = PartitionReader(directory: log.topicPath(topic) + "/\(p)")
+            n += try reader.logEndOffset() - reader.logStartOffset()
+        }
+        return n
+    }
+
+    /// Messages of `TOPIC.delay` at or above the mover's low-water mark and not in its journal.
+    static func delayedCount(_ log: LogDirectory, _ topic: String) throws -> Int64 {
+        let delay = DelayQueue.topicName(for: topic)
+        let dir = log.topicPath(delay)
+        let end = try PartitionReader(directory: dir + "/0").logEndOffset()
+        var mark: Int64 = 0
+        if let f = try FileHandle.openIfExists(dir + "/mover.offset", O_RDONLY) {
+            defer { f.close() }
+            mark = try CommittedOffsetFile.read(f)?.offset ?? 0
+        }
+        var journaled: Int64 = 0
+        var st = stat()
+        if stat(dir + "/mover.journal", &st) == 0 { journaled = Int64(st.st_size) / 16 }
+        return max(0, end - mark - journaled)
+    }
+
+    static func groupStats(_ log: LogDirectory, ends: [String: [Int64]], now: Int64) throws -> [GroupPartitionStats] {
+        let root = log.root + "/groups"
+        guard FileSystem.isDirectory(root) else { return [] }
+        let holders = flockHolders()
+        var out: [GroupPartitionStats] = []
+        for group in try FileSystem.list(root).sorted() where LogDirectory.isValidTopicName(group) {
+            for topic in (try? FileSystem.list(root + "/\(group)/offsets"))?.sorted() ?? [] {
+                guard let topicEnds = ends[topic] else { continue }
+                for (p, end) in topicEnds.enumerated() {
+                    let path = root + "/\(group)/offsets/\(topic)/\(p)"
+                    guard let f = try FileHandle.openIfExists(path, O_RDONLY) else { continue }
+                    let committed = try CommittedOffsetFile.read(f)?.offset
+                    var st = stat()
+                    fstat(f.fd, &st)
+                    f.close()
+                    let position = committed ?? 0
+                    let lagMs = position < end ? (try timestamp(log.topicPath(topic) + "/\(p)", Int32(p), at: position)).map { max(0, now - $0) } ?? 0 : 0
+                    out.append(GroupPartitionStats(group: group, topic: topic, partition: Int32(p), committed: committed,
+                                                   lagMessages: max(0, end - position), lagMs: lagMs,
+                                                   ownerPIDs: holders[UInt64(st.st_ino)] ?? [], inFlight: 0, retrying: 0, queue: false))
+                }
+            }
+            for topic in (try? FileSystem.list(root + "/\(group)/queue"))?.sorted() ?? [] {
+                guard let topicEnds = ends[topic] else { continue }
+                for (p, end) in topicEnds.enumerated() {
+                    let dir = root + "/\(group)/queue/\(topic)/\(p)"
+                    guard FileSystem.exists(dir + "/a") else { continue }
+                    let state = try QueuePartition(directory: dir).read()
+                    let lagMs = state.low < end ? (try timestamp(log.topicPath(topic) + "/\(p)", Int32(p), at: state.low)).map { max(0, now - $0) } ?? 0 : 0
+                    let inFlight = state.entries.filter { !$0.done && $0.leaseUntil > now }.count
+                    let retrying = state.entries.filter { !$0.done && $0.leaseUntil <= now && $0.visibleAt > now }.count
+                    out.append(GroupPartitionStats(group: group, topic: topic, partition: Int32(p), committed: state.low,
+                                                   lagMessages: max(0, end - state.low), lagMs: lagMs, ownerPIDs: [],
+                                                   inFlight: inFlight, retrying: retrying, queue: true))
+                }
+            }
+        }
+        return out
+    }
+
+    /// Process ids holding flock()s, by inode, from /proc/locks.
+    static func flockHolders() -> [UInt64: [Int32]] {
+        guard let bytes = try? FileSystem.readAll("/proc/locks") else { return [:] }
+        var out: [UInt64: [Int32]] = [:]
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            // "1: FLOCK  ADVISORY  WRITE 1234 00:2a:56789 0 EOF"
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count >= 6, f[1] == "FLOCK", let pid = Int32(f[4]), let inode = f[5].split(separator: ":").last.flatMap({ UInt64($0) }) else { continue }
+            out[inode, default: []].append(pid)
+        }
+        return out
+    }
+}
