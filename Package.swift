@@ -5,7 +5,7 @@ import PackageDescription
 ///
 /// `MQLog` holds every piece of log logic; each `mq-*` executable is a thin
 /// ArgumentParser front end over it (see `MQCommandSupport`).
-let tools = ["mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat"]
+let tools = ["mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench"]
 
 let package = Package(
     name: "mq",
@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
@@ -42,9 +43,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(
+            name: "MQBench",
+            dependencies: ["MQLog", .product(name: "Histogram", package: "hdrhistogram-swift")]
+        ),
     ] + tools.map {
         .executableTarget(name: $0, dependencies: ["MQLog", "MQCommandSupport",
-            .product(name: "ArgumentParser", package: "swift-argument-parser")])
+            .product(name: "ArgumentParser", package: "swift-argument-parser")] + ($0 == "mq-bench" ? ["MQBench"] : []))
     } + [
         .testTarget(name: "MQLogTests", dependencies: ["MQLog"], resources: [.copy("Fixtures")]),
     ]

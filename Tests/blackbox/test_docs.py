@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("MQ_BIN") or REPO / ".build" / "release")
-TOOLS = ["mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat"]
+TOOLS = ["mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench"]
 REGENERATE = "scripts/generate-completions.sh .build/release"
 
 # Every exit status each tool can end with, from Sources/MQLog/Errors/ExitStatus.swift
@@ -43,6 +43,7 @@ EXIT_STATUSES = {
     "mq-topic": {0, 64, 65, 66, 73, 74, 75, 77, 78},
     "mq-consume": {0, 64, 65, 66, 73, 74, 77, 78, 130, 143},
     "mq-stat": {0, 64, 65, 66, 73, 74, 77, 78},
+    "mq-bench": {0, 64, 66, 70, 73, 74},
 }
 
 

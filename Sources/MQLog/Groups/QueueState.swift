@@ -26,7 +26,9 @@ import Glibc
 ///             32 16 owner        member id of the leaseholder, NUL-padded
 ///
 /// Offsets in [low, next) without an entry are done. Claims are not
-/// fsynced (a lost claim is simply claimed again); completions are.
+/// fsynced (a lost claim is simply claimed again); completions are fsynced
+/// by their consumer at most a commit interval apart and before it exits
+/// (a completion lost in a power failure only means a redelivery).
 public struct QueueState: Equatable, Sendable {
     public struct Entry: Equatable, Sendable {
         public var offset: Int64
@@ -132,18 +134,27 @@ public final class QueuePartition {
 
     /// The current state, read without the lock (for monitoring).
     public func read() throws -> QueueState {
-        var best: QueueState? = nil
+        // Decode the copy with the larger generation first; the other only if it is damaged.
+        var generations: [(UInt64, FileHandle)] = []
         for f in files {
+            var header = [UInt8](repeating: 0, count: 16)
+            guard try header.withUnsafeMutableBytes({ try f.read(into: $0.baseAddress!, count: 16, at: 0) }) == 16 else { continue }
+            let g = header.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
+            generations.append((g, f))
+        }
+        for (_, f) in generations.sorted(by: { $0.0 > $1.0 }) {
             let size = Int(try f.size())
             guard size >= QueueState.headerSize else { continue }
             var raw = [UInt8](repeating: 0, count: size)
             let n = try raw.withUnsafeMutableBytes { try f.read(into: $0.baseAddress!, count: size, at: 0) }
-            if let s = raw.withUnsafeBytes({ QueueState.decode(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }),
-               best == nil || s.generation > best!.generation {
-                best = s
-            }
+            if let s = raw.withUnsafeBytes({ QueueState.decode(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) { return s }
         }
-        return best ?? QueueState()
+        return QueueState()
+    }
+
+    /// Makes the stored state durable (`fdatasync` of both copies).
+    public func sync() throws {
+        for f in files { try f.sync() }
     }
 
     /// Runs `change` on the current state under the lock and stores the result.

@@ -6,7 +6,7 @@ import Glibc
 import SystemPackage
 
 @inline(__always)
-func currentErrno() -> Errno { Errno(rawValue: errno) }
+public func currentErrno() -> Errno { Errno(rawValue: errno) }
 
 /// An open file descriptor plus the path it was opened from (for messages).
 /// Not thread-safe; the owner closes it.

@@ -39,6 +39,8 @@ public final class QueueConsumer {
     private var completions: [String: [Int64]] = [:]
     private var emitted = 0
     private var nextWakeMs: Int64 = .max
+    private var unsynced = false
+    private var lastSync: UInt64 = 0
 
     public init(options: ConsumeOptions, log: LogDirectory) {
         self.options = options
@@ -71,11 +73,13 @@ public final class QueueConsumer {
         dispatcher.onFailure = { [unowned self] job in try self.failed(job) }
         try FileSystem.makeDirectories(log.topicsPath)
         watcher.watch(log.topicsPath)
+        defer { try? flushCompletions(); try? syncCompletions(force: true) }
         var nextRefresh: UInt64 = 0
         while true {
             if StopSignals.signal != 0 {
                 dispatcher.stop()
                 try flushCompletions()
+                try syncCompletions(force: true)
                 throw MQError(StopSignals.exitStatus, "stopped by \(StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"); completed messages are acknowledged, the others will be delivered again")
             }
             if monotonicNanos() >= nextRefresh {
@@ -191,9 +195,10 @@ public final class QueueConsumer {
         let wanted = Dictionary(uniqueKeysWithValues: claimed.map { ($0.offset, $0.attempts) })
         var cursor: PartitionCursor? = nil
         var found = Set<Int64>()
+        let last = claimed.map(\.offset).max()!
         for (offset, _) in claimed.sorted(by: { $0.offset < $1.offset }) where !found.contains(offset) {
             if cursor == nil || cursor!.nextOffset > offset { cursor = try PartitionCursor(partition: p.partition, directory: p.directory, startOffset: offset) }
-            while let r = try cursor!.peek(), r.offset <= claimed.map(\.offset).max()! {
+            while let r = try cursor!.peek(), r.offset <= last {
                 if let attempts = wanted[r.offset], !found.contains(r.offset) {
                     found.insert(r.offset)
                     if try options.filter?.matches(r) ?? true {
@@ -239,15 +244,25 @@ public final class QueueConsumer {
         }
     }
 
-    /// Marks completed messages done, durably, one update per partition.
+    /// Makes completions durable when the commit interval has passed (or `force`).
+    private func syncCompletions(force: Bool) throws {
+        guard unsynced, force || monotonicNanos() &- lastSync >= UInt64(options.commitIntervalMs) * 1_000_000 else { return }
+        for p in partitions { try p.queue.sync() }
+        unsynced = false
+        lastSync = monotonicNanos()
+    }
+
+    /// Marks completed messages done, one update per partition.
     private func flushCompletions() throws {
+        defer { try? syncCompletions(force: false) }
         guard !completions.isEmpty else { return }
+        unsynced = true
         let done = completions
         completions = [:]
         for p in partitions {
             guard let offsets = done[p.topic + "/\(p.partition)"], !offsets.isEmpty else { continue }
             let set = Set(offsets)
-            try p.queue.update(durable: true) { state in
+            try p.queue.update(durable: false) { state in
                 for i in state.entries.indices where set.contains(state.entries[i].offset) { state.entries[i].done = true }
                 state.advanceLow()
             }

@@ -1,0 +1,258 @@
+import Glibc
+import Histogram
+import MQLog
+
+/// One benchmark result row.
+public struct BenchResult: Sendable {
+    public var scenario: String
+    public var messages: Int
+    public var bytes: Int
+    public var seconds: Double
+    public var userCPU: Double
+    public var systemCPU: Double
+    /// Largest resident set of any process of the run, in KiB.
+    public var maxRSSKiB: Int
+    /// Latency percentiles in µs (end-to-end scenario only).
+    public var latency: [String: Double]? = nil
+
+    public var messagesPerSecond: Double { seconds > 0 ? Double(messages) / seconds : 0 }
+    public var megabytesPerSecond: Double { seconds > 0 ? Double(bytes) / seconds / 1e6 : 0 }
+}
+
+public struct BenchOptions: Sendable {
+    public var messages = 1_000_000
+    public var size = 100
+    public var producers = 1
+    public var codec = "none"
+    public var sync = "exit"
+    public var batchBytes: String? = nil
+    public var partitions = 1
+    /// consume: read with a group (commits) or plainly (mq-tail).
+    public var group = true
+    /// e2e: messages per second.
+    public var rate = 1000
+    /// queue: workers and handler batch size (1 = one run per message).
+    public var workers = 4
+    public var handlerBatch = 1000
+    public var binDirectory: String
+    public var directory: String? = nil
+    public var progress = false
+
+    public init(binDirectory: String) { self.binDirectory = binDirectory }
+}
+
+/// Runs the toolkit's own tools on generated data and measures them, like
+/// kafka-producer-perf-test and `nats bench`.
+public final class Bench {
+    public let options: BenchOptions
+    private var workDirectory = ""
+    private var ownsDirectory = false
+
+    public init(options: BenchOptions) { self.options = options }
+
+    public static let scenarios = ["produce", "consume", "e2e", "queue"]
+
+    public func run(_ scenario: String) throws -> BenchResult {
+        try prepareDirectory()
+        defer { cleanUp() }
+        switch scenario {
+        case "produce": return try produce()
+        case "consume": return try consume()
+        case "e2e": return try endToEnd()
+        case "queue": return try queue()
+        default: throw MQError.usage("unknown scenario '\(scenario)' (scenarios: \(Bench.scenarios.joined(separator: ", ")))")
+        }
+    }
+
+    // MARK: Directory and data
+
+    private func prepareDirectory() throws {
+        if let d = options.directory {
+            workDirectory = d + "/mq-bench.\(getpid())"
+            try FileSystem.makeDirectories(workDirectory)
+        } else {
+            let base = environment("TMPDIR") ?? "/var/tmp"
+            var template = Array((base + "/mq-bench.XXXXXX").utf8CString)
+            guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+                throw MQError.system("cannot create a temporary directory in", path: base, currentErrno(), creating: true)
+            }
+            workDirectory = String(cString: p)
+        }
+        ownsDirectory = true
+    }
+
+    private func cleanUp() {
+        if ownsDirectory { try? FileSystem.removeTree(workDirectory) }
+    }
+
+    private var logDirectory: String { workDirectory + "/log" }
+
+    private func tool(_ name: String) -> String { options.binDirectory + "/" + name }
+
+    /// Writes `count` messages of `size` bytes (newline included) to a file.
+    private func makeInput(_ name: String, count: Int, first: Int = 0) throws -> String {
+        let path = workDirectory + "/" + name
+        let f = try FileHandle.open(path, O_WRONLY | O_CREAT | O_TRUNC, creating: true)
+        defer { f.close() }
+        let buffer = ByteBuffer(capacity: 1 << 20)
+        var written: Int64 = 0
+        let filler = max(0, options.size - 1)
+        for i in first..<first + count {
+            var line = "m\(i) "
+            if line.utf8.count > filler { line = String(line.prefix(filler)) }
+            buffer.append(line)
+            for j in 0..<(filler - line.utf8.count) { buffer.append(byte: UInt8(97 + (i &+ j) % 26)) }
+            buffer.append(byte: 10)
+            if buffer.count >= 1 << 20 {
+                try f.write(buffer.bytes, at: written)
+                written += Int64(buffer.count)
+                buffer.count = 0
+            }
+        }
+        try f.write(buffer.bytes, at: written)
+        return path
+    }
+
+    private func createTopic(_ name: String) throws {
+        let p = try ToolProcess([tool("mq-topic"), "create", "--dir", logDirectory, name, "--partitions", String(options.partitions)])
+        guard p.wait().status == 0 else { throw MQError.internalError("mq-topic create failed") }
+    }
+
+    private func produceArguments(_ topic: String) -> [String] {
+        var args = [tool("mq-produce"), "--dir", logDirectory, "-z", options.codec, "--sync", options.sync, topic]
+        if let b = options.batchBytes { args += ["--batch-bytes", b] }
+        return args
+    }
+
+    /// Runs processes to completion; the time is from the first start to the last exit.
+    private func timed(_ start: () throws -> [ToolProcess]) throws -> (seconds: Double, user: Double, system: Double, rss: Int) {
+        let t0 = monotonicNanos()
+        let procs = try start()
+        var user = 0.0, system = 0.0, rss = 0
+        for p in procs {
+            let (status, usage) = p.wait()
+            guard status == 0 else { throw MQError.internalError("a benchmarked tool failed with status \(status)") }
+            user += seconds(usage.ru_utime)
+            system += seconds(usage.ru_stime)
+            rss = max(rss, Int(usage.ru_maxrss))
+        }
+        return (Double(monotonicNanos() - t0) / 1e9, user, system, rss)
+    }
+
+    // MARK: Scenarios
+
+    private func produce() throws -> BenchResult {
+        try createTopic("bench")
+        let per = options.messages / options.producers
+        var inputs: [String] = []
+        for i in 0..<options.producers { inputs.append(try makeInput("input\(i)", count: per, first: i * per)) }
+        let t = try timed { try inputs.map { try ToolProcess(produceArguments("bench"), stdinPath: $0) } }
+        let n = per * options.producers
+        return BenchResult(scenario: "produce", messages: n, bytes: n * options.size, seconds: t.seconds,
+                           userCPU: t.user, systemCPU: t.system, maxRSSKiB: t.rss)
+    }
+
+    private func consume() throws -> BenchResult {
+        try createTopic("bench")
+        let input = try makeInput("input", count: options.messages)
+        _ = try timed { [try ToolProcess(produceArguments("bench"), stdinPath: input)] }
+        let argv = options.group
+            ? [tool("mq-consume"), "--dir", logDirectory, "-g", "bench", "-e", "bench"]
+            : [tool("mq-tail"), "--dir", logDirectory, "-n", "+0", "bench"]
+        let t = try timed { [try ToolProcess(argv)] }
+        return BenchResult(scenario: options.group ? "consume (group)" : "consume (plain)", messages: options.messages,
+                           bytes: options.messages * options.size, seconds: t.seconds, userCPU: t.user, systemCPU: t.system, maxRSSKiB: t.rss)
+    }
+
+    private func queue() throws -> BenchResult {
+        try createTopic("bench")
+        let input = try makeInput("input", count: options.messages)
+        _ = try timed { [try ToolProcess(produceArguments("bench"), stdinPath: input)] }
+        var argv = [tool("mq-consume"), "--dir", logDirectory, "--queue", "-g", "bench", "-e"]
+        if options.handlerBatch > 1 { argv += ["--batch", String(options.handlerBatch), "bench", "--", "sh", "-c", "cat > /dev/null"] } else { argv += ["bench", "--", "true"] }
+        let t = try timed { try (0..<options.workers).map { _ in try ToolProcess(argv) } }
+        return BenchResult(scenario: "queue (\(options.workers) workers, batch \(options.handlerBatch))", messages: options.messages,
+                           bytes: options.messages * options.size, seconds: t.seconds, userCPU: t.user, systemCPU: t.system, maxRSSKiB: t.rss)
+    }
+
+    /// Appends one message at a time, each carrying its monotonic send time,
+    /// and measures when a following `mq-tail -f` prints it.
+    private func endToEnd() throws -> BenchResult {
+        try createTopic("bench")
+        let follower = try ToolProcess([tool("mq-tail"), "--dir", logDirectory, "-f", "-n", "0", "bench"], pipeStdout: true)
+        let topicPath = LogDirectory(root: logDirectory).topicPath("bench")
+        let writer = try PartitionWriter(directory: topicPath + "/0", settings: .init())
+        let builder = RecordBatchBuilder(codec: .none, capacity: 4096)
+        let noHeaders = RecordBatchBuilder.encodeHeaders([])
+        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000)
+        let fd = follower.stdoutFD!
+        usleep(200_000)  // let the follower start watching
+        let interval = UInt64(1_000_000_000 / max(1, options.rate))
+        var pending: [UInt8] = []
+        var received = 0
+        let t0 = monotonicNanos()
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        for i in 0..<options.messages {
+            let due = t0 + UInt64(i) * interval
+            while monotonicNanos() < due {
+                let waitMs = Int32(max(0, Int64(due) - Int64(monotonicNanos())) / 1_000_000)
+                if waitReadable([fd], timeoutMs: waitMs).isEmpty { continue }
+                received += try drain(fd, &chunk, &pending, &histogram)
+            }
+            builder.reset()
+            var value = String(monotonicNanos())
+            value.withUTF8 { v in noHeaders.withUnsafeBytes { h in
+                builder.append(timestamp: currentTimeMillis(), key: nil, value: UnsafeRawBufferPointer(v), headers: h)
+            } }
+            _ = try builder.finish()
+            try writer.append(builder.output)
+            if options.progress && i % max(1, options.rate) == 0 {
+                progress("\re2e: \(i)/\(options.messages)")
+            }
+        }
+        let deadline = monotonicNanos() + 10_000_000_000
+        while received < options.messages && monotonicNanos() < deadline {
+            if waitReadable([fd], timeoutMs: 100).isEmpty { continue }
+            received += try drain(fd, &chunk, &pending, &histogram)
+        }
+        if options.progress { progress("\r\u{1B}[K") }
+        let elapsed = Double(monotonicNanos() - t0) / 1e9
+        kill(follower.pid, SIGTERM)
+        let (_, usage) = follower.wait()
+        guard received == options.messages else {
+            throw MQError.internalError("the follower delivered \(received) of \(options.messages) messages")
+        }
+        let us = { (p: Double) in Double(histogram.valueAtPercentile(p)) / 1000 }
+        return BenchResult(scenario: "e2e (\(options.rate)/s)", messages: options.messages, bytes: options.messages * options.size,
+                           seconds: elapsed, userCPU: seconds(usage.ru_utime), systemCPU: seconds(usage.ru_stime),
+                           maxRSSKiB: Int(usage.ru_maxrss),
+                           latency: ["p50": us(50), "p90": us(90), "p99": us(99), "p99.9": us(99.9), "max": Double(histogram.max) / 1000])
+    }
+
+    private func drain(_ fd: Int32, _ chunk: inout [UInt8], _ pending: inout [UInt8], _ histogram: inout Histogram<UInt64>) throws -> Int {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+        guard n > 0 else { throw MQError.internalError("the follower stopped") }
+        let now = monotonicNanos()
+        pending.append(contentsOf: chunk[0..<n])
+        var count = 0
+        while let nl = pending.firstIndex(of: 10) {
+            if let sent = UInt64(String(decoding: pending[..<nl], as: UTF8.self)), now >= sent {
+                _ = histogram.record(now - sent)
+                count += 1
+            }
+            pending.removeSubrange(...nl)
+        }
+        return count
+    }
+}
+
+/// Writes to standard error (progress at a terminal).
+func progress(_ text: String) {
+    var bytes = Array(text.utf8)
+    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+func environment(_ name: String) -> String? {
+    guard let v = getenv(name) else { return nil }
+    return String(cString: v)
+}
