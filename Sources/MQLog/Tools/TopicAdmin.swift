@@ -45,18 +45,7 @@ public struct TopicDescription: Sendable {
 
     /// One JSON object.
     public func json() -> String {
-        func quote(_ s: String) -> String {
-            var out = "\""
-            for c in s.unicodeScalars {
-                switch c {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                default: if c.value < 0x20 { out += "\\u00" + (c.value < 16 ? "0" : "") + String(c.value, radix: 16) } else { out.unicodeScalars.append(c) }
-                }
-            }
-            return out + "\""
-        }
+        let quote = jsonQuoted
         let configs = TopicConfig.keys.map { "\(quote($0.name)):\(quote(config.value($0.name)))" }.joined(separator: ",")
         let overrides = config.overrides.keys.sorted().map(quote).joined(separator: ",")
         let parts = partitions.map {
