@@ -3,6 +3,7 @@
 #   make                  release build (swift build -c release)
 #   make test             setup, release build, unit tests, then the Python suites
 #   make demo             setup, release build, sample data in and out of the default log
+#   make compare          release build, then mq against Redis Streams and NATS JetStream (bench/compare.sh)
 #   make install          PREFIX=/usr/local DESTDIR= : binaries, man pages, completions
 #   make completions      regenerate completions/ from the release binaries
 #   make lint-man         mandoc -Tlint on man/
@@ -25,7 +26,7 @@ MAN1 = $(wildcard man/*.1)
 MAN5 = $(wildcard man/*.5)
 PYTESTS = $(wildcard Tests/interop Tests/blackbox)
 
-.PHONY: all build setup test demo bench install uninstall completions lint-man clean
+.PHONY: all build setup test demo bench compare install uninstall completions lint-man clean
 
 all: build
 
@@ -52,6 +53,11 @@ demo: setup
 
 bench: build
 	@if [ -x bench/run.sh ]; then bench/run.sh $(RELEASE); else echo "make bench: no bench/run.sh yet"; fi
+
+# Installs redis-server, nats-server and their Python clients when missing
+# (apt through sudo unless root), runs its own servers on 127.0.0.1.
+compare: build
+	bench/compare.sh $(RELEASE)
 
 # Builds only when a binary is missing, so that `make && sudo make install`
 # does not build as root.

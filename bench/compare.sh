@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# mq side by side with Redis Streams and NATS JetStream, and with the disk's
+# ceilings (cat, dd conv=fdatasync), on one workload. Prints figures and
+# ratios; asserts nothing. `make compare` runs it.
+#
+#   bench/compare.sh [BIN_DIR]        (default .build/release; build it first)
+#
+# Environment: N (messages, default 1000000), SAMPLES (latency samples,
+# default 2000), BUDGET (seconds for the whole run, default 570),
+# BENCH_DIR (where the temporary directory is made; default: beside the
+# repository, so on the same disk as the log).
+#
+# It installs what it needs when missing: the Debian packages redis-server,
+# redis-tools and nats-server (apt-get, through sudo unless root; services
+# that the packages enable are disabled and stopped again at once), and the
+# Python packages redis, hiredis and nats-py at pinned versions. It runs its
+# own redis-server and nats-server on 127.0.0.1, on free ports, with their
+# data in the temporary directory, and stops them and removes the directory
+# when it exits, also on failure or Ctrl-C.
+#
+# Workload: 1,000,000 messages of 100 bytes (99 + newline in the file; 99-byte
+# values on the peers). For each system: ingest, read everything back, and
+# append-to-delivery latency (p50, p99) at 1,000 messages per second. Every
+# step has a time limit (within BUDGET) and every loop a count.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:-.build/release}
+N=${N:-1000000}
+SAMPLES=${SAMPLES:-2000}
+BUDGET=${BUDGET:-570}
+RATE=1000
+helper=bench/compare_peers.py
+
+# Versions this script was run with (Debian 12: Python 3.11, Redis 7.0, NATS 2.9).
+python_packages=(redis==8.1.0 hiredis==3.5.0 nats-py==2.16.0)
+
+for t in mq-produce mq-tail mq-consume mq-bench; do
+    [ -x "$BIN/$t" ] || { echo "compare.sh: no $BIN/$t: build first (make build)" >&2; exit 66; }
+done
+BIN=$(cd "$BIN" && pwd)
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+
+say() { printf '%s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- install
+
+install_packages() {
+    local wanted=(redis-server redis-tools nats-server) missing=() p
+    command -v python3 >/dev/null || wanted+=(python3)
+    python3 -m pip --version >/dev/null 2>&1 || wanted+=(python3-pip)
+    for p in "${wanted[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "compare.sh: installing ${missing[*]}"
+        local log; log=$(mktemp)
+        if ! { "${sudo[@]}" timeout 300 apt-get update -qq &&
+               "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive timeout 600 \
+                   apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+            tail -20 "$log" >&2; rm -f "$log"; return 1
+        fi
+        rm -f "$log"
+        # The packages enable their services (and start them where systemd
+        # runs): this benchmark runs its own instances only.
+        for p in redis-server nats-server; do
+            case " ${missing[*]} " in *" $p "*) quiet_service "$p" ;; esac
+        done
+    fi
+    # Which pinned Python packages are absent or at another version?
+    local pip_wanted
+    mapfile -t pip_wanted < <(python3 - "${python_packages[@]}" <<'PY'
+import sys
+from importlib import metadata
+for spec in sys.argv[1:]:
+    name, version = spec.split("==")
+    try:
+        if metadata.version(name) == version:
+            continue
+    except metadata.PackageNotFoundError:
+        pass
+    print(spec)
+PY
+)
+    if [ ${#pip_wanted[@]} -gt 0 ]; then
+        say "compare.sh: installing ${pip_wanted[*]} for $(command -v python3)"
+        local pip_args=(--quiet --disable-pip-version-check)
+        if [ "$(id -u)" -ne 0 ] && python3 -c 'import sys; sys.exit(sys.prefix != sys.base_prefix)'; then
+            pip_args+=(--user)
+        fi
+        if ! timeout 300 python3 -m pip install "${pip_args[@]}" "${pip_wanted[@]}"; then
+            # Debian's own python3 refuses pip installs (PEP 668) unless told otherwise.
+            say "compare.sh: retrying with --break-system-packages"
+            timeout 300 python3 -m pip install "${pip_args[@]}" --break-system-packages "${pip_wanted[@]}" || return 1
+        fi
+    fi
+}
+
+quiet_service() { # disable and stop a packaged service that this script installed
+    local svc=$1
+    if [ -d /run/systemd/system ]; then
+        "${sudo[@]}" systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+    else
+        "${sudo[@]}" systemctl disable "$svc.service" >/dev/null 2>&1 \
+            || "${sudo[@]}" update-rc.d "$svc" disable >/dev/null 2>&1 || true
+        if [ -x "/etc/init.d/$svc" ]; then "${sudo[@]}" "/etc/init.d/$svc" stop >/dev/null 2>&1 || true; fi
+    fi
+    say "compare.sh: disabled the packaged $svc service (and stopped it, if it had started)"
+}
+
+install_packages || { say "compare.sh: installing the packages failed"; exit 69; }
+NATS_SERVER=$(command -v nats-server || echo /usr/sbin/nats-server)
+
+# ---------------------------------------------------------------- run
+
+work=$(mktemp -d "${BENCH_DIR:-$PWD}/.compare.XXXXXX") || exit 73
+results=$work/results.jsonl
+redis_pid=
+nats_pid=
+child=
+
+stop_pid() { # TERM, up to 10 s, then KILL
+    local pid=$1 i
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+    stop_pid "$child"; child=
+    stop_pid "$redis_pid"; redis_pid=
+    stop_pid "$nats_pid"; nats_pid=
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Steps run in the background and are waited for, so that a signal to this
+# script is handled at once (a foreground child would delay the trap); the
+# child is always `timeout`, which passes the signal on to its command's group.
+run() {
+    local status
+    "$@" &
+    child=$!
+    wait "$child"; status=$?
+    child=
+    return $status
+}
+limit() { # the smaller of the step's own limit and what is left of the budget (callers skip under 5)
+    local l=$((BUDGET - SECONDS))
+    if [ "$l" -lt "$1" ]; then echo "$l"; else echo "$1"; fi
+}
+record_error() { # group system key path message
+    python3 "$helper" record --out "$results" --group "$1" --system "$2" --key "$3" --path "$4" --error "$5"
+}
+measure() { # group system key path time-limit command...: wall time of the command
+    local group=$1 system=$2 key=$3 path=$4 lim t0 t1 status
+    lim=$(limit "$5"); shift 5
+    if [ "$lim" -lt 5 ]; then record_error "$group" "$system" "$key" "$path" "skipped: time budget spent"; return 1; fi
+    t0=$(date +%s.%N)
+    run timeout "$lim" "$@"; status=$?
+    t1=$(date +%s.%N)
+    if [ $status -ne 0 ]; then
+        record_error "$group" "$system" "$key" "$path" "exit status $status (124: time limit ${lim} s)"
+        return 1
+    fi
+    python3 "$helper" record --out "$results" --group "$group" --system "$system" --key "$key" --path "$path" \
+        --messages "$N" --seconds "$(python3 -c "print($t1 - $t0)")"
+    say "  $system: $path: $(python3 -c "print(f'{$t1 - $t0:.3f} s')")"
+}
+redis_settle() { # wait (at most 30 s) until no AOF rewrite is running or scheduled
+    local i info
+    for i in $(seq 300); do
+        info=$(redis-cli -h 127.0.0.1 -p "$redis_port" info persistence 2>/dev/null | tr -d '\r')
+        grep -q '^aof_rewrite_in_progress:0' <<<"$info" && grep -q '^aof_rewrite_scheduled:0' <<<"$info" && return 0
+        sleep 0.1
+    done
+    say "compare.sh: an AOF rewrite is still running after 30 s; measuring anyway"
+}
+peer() { # time-limit subcommand args...: a measurement by the Python helper
+    local lim; lim=$(limit "$1"); shift
+    if [ "$lim" -lt 5 ]; then
+        local system=NATS; [[ $1 == redis-* ]] && system=Redis
+        record_error skipped "$system" "$1" "$1 ${*:4}" "skipped: time budget spent"; return 1
+    fi
+    run timeout $((lim + 10)) python3 "$helper" "$@" --out "$results" --time-limit "$lim"
+}
+
+input=$work/input.txt
+python3 - "$input" "$N" <<'PY'
+import sys
+path, n = sys.argv[1], int(sys.argv[2])
+with open(path, "w") as f:
+    for i in range(n):
+        s = "msg %08d " % i
+        f.write(s + "x" * (99 - len(s)) + "\n")
+PY
+sync
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
+mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
+fs=$(df -T "$work" | awk 'NR == 2 {print $2 " on " $1}')
+echo "date:     $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "machine:  $(nproc) cores, $cpu, $mem, Linux $(uname -r), $fs"
+echo "versions: redis-server $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')," \
+     "nats-server $("$NATS_SERVER" --version | sed 's/.*v//')," \
+     "Python $(python3 -c 'import platform; print(platform.python_version())') with ${python_packages[*]}"
+echo "workload: $N messages x 100 bytes; latency: $SAMPLES messages at $RATE/s"
+echo
+
+# --- ceilings: the same file through the page cache, and with one fdatasync
+say "ceilings"
+measure ingest ceiling cat "cat file > file on the same disk (no fsync)" 60 \
+    sh -c "cat '$input' > '$work/copy'"
+rm -f "$work/copy"; sync
+measure ingest ceiling dd "dd bs=1M conv=fdatasync (one fsync at the end)" 60 \
+    dd if="$input" of="$work/copy" bs=1M conv=fdatasync status=none
+rm -f "$work/copy"; sync
+
+# --- mq: no server; the log is a directory in $work
+say "mq"
+export MQ_DIR=$work/mq
+measure ingest mq mq-produce "mq-produce T < file (default: one fdatasync at exit)" 120 \
+    sh -c "'$BIN/mq-produce' bench < '$input'"
+got=$("$BIN/mq-tail" -n +0 bench 2>/dev/null | wc -l)
+[ "$got" -eq "$N" ] || record_error ingest mq mq-produce-check "mq-tail -n +0 | wc -l" "$got messages, expected $N"
+measure read mq mq-tail "mq-tail -n +0 T > /dev/null" 120 \
+    sh -c "'$BIN/mq-tail' -n +0 bench > /dev/null"
+measure read mq mq-consume "mq-consume -g g -e T > /dev/null (new group, commits)" 120 \
+    sh -c "'$BIN/mq-consume' -g g -e bench > /dev/null"
+unset MQ_DIR
+lim=$(limit 60)
+if [ "$lim" -ge 5 ]; then
+    run timeout "$lim" "$BIN/mq-bench" --dir "$work" -n "$SAMPLES" --rate "$RATE" --json e2e > "$work/e2e.out"
+    python3 "$helper" mq-e2e --out "$results" --key mq-e2e \
+        --path "mq-bench e2e: append in mq-bench (Swift) -> log -> mq-tail -f" < "$work/e2e.out"
+fi
+lim=$(limit 60)
+if [ "$lim" -ge 5 ]; then
+    run timeout "$lim" python3 bench/follow_latency.py "$BIN" "$work/mq-follow" "$SAMPLES" $((1000000 / RATE)) \
+        > "$work/follow.out"
+    python3 "$helper" mq-follow --out "$results" --key mq-follow \
+        --path "Python -> pipe -> mq-produce --linger 0 --sync none -> log -> mq-tail -f -> pipe -> Python" \
+        < "$work/follow.out"
+fi
+rm -rf "$work/mq" "$work/mq-follow"
+
+# --- Redis: AOF on, fsync every second; no RDB snapshots
+say "Redis"
+mkdir -p "$work/redis"
+redis_port=$(python3 "$helper" free-port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --protected-mode yes --dir "$work/redis" \
+    --appendonly yes --appendfsync everysec --save '' --logfile "$work/redis/redis.log" --daemonize no &
+redis_pid=$!
+for _ in $(seq 100); do
+    [ "$(redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null)" = PONG ] && break; sleep 0.1
+done
+if [ "$(redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null)" = PONG ]; then
+    # Values like the file's lines: "msg " + 12 random digits + " " + 82 x = 99 bytes.
+    value="msg __rand_int__ $(printf 'x%.0s' $(seq 82))"
+    measure ingest Redis redis-benchmark "redis-benchmark -c 1 -P 1000 XADD T * v <99 bytes> (AOF everysec)" 120 \
+        redis-benchmark -h 127.0.0.1 -p "$redis_port" -n "$N" -c 1 -P 1000 -r 1000000000 -q \
+        XADD bench '*' v "$value" >/dev/null
+    got=$(redis-cli -h 127.0.0.1 -p "$redis_port" xlen bench)
+    [ "$got" = "$N" ] || record_error ingest Redis redis-bench-check "XLEN after redis-benchmark" "$got entries, expected $N"
+    # The same with two connections (redis-benchmark's default is 50): the
+    # server is single-threaded, so a second connection only overlaps one
+    # client's round trip with the other's.
+    redis_settle
+    measure ingest Redis redis-benchmark-c2 "redis-benchmark -c 2 -P 1000 XADD T2 * v <99 bytes> (AOF everysec)" 120 \
+        redis-benchmark -h 127.0.0.1 -p "$redis_port" -n "$N" -c 2 -P 1000 -r 1000000000 -q \
+        XADD bench2 '*' v "$value" >/dev/null
+    redis-cli -h 127.0.0.1 -p "$redis_port" del bench2 >/dev/null
+    redis_settle
+    peer 120 redis-ingest-py --port "$redis_port" --input "$input" -n "$N"
+    redis_settle
+    peer 120 redis-read --port "$redis_port" --stream bench -n "$N"
+    redis_settle
+    peer 60 redis-latency --port "$redis_port" -n "$SAMPLES" --rate "$RATE"
+else
+    record_error ingest Redis redis-start "redis-server" "did not answer PING: $(tail -3 "$work/redis/redis.log" 2>/dev/null)"
+fi
+stop_pid "$redis_pid"; redis_pid=
+rm -rf "$work/redis"
+
+# --- NATS: JetStream, file storage
+say "NATS"
+mkdir -p "$work/nats"
+nats_port=$(python3 "$helper" free-port)
+"$NATS_SERVER" -a 127.0.0.1 -p "$nats_port" -js -sd "$work/nats" -l "$work/nats/nats.log" &
+nats_pid=$!
+for _ in $(seq 100); do grep -q 'Server is ready' "$work/nats/nats.log" 2>/dev/null && break; sleep 0.1; done
+if grep -q 'Server is ready' "$work/nats/nats.log" 2>/dev/null; then
+    peer 120 nats-ingest --port "$nats_port" --mode core --input "$input" -n "$N"
+    peer 120 nats-ingest --port "$nats_port" --mode acked --input "$input" -n "$N"
+    peer 150 nats-read --port "$nats_port" --mode pull -n "$N"
+    peer 60 nats-read --port "$nats_port" --mode ordered -n "$N"
+    peer 60 nats-latency --port "$nats_port" -n "$SAMPLES" --rate "$RATE"
+else
+    record_error ingest NATS nats-start "nats-server" "not ready: $(tail -3 "$work/nats/nats.log" 2>/dev/null)"
+fi
+stop_pid "$nats_pid"; nats_pid=
+
+python3 "$helper" report "$results"
+status=$?
+echo
+echo "run time: ${SECONDS} s"
+exit $status
