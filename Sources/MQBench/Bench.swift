@@ -195,7 +195,8 @@ public final class Bench {
         for i in 0..<options.messages {
             let due = t0 + UInt64(i) * interval
             while monotonicNanos() < due {
-                let waitMs = Int32(max(0, Int64(due) - Int64(monotonicNanos())) / 1_000_000)
+                // Round up: a 0 ms timeout would spin a core until the next send.
+                let waitMs = Int32((max(0, Int64(due) - Int64(monotonicNanos())) + 999_999) / 1_000_000)
                 if waitReadable([fd], timeoutMs: waitMs).isEmpty { continue }
                 received += try drain(fd, &chunk, &pending, &histogram)
             }
