@@ -60,8 +60,7 @@ public final class Consumer {
     private var membership: GroupMembership?
     private var owned: [Owned] = []
     private var topics: [String: Topic] = [:]
-    private var patterns: [TopicPattern] = []
-    private var exactNames: [String] = []
+    private var selection = TopicSelection()
     private var emitted = 0
     private var lastCommitNanos: UInt64 = 0
     private let watcher = ChangeWatcher()
@@ -84,16 +83,12 @@ public final class Consumer {
     public func run() throws {
         StopSignals.install()
         signal(SIGPIPE, SIG_IGN)
-        for arg in options.topics {
-            if LogDirectory.isValidTopicName(arg) { exactNames.append(arg) } else { patterns.append(try TopicPattern(arg)) }
-        }
+        selection = try TopicSelection(options.topics)
         if !options.exitAtEnd {
             try FileSystem.makeDirectories(log.topicsPath)
             watcher.watch(log.topicsPath)
         } else {
-            for name in exactNames where !log.topicExists(name) {
-                throw MQError(.noInput, "topic '\(name)' does not exist in \(log.root)")
-            }
+            try selection.requireExact(in: log)
         }
         if let name = options.group {
             let g = try GroupDirectory(log: log, group: name)
@@ -248,18 +243,12 @@ public final class Consumer {
     /// The partitions this consumer may read: every partition of every
     /// subscribed topic that exists now.
     private func subscribedPartitions() throws -> [(topic: String, partition: Int32)] {
-        var names = exactNames.filter { log.topicExists($0) }
-        if !patterns.isEmpty {
-            // Delay topics are internal: a pattern never selects them.
-            for name in try log.listTopics() where !names.contains(name) && !name.hasSuffix(".delay") && patterns.contains(where: { $0.matches(name) }) {
-                names.append(name)
-            }
-        }
-        if names.isEmpty && options.exitAtEnd && !patterns.isEmpty {
-            throw MQError(.noInput, "no topic in \(log.root) matches \(patterns.map { "'\($0.source)'" }.joined(separator: ", "))")
+        let names = try selection.existing(in: log)
+        if names.isEmpty && options.exitAtEnd && !selection.patterns.isEmpty {
+            throw MQError(.noInput, "no topic in \(log.root) matches \(selection.patterns.map { "'\($0.source)'" }.joined(separator: ", "))")
         }
         var all: [(String, Int32)] = []
-        for name in names.sorted() {
+        for name in names {
             if topics[name] == nil { topics[name] = try log.openTopic(name) }
             if movers[name] == nil && !name.hasSuffix(".delay") { movers[name] = DelayMover(log: log, target: name) }
             for p in 0..<topics[name]!.partitions { all.append((name, p)) }

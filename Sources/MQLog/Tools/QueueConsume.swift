@@ -31,8 +31,7 @@ public final class QueueConsumer {
     private var dispatcher: HandlerDispatcher!
     private var partitions: [Partition] = []
     private var topics: [String: Topic] = [:]
-    private var patterns: [TopicPattern] = []
-    private var exactNames: [String] = []
+    private var selection = TopicSelection()
     private let watcher = ChangeWatcher()
     private var watched = Set<String>()
     private var nextPartition = 0
@@ -54,12 +53,8 @@ public final class QueueConsumer {
         }
         StopSignals.install()
         signal(SIGPIPE, SIG_IGN)
-        for arg in options.topics {
-            if LogDirectory.isValidTopicName(arg) { exactNames.append(arg) } else { patterns.append(try TopicPattern(arg)) }
-        }
-        if options.exitAtEnd {
-            for name in exactNames where !log.topicExists(name) { throw MQError(.noInput, "topic '\(name)' does not exist in \(log.root)") }
-        }
+        selection = try TopicSelection(options.topics)
+        if options.exitAtEnd { try selection.requireExact(in: log) }
         group = try GroupDirectory(log: log, group: groupName)
         membership = try GroupMembership(group)
         // Stop a run before its lease can run out, so that no message runs twice at once.
@@ -103,13 +98,7 @@ public final class QueueConsumer {
     // MARK: Partitions
 
     private func refreshPartitions() throws {
-        var names = exactNames.filter { log.topicExists($0) }
-        if !patterns.isEmpty {
-            for name in try log.listTopics() where !names.contains(name) && !name.hasSuffix(".delay") && patterns.contains(where: { $0.matches(name) }) {
-                names.append(name)
-            }
-        }
-        for name in names.sorted() where topics[name] == nil {
+        for name in try selection.existing(in: log) where topics[name] == nil {
             let topic = try log.openTopic(name)
             topics[name] = topic
             for p in 0..<topic.partitions {
@@ -275,6 +264,6 @@ public final class QueueConsumer {
             let state = try p.queue.read()
             if state.low < (try p.reader.logEndOffset()) { return false }
         }
-        return !partitions.isEmpty || (exactNames.isEmpty && patterns.isEmpty)
+        return !partitions.isEmpty || selection.isEmpty
     }
 }

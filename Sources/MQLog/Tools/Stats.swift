@@ -50,18 +50,9 @@ public struct LogStats: Sendable {
     public static func collect(_ log: LogDirectory, topics topicFilter: [String] = []) throws -> LogStats {
         let now = currentTimeMillis()
         let all = try log.listTopics()
-        var patterns: [TopicPattern] = []
-        var names: [String] = []
-        for arg in topicFilter {
-            if LogDirectory.isValidTopicName(arg) {
-                guard all.contains(arg) else { throw MQError(.noInput, "topic '\(arg)' does not exist in \(log.root)") }
-                names.append(arg)
-            } else {
-                patterns.append(try TopicPattern(arg))
-            }
-        }
-        if topicFilter.isEmpty { names = all.filter { !$0.hasSuffix(".delay") } }
-        for name in all where !names.contains(name) && patterns.contains(where: { $0.matches(name) }) { names.append(name) }
+        let selection = try TopicSelection(topicFilter)
+        try selection.requireExact(in: log)
+        let names = topicFilter.isEmpty ? all.filter { !$0.hasSuffix(".delay") } : try selection.existing(in: log)
         var topics: [TopicStats] = []
         var ends: [String: [Int64]] = [:]
         for name in names {

@@ -80,10 +80,9 @@ public final class Tailer {
     /// - Throws: `MQError`: no such topic (noInput), corrupt data (dataError).
     public func run() throws {
         if options.follow { watcher = ChangeWatcher() }
-        var exact: [String] = []
-        for arg in options.topics {
-            if LogDirectory.isValidTopicName(arg) { exact.append(arg) } else { patterns.append(try TopicPattern(arg)) }
-        }
+        let selection = try TopicSelection(options.topics)
+        let exact = selection.exact
+        patterns = selection.patterns
         if options.follow && !patterns.isEmpty || options.follow && exact.contains(where: { !log.topicExists($0) }) {
             try FileSystem.makeDirectories(log.topicsPath)
             watcher?.watch(log.topicsPath)

@@ -1,0 +1,39 @@
+/// The topics a reader asked for: exact names, and anchored POSIX extended
+/// regular expressions for arguments with characters no topic name can have.
+struct TopicSelection {
+    private(set) var exact: [String] = []
+    private(set) var patterns: [TopicPattern] = []
+
+    /// Selects nothing.
+    init() {}
+
+    /// - Throws: `MQError` (usage) for a pattern that does not compile.
+    init(_ arguments: [String]) throws {
+        for arg in arguments {
+            if LogDirectory.isValidTopicName(arg) { exact.append(arg) } else { patterns.append(try TopicPattern(arg)) }
+        }
+    }
+
+    var isEmpty: Bool { exact.isEmpty && patterns.isEmpty }
+
+    func matchesPattern(_ name: String) -> Bool { patterns.contains { $0.matches(name) } }
+
+    /// Throws `noInput` for the first exact name that is not a topic.
+    func requireExact(in log: LogDirectory) throws {
+        for name in exact where !log.topicExists(name) {
+            throw MQError(.noInput, "topic '\(name)' does not exist in \(log.root)")
+        }
+    }
+
+    /// The selected topics that exist now, sorted: the exact names, then the
+    /// pattern matches. Delay topics are internal: a pattern never selects them.
+    func existing(in log: LogDirectory) throws -> [String] {
+        var names = exact.filter { log.topicExists($0) }
+        if !patterns.isEmpty {
+            for name in try log.listTopics() where !names.contains(name) && !name.hasSuffix(".delay") && matchesPattern(name) {
+                names.append(name)
+            }
+        }
+        return names.sorted()
+    }
+}
