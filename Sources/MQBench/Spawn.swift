@@ -24,7 +24,7 @@ final class ToolProcess {
             posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         }
         let cArgs = argv.map { strdup($0) } + [nil]
-        let env = environment ?? inheritedEnvironmentForBench()
+        let env = environment ?? processEnvironment()
         let cEnv = env.map { strdup($0) } + [nil]
         defer { (cArgs + cEnv).forEach { free($0) } }
         var pid: pid_t = 0
@@ -49,13 +49,5 @@ final class ToolProcess {
     }
 }
 
-func currentEnvironment() -> [String] {
-    var out: [String] = []
-    var p = environ
-    while let entry = p.pointee { out.append(String(cString: entry)); p += 1 }
-    return out
-}
-
-func inheritedEnvironmentForBench() -> [String] { currentEnvironment() }
 
 func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }

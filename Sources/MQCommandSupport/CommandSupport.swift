@@ -47,6 +47,14 @@ public func printError(_ tool: String, _ message: String) {
     _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
 }
 
+/// Parses a `--header name=value` argument (the name must not be empty).
+public func parseHeaderOption(_ text: String) throws -> Header {
+    guard let eq = text.firstIndex(of: "="), eq != text.startIndex else {
+        throw ValidationError("invalid --header '\(text)': expected name=value")
+    }
+    return Header(name: String(text[..<eq]), value: Array(text[text.index(after: eq)...].utf8))
+}
+
 /// Converts a parse error of a library helper into a usage error for ArgumentParser.
 public func usageValue<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let e as MQError { throw ValidationError(e.message) }

@@ -86,7 +86,7 @@ struct MQBenchCommand: ParsableCommand {
 
     /// $MQ_BIN, else the directory mq-bench itself was run from.
     func toolDirectory() -> String {
-        if let v = getenv("MQ_BIN") { return String(cString: v) }
+        if let v = environment("MQ_BIN") { return v }
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard n > 0 else { return "." }

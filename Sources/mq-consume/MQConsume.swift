@@ -101,12 +101,7 @@ struct MQConsume: ParsableCommand {
         options.count = count
         options.output = try outputOptions.mode()
         options.commitIntervalMs = try usageValue { try Durations.parseDuration(commitInterval) }
-        let headers = try header.map { h -> Header in
-            guard let eq = h.firstIndex(of: "="), eq != h.startIndex else {
-                throw ValidationError("invalid --header '\(h)': expected name=value")
-            }
-            return Header(name: String(h[..<eq]), value: Array(h[h.index(after: eq)...].utf8))
-        }
+        let headers = try header.map(parseHeaderOption)
         if !command.isEmpty {
             var h = HandlerOptions(command: command)
             h.maxAttempts = maxAttempts

@@ -76,12 +76,7 @@ struct MQProduce: ParsableCommand {
         if json { options.framing = .json }
         options.keyDelimiter = try keyDelimiter.map { d in try usageValue { try parseDelimiter(d) } }
         options.fixedKey = key.map { Array($0.utf8) }
-        options.headers = try headers.map { h in
-            guard let eq = h.firstIndex(of: "="), eq != h.startIndex else {
-                throw ValidationError("invalid --header '\(h)': expected name=value")
-            }
-            return Header(name: String(h[..<eq]), value: Array(h[h.index(after: eq)...].utf8))
-        }
+        options.headers = try headers.map(parseHeaderOption)
         options.partition = partition
         options.createPartitions = partitions
         options.create = !noCreate

@@ -162,10 +162,6 @@ public struct LogDirectory: Sendable {
     }
 }
 
-func environment(_ name: String) -> String? {
-    guard let v = getenv(name) else { return nil }
-    return String(cString: v)
-}
 
 /// An open topic: its config and the shared lock that marks it in use.
 public final class Topic: @unchecked Sendable {

@@ -245,6 +245,23 @@ public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, what: String)
     }
 }
 
+/// The value of environment variable `name`, or nil. The C function is `getenv`.
+public func environment(_ name: String) -> String? {
+    guard let v = getenv(name) else { return nil }
+    return String(cString: v)
+}
+
+/// This process's environment as `NAME=value` entries.
+public func processEnvironment() -> [String] {
+    var out: [String] = []
+    var p = environ
+    while let entry = p.pointee {
+        out.append(String(cString: entry))
+        p += 1
+    }
+    return out
+}
+
 /// Wall-clock milliseconds since the epoch.
 public func currentTimeMillis() -> Int64 {
     var ts = timespec()

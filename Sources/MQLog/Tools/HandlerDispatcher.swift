@@ -312,15 +312,8 @@ final class HandlerDispatcher {
 
 /// Environment entries of this process, except mq's own MQ_ message variables.
 func inheritedEnvironment() -> [String] {
-    var out: [String] = []
-    var p = environ
-    while let entry = p.pointee {
-        let s = String(cString: entry)
-        let reserved = ["MQ_TOPIC=", "MQ_PARTITION=", "MQ_OFFSET=", "MQ_TIMESTAMP=", "MQ_ATTEMPT=", "MQ_COUNT=", "MQ_GROUP=", "MQ_KEY=", "MQ_KEY_BASE64=", "MQ_HEADER_"]
-        if !reserved.contains(where: { s.hasPrefix($0) }) { out.append(s) }
-        p += 1
-    }
-    return out
+    let reserved = ["MQ_TOPIC=", "MQ_PARTITION=", "MQ_OFFSET=", "MQ_TIMESTAMP=", "MQ_ATTEMPT=", "MQ_COUNT=", "MQ_GROUP=", "MQ_KEY=", "MQ_KEY_BASE64=", "MQ_HEADER_"]
+    return processEnvironment().filter { entry in !reserved.contains(where: { entry.hasPrefix($0) }) }
 }
 
 /// Appends dead letters to a topic (created with one partition when
