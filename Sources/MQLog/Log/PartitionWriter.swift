@@ -162,11 +162,11 @@ public final class PartitionWriter {
 
     private func appendTimeIndexEntry(_ segment: OpenSegment) {
         guard state.maxTimestamp > state.lastTimeIndexTimestamp else { return }
-        var entry = (state.maxTimestamp.bigEndian, UInt32(truncatingIfNeeded: state.offsetOfMaxTimestamp - state.activeBase).bigEndian)
-        // The tuple has padding; write the 12 meaningful bytes.
-        var bytes = [UInt8](repeating: 0, count: 12)
-        withUnsafeBytes(of: &entry.0) { raw in for i in 0..<8 { bytes[i] = raw[i] } }
-        withUnsafeBytes(of: &entry.1) { raw in for i in 0..<4 { bytes[8 + i] = raw[i] } }
+        var bytes = [UInt8](repeating: 0, count: TimeIndexEntry.size)
+        bytes.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: state.maxTimestamp.bigEndian, toByteOffset: 0, as: Int64.self)
+            raw.storeBytes(of: UInt32(truncatingIfNeeded: state.offsetOfMaxTimestamp - state.activeBase).bigEndian, toByteOffset: 8, as: UInt32.self)
+        }
         let ok = bytes.withUnsafeBytes { raw in (try? segment.timeIndex.write(raw, at: state.timeIndexBytes)) != nil }
         if ok {
             state.timeIndexBytes += 12
