@@ -30,7 +30,8 @@ public enum ReplayBound: Equatable, Sendable {
     /// Parses a `--from` (`isTo` false) or `--to` argument.
     /// - Throws: `MQError` (usage) naming the bad argument.
     public static func parse(_ text: String, isTo: Bool, nowMs: Int64) throws -> ReplayBound {
-        if text.contains(":"), let first = text.first, first.isNumber {
+        // Only digits, ':' and ',' (an ISO time has '-' and 'T' as well).
+        if text.contains(":"), text.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ":" || $0 == ",") }) {
             var map: [Int32: Int64] = [:]
             for part in text.split(separator: ",", omittingEmptySubsequences: false) {
                 let pieces = part.split(separator: ":", omittingEmptySubsequences: false)
