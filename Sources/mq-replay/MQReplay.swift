@@ -35,6 +35,19 @@ struct MQReplay: ParsableCommand {
     var verbose = false
     @OptionGroup var outputOptions: OutputOptions
 
+    @Option(name: .long, help: ArgumentHelp("Copy the range into this topic (TOPIC itself included) instead of printing it, each message exactly once however often the replay is interrupted and run again.", valueName: "topic"))
+    var into: String?
+    @Flag(name: .long, help: "With --into: give the copies the time of the copy instead of their original timestamps.")
+    var restamp = false
+    @Option(name: .long, help: ArgumentHelp("With --into: name the replay instead of identifying it by its arguments.", valueName: "name"))
+    var name: String?
+    @Flag(name: .long, help: "With --into: copy again a replay that is complete.")
+    var again = false
+    @Flag(name: .customLong("no-create"), help: "With --into: fail when the destination topic does not exist instead of creating it.")
+    var noCreate = false
+    @Flag(name: .customLong("no-wait"), help: "With --into: fail with status 75 when the same replay runs elsewhere, instead of waiting for it.")
+    var noWait = false
+
     @Option(name: [.customShort("g"), .long], help: "With --reset-to: the consumer group whose offsets move.")
     var group: String?
     @Option(name: .customLong("reset-to"), parsing: .unconditional, help: ArgumentHelp("Move the group's committed offsets: beginning, end, an offset, +N, -N, or a time.", valueName: "position"))
@@ -50,6 +63,15 @@ struct MQReplay: ParsableCommand {
             if let (flag, _) = replayOnly.first(where: { $0.1 }) { throw ValidationError("'\(flag)' cannot be used with '--reset-to'") }
         } else if dryRun {
             throw ValidationError("'--dry-run' needs '--reset-to'")
+        }
+        if into == nil {
+            let intoOnly = [("--restamp", restamp), ("--name", name != nil), ("--again", again), ("--no-create", noCreate), ("--no-wait", noWait)]
+            if let (flag, _) = intoOnly.first(where: { $0.1 }) { throw ValidationError("'\(flag)' needs '--into'") }
+        } else {
+            if resetTo != nil { throw ValidationError("'--into' cannot be used with '--reset-to'") }
+            if outputOptions.delimiter != nil || outputOptions.nullSeparated || outputOptions.format != nil || outputOptions.json {
+                throw ValidationError("'--into' writes to a topic: '--delimiter', '--null', '--format' and '--json' are for standard output")
+            }
         }
     }
 
@@ -76,6 +98,23 @@ struct MQReplay: ParsableCommand {
         options.verbose = verbose
         try runReportingErrors("mq-replay") {
             options.filter = try filterOptions.filter()
+            if let into {
+                var copy = ReplayIntoOptions(destination: into)
+                copy.restamp = restamp
+                copy.name = name
+                copy.again = again
+                copy.create = !noCreate
+                copy.wait = !noWait
+                copy.identityWords = ["from=" + (from ?? "beginning"), "to=" + (to ?? "end"), "partition=" + (partition.map { String($0) } ?? "all"),
+                                      "grep=" + (filterOptions.grep ?? ""), "key=" + (filterOptions.key ?? "")] + filterOptions.header.map { "header=" + $0 }
+                let s = try ReplayCopier(options: options, into: copy, log: logOptions.log).run()
+                if let done = s.completeBefore {
+                    printError("mq-replay", "\(s.id) already complete: \(done.copied) messages copied on \(formatTimestamp(done.atMs)); use --again for a new run")
+                } else if verbose {
+                    printError("mq-replay", "\(s.id): \(s.copied) messages copied into '\(into)', \(s.alreadyCopied) copied before, \(s.skipped) skipped by the filters")
+                }
+                return
+            }
             let summary = try Replayer(options: options, log: logOptions.log).run()
             if verbose { printError("mq-replay", "\(summary.written) messages printed, \(summary.skipped) skipped by the filters") }
         }
