@@ -133,31 +133,31 @@ private func makeTopic(partitions: Int32 = 2, perPartition: Int = 10) throws -> 
 
 @Suite struct ResetOffsetsTests {
     @Test func targetsParse() throws {
-        #expect(try ResetTarget.parse("beginning", nowMs: t0) == .beginning)
-        #expect(try ResetTarget.parse("end", nowMs: t0) == .end)
-        #expect(try ResetTarget.parse("17", nowMs: t0) == .offset(17))
+        #expect(try ResetTarget.parse("beginning", nowMs: t0) == .position(.beginning))
+        #expect(try ResetTarget.parse("end", nowMs: t0) == .position(.end))
+        #expect(try ResetTarget.parse("17", nowMs: t0) == .position(.offset(17)))
         #expect(try ResetTarget.parse("+5", nowMs: t0) == .shift(5))
         #expect(try ResetTarget.parse("-5", nowMs: t0) == .shift(-5))
-        #expect(try ResetTarget.parse("-5m", nowMs: t0) == .time(t0 - 300_000))
-        #expect(try ResetTarget.parse("@1700000000003", nowMs: t0) == .time(t0 + 3))
+        #expect(try ResetTarget.parse("-5m", nowMs: t0) == .position(.time(t0 - 300_000)))
+        #expect(try ResetTarget.parse("@1700000000003", nowMs: t0) == .position(.time(t0 + 3)))
     }
 
     @Test func newOffsetsAreClampedIntoTheLog() throws {
         func new(_ t: ResetTarget, _ current: Int64?) -> Int64 {
             t.newOffset(current: current, logStart: 10, logEnd: 50) { $0 - t0 }
         }
-        #expect(new(.beginning, 30) == 10)
-        #expect(new(.end, 30) == 50)
-        #expect(new(.offset(20), 30) == 20)
-        #expect(new(.offset(5), 30) == 10)
-        #expect(new(.offset(99), 30) == 50)
+        #expect(new(.position(.beginning), 30) == 10)
+        #expect(new(.position(.end), 30) == 50)
+        #expect(new(.position(.offset(20)), 30) == 20)
+        #expect(new(.position(.offset(5)), 30) == 10)
+        #expect(new(.position(.offset(99)), 30) == 50)
         #expect(new(.shift(-5), 30) == 25)
         #expect(new(.shift(-50), 30) == 10)
         #expect(new(.shift(+50), 30) == 50)
         #expect(new(.shift(5), nil) == 15)  // no commit: from the log start
         #expect(new(.shift(Int64.max), 30) == 50)
         #expect(new(.shift(Int64.min + 1), 30) == 10)
-        #expect(new(.time(t0 + 40), nil) == 40)
+        #expect(new(.position(.time(t0 + 40)), nil) == 40)
     }
 
     @Test func resetMovesBackwardUnderTheLeaseAndRefusesWhileHeld() throws {

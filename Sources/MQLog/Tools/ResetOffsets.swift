@@ -2,12 +2,9 @@ import Glibc
 
 /// Where `mq-replay -g GROUP TOPIC --reset-to` moves a group.
 public enum ResetTarget: Equatable, Sendable {
-    case beginning
-    case end
-    /// An offset, clamped into `[log start, log end]`.
-    case offset(Int64)
-    /// The first offset with a timestamp at or after this time (ms).
-    case time(Int64)
+    /// `beginning`, `end`, an offset (clamped into `[log start, log end]`), or
+    /// a time: the first offset with a timestamp at or after it.
+    case position(StartPosition)
     /// The committed offset moved by this many (`+N`, `-N`), clamped.
     case shift(Int64)
 
@@ -17,24 +14,18 @@ public enum ResetTarget: Equatable, Sendable {
         if let sign = text.first, sign == "+" || sign == "-", let n = Int64(text.dropFirst()), n >= 0 {
             return .shift(sign == "-" ? -n : n)
         }
-        switch try StartPosition.parse(text, nowMs: nowMs) {
-        case .beginning: return .beginning
-        case .end: return .end
-        case .offset(let o): return .offset(o)
-        case .time(let t): return .time(t)
-        case .last: throw MQError.internalError("unexpected position '\(text)'")
-        }
+        return .position(try StartPosition.parse(text, nowMs: nowMs))
     }
 
     /// The new committed offset, given the partition's current one (nil:
-    /// none) and its log bounds; `offsetForTime` is asked only for `.time`.
+    /// none) and its log bounds; `offsetForTime` is asked only for a time.
     public func newOffset(current: Int64?, logStart: Int64, logEnd: Int64, offsetForTime: (Int64) throws -> Int64) rethrows -> Int64 {
         let raw: Int64
         switch self {
-        case .beginning: raw = logStart
-        case .end: raw = logEnd
-        case .offset(let o): raw = o
-        case .time(let t): raw = try offsetForTime(t)
+        case .position(.beginning): raw = logStart
+        case .position(.end), .position(.last): raw = logEnd
+        case .position(.offset(let o)): raw = o
+        case .position(.time(let t)): raw = try offsetForTime(t)
         case .shift(let n):
             let (sum, overflow) = (current ?? logStart).addingReportingOverflow(n)
             raw = overflow ? (n < 0 ? .min : .max) : sum
