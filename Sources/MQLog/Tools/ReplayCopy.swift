@@ -104,9 +104,11 @@ public final class ReplayCopier {
             guard into.again else { return ReplayCopySummary(id: id, completeBefore: done) }
             id = runID(base, run + 1)
         }
-        StopSignals.install()
+        // Signals keep their default action while waiting for another run of
+        // this replay (nothing is changed yet), and are caught from here on.
         let journal = try CopyJournal.open(log, id: id, wait: into.wait)
         defer { journal.close() }
+        StopSignals.install()
         if let done = ReplayCopier.completion(journal.state) {
             return ReplayCopySummary(id: id, completeBefore: done)  // finished by a run we waited for
         }
