@@ -7,9 +7,10 @@ import MQLog
 struct MQReplay: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mq-replay",
-        abstract: "Print a range of a topic again, or move a consumer group's offsets.",
+        abstract: "Print a range of a topic again, copy it into a topic exactly once, or move a consumer group's offsets.",
         usage: """
             mq-replay [<options>] <topic> [--from <position>] [--to <position>]
+            mq-replay [<options>] <topic> --into <dest> [--restamp] [--name <name>] [--again]
             mq-replay -g <group> <topic> --reset-to <position> [--dry-run]
             """,
         discussion: "--from and --to take beginning, end, an offset, PARTITION:OFFSET,... or a time; --to is inclusive. See mq-replay(1).",
