@@ -82,8 +82,8 @@ struct MQReplay: ParsableCommand {
             let target = try usageValue { try ResetTarget.parse(resetTo, nowMs: now) }
             try runReportingErrors("mq-replay") {
                 let reset = try OffsetReset(log: logOptions.log, group: group, topic: topic, partition: partition, target: target)
-                let rows = try reset.plan()
-                if !dryRun { try reset.apply(rows) }
+                let planned = try reset.plan()
+                let rows = dryRun ? planned : try reset.apply(planned)
                 print(renderResetTable(rows), terminator: "")
             }
             return
@@ -95,7 +95,8 @@ struct MQReplay: ParsableCommand {
         options.partition = partition
         options.ratePerSecond = try rate.map { r in try usageValue { try RateLimiter.parse(r) } }
         options.output = try outputOptions.mode()
-        options.progress = isatty(2) != 0
+        // A progress line at a terminal, unless the messages go to the same one.
+        options.progress = isatty(2) != 0 && (into != nil || isatty(1) == 0)
         options.verbose = verbose
         try runReportingErrors("mq-replay") {
             options.filter = try filterOptions.filter()

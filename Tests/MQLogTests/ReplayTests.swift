@@ -181,6 +181,22 @@ private func makeTopic(partitions: Int32 = 2, perPartition: Int = 10) throws -> 
         #expect(try group.committedOffset("t", 0) == 5 && group.committedOffset("t", 1) == 5)
     }
 
+    @Test func aShiftCountsFromTheOffsetReadUnderTheLease() throws {
+        let (log, _) = try makeTopic(partitions: 1)
+        defer { try? FileSystem.removeTree(log.root) }
+        let group = try GroupDirectory(log: log, group: "g")
+        try group.prepare(topic: "t")
+        try PartitionLease.tryAcquire(group, topic: "t", partition: 0)!.commit(8)
+        let reset = try OffsetReset(log: log, group: "g", topic: "t", partition: nil, target: .shift(-3))
+        let planned = try reset.plan()
+        #expect(planned[0].new == 5)
+        // A consumer commits between the plan and the reset.
+        try PartitionLease.tryAcquire(group, topic: "t", partition: 0)!.commit(9)
+        let applied = try reset.apply(planned)
+        #expect(applied[0].current == 9 && applied[0].new == 6)
+        #expect(try group.committedOffset("t", 0) == 6)
+    }
+
     @Test func queueStateResetsAndRefusesLiveLeases() throws {
         var s = QueueState()
         s.low = 3; s.next = 9

@@ -49,6 +49,8 @@ public struct ResetRow: Equatable, Sendable {
     /// The committed-offset file is written: always, except for a work
     /// queue that has none (a queue-only group gets no offset file).
     public var offsetFile: Bool = true
+    /// The log start offset, for recomputing a shift under the lease.
+    public var logStart: Int64 = 0
 }
 
 /// Moves a consumer group's committed offsets, as Kafka's
@@ -108,15 +110,20 @@ public struct OffsetReset {
             let end = try reader.logEndOffset()
             let new = try target.newOffset(current: current, logStart: start, logEnd: end) { try reader.offset(forTime: $0) }
             let hasFile = FileSystem.exists(group.offsetPath(topic, p))
-            rows.append(ResetRow(topic: topic, partition: p, current: current, new: new, logEnd: end, queue: isQueue, offsetFile: hasFile || !isQueue))
+            rows.append(ResetRow(topic: topic, partition: p, current: current, new: new, logEnd: end, queue: isQueue, offsetFile: hasFile || !isQueue, logStart: start))
         }
         return rows
     }
 
     /// Applies a plan: takes every lease, then writes every offset (and queue state).
+    /// A shift (`+N`, `-N`) is recomputed from the offset read under the
+    /// lease, in case a consumer committed since the plan.
+    /// - Returns: the rows as applied.
     /// - Throws: `MQError` `tempFail` naming the partition when a running
     ///   member holds its lease or a queue message is leased; nothing is written then.
-    public func apply(_ rows: [ResetRow]) throws {
+    @discardableResult
+    public func apply(_ planned: [ResetRow]) throws -> [ResetRow] {
+        var rows = planned
         var leases: [Int32: PartitionLease] = [:]
         try group.prepare(topic: topic)
         for row in rows where row.offsetFile {
@@ -124,6 +131,13 @@ public struct OffsetReset {
                 throw MQError(.tempFail, "group '\(group.group)' is consuming topic '\(topic)' partition \(row.partition): a running mq-consume holds its lease; stop the group's consumers, then reset")
             }
             leases[row.partition] = lease
+        }
+        if case .shift = target {
+            for i in rows.indices {
+                guard let held = leases[rows[i].partition]?.committed?.offset, held != rows[i].current else { continue }
+                rows[i].current = held
+                rows[i].new = target.newOffset(current: held, logStart: rows[i].logStart, logEnd: rows[i].logEnd) { $0 }
+            }
         }
         // Work queues: refuse before changing anything while a message is out.
         for row in rows where row.queue {
@@ -142,6 +156,7 @@ public struct OffsetReset {
             }
             try leases[row.partition]?.reset(to: row.new)
         }
+        return rows
     }
 
     private func queuePath(_ p: Int32) -> String { group.path + "/queue/\(topic)/\(p)" }
