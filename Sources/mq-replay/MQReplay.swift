@@ -107,18 +107,14 @@ struct MQReplay: ParsableCommand {
                 copy.again = again
                 copy.create = !noCreate
                 copy.wait = !noWait
-                copy.identityWords = ["from=" + (from ?? "beginning"), "to=" + (to ?? "end"), "partition=" + (partition.map { String($0) } ?? "all"),
-                                      "grep=" + (filterOptions.grep ?? ""), "key=" + (filterOptions.key ?? "")] + filterOptions.header.map { "header=" + $0 }
-                let s = try ReplayCopier(options: options, into: copy, log: logOptions.log).run()
-                if let done = s.completeBefore {
-                    printError("mq-replay", "\(s.id) already complete: \(done.copied) messages copied on \(formatTimestamp(done.atMs)); use --again for a new run")
-                } else if verbose {
-                    printError("mq-replay", "\(s.id): \(s.copied) messages copied into '\(into)', \(s.alreadyCopied) copied before, \(s.skipped) skipped by the filters")
-                }
+                copy.identityWords = ReplayIntoOptions.identityWords(from: from, to: to, partition: partition, grep: filterOptions.grep,
+                                                                     key: filterOptions.key, headers: filterOptions.header)
+                let summary = try ReplayCopier(options: options, into: copy, log: logOptions.log).run()
+                if let line = summary.report(verbose: verbose) { printError("mq-replay", line) }
                 return
             }
             let summary = try Replayer(options: options, log: logOptions.log).run()
-            if verbose { printError("mq-replay", "\(summary.written) messages printed, \(summary.skipped) skipped by the filters") }
+            if verbose { printError("mq-replay", summary.report) }
         }
     }
 }

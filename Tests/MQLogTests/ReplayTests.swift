@@ -219,3 +219,32 @@ private func makeTopic(partitions: Int32 = 2, perPartition: Int = 10) throws -> 
             """)
     }
 }
+
+@Suite struct ReplayIdentityTests {
+    private func id(_ from: String?, restamp: Bool = false, name: String? = nil, dest: String = "d", headers: [String] = []) -> String {
+        var into = ReplayIntoOptions(destination: dest)
+        into.restamp = restamp
+        into.name = name
+        into.identityWords = ReplayIntoOptions.identityWords(from: from, to: nil, partition: nil, grep: nil, key: nil, headers: headers)
+        return ReplayCopier(options: ReplayOptions(topic: "t"), into: into, log: LogDirectory(root: "/nonexistent")).baseID(source: "t")
+    }
+
+    @Test func theArgumentsAsWrittenAreTheIdentity() {
+        let base = id(nil)
+        #expect(base.hasPrefix("replay.") && base.count == "replay.".count + 16)
+        #expect(id("beginning") == base)  // the default, written out
+        #expect(id(nil) == base)          // stable
+        #expect(id("-1h") != base && id("-1h") == id("-1h"))
+        #expect(id(nil, restamp: true) != base)
+        #expect(id(nil, dest: "e") != base)
+        #expect(id(nil, headers: ["a=1"]) != base)
+        #expect(id("-1h", name: "fix") == "replay.fix" && id(nil, name: "fix") == "replay.fix")
+    }
+
+    @Test func storedRangesRoundTrip() {
+        let ranges = [ReplayPartitionRange(partition: 0, start: 5, stop: 10), ReplayPartitionRange(partition: 3, start: 0, stop: 0)]
+        #expect(ReplayCopier.decodeRanges(ReplayCopier.encodeRanges(ranges)) == ranges)
+        #expect(ReplayCopier.decodeRanges("") == [])
+        for bad in ["0:5", "x:1-2", "0:5-3", "0:-1-2"] { #expect(ReplayCopier.decodeRanges(bad) == nil) }
+    }
+}

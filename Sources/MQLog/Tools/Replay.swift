@@ -26,6 +26,9 @@ public struct ReplaySummary: Sendable, Equatable {
     public var written: Int64 = 0
     /// Records in the range that the filters skipped.
     public var skipped: Int64 = 0
+
+    /// The `-v` line for standard error.
+    public var report: String { "\(written) messages printed, \(skipped) skipped by the filters" }
 }
 
 /// `mq-replay TOPIC` without `--into`: prints a range of a topic in the

@@ -19,12 +19,20 @@ public struct ReplayIntoOptions: Sendable {
     public var identityWords: [String] = []
 
     public init(destination: String) { self.destination = destination }
+
+    /// The identity words of a command line: `--from` and `--to` as written
+    /// (nil: the defaults), `-p`, and the filters as written.
+    public static func identityWords(from: String?, to: String?, partition: Int32?, grep: String?, key: String?, headers: [String]) -> [String] {
+        ["from=" + (from ?? "beginning"), "to=" + (to ?? "end"), "partition=" + (partition.map { String($0) } ?? "all"),
+         "grep=" + (grep ?? ""), "key=" + (key ?? "")] + headers.map { "header=" + $0 }
+    }
 }
 
 /// What `ReplayCopier.run` found or did.
-public struct ReplayCopySummary: Sendable, Equatable {
+public struct ReplayCopySummary: Sendable {
     /// The copy id (`replay.HEX` or `replay.NAME`, then `.2`, `.3`... for `--again` runs).
     public var id: String
+    public var destination: String
     /// Records copied by this run.
     public var copied: Int64 = 0
     /// Records of the range found already copied (by an interrupted earlier run).
@@ -34,9 +42,13 @@ public struct ReplayCopySummary: Sendable, Equatable {
     /// Set when the replay was complete before this run: nothing was done.
     public var completeBefore: (copied: Int64, atMs: Int64)? = nil
 
-    public static func == (a: ReplayCopySummary, b: ReplayCopySummary) -> Bool {
-        a.id == b.id && a.copied == b.copied && a.alreadyCopied == b.alreadyCopied && a.skipped == b.skipped
-            && a.completeBefore?.copied == b.completeBefore?.copied && a.completeBefore?.atMs == b.completeBefore?.atMs
+    /// The line for standard error: always when the replay was complete
+    /// before, else only when `verbose`.
+    public func report(verbose: Bool) -> String? {
+        if let done = completeBefore {
+            return "\(id) already complete: \(done.copied) messages copied on \(formatTimestamp(done.atMs)); use --again for a new run"
+        }
+        return verbose ? "\(id): \(copied) messages copied into '\(destination)', \(alreadyCopied) copied before, \(skipped) skipped by the filters" : nil
     }
 }
 
@@ -101,7 +113,7 @@ public final class ReplayCopier {
         while FileSystem.isDirectory(CopyJournal.directory(log, id: runID(base, run + 1))) { run += 1 }
         var id = runID(base, run)
         if let state = try CopyJournal.snapshot(log, id: id), let done = ReplayCopier.completion(state) {
-            guard into.again else { return ReplayCopySummary(id: id, completeBefore: done) }
+            guard into.again else { return ReplayCopySummary(id: id, destination: into.destination, completeBefore: done) }
             id = runID(base, run + 1)
         }
         // Signals keep their default action while waiting for another run of
@@ -110,7 +122,7 @@ public final class ReplayCopier {
         defer { journal.close() }
         StopSignals.install()
         if let done = ReplayCopier.completion(journal.state) {
-            return ReplayCopySummary(id: id, completeBefore: done)  // finished by a run we waited for
+            return ReplayCopySummary(id: id, destination: into.destination, completeBefore: done)  // finished by a run we waited for
         }
         let ranges = try storedOrResolvedRanges(journal, source: source)
         return try copy(ranges, from: source, journal: journal)
@@ -149,10 +161,10 @@ public final class ReplayCopier {
     static func decodeRanges(_ text: String) -> [ReplayPartitionRange]? {
         if text.isEmpty { return [] }
         var out: [ReplayPartitionRange] = []
-        for part in text.split(separator: ",") {
-            let pieces = part.split(separator: ":")
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let pieces = part.split(separator: ":", omittingEmptySubsequences: false)
             guard pieces.count == 2, let p = Int32(pieces[0]) else { return nil }
-            let bounds = pieces[1].split(separator: "-")
+            let bounds = pieces[1].split(separator: "-", omittingEmptySubsequences: false)
             guard bounds.count == 2, let a = Int64(bounds[0]), let b = Int64(bounds[1]), a >= 0, b >= a else { return nil }
             out.append(ReplayPartitionRange(partition: p, start: a, stop: b))
         }
@@ -160,7 +172,7 @@ public final class ReplayCopier {
     }
 
     private func copy(_ ranges: [ReplayPartitionRange], from source: Topic, journal: CopyJournal) throws -> ReplayCopySummary {
-        var summary = ReplayCopySummary(id: journal.id)
+        var summary = ReplayCopySummary(id: journal.id, destination: into.destination)
         let writer = CopyWriter(journal: journal, log: log)
         let destination = try writer.topic(into.destination)
         func settledInRange() -> Int64 {
