@@ -305,6 +305,20 @@ def test_sigterm_settles_and_the_rerun_completes(mq):
     assert sorted(provenance(r)[2] for r in mq.records("d")) == list(range(400))
 
 
+def test_an_interrupted_again_run_is_resumed_not_started_over(mq):
+    fill(mq, partitions=1, per_partition=300)
+    replay(mq, "t", "--into", "d")
+    proc = mq.start("mq-replay", "t", "--into", "d", "--again", "--rate", "300/s")
+    time.sleep(0.5)
+    proc.signal(signal.SIGKILL)
+    proc.wait(10)
+    res = replay(mq, "t", "--into", "d", "--again", "-v")
+    assert ".2:" in res.stderr and "copied before" in res.stderr
+    runs = Counter(headers_of(r)["mq.replay.id"].decode().count(".") for r in mq.records("d"))
+    assert runs == {1: 300, 2: 300}, runs
+    assert ".2 already complete: 300 messages" in replay(mq, "t", "--into", "d").stderr
+
+
 def test_replay_into_the_same_topic(mq):
     fill(mq)
     replay(mq, "t", "--into", "t", "--from", "5")
