@@ -4,28 +4,20 @@ import Glibc
 /// the failed message's key, value, timestamp and headers, plus the failure
 /// headers `mq.dlq.reason`, `mq.original.*`, `mq.attempts`, `mq.exit.status`
 /// or `mq.exit.signal`, `mq.stderr`, `mq.group` and `mq.dlq.time`.
+@dynamicMemberLookup
 public struct DeadLetter: Sendable {
-    public var topic: String
-    public var partition: Int32
-    public var offset: Int64
-    public var timestamp: Int64
-    public var key: [UInt8]?
-    public var value: [UInt8]?
-    public var headers: [Header]
+    /// The letter as stored: `letter.topic`, `letter.offset`, `letter.key`, ... are its fields.
+    public var record: StoredRecord
 
     public init(_ r: RecordView, topic: String, partition: Int32) throws {
-        self.topic = topic
-        self.partition = partition
-        offset = r.offset
-        timestamp = r.timestamp
-        key = r.key.map(Array.init)
-        value = r.value.map(Array.init)
-        headers = try r.headers().map { Header(name: String(decoding: $0.name, as: UTF8.self), value: $0.value.map(Array.init)) }
+        record = try StoredRecord(r, topic: topic, partition: partition)
     }
+
+    public subscript<T>(dynamicMember field: KeyPath<StoredRecord, T>) -> T { record[keyPath: field] }
 
     /// The last value of header `name`, as text.
     public func header(_ name: String) -> String? {
-        headers.last { $0.name == name }?.value.map { String(decoding: $0, as: UTF8.self) }
+        record.headers.last { $0.name == name }?.value.map { String(decoding: $0, as: UTF8.self) }
     }
 
     public var reason: String? { header("mq.dlq.reason") }
@@ -36,9 +28,9 @@ public struct DeadLetter: Sendable {
     public var exitStatus: Int32? { header("mq.exit.status").flatMap { Int32($0) } }
     public var exitSignal: Int32? { header("mq.exit.signal").flatMap { Int32($0) } }
     public var group: String? { header("mq.group") }
-    public var stderr: [UInt8]? { headers.last { $0.name == "mq.stderr" }?.value }
+    public var stderr: [UInt8]? { record.headers.last { $0.name == "mq.stderr" }?.value }
     /// When the message was dead-lettered: `mq.dlq.time`, else the record timestamp.
-    public var failedAt: Int64 { header("mq.dlq.time").flatMap { Int64($0) } ?? timestamp }
+    public var failedAt: Int64 { header("mq.dlq.time").flatMap { Int64($0) } ?? record.timestamp }
 
     /// "status 3", "signal 9", or nil when the handler never ran.
     public var exitDescription: String? {
@@ -58,8 +50,8 @@ public struct DeadLetter: Sendable {
     /// and `mq.redrive.count` (one more than the message had).
     public func redrivenHeaders() -> [Header] {
         let count = (header("mq.redrive.count").flatMap { Int($0) } ?? 0) + 1
-        var out = headers.filter { !DeadLetter.isFailureHeader($0.name) && $0.name != "mq.redrive.from" && $0.name != "mq.redrive.count" }
-        out.append(Header(name: "mq.redrive.from", value: Array("\(topic)/\(partition)/\(offset)".utf8)))
+        var out = record.headers.filter { !DeadLetter.isFailureHeader($0.name) && $0.name != "mq.redrive.from" && $0.name != "mq.redrive.count" }
+        out.append(Header(name: "mq.redrive.from", value: Array("\(record.topic)/\(record.partition)/\(record.offset)".utf8)))
         out.append(Header(name: "mq.redrive.count", value: Array(String(count).utf8)))
         return out
     }

@@ -91,6 +91,7 @@ public final class Redriver {
         }
         var summary = RedriveSummary()
         var lastReported = 0
+        var lastFlush = monotonicNanos()
         func stop() throws -> Never {
             try writer.flush()
             let n = writer.copied
@@ -120,8 +121,12 @@ public final class Redriver {
             if let (start, rate) = pacing {
                 let due = start + UInt64(Double(summary.moved) / rate * 1e9)
                 if monotonicNanos() < due {
-                    try writer.flush()
-                    progress(writer.copied)
+                    // Write what waited long enough, so a slow redrive makes steady progress.
+                    if writer.pendingRecords > 0 && monotonicNanos() - lastFlush > 200_000_000 {
+                        try writer.flush()
+                        lastFlush = monotonicNanos()
+                        progress(writer.copied)
+                    }
                     var now = monotonicNanos()
                     while now < due {
                         _ = waitReadable([StopSignals.fd], timeoutMs: Int32(min(1000, (due - now) / 1_000_000 + 1)))
