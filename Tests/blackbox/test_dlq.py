@@ -117,8 +117,13 @@ def test_redrive_back_to_a_consumer_that_now_succeeds_and_twice_moves_once(mq, t
     assert len(dry.lines()) == 6 and "would move 6" in dry.stderr
     assert len(mq.tail_json("orders", "-n", "+0")) == len(before)
 
+    def stat_dead_letters():
+        return json.loads(mq.run("mq-stat", "--json", "orders", check=0).out)["topics"][0]["dead_letters"]
+
+    assert stat_dead_letters() == 6
     res = mq.run("mq-dlq", "redrive", "orders.dlq", check=0)
     assert "moved 6 dead letters" in res.stderr and "0 skipped" in res.stderr, res.stderr
+    assert stat_dead_letters() == 0  # mq-stat counts what is not redriven or purged
     again = mq.run("mq-dlq", "redrive", "orders.dlq", check=0)
     assert "moved 0 dead letters" in again.stderr and "6 skipped" in again.stderr, again.stderr
 

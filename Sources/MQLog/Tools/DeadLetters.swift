@@ -136,6 +136,21 @@ public enum DeadLetters {
         return { tp, offset in state.settled[tp]?.contains(offset) ?? false }
     }
 
+    /// Letters in `topic` not settled by a redrive or purge, from offsets and
+    /// the copy's saved state alone (no records are read).
+    public static func unsettledCount(_ log: LogDirectory, topic: String) throws -> Int64 {
+        let config = try log.readConfig(topic)
+        let state = try CopyJournal.snapshot(log, id: copyID(for: topic))
+        var n: Int64 = 0
+        for p in 0..<config.partitions {
+            let reader = PartitionReader(directory: log.topicPath(topic) + "/\(p)")
+            let start = try reader.logStartOffset(), end = try reader.logEndOffset()
+            guard end > start else { continue }
+            n += end - start - (state?.settled[TopicPartition(topic, p)]?.count(in: start...(end - 1)) ?? 0)
+        }
+        return n
+    }
+
     // MARK: list
 
     /// What `mq-dlq list` shows for one topic: its dead letters not settled yet.
