@@ -272,3 +272,19 @@ def test_a_held_copy_makes_no_wait_fail_with_75_and_others_wait(mq, tmp_path):
         fcntl.flock(lock, fcntl.LOCK_UN)
     res = waiting.finish(30)
     assert res.status == 0 and "moved 6 dead letters" in res.stderr, res
+
+
+def test_a_letter_that_fails_again_is_redriven_again_with_its_count(mq):
+    mq.produce("orders", b"x\n")
+    fail = ["-g", "g", "-e", "--max-attempts", "1", "orders", "--", "false"]
+    mq.run("mq-consume", *fail, check=0)
+    mq.run("mq-dlq", "redrive", "orders.dlq", check=0)
+    mq.run("mq-consume", *fail, check=0)
+    second = mq.tail_json("orders.dlq", "-n", "+0")[1]
+    assert headers(second)["mq.redrive.count"] == "1" and headers(second)["mq.exit.status"] == "1"
+    assert "redriven   1×, last from orders.dlq/0/0" in mq.run("mq-dlq", "show", "orders.dlq", check=0).out
+    mq.run("mq-dlq", "redrive", "orders.dlq", check=0)
+    last = mq.tail_json("orders", "-n", "1")[0]
+    names = [name for name, _ in last["headers"]]
+    assert last["value"] == "x" and names == ["mq.redrive.from", "mq.redrive.count"]
+    assert headers(last) == {"mq.redrive.from": "orders.dlq/0/1", "mq.redrive.count": "2"}
