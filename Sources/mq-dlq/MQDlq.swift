@@ -36,7 +36,7 @@ struct MQDlq: ParsableCommand {
         var olderThan: String?
         @Option(name: .customLong("newer-than"), help: ArgumentHelp("Only letters dead-lettered at most this long ago (a duration like 10m, or a time).", valueName: "age"))
         var newerThan: String?
-        @Option(name: [.customShort("n"), .long], help: "At most this many letters.")
+        @Option(name: [.customShort("n"), .long], help: ArgumentHelp("At most this many letters.", valueName: "n"))
         var limit: Int?
 
         func validate() throws {

@@ -63,9 +63,14 @@ public final class Redriver {
         return q
     }
 
+    private var existing = Set<String>()
+
     private func destinationTopic(_ letter: DeadLetter) throws -> String? {
         guard let name = options.destination ?? letter.originalTopic else { return nil }
-        if !log.topicExists(name) {
+        if existing.contains(name) { return name }
+        if log.topicExists(name) {
+            existing.insert(name)
+        } else {
             throw MQError(.noInput, "topic '\(name)', where dead letter \(letter.topic)/\(letter.partition)/\(letter.offset) came from, does not exist in \(log.root) (create it, or send the letters elsewhere with --to)")
         }
         return name
