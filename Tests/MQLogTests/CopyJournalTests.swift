@@ -196,6 +196,23 @@ import Testing
         #expect(try Self.copiedOffsets(log) == Array(0..<80))
     }
 
+    @Test func aWriterThatFailedMidChunkStaysFailed() throws {
+        let log = try Self.makeLog(count: 3)
+        defer { try? FileSystem.removeTree(log.root) }
+        let journal = try CopyJournal.open(log, id: "fail")
+        defer { journal.close() }
+        let writer = CopyWriter(journal: journal, log: log)
+        writer.crash = .afterFirstBatch
+        let record = { (o: Int64) in CopyRecord(topic: "src", partition: 0, offset: o, timestamp: 0, key: nil, value: [1], headers: []) }
+        try writer.add(record(0), to: TopicPartition("dst", 0))
+        try writer.add(record(2), to: TopicPartition("dst", 0))
+        #expect(throws: CopyWriter.SimulatedCrash.self) { try writer.flush() }
+        writer.crash = nil
+        // Writing the chunk again would duplicate its first batch.
+        #expect(throws: CopyWriter.SimulatedCrash.self) { try writer.flush() }
+        #expect(throws: CopyWriter.SimulatedCrash.self) { try writer.add(record(1), to: TopicPartition("dst", 0)) }
+    }
+
     @Test func aBusyCopyFailsWith75OrWaits() throws {
         let log = try Self.makeLog(count: 1)
         defer { try? FileSystem.removeTree(log.root) }

@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("MQ_BIN") or REPO / ".build" / "release")
-TOOLS = ["mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench", "mq-replay"]
+TOOLS = ["mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench", "mq-replay", "mq-dlq"]
 REGENERATE = "scripts/generate-completions.sh .build/release"
 
 # Every exit status each tool can end with, from Sources/MQLog/Errors/ExitStatus.swift
@@ -33,12 +33,13 @@ REGENERATE = "scripts/generate-completions.sh .build/release"
 #   74  I/O error, disk full, a failed write to standard output (mq-consume ignores
 #       SIGPIPE and ends with 0 when its output is closed)
 #   75  mq-topic delete: topic in use; mq-replay: --reset-to while a member holds a
-#       lease, --into --no-wait while the same replay runs
+#       lease, --into --no-wait while the same replay runs; mq-dlq redrive/purge
+#       --no-wait: the copy is held
 #   77  permission denied, read-only file system
 #   78  invalid topic.properties; unknown or bad --config (mq-topic)
 #   130, 143  mq-produce stopped by SIGINT, SIGTERM after committing its input;
 #             mq-consume likewise, after committing what it delivered; mq-replay
-#             --into, after settling what it copied
+#             --into and mq-dlq redrive, after settling what they copied
 EXIT_STATUSES = {
     "mq-produce": {0, 64, 65, 66, 73, 74, 77, 78, 130, 143},
     "mq-tail": {0, 64, 65, 66, 73, 74, 77, 78},
@@ -47,6 +48,7 @@ EXIT_STATUSES = {
     "mq-stat": {0, 64, 65, 66, 73, 74, 77, 78},
     "mq-bench": {0, 64, 66, 70, 73, 74},
     "mq-replay": {0, 64, 65, 66, 73, 74, 75, 77, 78, 130, 143},
+    "mq-dlq": {0, 64, 65, 66, 73, 74, 75, 77, 78, 130, 143},
 }
 
 

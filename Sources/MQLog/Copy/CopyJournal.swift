@@ -20,7 +20,7 @@ import Glibc
 //     let writer = CopyWriter(journal: journal, log: log)
 //     try writer.add(CopyRecord(...), to: TopicPartition("orders", 2))        // false: settled, skipped
 //     try writer.flush()                       // the chunk protocol; add flushes full chunks itself
-//     journal.close()
+//     journal.close()                          // records added but not flushed are neither written nor settled
 //     CopyJournal.destinationPartition(...)    // same number, murmur2 of the key, or source mod N
 //     try CopyJournal.snapshot(log, id:)       // lock-free read of the last saved state (mq-compact, list)
 //
@@ -181,8 +181,11 @@ public final class CopyJournal {
         try validateID(id)
         let dir = directory(log, id: id)
         if !FileSystem.isDirectory(dir) {
+            let copies = FileSystem.dirname(of: dir)
+            let first = !FileSystem.isDirectory(copies)
             try FileSystem.makeDirectories(dir)
-            try FileSystem.syncDirectory(FileSystem.dirname(of: dir))
+            try FileSystem.syncDirectory(copies)
+            if first { try FileSystem.syncDirectory(log.root) }
         }
         let lock = try FileHandle.open(dir + "/lock", O_RDWR | O_CREAT, creating: true)
         do {

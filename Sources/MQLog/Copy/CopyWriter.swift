@@ -52,6 +52,7 @@ public final class CopyWriter {
     private var chunk: [TopicPartition: OffsetRanges] = [:]
     private var chunkRecords = 0
     private var chunkBytes = 0
+    private var failure: Error?
 
     public init(journal: CopyJournal, log: LogDirectory) {
         self.journal = journal
@@ -75,6 +76,7 @@ public final class CopyWriter {
     /// - Returns: false when the record was settled already (not written again).
     @discardableResult
     public func add(_ record: CopyRecord, to destination: TopicPartition) throws -> Bool {
+        if let failure { throw failure }
         if journal.isSettled(topic: record.source.topic, partition: record.source.partition, offset: record.offset)
             || chunk[record.source]?.contains(record.offset) == true {
             skipped += 1
@@ -141,12 +143,27 @@ public final class CopyWriter {
 
     /// Writes the chunk: saves the destinations' log ends as pending, appends
     /// and fsyncs the batches, then saves the chunk's offsets as settled.
+    ///
+    /// When it throws after the chunk was recorded as pending, this writer
+    /// stays failed (every later call throws the same error): part of the
+    /// chunk may be in the destination, and only opening the copy again
+    /// settles exactly that part.
     public func flush() throws {
+        if let failure { throw failure }
         for d in Array(open.keys) { try finishBatch(d) }
         guard chunkRecords > 0 else { return }
         var ends: [TopicPartition: Int64] = [:]
         for d in destinationOrder { ends[d] = try writer(d).currentEndOffset() }
         try journal.beginChunk(destinations: ends, sources: Set(chunk.keys))
+        do {
+            try writeChunk()
+        } catch {
+            failure = error
+            throw error
+        }
+    }
+
+    private func writeChunk() throws {
         if crash == .afterPending { throw SimulatedCrash() }
         var first = true
         for d in destinationOrder {
