@@ -132,7 +132,7 @@ struct MQDlq: ParsableCommand {
         @OptionGroup var filters: Filters
         @Option(name: .long, help: ArgumentHelp("Send the letters to this topic instead of their original ones.", valueName: "topic"))
         var to: String?
-        @Option(name: .long, help: ArgumentHelp("Move at most this many letters per second (N or N/s).", valueName: "n/s"))
+        @Option(name: .long, help: ArgumentHelp("Move at most this many letters a second: N, N/s, N/m or N/h.", valueName: "rate"))
         var rate: String?
         @Flag(name: .customLong("no-wait"), help: "Fail with status 75 instead of waiting when another redrive or purge of the topic runs.")
         var noWait = false
@@ -144,7 +144,7 @@ struct MQDlq: ParsableCommand {
                 var options = RedriveOptions(topic: topic)
                 options.query = try filters.query(now: currentTimeMillis())
                 options.destination = to
-                options.ratePerSecond = try rate.map(Redrive.parseRate)
+                options.ratePerSecond = try rate.map { r in try usageValue { try RateLimiter.parse(r) } }
                 options.wait = !noWait
                 options.dryRun = dryRun
                 let redriver = Redriver(options: options, log: logOptions.log)
@@ -171,14 +171,6 @@ struct MQDlq: ParsableCommand {
                 if summary.noOriginal > 0 { line += ", \(summary.noOriginal) left without mq.original.topic (use --to)" }
                 printError("mq-dlq", line)
             }
-        }
-
-        static func parseRate(_ text: String) throws -> Double {
-            let number = text.hasSuffix("/s") ? String(text.dropLast(2)) : text
-            guard let v = Double(number), v > 0, v.isFinite else {
-                throw MQError.usage("invalid --rate '\(text)': expected a positive number of letters per second, like 100 or 100/s")
-            }
-            return v
         }
     }
 

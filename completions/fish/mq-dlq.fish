@@ -121,7 +121,7 @@ complete -c 'mq-dlq' -n '__mq-dlq_should_offer_completions_for_flags_or_options 
 complete -c 'mq-dlq' -n '__mq-dlq_should_offer_completions_for_flags_or_options "mq-dlq redrive" newer-than' -l 'newer-than' -d 'Only letters dead-lettered at most this long ago (a duration like 10m, or a time).' -rfka ''
 complete -c 'mq-dlq' -n '__mq-dlq_should_offer_completions_for_flags_or_options "mq-dlq redrive" limit n' -s 'n' -l 'limit' -d 'At most this many letters.' -rfka ''
 complete -c 'mq-dlq' -n '__mq-dlq_should_offer_completions_for_flags_or_options "mq-dlq redrive" to' -l 'to' -d 'Send the letters to this topic instead of their original ones.' -rfka ''
-complete -c 'mq-dlq' -n '__mq-dlq_should_offer_completions_for_flags_or_options "mq-dlq redrive" rate' -l 'rate' -d 'Move at most this many letters per second (N or N/s).' -rfka ''
+complete -c 'mq-dlq' -n '__mq-dlq_should_offer_completions_for_flags_or_options "mq-dlq redrive" rate' -l 'rate' -d 'Move at most this many letters a second: N, N/s, N/m or N/h.' -rfka ''
 complete -c 'mq-dlq' -n '__mq-dlq_should_offer_completions_for_flags_or_options "mq-dlq redrive" no-wait' -l 'no-wait' -d 'Fail with status 75 instead of waiting when another redrive or purge of the topic runs.'
 complete -c 'mq-dlq' -n '__mq-dlq_should_offer_completions_for_flags_or_options "mq-dlq redrive" dry-run' -l 'dry-run' -d 'List what would move, and move nothing.'
 complete -c 'mq-dlq' -n '__mq-dlq_should_offer_completions_for_flags_or_options "mq-dlq redrive" version' -l 'version' -d 'Show the version.'

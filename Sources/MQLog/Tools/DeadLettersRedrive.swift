@@ -89,11 +89,8 @@ public final class Redriver {
         defer { journal.close() }
         StopSignals.install()
         let writer = CopyWriter(journal: journal, log: log)
-        var pacing: (start: UInt64, perSecond: Double)? = nil
-        if let rate = options.ratePerSecond {
-            pacing = (monotonicNanos(), rate)
-            writer.maxChunkRecords = max(1, min(1000, Int(rate / 4)))
-        }
+        var limiter = options.ratePerSecond.map { RateLimiter(perSecond: $0) }
+        if let rate = options.ratePerSecond { writer.maxChunkRecords = max(1, min(1000, Int(rate / 4))) }
         var summary = RedriveSummary()
         var lastReported = 0
         var lastFlush = monotonicNanos()
@@ -123,8 +120,8 @@ public final class Redriver {
                 lastReported = writer.copied
                 progress(lastReported)
             }
-            if let (start, rate) = pacing {
-                let due = start + UInt64(Double(summary.moved) / rate * 1e9)
+            if limiter != nil {
+                let due = monotonicNanos() + limiter!.reserve(now: monotonicNanos())
                 if monotonicNanos() < due {
                     // Write what waited long enough, so a slow redrive makes steady progress.
                     if writer.pendingRecords > 0 && monotonicNanos() - lastFlush > 200_000_000 {
