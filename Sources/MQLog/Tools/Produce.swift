@@ -43,6 +43,15 @@ public struct ProduceOptions: Sendable {
     /// Deliver every message at this time, ms since the epoch (`--at`).
     public var deliverAtMs: Int64? = nil
 
+    /// Deduplicate by the id in this header (`--id-header`): with JSON input
+    /// the envelope's header, with `-K` the key (also stored in the header).
+    public var idHeader: String? = nil
+    /// How long an id is remembered (`--dedup-window`).
+    public var dedupWindowMs: Int64 = 120_000
+    /// A named producer (`--producer`): an exactly-once copy of the input,
+    /// record numbers as source offsets, so a rerun skips what was written.
+    public var producerName: String? = nil
+
     /// True when messages go to the topic's delay queue first.
     public var isDelayed: Bool { delayMs != nil || deliverAtMs != nil }
 
@@ -53,6 +62,9 @@ public struct ProduceOptions: Sendable {
 public struct ProduceSummary: Sendable {
     public var accepted = 0
     public var skipped = 0
+    /// Messages not written: their id was written already (`--id-header`),
+    /// or their record number was (`--producer`).
+    public var duplicates = 0
 }
 
 /// Reads messages from a file descriptor and appends them to a topic.
@@ -67,23 +79,26 @@ public final class Producer {
     /// Called with a line of text for standard error (no trailing newline).
     public var warn: (String) -> Void = { _ in }
 
-    private var topic: Topic!
-    private var writers: [PartitionWriter?] = []
+    var topic: Topic!
+    var writers: [PartitionWriter?] = []
     private var builders: [RecordBatchBuilder?] = []
     private var pendingOrder: [Int32] = []
-    private var pendingCount = 0
-    private var pendingBytes = 0
-    private var oldestPendingNanos: UInt64 = 0
-    private var sticky: Int32 = 0
-    private var codec: CompressionCodec = .none
+    var pendingCount = 0
+    var pendingBytes = 0
+    var oldestPendingNanos: UInt64 = 0
+    var sticky: Int32 = 0
+    var codec: CompressionCodec = .none
     private var maxMessageBytes = 1_048_588
-    private var batchBytes = 1 << 20
+    var batchBytes = 1 << 20
     private var fixedHeaders: [UInt8] = []
-    private let output = ByteBuffer(capacity: 1 << 16)
-    private var summary = ProduceSummary()
+    let output = ByteBuffer(capacity: 1 << 16)
+    var summary = ProduceSummary()
     /// The topic written to, when not the named one (the delay topic).
     private var writeTopicName: String?
     private var headersTimestamp: Int64 = .min
+    /// `--id-header` and `--producer` (Produce+Dedup.swift).
+    var dedup: ProducerDedup?
+    var named: NamedProducer?
 
     public init(options: ProduceOptions, log: LogDirectory) {
         self.options = options
@@ -96,6 +111,7 @@ public final class Producer {
     ///   status interrupted/terminated, after committing what was accepted).
     public func run() throws -> ProduceSummary {
         try openTopic()
+        try openDedup()
         StopSignals.install()
         do {
             switch options.framing {
@@ -113,6 +129,7 @@ public final class Producer {
         try flushAll()
         try syncAll()
         reportRecoveries()
+        closeDedup()
         return summary
     }
 
@@ -166,7 +183,7 @@ public final class Producer {
     // MARK: Input
 
     /// What to call a unit of input in messages.
-    private var unitName: String {
+    var unitName: String {
         switch options.framing {
         case .delimited(let d) where d == [10]: "line"
         case .json: "line"
@@ -280,7 +297,7 @@ public final class Producer {
         try accept(buffer.bytes, number: 1, timestamp: currentTimeMillis(), json: false)
     }
 
-    private func reject(_ message: String) throws {
+    func reject(_ message: String) throws {
         guard options.skipBad else { throw MQError.data(message) }
         summary.skipped += 1
         warn(message + " (skipped)")
@@ -300,6 +317,10 @@ public final class Producer {
             if let at = kd.withUnsafeBytes({ findDelimiter(bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, bytes.count, $0) }) {
                 key = UnsafeRawBufferPointer(rebasing: bytes[0..<at])
                 value = UnsafeRawBufferPointer(rebasing: bytes[(at + kd.count)...])
+            }
+            if dedup != nil {
+                try acceptKeyed(key: key, value: value, number: number, timestamp: timestamp)
+                return
             }
         } else if let fixed = options.fixedKey {
             if options.isDelayed { refreshDelayHeaders(timestamp) }
@@ -343,6 +364,10 @@ public final class Producer {
             try reject("line \(number): partition \(p) does not exist: topic '\(options.topic)' has \(topic.partitions) partition\(topic.partitions == 1 ? "" : "s")")
             return
         }
+        if dedup != nil {
+            try acceptEnvelope(message, number: number, timestamp: timestamp)
+            return
+        }
         let delay = options.isDelayed ? DelayQueue.headers(target: options.topic, due: dueTime(timestamp)) : []
         let headers = RecordBatchBuilder.encodeHeaders(message.headers + options.headers + delay)
         let key = message.key ?? options.fixedKey
@@ -360,6 +385,10 @@ public final class Producer {
         let recordSize = RecordBatchBuilder.maxRecordSize(keyCount: key?.count, valueCount: value?.count, encodedHeadersCount: headers.count)
         if recordSize + BatchLayout.headerSize > maxMessageBytes {
             try reject("\(unitName) \(number): message of \(recordSize) bytes (with record overhead) is over max.message.bytes (\(maxMessageBytes) bytes) of topic '\(options.topic)'")
+            return
+        }
+        if named != nil {
+            try addNamed(key: key, value: value, headers: headers, partition: forced, timestamp: timestamp, number: number)
             return
         }
         let partition: Int32
@@ -390,7 +419,7 @@ public final class Producer {
 
     // MARK: Writing
 
-    private func writer(_ partition: Int32) throws -> PartitionWriter {
+    func writer(_ partition: Int32) throws -> PartitionWriter {
         if let w = writers[Int(partition)] { return w }
         let w = try PartitionWriter(directory: topic.partitionPath(partition), settings: PartitionWriter.Settings(topic.config))
         writers[Int(partition)] = w
@@ -417,6 +446,10 @@ public final class Producer {
 
     /// Writes every pending batch, then prints their offsets in input order.
     private func flushAll() throws {
+        if dedup != nil || named != nil {
+            try flushDedup()
+            return
+        }
         guard pendingCount > 0 else { return }
         var next = [Int64](repeating: -1, count: builders.count)
         for p in builders.indices {
@@ -433,7 +466,7 @@ public final class Producer {
         }
     }
 
-    private func writeOutput() throws {
+    func writeOutput() throws {
         defer { output.count = 0 }
         try writeAll(options.outputFD, output.bytes, what: "standard output")
     }
