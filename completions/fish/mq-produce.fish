@@ -20,7 +20,7 @@ function __mq-produce_parse_tokens -S
     set -l unparsed_tokens (__mq-produce_tokens -pc)
     switch $unparsed_tokens[1]
     case 'mq-produce'
-        __mq-produce_parse_subcommand 1 'dir=' 'd/delimiter=' '0/null' 'whole' 'J/json' 'K/key-delimiter=' 'k/key=' 'H/header=+' 'p/partition=' 'partitions=' 'no-create' 'z/compression=' 'batch-messages=' 'batch-bytes=' 'linger=' 'sync=' 'print-offsets' 'skip-bad' 'delay=' 'at=' 'version' 'h/help'
+        __mq-produce_parse_subcommand 1 'dir=' 'd/delimiter=' '0/null' 'whole' 'J/json' 'K/key-delimiter=' 'k/key=' 'H/header=+' 'p/partition=' 'partitions=' 'no-create' 'z/compression=' 'batch-messages=' 'batch-bytes=' 'linger=' 'sync=' 'print-offsets' 'skip-bad' 'delay=' 'at=' 'id-header=' 'dedup-window=' 'producer=' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __mq-produce_parse_subcommand -r 1 'version'
@@ -97,6 +97,9 @@ complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" skip-bad' -l 'skip-bad' -d 'Report bad input lines on standard error and go on.'
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" delay' -l 'delay' -d 'Make each message visible to consumers this long after it is accepted (kept in TOPIC.delay until then).' -rfka ''
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" at' -l 'at' -d 'Make every message visible to consumers at this time (ISO-8601, or @epoch-ms).' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" id-header' -l 'id-header' -d 'Write each message id once: the id is this header of each JSON envelope (--json), or the key (-K, also stored in the header).' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" dedup-window' -l 'dedup-window' -d 'With --id-header: how long an id is remembered (default 2m).' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" producer' -l 'producer' -d 'A named producer: a rerun with the same input writes only the records the last run did not.' -rfka ''
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" version' -l 'version' -d 'Show the version.'
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_positional "mq-produce" -eq 1' -fa 'help' -d 'Show subcommand help information.'
