@@ -63,6 +63,88 @@ public struct DedupEntry: Sendable, Equatable {
     }
 }
 
+/// Known ids: an open-addressing hash table (linear probing) keyed by the
+/// id hashes themselves, which are uniform already, so no further hashing
+/// is needed. One 40-byte slot per id, at most 2/3 full.
+struct IDTable {
+    private struct Slot {
+        var hi: UInt64
+        var lo: UInt64
+        var entry: DedupEntry
+        static let empty = Slot(hi: 0, lo: 0, entry: DedupEntry(timestampMs: .min, partition: 0, offset: 0))
+        var isEmpty: Bool { entry.timestampMs == .min }
+    }
+    private var slots: [Slot]
+    private var mask: Int
+    private(set) var count = 0
+    /// The earliest time of any entry (Int64.max when empty): nothing to
+    /// forget while it is within the window.
+    private(set) var oldestMs = Int64.max
+
+    init(capacity: Int = 1024) {
+        var n = 1024
+        while n * 2 < capacity * 3 { n <<= 1 }
+        slots = Array(repeating: .empty, count: n)
+        mask = n - 1
+    }
+
+    @inline(__always)
+    private func slot(_ h: IDHash) -> (Int, Bool) {
+        slots.withUnsafeBufferPointer { s in
+            var i = Int(truncatingIfNeeded: h.lo ^ (h.hi >> 7)) & mask
+            while !s[i].isEmpty {
+                if s[i].lo == h.lo && s[i].hi == h.hi { return (i, true) }
+                i = (i + 1) & mask
+            }
+            return (i, false)
+        }
+    }
+
+    @inline(__always)
+    subscript(_ h: IDHash) -> DedupEntry? {
+        let (i, found) = slot(h)
+        return found ? slots[i].entry : nil
+    }
+
+    /// Sets the entry of `h`, unless it has one with a later time.
+    /// (Entries need a time above Int64.min, which marks empty slots.)
+    @inline(__always)
+    mutating func insertNewer(_ h: IDHash, _ e: DedupEntry) {
+        let (i, found) = slot(h)
+        if found {
+            if slots[i].entry.timestampMs <= e.timestampMs { slots[i].entry = e }
+            return
+        }
+        if (count + 1) * 3 > (mask + 1) * 2 {
+            grow()
+            insertNewer(h, e)
+            return
+        }
+        slots[i] = Slot(hi: h.hi, lo: h.lo, entry: e)
+        count += 1
+        if e.timestampMs < oldestMs { oldestMs = e.timestampMs }
+    }
+
+    private mutating func grow() {
+        var bigger = IDTable(capacity: (mask + 1) * 2)
+        forEach { bigger.insertNewer($0, $1) }
+        self = bigger
+    }
+
+    func forEach(_ body: (IDHash, DedupEntry) throws -> Void) rethrows {
+        for s in slots where !s.isEmpty { try body(IDHash(hi: s.hi, lo: s.lo), s.entry) }
+    }
+
+    /// A table of the entries that pass `keep`.
+    func filter(_ keep: (DedupEntry) -> Bool) -> IDTable {
+        var n = 0
+        forEach { _, e in if keep(e) { n += 1 } }
+        var out = IDTable(capacity: n)
+        forEach { h, e in if keep(e) { out.insertNewer(h, e) } }
+        return out
+    }
+}
+
 /// One id store; see the top of this file. Not thread-safe.
 public final class DedupStore {
     public static let entrySize = 48
@@ -81,7 +163,7 @@ public final class DedupStore {
     private var file: FileHandle
     private var inode: UInt64
     private var readPosition: Int64 = 0
-    private var seen: [IDHash: DedupEntry] = [:]
+    private var seen = IDTable()
     private var entriesInFile = 0
     private var nextPrune = 65_536
     /// PENDING entries not yet followed by DONE: (partition, offset, header-name hash).
@@ -149,11 +231,14 @@ public final class DedupStore {
             file = replacement
             inode = UInt64(st.st_ino)
             readPosition = 0
-            seen = [:]
+            seen = IDTable()
             entriesInFile = 0
             openChunk = []
         }
         let size = try file.size()
+        if readPosition == 0 && seen.count == 0 && size >= 4096 * Int64(DedupStore.entrySize) {
+            seen = IDTable(capacity: Int(size / Int64(DedupStore.entrySize)))
+        }
         if size > readPosition {
             let count = Int(size - readPosition)
             var buffer = [UInt8](repeating: 0, count: count)
@@ -185,9 +270,7 @@ public final class DedupStore {
         entriesInFile += 1
         switch kind {
         case .id:
-            if seen[hash].map({ $0.timestampMs <= ts }) ?? true {
-                seen[hash] = DedupEntry(timestampMs: ts, partition: partition, offset: offset)
-            }
+            seen.insertNewer(hash, DedupEntry(timestampMs: ts, partition: partition, offset: offset))
         case .pending:
             openChunk.append((partition, offset, hash))
         case .done:
@@ -197,8 +280,10 @@ public final class DedupStore {
     }
 
     static func encode(_ kind: Kind, hash: IDHash, partition: Int32, timestampMs: Int64, offset: Int64, into out: inout [UInt8]) {
-        var e = [UInt8](repeating: 0, count: entrySize)
-        e.withUnsafeMutableBytes { p in
+        let at = out.count
+        out.append(contentsOf: repeatElement(0, count: entrySize))
+        out.withUnsafeMutableBytes { whole in
+            let p = UnsafeMutableRawBufferPointer(rebasing: whole[at..<at + entrySize])
             p[0] = kind.rawValue
             p.storeBytes(of: partition.littleEndian, toByteOffset: 4, as: Int32.self)
             p.storeBytes(of: hash.hi.littleEndian, toByteOffset: 8, as: UInt64.self)
@@ -208,7 +293,6 @@ public final class DedupStore {
             let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[0..<40]))
             p.storeBytes(of: crc.littleEndian, toByteOffset: 40, as: UInt32.self)
         }
-        out += e
     }
 
     private func append(_ bytes: [UInt8], sync: Bool) throws {
@@ -295,7 +379,7 @@ public final class DedupStore {
     /// rewrites it with the live ones (temporary file, fsync, rename).
     private func prune() throws {
         let cutoff = currentTimeMillis() - windowMs
-        seen = seen.filter { $0.value.timestampMs > cutoff }
+        if seen.oldestMs <= cutoff { seen = seen.filter { $0.timestampMs > cutoff } }
         if entriesInFile > 2 * seen.count {
             try rewrite()
         }
@@ -307,7 +391,7 @@ public final class DedupStore {
     func rewrite() throws {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(seen.count * DedupStore.entrySize)
-        for (h, e) in seen { DedupStore.encode(.id, hash: h, partition: e.partition, timestampMs: e.timestampMs, offset: e.offset, into: &bytes) }
+        seen.forEach { h, e in DedupStore.encode(.id, hash: h, partition: e.partition, timestampMs: e.timestampMs, offset: e.offset, into: &bytes) }
         try FileSystem.writeAtomically(path, bytes)
         let replacement = try FileHandle.open(path, O_RDWR)
         file.close()
@@ -321,7 +405,7 @@ public final class DedupStore {
     public func trim() throws {
         try withLock {
             let cutoff = currentTimeMillis() - windowMs
-            seen = seen.filter { $0.value.timestampMs > cutoff }
+            seen = seen.filter { $0.timestampMs > cutoff }
             try rewrite()
             nextPrune = entriesInFile + max(65_536, entriesInFile)
         }

@@ -19,7 +19,7 @@ final class ConsumerDedup {
     let store: DedupStore
     let idHeader: [UInt8]
     /// Processed, not yet recorded.
-    private var unrecorded: [IDHash: DedupEntry] = [:]
+    private var unrecorded = IDTable()
     /// With a handler: messages handed to it and not complete, with their ids.
     private var inFlight: [Ref: IDHash] = [:]
     private var inFlightIDs: [IDHash: Int] = [:]
@@ -40,10 +40,16 @@ final class ConsumerDedup {
         try store.withLock {}
     }
 
-    /// The id of a record, if it has one.
+    /// The id of a record, if it has one (the first header with the name).
+    @inline(__always)
     func id(of r: RecordView) throws -> IDHash? {
-        for h in try r.headers() where h.name.elementsEqual(idHeader) {
-            return h.value.map { IDHash.of($0) }
+        var cursor = ByteCursor(r.headerBytes)
+        for _ in 0..<r.headerCount {
+            guard let name = try cursor.bytes(allowNull: false) else { throw BatchProblem.badRecords("null header name") }
+            let value = try cursor.bytes(allowNull: true)
+            if name.count == idHeader.count && idHeader.withUnsafeBytes({ memcmp($0.baseAddress!, name.baseAddress!, name.count) == 0 }) {
+                return value.map { IDHash.of($0) }
+            }
         }
         return nil
     }
@@ -52,7 +58,7 @@ final class ConsumerDedup {
     /// being handled); otherwise notes it as delivered or handed over.
     func admit(_ r: RecordView, topic: String, partition: Int32, handled: Bool) throws -> Bool {
         guard let h = try id(of: r) else { return true }
-        if store.lookup(h, nowMs: currentTimeMillis()) != nil || unrecorded[h] != nil || inFlightIDs[h] != nil {
+        if store.lookup(h, nowMs: currentTimeMillis()) != nil || unrecorded[h] != nil || (!inFlightIDs.isEmpty && inFlightIDs[h] != nil) {
             skipped += 1
             return false
         }
@@ -60,7 +66,7 @@ final class ConsumerDedup {
             inFlight[Ref(topic: topic, partition: partition, offset: r.offset)] = h
             inFlightIDs[h, default: 0] += 1
         } else {
-            unrecorded[h] = DedupEntry(timestampMs: currentTimeMillis(), partition: partition, offset: r.offset)
+            unrecorded.insertNewer(h, DedupEntry(timestampMs: currentTimeMillis(), partition: partition, offset: r.offset))
         }
         return true
     }
@@ -71,16 +77,18 @@ final class ConsumerDedup {
         guard let h = inFlight.removeValue(forKey: Ref(topic: job.topic, partition: job.partition, offset: job.offset)) else { return }
         if let n = inFlightIDs[h], n > 1 { inFlightIDs[h] = n - 1 } else { inFlightIDs[h] = nil }
         if !job.deadLettered {
-            unrecorded[h] = DedupEntry(timestampMs: currentTimeMillis(), partition: job.partition, offset: job.offset)
+            unrecorded.insertNewer(h, DedupEntry(timestampMs: currentTimeMillis(), partition: job.partition, offset: job.offset))
         }
     }
 
     /// Records the processed ids durably (before a commit).
     func record() throws {
-        guard !unrecorded.isEmpty else { return }
-        let ids = unrecorded.map { ($0.key, $0.value) }
+        guard unrecorded.count > 0 else { return }
+        var ids: [(IDHash, DedupEntry)] = []
+        ids.reserveCapacity(unrecorded.count)
+        unrecorded.forEach { ids.append(($0, $1)) }
         try store.withLock { try store.record(ids, done: false, sync: true) }
-        unrecorded = [:]
+        unrecorded = IDTable()
     }
 }
 

@@ -58,6 +58,9 @@ extension Producer {
             let journal = try CopyJournal.open(log, id: Producer.producerCopyID(name: name, topic: topicName), wait: true)
             let writer = CopyWriter(journal: journal, log: log)
             writer.codec = options.codec
+            // Fewer, larger chunks than a copy's default: three fsyncs each.
+            writer.maxChunkRecords = max(1000, min(options.batchMessages, 100_000))
+            writer.maxChunkBytes = 16 << 20
             named = NamedProducer(journal: journal, writer: writer)
             return
         }
@@ -106,8 +109,8 @@ extension Producer {
     private func addWithID(_ key: [UInt8]?, _ value: [UInt8]?, headers: [UInt8], partition: Int32?, timestamp: Int64, id: IDHash, number: Int) throws {
         let d = dedup!
         let size = RecordBatchBuilder.maxRecordSize(keyCount: key?.count, valueCount: value?.count, encodedHeadersCount: headers.count)
-        if size + BatchLayout.headerSize > topic.config.maxMessageBytes {
-            try reject("\(unitName) \(number): message of \(size) bytes (with record overhead) is over max.message.bytes (\(topic.config.maxMessageBytes) bytes) of topic '\(options.topic)'")
+        if size + BatchLayout.headerSize > maxMessageBytes {
+            try reject("\(unitName) \(number): message of \(size) bytes (with record overhead) is over max.message.bytes (\(maxMessageBytes) bytes) of topic '\(options.topic)'")
             return
         }
         if d.chunk.isEmpty { oldestPendingNanos = monotonicNanos() }
@@ -159,7 +162,7 @@ extension Producer {
         try d.store.withLock {
             let now = currentTimeMillis()
             var dupOf = [Int](repeating: -1, count: chunk.count)
-            var firstInChunk: [IDHash: Int] = [:]
+            var firstInChunk = IDTable(capacity: chunk.count)  // offset = index in the chunk
             var perPartition: [Int32: [Int]] = [:]
             var order: [Int32] = []
             for (i, m) in chunk.enumerated() {
@@ -168,10 +171,10 @@ extension Producer {
                     continue
                 }
                 if let j = firstInChunk[m.id] {
-                    dupOf[i] = j
+                    dupOf[i] = Int(j.offset)
                     continue
                 }
-                firstInChunk[m.id] = i
+                firstInChunk.insertNewer(m.id, DedupEntry(timestampMs: 0, partition: 0, offset: Int64(i)))
                 let p: Int32
                 if let forced = m.partition ?? options.partition {
                     p = forced
@@ -191,7 +194,9 @@ extension Producer {
                 for p in order { try writer(p).sync() }
                 var ids: [(IDHash, DedupEntry)] = []
                 ids.reserveCapacity(firstInChunk.count)
-                for (h, i) in firstInChunk { ids.append((h, DedupEntry(timestampMs: now, partition: placed[i].partition, offset: placed[i].offset))) }
+                for i in chunk.indices where !placed[i].dup && placed[i].offset >= 0 {
+                    ids.append((chunk[i].id, DedupEntry(timestampMs: now, partition: placed[i].partition, offset: placed[i].offset)))
+                }
                 try d.store.record(ids, done: true, sync: false)
                 if options.partition == nil { sticky = (sticky + 1) % topic.partitions }
             }

@@ -88,7 +88,7 @@ public final class Producer {
     var oldestPendingNanos: UInt64 = 0
     var sticky: Int32 = 0
     var codec: CompressionCodec = .none
-    private var maxMessageBytes = 1_048_588
+    var maxMessageBytes = 1_048_588
     var batchBytes = 1 << 20
     private var fixedHeaders: [UInt8] = []
     let output = ByteBuffer(capacity: 1 << 16)
