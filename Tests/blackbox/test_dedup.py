@@ -3,11 +3,10 @@ mq-produce --producer NAME, mq-consume --dedup (exactly once across processes, r
 
 import json
 import signal
-import stat
 import time
 from collections import Counter
 
-from mqtest import EX_DATAERR, EX_USAGE, assert_error, jline
+from mqtest import EX_DATAERR, EX_USAGE, assert_error, jline, script
 
 N = 100_000
 
@@ -182,13 +181,6 @@ def test_named_producer_rerun_after_kill_9_writes_each_record_once(mq, tmp_path)
     assert len(mq.values("feed")) == N + 11
     # Batches carry the producer's id and sequences (Kafka's idempotent-producer fields).
     assert (mq.dir / "copies" / "produce.feed.nightly" / "state").is_file()
-
-
-def script(tmp_path, name, body):
-    path = tmp_path / name
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    return str(path)
 
 
 def test_consume_dedup_runs_each_id_once(mq, tmp_path):

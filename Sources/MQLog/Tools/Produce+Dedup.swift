@@ -125,15 +125,8 @@ extension Producer {
     func addNamed(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer, partition forced: Int32?, timestamp: Int64, number: Int) throws {
         let n = named!
         let offset = Int64(number - 1)
-        let partition: Int32
-        if let forced = forced ?? options.partition {
-            partition = forced
-        } else if let key {
-            partition = Partitioner.partition(forKey: key, partitions: topic.partitions)
-        } else {
-            // Stable across reruns: blocks of 1,000 records in turn.
-            partition = Int32(truncatingIfNeeded: (offset / 1000) % Int64(topic.partitions))
-        }
+        // Without a key, stable across reruns: blocks of 1,000 records in turn.
+        let partition = choosePartition(forced: forced, key: key, otherwise: Int32(truncatingIfNeeded: (offset / 1000) % Int64(self.topic.partitions)))
         var record = CopyRecord(topic: NamedProducer.source.topic, partition: NamedProducer.source.partition, offset: offset, timestamp: timestamp,
                                 key: key.map { Array($0) }, value: value.map { Array($0) }, headers: [])
         record.encodedHeaders = Array(headers)
@@ -175,14 +168,7 @@ extension Producer {
                     continue
                 }
                 firstInChunk.insertNewer(m.id, DedupEntry(timestampMs: 0, partition: 0, offset: Int64(i)))
-                let p: Int32
-                if let forced = m.partition ?? options.partition {
-                    p = forced
-                } else if let key = m.key {
-                    p = key.withUnsafeBytes { Partitioner.partition(forKey: $0, partitions: topic.partitions) }
-                } else {
-                    p = sticky
-                }
+                let p = withOptionalBytes(m.key) { choosePartition(forced: m.partition, key: $0, otherwise: sticky) }
                 if perPartition[p] == nil { order.append(p) }
                 perPartition[p, default: []].append(i)
             }

@@ -391,14 +391,7 @@ public final class Producer {
             try addNamed(key: key, value: value, headers: headers, partition: forced, timestamp: timestamp, number: number)
             return
         }
-        let partition: Int32
-        if let forced = forced ?? options.partition {
-            partition = forced
-        } else if let key {
-            partition = Partitioner.partition(forKey: key, partitions: topic.partitions)
-        } else {
-            partition = sticky
-        }
+        let partition = choosePartition(forced: forced, key: key, otherwise: sticky)
         var builder = builders[Int(partition)]
         if builder == nil {
             builder = RecordBatchBuilder(codec: codec, capacity: batchBytes)
@@ -415,6 +408,14 @@ public final class Producer {
         if options.printOffsets { pendingOrder.append(partition) }
         // Bound memory when many partitions each hold a partial batch.
         if pendingBytes > 16 << 20 { try flushAll() }
+    }
+
+    /// `-p`, else the envelope's partition, else the key's (murmur2), else `otherwise`.
+    @inline(__always)
+    func choosePartition(forced: Int32?, key: UnsafeRawBufferPointer?, otherwise: @autoclosure () -> Int32) -> Int32 {
+        if let forced = forced ?? options.partition { return forced }
+        if let key { return Partitioner.partition(forKey: key, partitions: topic.partitions) }
+        return otherwise()
     }
 
     // MARK: Writing
