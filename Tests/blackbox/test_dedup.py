@@ -165,7 +165,8 @@ def test_named_producer_rerun_after_kill_9_writes_each_record_once(mq, tmp_path)
     path = tmp_path / "lines.txt"
     path.write_bytes(b"".join(b"line %d\n" % i for i in range(N)))
     mq.create("feed", 3)
-    status = kill_mid_write(mq, path, "feed", "--producer", "nightly", after_bytes=300_000)
+    # Small chunks (--batch-messages) so that the kill lands between two of them, or inside one.
+    status = kill_mid_write(mq, path, "feed", "--producer", "nightly", "--batch-messages", "1000", after_bytes=300_000)
     assert status in (-signal.SIGKILL, 0)
     assert len(mq.values("feed")) < N or status == 0
     res = mq.run("mq-produce", "feed", "--producer", "nightly", input=path.read_bytes(), check=0)

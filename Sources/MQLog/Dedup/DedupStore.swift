@@ -240,17 +240,22 @@ public final class DedupStore {
             seen = IDTable(capacity: Int(size / Int64(DedupStore.entrySize)))
         }
         if size > readPosition {
-            let count = Int(size - readPosition)
-            var buffer = [UInt8](repeating: 0, count: count)
-            let n = try buffer.withUnsafeMutableBytes { try file.read(into: $0.baseAddress!, count: count, at: readPosition) }
-            var at = 0
-            buffer.withUnsafeBytes { raw in
-                while n - at >= DedupStore.entrySize {
-                    guard apply(UnsafeRawBufferPointer(rebasing: raw[at..<at + DedupStore.entrySize])) else { break }
-                    at += DedupStore.entrySize
+            // In pieces of 4 MiB, so that reading costs no memory beyond the table.
+            var buffer = [UInt8](repeating: 0, count: Int(min(size - readPosition, 87_381 * Int64(DedupStore.entrySize))))
+            var bad = false
+            while !bad && size - readPosition >= Int64(DedupStore.entrySize) {
+                let want = Int(min(Int64(buffer.count), size - readPosition))
+                let n = try buffer.withUnsafeMutableBytes { try file.read(into: $0.baseAddress!, count: want, at: readPosition) }
+                var at = 0
+                buffer.withUnsafeBytes { raw in
+                    while n - at >= DedupStore.entrySize {
+                        guard apply(UnsafeRawBufferPointer(rebasing: raw[at..<at + DedupStore.entrySize])) else { bad = true; break }
+                        at += DedupStore.entrySize
+                    }
                 }
+                readPosition += Int64(at)
+                if at == 0 { break }
             }
-            readPosition += Int64(at)
             // Appends happen under the lock: anything after the last good
             // entry is a writer's torn append.
             if readPosition < size { try file.truncate(to: readPosition) }
