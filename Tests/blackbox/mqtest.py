@@ -26,7 +26,7 @@ if str(INTEROP) not in sys.path:
 
 import kafka_validate as kv  # noqa: E402
 
-TOOLS = ("mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench")
+TOOLS = ("mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench", "mq-compact")
 DEFAULT_TIMEOUT = 120
 
 # sysexits
