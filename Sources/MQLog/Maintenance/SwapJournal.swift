@@ -64,17 +64,23 @@ public struct SwapJournal: Equatable, Sendable {
     }
 
     /// Completes a committed swap; every step may already have been done.
-    /// 1. rename the new `.index`, `.timeindex`, then `.log` over the first
-    ///    old segment's files (the `.log` last, so that when the new log
-    ///    appears by name its indexes are already there);
-    /// 2. remove every other old segment, `.log` first (readers go by
+    /// 1. while the new `.log` is not in place: remove the first old
+    ///    segment's `.index` and `.timeindex`, then rename the new `.log`
+    ///    over the old one (a segment without indexes is valid; a log with
+    ///    another segment's indexes is not);
+    /// 2. rename the new `.index` and `.timeindex` in;
+    /// 3. remove every other old segment, `.log` first (readers go by
     ///    `.log` names), then its indexes;
-    /// 3. fsync the directory, remove the journal, fsync again.
+    /// 4. fsync the directory, remove the journal, fsync again.
     static func finish(_ journal: SwapJournal, in directory: String) throws {
         let b = journal.newBase
+        if FileSystem.exists(SegmentBuilder.logPath(directory, b)) {
+            try FileSystem.remove(SegmentFiles.index(directory, b))
+            try FileSystem.remove(SegmentFiles.timeIndex(directory, b))
+            try FileSystem.rename(SegmentBuilder.logPath(directory, b), to: SegmentFiles.log(directory, b))
+        }
         for (from, to) in [(SegmentBuilder.indexPath(directory, b), SegmentFiles.index(directory, b)),
-                           (SegmentBuilder.timeIndexPath(directory, b), SegmentFiles.timeIndex(directory, b)),
-                           (SegmentBuilder.logPath(directory, b), SegmentFiles.log(directory, b))] where FileSystem.exists(from) {
+                           (SegmentBuilder.timeIndexPath(directory, b), SegmentFiles.timeIndex(directory, b))] where FileSystem.exists(from) {
             try FileSystem.rename(from, to: to)
         }
         for old in journal.oldBases where old != b {
