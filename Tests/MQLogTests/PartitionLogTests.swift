@@ -169,3 +169,99 @@ func readValues(_ dir: String, from offset: Int64 = 0) throws -> [(Int64, String
         #expect(try readValues(dir).map(\.0) == Array(0..<35).map(Int64.init))
     }
 }
+
+/// Segment swaps as `mq-compact` makes them: readers must neither lose a kept
+/// record nor return one twice.
+@Suite struct ReplacedSegmentTests {
+    /// Three segments of whole batches (5 records each).
+    func makePartition() throws -> (String, [Int64]) {
+        let dir = makeTempDirectory()
+        let writer = try PartitionWriter(directory: dir, settings: .init(segmentBytes: 1024, indexIntervalBytes: 100))
+        try appendMessages(writer, from: 0, count: 150, perBatch: 5)
+        let segments = try SegmentFiles.list(dir)
+        try #require(segments.count >= 3)
+        return (dir, segments)
+    }
+
+    /// The batches of a segment file, as (base offset, bytes).
+    func batches(_ path: String) throws -> [(Int64, [UInt8])] {
+        let raw = try FileSystem.readAll(path)
+        var out: [(Int64, [UInt8])] = []
+        var at = 0
+        while at + BatchLayout.headerSize <= raw.count {
+            let h = raw.withUnsafeBytes { BatchHeader($0.baseAddress! + at) }
+            out.append((h.baseOffset, Array(raw[at..<at + h.totalSize])))
+            at += h.totalSize
+        }
+        return out
+    }
+
+    /// Writes segments `merged[0]`…`merged.last` as one file named by the
+    /// first, keeping the batches `keep` selects, and renames it in. The
+    /// other segments' files are left for the caller to remove.
+    func swapIn(_ dir: String, merged: [Int64], keep: (Int64) -> Bool) throws {
+        var bytes: [UInt8] = []
+        for base in merged {
+            for (offset, b) in try batches(SegmentFiles.log(dir, base)) where keep(offset) { bytes += b }
+        }
+        let tmp = SegmentFiles.log(dir, merged[0]) + ".cleaned"
+        try FileSystem.writeAtomically(tmp, bytes)
+        try FileSystem.remove(SegmentFiles.index(dir, merged[0]))
+        try FileSystem.rename(tmp, to: SegmentFiles.log(dir, merged[0]))
+    }
+
+    func drain(_ cursor: PartitionCursor) throws -> [Int64] {
+        var out: [Int64] = []
+        while let r = try cursor.peek() { out.append(r.offset); cursor.advance() }
+        return out
+    }
+
+    @Test func readerInsideTheReplacedSegmentContinuesInTheNewFile() throws {
+        let (dir, seg) = try makePartition()
+        defer { try? FileSystem.removeTree(dir) }
+        let cursor = try PartitionCursor(partition: 0, directory: dir, startOffset: 0)
+        var seen: [Int64] = []
+        for _ in 0..<3 { seen.append(try #require(try cursor.peek()).offset); cursor.advance() }
+        // Keep only even batches of segments 0 and 1, merged into segment 0; remove segment 1.
+        let keep = { (base: Int64) in (base / 5) % 2 == 0 }
+        try swapIn(dir, merged: [seg[0], seg[1]], keep: keep)
+        try FileSystem.remove(SegmentFiles.log(dir, seg[1]))
+        seen += try drain(cursor)
+        // The open (old) segment 0 is read to its end; from segment 1 on, only kept batches.
+        let expected = (0..<150).map(Int64.init).filter { $0 < seg[1] || $0 >= seg[2] || keep($0 / 5 * 5) }
+        #expect(seen == expected)
+    }
+
+    @Test func readerAtTheEndOfTheReplacedSegmentFindsTheMergedRecords() throws {
+        let (dir, seg) = try makePartition()
+        defer { try? FileSystem.removeTree(dir) }
+        let cursor = try PartitionCursor(partition: 0, directory: dir, startOffset: 0)
+        var seen: [Int64] = []
+        // Read up to the last record of segment 0 without looking further.
+        while cursor.nextOffset < seg[1], let r = try cursor.peek() { seen.append(r.offset); cursor.advance() }
+        let keep = { (base: Int64) in (base / 5) % 3 != 1 }
+        try swapIn(dir, merged: [seg[0], seg[1]], keep: keep)
+        try FileSystem.remove(SegmentFiles.log(dir, seg[1]))
+        seen += try drain(cursor)
+        let expected = (0..<150).map(Int64.init).filter { $0 < seg[1] || $0 >= seg[2] || keep($0 / 5 * 5) }
+        #expect(seen == expected)
+        #expect(Set(seen).count == seen.count)
+    }
+
+    @Test func halfSwappedMergeIsReadOnce() throws {
+        let (dir, seg) = try makePartition()
+        defer { try? FileSystem.removeTree(dir) }
+        let keep = { (base: Int64) in (base / 5) % 2 == 1 }
+        // The merged segment is in place but the old segment 1 is not removed yet.
+        try swapIn(dir, merged: [seg[0], seg[1]], keep: keep)
+        let all = try drain(try PartitionCursor(partition: 0, directory: dir, startOffset: 0))
+        let expected = (0..<150).map(Int64.init).filter { $0 >= seg[2] || keep($0 / 5 * 5) }
+        #expect(all == expected)
+        // Plain batch reads skip the old segment's batches as well.
+        let reader = PartitionReader(directory: dir)
+        var ends: [Int64] = []
+        while let (h, _) = try reader.nextBatch() { ends.append(h.nextOffset) }
+        #expect(ends == ends.sorted() && Set(ends).count == ends.count)
+        #expect(try reader.logStartOffset() == 5)
+    }
+}

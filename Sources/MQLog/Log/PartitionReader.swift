@@ -6,7 +6,11 @@ import Glibc
 /// written, or torn by a writer that died, looks like the end of the log until
 /// a writer completes or cuts it. Segments that are rolled, deleted or
 /// replaced under it are handled: an open segment stays readable, and the next
-/// one is found by listing the directory. Not thread-safe.
+/// one is found by listing the directory. When `mq-compact` replaced the
+/// segment just read (a new file under its name, possibly merged with the
+/// ones after it), the reader continues in the new file at the offset after
+/// the last batch it returned; it never returns a batch whose offsets it has
+/// already passed (docs/FORMAT.md, "Compaction and retention"). Not thread-safe.
 public final class PartitionReader {
     public let directory: String
     private var segmentBase: Int64 = -1
@@ -22,6 +26,9 @@ public final class PartitionReader {
     private var listedAt: UInt64 = 0
     /// The offset after the last batch returned from the current segment.
     private var nextOffsetInSegment: Int64 = -1
+    /// The offset after the last batch returned since the last seek (-1: none yet).
+    /// Batches that end at or before it are not returned again.
+    private var returnedEnd: Int64 = -1
 
     public init(directory: String) {
         self.directory = directory
@@ -34,12 +41,8 @@ public final class PartitionReader {
     /// Positions at the batch holding `offset` (or the first one after it).
     /// Records before `offset` in that batch are the caller's to skip.
     public func seek(toOffset offset: Int64) throws {
-        let bases = try listSegments()
-        guard !bases.isEmpty else { closeSegment(); segmentBase = -1; return }
-        let base = bases.last(where: { $0 <= offset }) ?? bases[0]
-        try open(segment: base)
-        position = try indexedPosition(base: base, offset: offset)
-        resetBuffer()
+        returnedEnd = -1
+        try reposition(at: offset)
         // Walk forward to the batch that contains the offset.
         while let (header, _) = try peekBatch() {
             if header.lastOffset >= offset { return }
@@ -48,21 +51,20 @@ public final class PartitionReader {
     }
 
     public func seekToBeginning() throws {
-        let bases = try listSegments()
-        if let first = bases.first { try open(segment: first) } else { closeSegment(); segmentBase = -1 }
-        position = 0
-        resetBuffer()
+        returnedEnd = -1
+        try reposition(at: -1)
     }
 
     /// The first offset whose record has a timestamp at or after `time`, or
     /// the log end offset if none has.
     public func offset(forTime time: Int64) throws -> Int64 {
+        returnedEnd = -1
         let bases = try listSegments()
         for (i, base) in bases.enumerated() {
             // Skip a whole segment when its time index's last entry (its
             // largest timestamp, for a segment rolled away) is earlier.
             if i < bases.count - 1, let last = try lastTimeIndexEntry(base: base), last.timestamp < time { continue }
-            try open(segment: base)
+            guard try open(segment: base) else { continue }  // deleted since the listing
             position = 0
             resetBuffer()
             while let (header, batch) = try peekBatch() {
@@ -85,23 +87,19 @@ public final class PartitionReader {
 
     /// The offset of the first record still in the log.
     public func logStartOffset() throws -> Int64 {
-        let bases = try listSegments()
-        guard let first = bases.first else { return 0 }
-        try open(segment: first)
-        position = 0
-        resetBuffer()
+        returnedEnd = -1
+        try reposition(at: -1)
+        if segmentBase < 0 { return 0 }
         if let (header, _) = try peekBatch() { return header.baseOffset }
         return try logEndOffset()
     }
 
     /// The offset the next appended record will get, from the files alone.
     public func logEndOffset() throws -> Int64 {
-        let bases = try listSegments()
-        guard let last = bases.last else { return 0 }
-        try open(segment: last)
-        position = try indexedPosition(base: last, offset: .max)
-        resetBuffer()
-        var end = last
+        returnedEnd = -1
+        try reposition(at: .max)
+        guard segmentBase >= 0 else { return 0 }
+        var end = segmentBase
         while let (header, _) = try peekBatch() {
             end = header.nextOffset
             consumePeeked(header)
@@ -115,9 +113,14 @@ public final class PartitionReader {
     /// The bytes stay valid until the next call on this reader.
     /// - Throws: `MQError` (dataError) when a batch in the middle of the log is corrupt.
     public func nextBatch() throws -> (BatchHeader, UnsafeRawBufferPointer)? {
-        guard let (header, bytes) = try peekBatch() else { return nil }
-        consumePeeked(header)
-        return (header, bytes)
+        while true {
+            guard let (header, bytes) = try peekBatch() else { return nil }
+            consumePeeked(header)
+            // Already returned from the file this one replaced.
+            if header.nextOffset <= returnedEnd { continue }
+            returnedEnd = header.nextOffset
+            return (header, bytes)
+        }
     }
 
     /// True when the next batch is already in memory (no read needed to get it).
@@ -138,7 +141,7 @@ public final class PartitionReader {
         while true {
             if segmentBase < 0 {
                 guard let first = try listSegments().first else { return nil }
-                try open(segment: first)
+                guard try open(segment: first) else { continue }
                 position = 0
                 resetBuffer()
             }
@@ -148,10 +151,46 @@ public final class PartitionReader {
             // between the read and the roll), then move on.
             guard let next = try segmentAfterCurrent() else { return nil }
             if let found = try batchInCurrentSegment() { return found }
-            try open(segment: next)
-            position = 0
-            resetBuffer()
+            if currentSegmentWasReplaced() {
+                try reposition(at: max(returnedEnd, nextOffsetInSegment))
+            } else if try open(segment: next) {
+                position = 0
+                resetBuffer()
+            } else {
+                // Gone since the listing: deleted by retention, or merged into
+                // an earlier segment by compaction.
+                try reposition(at: max(returnedEnd, nextOffsetInSegment))
+            }
         }
+    }
+
+    /// True when the current segment's name now refers to another file: a
+    /// compaction swapped a rewritten segment in.
+    private func currentSegmentWasReplaced() -> Bool {
+        guard let log else { return false }
+        var open = stat(), named = stat()
+        guard fstat(log.fd, &open) == 0, stat(SegmentFiles.log(directory, segmentBase), &named) == 0 else { return false }
+        return open.st_ino != named.st_ino || open.st_dev != named.st_dev
+    }
+
+    /// Continues in whichever segment file now holds `offset` (or the first
+    /// one after it), opened afresh.
+    private func reposition(at offset: Int64) throws {
+        for _ in 0..<8 {
+            let bases = try listSegments()
+            guard let base = bases.last(where: { $0 <= offset }) ?? bases.first else {
+                closeSegment()
+                segmentBase = -1
+                return
+            }
+            closeSegment()
+            segmentBase = -1
+            guard try open(segment: base) else { continue }  // removed meanwhile: list again
+            position = try indexedPosition(base: base, offset: offset)
+            resetBuffer()
+            return
+        }
+        throw MQError(.tempFail, "segments of \(directory) keep changing while being read")
     }
 
     /// The base offset of the segment after the current one, if there is one.
@@ -253,22 +292,17 @@ public final class PartitionReader {
         bufferStart = position
     }
 
-    private func open(segment base: Int64) throws {
-        if base == segmentBase, log != nil { return }
+    /// Opens segment `base`.
+    /// - Returns: false when it no longer exists (the current segment is then closed).
+    @discardableResult
+    private func open(segment base: Int64) throws -> Bool {
+        if base == segmentBase, log != nil { return true }
         closeSegment()
-        guard let handle = try FileHandle.openIfExists(SegmentFiles.log(directory, base), O_RDONLY) else {
-            // Deleted by retention between the listing and the open: continue from the next one.
-            if let next = try listSegments().first(where: { $0 > base }) {
-                try open(segment: next)
-                position = 0
-                return
-            }
-            segmentBase = -1
-            return
-        }
+        guard let handle = try FileHandle.openIfExists(SegmentFiles.log(directory, base), O_RDONLY) else { return false }
         log = handle
         segmentBase = base
         nextOffsetInSegment = base
+        return true
     }
 
     private func closeSegment() {

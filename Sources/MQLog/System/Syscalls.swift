@@ -187,6 +187,14 @@ public enum FileSystem {
         }
     }
 
+    /// Bytes in the regular files of a tree (no symlinks followed); 0 if it is gone.
+    public static func treeSize(_ path: String) -> Int64 {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return 0 }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else { return (st.st_mode & S_IFMT) == S_IFREG ? Int64(st.st_size) : 0 }
+        return ((try? list(path)) ?? []).reduce(0) { $0 + treeSize(path + "/" + $1) }
+    }
+
     /// Makes a directory's entries durable (after create, rename or unlink inside it).
     public static func syncDirectory(_ path: String) throws {
         let handle = try FileHandle.open(path, O_RDONLY | O_DIRECTORY)

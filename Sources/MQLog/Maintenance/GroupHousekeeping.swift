@@ -1,0 +1,260 @@
+import Glibc
+
+/// Expires and tidies the state consumer groups, work queues and delay movers
+/// keep (run by `mq-compact`; docs/FORMAT.md, "Group housekeeping"):
+///
+/// - member files whose process is gone (their flock was dropped) are removed;
+/// - a group with no live member whose newest commit is older than the
+///   expiry is removed whole, so it stops holding retention back (Kafka's
+///   `offsets.retention.minutes`);
+/// - offsets and work-queue state of topics that no longer exist are removed,
+///   unless a live consumer holds them;
+/// - a work queue's entries for offsets below the log start (deleted by
+///   retention) that no one holds a lease on are dropped and its mark raised;
+/// - a delay mover's journal is cut down to the entries at or above its
+///   low-water mark, when no mover is running;
+/// - temporary directories left by interrupted topic creation or deletion,
+///   older than an hour, are removed.
+///
+/// Everything is done under the same locks the consumers use, so it is safe
+/// while they run.
+public enum GroupHousekeeping {
+    public struct Report: Sendable, Equatable {
+        public var expiredGroups: [String] = []
+        public var deadMembers = 0
+        public var orphanedTopicStates = 0
+        public var trimmedQueueEntries = 0
+        public var trimmedJournalEntries = 0
+        public var removedTemporaries = 0
+        public var bytesReclaimed: Int64 = 0
+
+        public var isEmpty: Bool { self == Report() }
+
+        /// One phrase for the run's summary line, e.g. "1 group expired, 3 dead members removed".
+        public var summary: String {
+            var parts: [String] = []
+            func add(_ n: Int, _ one: String, _ many: String) { if n > 0 { parts.append("\(n) \(n == 1 ? one : many)") } }
+            add(expiredGroups.count, "group expired", "groups expired")
+            add(deadMembers, "dead member removed", "dead members removed")
+            add(orphanedTopicStates, "state of a deleted topic removed", "states of deleted topics removed")
+            add(trimmedQueueEntries, "queue entry trimmed", "queue entries trimmed")
+            add(trimmedJournalEntries, "mover journal entry trimmed", "mover journal entries trimmed")
+            add(removedTemporaries, "leftover temporary removed", "leftover temporaries removed")
+            return parts.joined(separator: ", ")
+        }
+    }
+
+    /// - Parameters:
+    ///   - now: milliseconds since the epoch.
+    ///   - expireAfterMs: how long a group without live members and without
+    ///     commits is kept; nil never expires groups.
+    ///   - dryRun: report what would be done and change nothing.
+    public static func run(log: LogDirectory, now: Int64, expireAfterMs: Int64?, dryRun: Bool) throws -> Report {
+        var report = Report()
+        let groupsRoot = log.root + "/groups"
+        if FileSystem.isDirectory(groupsRoot) {
+            for name in try FileSystem.list(groupsRoot).sorted() {
+                let path = groupsRoot + "/" + name
+                if name.hasPrefix("~") {
+                    _ = try removeIfStale(path, now: now, dryRun: dryRun, report: &report)
+                    continue
+                }
+                guard LogDirectory.isValidTopicName(name), FileSystem.isDirectory(path) else { continue }
+                try tidyGroup(log: log, name: name, now: now, expireAfterMs: expireAfterMs, dryRun: dryRun, report: &report)
+            }
+        }
+        if FileSystem.isDirectory(log.topicsPath) {
+            for name in try FileSystem.list(log.topicsPath) where name.hasPrefix("~") {
+                _ = try removeIfStale(log.topicsPath + "/" + name, now: now, dryRun: dryRun, report: &report)
+            }
+            for topic in try log.listTopics() where topic.hasSuffix(".delay") {
+                try trimMoverJournal(log.topicPath(topic), dryRun: dryRun, report: &report)
+            }
+        }
+        return report
+    }
+
+    // MARK: Groups
+
+    private static func tidyGroup(log: LogDirectory, name: String, now: Int64, expireAfterMs: Int64?, dryRun: Bool, report: inout Report) throws {
+        let group = try GroupDirectory(log: log, group: name)
+        var liveMembers = 0
+        if FileSystem.isDirectory(group.membersPath) {
+            for member in try FileSystem.list(group.membersPath) where !member.hasPrefix("~") {
+                let path = group.membersPath + "/" + member
+                guard let f = try FileHandle.openIfExists(path, O_RDONLY) else { continue }
+                defer { f.close() }
+                if try f.lock(exclusive: true, wait: false) {
+                    // Its owner is gone. Removed while holding the lock, so a
+                    // member just renamed into place (created locked) is never taken.
+                    report.deadMembers += 1
+                    if !dryRun { try? FileSystem.remove(path) }
+                } else {
+                    liveMembers += 1
+                }
+            }
+        }
+        let newest = try newestActivity(group)
+        if liveMembers == 0, let expiry = expireAfterMs, now - newest > expiry {
+            if dryRun {
+                report.expiredGroups.append(name)
+                return
+            }
+            if try expire(group, groupsRoot: log.root + "/groups", report: &report) { return }
+        }
+        // Offsets and queue state of topics that are gone.
+        for (sub, isQueue) in [("offsets", false), ("queue", true)] {
+            let dir = group.path + "/" + sub
+            guard FileSystem.isDirectory(dir) else { continue }
+            for topic in try FileSystem.list(dir) {
+                if !log.topicExists(topic) {
+                    if try !isHeld(dir + "/" + topic, queue: isQueue) {
+                        report.orphanedTopicStates += 1
+                        if !dryRun { report.bytesReclaimed += try removeTreeCounting(dir + "/" + topic) }
+                    }
+                    continue
+                }
+                if isQueue { try trimQueue(log: log, topic: topic, dir: dir + "/" + topic, now: now, dryRun: dryRun, report: &report) }
+            }
+        }
+    }
+
+    /// The newest commit time in the group, from the offset files' slots and
+    /// the queue state files' modification times; 0 when there is none.
+    private static func newestActivity(_ group: GroupDirectory) throws -> Int64 {
+        func modified(_ st: stat) -> Int64 { Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000 }
+        var newest: Int64 = 0
+        var st = stat()
+        // Members joining and leaving change the members directory.
+        if stat(group.membersPath, &st) == 0 { newest = modified(st) }
+        for partitionPath in try partitionPaths(under: group.path + "/offsets") {
+            guard let f = try FileHandle.openIfExists(partitionPath, O_RDONLY) else { continue }
+            defer { f.close() }
+            if let slot = try CommittedOffsetFile.read(f) { newest = max(newest, slot.committedMs) }
+        }
+        for partitionDir in try partitionPaths(under: group.path + "/queue") {
+            for copy in ["a", "b"] where stat(partitionDir + "/" + copy, &st) == 0 {
+                newest = max(newest, modified(st))
+            }
+        }
+        // A group that never had anything: as old as its directory.
+        if newest == 0, stat(group.path, &st) == 0 { newest = modified(st) }
+        return newest
+    }
+
+    /// The `TOPIC/P` paths two levels below `dir`.
+    private static func partitionPaths(under dir: String) throws -> [String] {
+        guard FileSystem.isDirectory(dir) else { return [] }
+        var out: [String] = []
+        for topic in try FileSystem.list(dir) where FileSystem.isDirectory(dir + "/" + topic) {
+            for p in try FileSystem.list(dir + "/" + topic) { out.append(dir + "/" + topic + "/" + p) }
+        }
+        return out
+    }
+
+    /// Removes an expired group: renamed out of the way first, then, unless a
+    /// consumer joined at that very moment (a locked member file inside), removed.
+    private static func expire(_ group: GroupDirectory, groupsRoot: String, report: inout Report) throws -> Bool {
+        let grave = groupsRoot + "/~expired~\(group.group)~\(getpid())"
+        do { try FileSystem.rename(group.path, to: grave) } catch { return false }
+        let members = grave + "/members"
+        if FileSystem.isDirectory(members) {
+            for member in try FileSystem.list(members) {
+                guard let f = try FileHandle.openIfExists(members + "/" + member, O_RDONLY) else { continue }
+                defer { f.close() }
+                if !(try f.lock(exclusive: true, wait: false)) {
+                    // Someone joined while we looked: put the group back.
+                    if (try? FileSystem.rename(grave, to: group.path)) != nil { return false }
+                }
+            }
+        }
+        try FileSystem.syncDirectory(groupsRoot)
+        report.bytesReclaimed += try removeTreeCounting(grave)
+        report.expiredGroups.append(group.group)
+        return true
+    }
+
+    /// True when a live consumer holds a partition lease (offsets) or a queue lock under `dir`.
+    private static func isHeld(_ dir: String, queue: Bool) throws -> Bool {
+        for p in try FileSystem.list(dir) {
+            let path = dir + "/" + p + (queue ? "/lock" : "")
+            guard let f = try FileHandle.openIfExists(path, O_RDONLY) else { continue }
+            defer { f.close() }
+            if !(try f.lock(exclusive: true, wait: false)) { return true }
+        }
+        return false
+    }
+
+    /// Drops queue entries below the partition's log start that no lease holds.
+    private static func trimQueue(log: LogDirectory, topic: String, dir: String, now: Int64, dryRun: Bool, report: inout Report) throws {
+        for p in try FileSystem.list(dir) {
+            guard let partition = Int32(p), FileSystem.exists(dir + "/" + p + "/a") else { continue }
+            let start = try PartitionReader(directory: log.topicPath(topic) + "/\(partition)").logStartOffset()
+            let queue = try QueuePartition(directory: dir + "/" + p)
+            let state = try queue.read()
+            guard state.low < start else { continue }
+            let gone = state.entries.filter { $0.offset < start && !$0.done && $0.leaseUntil <= now }.count
+            if dryRun { report.trimmedQueueEntries += gone; continue }
+            report.trimmedQueueEntries += try queue.update(durable: true) { s -> Int in
+                let before = s.entries.count
+                s.entries.removeAll { $0.offset < start && $0.leaseUntil <= now }
+                if s.next < start { s.next = start }
+                // Entries still below the start are leased: the mark stays at the first of them.
+                s.low = s.entries.first.map { min($0.offset, start) } ?? start
+                return before - s.entries.count
+            }
+        }
+    }
+
+    // MARK: Delay movers
+
+    /// Rewrites `mover.journal` without the entries below the low-water mark,
+    /// unless a mover holds `mover.lock`.
+    private static func trimMoverJournal(_ dir: String, dryRun: Bool, report: inout Report) throws {
+        let journalPath = dir + "/mover.journal"
+        guard let journal = try FileHandle.openIfExists(journalPath, O_RDONLY) else { return }
+        defer { journal.close() }
+        guard try journal.size() > 0 else { return }
+        let lock = try FileHandle.open(dir + "/mover.lock", O_RDWR | O_CREAT, creating: true)
+        defer { lock.close() }
+        guard try lock.lock(exclusive: true, wait: false) else { return }
+        var lowWater: Int64 = 0
+        if let f = try FileHandle.openIfExists(dir + "/mover.offset", O_RDONLY) {
+            defer { f.close() }
+            lowWater = try CommittedOffsetFile.read(f)?.offset ?? 0
+        }
+        let raw = try FileSystem.readAll(journalPath)
+        var kept: [UInt8] = []
+        var dropped = 0
+        var at = 0
+        while at + 16 <= raw.count {
+            let entry = Array(raw[at..<at + 16])
+            let offset = entry.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(as: Int64.self)) }
+            let crc = entry.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }
+            guard entry.withUnsafeBytes({ CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<8])) }) == crc else { break }
+            if offset >= lowWater { kept += entry } else { dropped += 1 }
+            at += 16
+        }
+        guard dropped > 0 else { return }
+        report.trimmedJournalEntries += dropped
+        report.bytesReclaimed += Int64(raw.count - kept.count)
+        if !dryRun { try FileSystem.writeAtomically(journalPath, kept) }
+    }
+
+    // MARK: Files
+
+    /// Removes a `~` temporary left by an interrupted creation or deletion once it is an hour old.
+    private static func removeIfStale(_ path: String, now: Int64, dryRun: Bool, report: inout Report) throws -> Bool {
+        var st = stat()
+        guard stat(path, &st) == 0, now - Int64(st.st_mtim.tv_sec) * 1000 > 3_600_000 else { return false }
+        report.removedTemporaries += 1
+        if !dryRun { report.bytesReclaimed += try removeTreeCounting(path) }
+        return true
+    }
+
+    private static func removeTreeCounting(_ path: String) throws -> Int64 {
+        let bytes = FileSystem.treeSize(path)
+        try FileSystem.removeTree(path)
+        return bytes
+    }
+}

@@ -1,0 +1,46 @@
+import Glibc
+
+/// What readers that keep state still need from a partition, so that
+/// retention does not delete it under them (docs/FORMAT.md, "Compaction and
+/// retention"):
+///
+/// - every consumer group's committed offset (`groups/G/offsets/TOPIC/P`);
+/// - every work queue's done-below mark (`groups/G/queue/TOPIC/P`);
+/// - for a delay topic `T.delay`, the mover's low-water mark: messages below
+///   it were moved to `T`, the rest still wait.
+///
+/// Group state that `GroupHousekeeping` expired is gone before this is asked,
+/// so an abandoned group does not hold a log forever.
+public enum RetentionGuard {
+    /// The lowest offset of `topic`'s partition that some group, queue or the
+    /// delay mover has not finished with, or nil when none of them holds it.
+    public static func firstNeededOffset(log: LogDirectory, topic: String, partition: Int32) throws -> Int64? {
+        var floor: Int64? = nil
+        func hold(_ offset: Int64) { floor = min(floor ?? .max, offset) }
+        let groups = log.root + "/groups"
+        if FileSystem.isDirectory(groups) {
+            for group in try FileSystem.list(groups) where LogDirectory.isValidTopicName(group) {
+                let offsetPath = groups + "/\(group)/offsets/\(topic)/\(partition)"
+                if let f = try FileHandle.openIfExists(offsetPath, O_RDONLY) {
+                    defer { f.close() }
+                    // A partition file with no valid commit yet: the group starts from the beginning.
+                    hold(try CommittedOffsetFile.read(f)?.offset ?? 0)
+                }
+                let queueDir = groups + "/\(group)/queue/\(topic)/\(partition)"
+                if FileSystem.exists(queueDir + "/a") {
+                    hold(try QueuePartition(directory: queueDir).read().low)
+                }
+            }
+        }
+        if topic.hasSuffix(".delay"), partition == 0 {
+            let dir = log.topicPath(topic)
+            if let f = try FileHandle.openIfExists(dir + "/mover.offset", O_RDONLY) {
+                defer { f.close() }
+                hold(try CommittedOffsetFile.read(f)?.offset ?? 0)
+            } else {
+                hold(0)  // no mover has run: every delayed message still waits
+            }
+        }
+        return floor
+    }
+}

@@ -1,0 +1,124 @@
+import Testing
+import Glibc
+@testable import MQLog
+
+@Suite struct MaintenanceTests {
+    /// A log directory with topic `t` (2 partitions) holding 300 messages in segments of about 1 KiB in partition 0.
+    func makeLog() throws -> (LogDirectory, String) {
+        let root = makeTempDirectory()
+        let log = LogDirectory(root: root)
+        try log.createTopic("t", config: TopicConfig(partitions: 2))
+        let writer = try PartitionWriter(directory: log.topicPath("t") + "/0", settings: .init(segmentBytes: 1024))
+        try appendMessages(writer, from: 0, count: 300, perBatch: 5)
+        return (log, root)
+    }
+
+    func commit(_ log: LogDirectory, group: String, topic: String, partition: Int32, offset: Int64, at ms: Int64? = nil) throws {
+        let g = try GroupDirectory(log: log, group: group)
+        try g.prepare(topic: topic)
+        let f = try FileHandle.open(g.offsetPath(topic, partition), O_RDWR | O_CREAT, creating: true)
+        defer { f.close() }
+        var slot = try CommittedOffsetFile.commit(f, after: try CommittedOffsetFile.read(f), offset: offset)
+        if let ms {
+            // Rewrite the slot with an old commit time, as a group idle since then would have it.
+            slot.committedMs = ms
+            try CommittedOffsetFile.encode(slot).withUnsafeBytes { try f.write($0, at: Int64(slot.generation % 2) * Int64(CommittedOffsetFile.slotSize)) }
+        }
+    }
+
+    @Test func retentionFloorIsTheLowestCommittedOffsetOrQueueMark() throws {
+        let (log, root) = try makeLog()
+        defer { try? FileSystem.removeTree(root) }
+        #expect(try RetentionGuard.firstNeededOffset(log: log, topic: "t", partition: 0) == nil)
+        try commit(log, group: "a", topic: "t", partition: 0, offset: 70)
+        try commit(log, group: "b", topic: "t", partition: 0, offset: 40)
+        #expect(try RetentionGuard.firstNeededOffset(log: log, topic: "t", partition: 0) == 40)
+        // Another partition and another topic are not held by these commits.
+        #expect(try RetentionGuard.firstNeededOffset(log: log, topic: "t", partition: 1) == nil)
+        #expect(try RetentionGuard.firstNeededOffset(log: log, topic: "u", partition: 0) == nil)
+        let queue = try QueuePartition(directory: root + "/groups/q/queue/t/0")
+        try queue.update(durable: true) { s in s.low = 25; s.next = 25 }
+        #expect(try RetentionGuard.firstNeededOffset(log: log, topic: "t", partition: 0) == 25)
+    }
+
+    @Test func delayTopicIsHeldAtTheMoversMark() throws {
+        let (log, root) = try makeLog()
+        defer { try? FileSystem.removeTree(root) }
+        try log.createTopic("t.delay", config: TopicConfig(partitions: 1))
+        #expect(try RetentionGuard.firstNeededOffset(log: log, topic: "t.delay", partition: 0) == 0)
+        let f = try FileHandle.open(log.topicPath("t.delay") + "/mover.offset", O_RDWR | O_CREAT, creating: true)
+        _ = try CommittedOffsetFile.commit(f, after: nil, offset: 12)
+        f.close()
+        #expect(try RetentionGuard.firstNeededOffset(log: log, topic: "t.delay", partition: 0) == 12)
+    }
+
+    @Test func idleGroupsExpireLiveOnesStay() throws {
+        let (log, root) = try makeLog()
+        defer { try? FileSystem.removeTree(root) }
+        let now = currentTimeMillis()
+        let day: Int64 = 86_400_000
+        try commit(log, group: "old", topic: "t", partition: 0, offset: 10, at: now - 10 * day)
+        try commit(log, group: "recent", topic: "t", partition: 0, offset: 20, at: now - 1 * day)
+        try commit(log, group: "busy", topic: "t", partition: 0, offset: 30, at: now - 10 * day)
+        let member = try GroupMembership(GroupDirectory(log: log, group: "busy"))
+        // A dead member: a member file nobody locks.
+        let dead = root + "/groups/recent/members/dead-1"
+        try FileSystem.makeDirectories(root + "/groups/recent/members")
+        try FileHandle.open(dead, O_RDWR | O_CREAT, creating: true).close()
+
+        let dry = try GroupHousekeeping.run(log: log, now: now, expireAfterMs: 7 * day, dryRun: true)
+        #expect(dry.expiredGroups == ["old"])
+        #expect(dry.deadMembers == 1)
+        #expect(FileSystem.isDirectory(root + "/groups/old") && FileSystem.exists(dead))
+
+        let report = try GroupHousekeeping.run(log: log, now: now, expireAfterMs: 7 * day, dryRun: false)
+        #expect(report.expiredGroups == ["old"])
+        #expect(report.deadMembers == 1)
+        #expect(report.bytesReclaimed > 0)
+        #expect(!FileSystem.exists(root + "/groups/old"))
+        #expect(!FileSystem.exists(dead))
+        #expect(try RetentionGuard.firstNeededOffset(log: log, topic: "t", partition: 0) == 20)
+        withExtendedLifetime(member) {}
+        #expect(FileSystem.isDirectory(root + "/groups/busy"))
+        #expect(try GroupHousekeeping.run(log: log, now: now, expireAfterMs: 7 * day, dryRun: false).isEmpty)
+    }
+
+    @Test func stateOfDeletedTopicsIsRemovedUnlessHeld() throws {
+        let (log, root) = try makeLog()
+        defer { try? FileSystem.removeTree(root) }
+        try commit(log, group: "g", topic: "gone", partition: 0, offset: 5)
+        try commit(log, group: "g", topic: "held", partition: 0, offset: 5)
+        let g = try GroupDirectory(log: log, group: "g")
+        let lease = try #require(try PartitionLease.tryAcquire(g, topic: "held", partition: 0))
+        let report = try GroupHousekeeping.run(log: log, now: currentTimeMillis(), expireAfterMs: nil, dryRun: false)
+        #expect(report.orphanedTopicStates == 1)
+        #expect(!FileSystem.exists(g.offsetsPath("gone")))
+        #expect(FileSystem.exists(g.offsetsPath("held")))
+        withExtendedLifetime(lease) {}
+    }
+
+    @Test func queueEntriesBelowTheLogStartAreTrimmedUnlessLeased() throws {
+        let (log, root) = try makeLog()
+        defer { try? FileSystem.removeTree(root) }
+        let now = currentTimeMillis()
+        let queue = try QueuePartition(directory: root + "/groups/q/queue/t/0")
+        try queue.update(durable: true) { s in
+            s.low = 3; s.next = 120
+            s.entries = [QueueState.Entry(offset: 3), QueueState.Entry(offset: 7, leaseUntil: now + 60_000),
+                         QueueState.Entry(offset: 100)]
+        }
+        // Retention removed the first segments.
+        let segments = try SegmentFiles.list(log.topicPath("t") + "/0")
+        try #require(segments.count > 3)
+        let start = segments[1]
+        for base in segments where base < start {
+            try FileSystem.remove(SegmentFiles.log(log.topicPath("t") + "/0", base))
+        }
+        #expect(start > 7 && start < 100)
+        let report = try GroupHousekeeping.run(log: log, now: now, expireAfterMs: nil, dryRun: false)
+        #expect(report.trimmedQueueEntries == 1)
+        let state = try queue.read()
+        #expect(state.entries.map(\.offset) == [7, 100])
+        #expect(state.low == 7)
+    }
+}
