@@ -71,8 +71,12 @@ def test_no_wait_exits_75_while_another_run_holds_the_lock(mq):
         assert_error(mq.run("mq-compact", "--no-wait", "t"), EX_TEMPFAIL, "mq-compact",
                      "another mq-compact is running")
         waiting = mq.start("mq-compact", "t")
+        stopped = mq.start("mq-compact", "t")
         time.sleep(0.5)
-        assert waiting.running(), "without --no-wait the second run waits"
+        assert waiting.running() and stopped.running(), "without --no-wait a second run waits"
+        stopped.signal(signal.SIGTERM)
+        res = stopped.finish(10)
+        assert res.status == 143 and res.stderr.startswith("mq-compact: stopped by SIGTERM"), res
     assert waiting.finish(10).status == 0
 
 

@@ -66,28 +66,10 @@ public final class Compactor {
 
     /// Processes `topics` (existing topic names).
     public func run(topics: [String]) throws {
-        var opened: [Topic] = []
-        for name in topics { opened.append(try log.openTopic(name)) }
-        let total = opened.reduce(0) { $0 + Int($1.partitions) }
-        var done = 0
-        for topic in opened {
-            report.topics += 1
-            for p in 0..<topic.partitions {
-                try checkStop()
-                progress?(topic.name, p, done, total)
-                try compactPartition(topic, p)
-                done += 1
-                report.partitions += 1
-            }
-        }
-    }
-
-    /// Throws the signal's status when SIGINT or SIGTERM arrived: the run
-    /// stops between two steps, each of which leaves the log consistent.
-    func checkStop() throws {
-        if StopSignals.signal != 0 {
-            throw MQError(StopSignals.exitStatus, "stopped by \(StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"); the log is consistent")
-        }
+        try forEachPartition(log, topics, progress: progress) { topic, p in
+            try compactPartition(topic, p)
+            report.partitions += 1
+        } topicDone: { report.topics += 1 }
     }
 
     // MARK: One partition
@@ -180,7 +162,7 @@ public final class Compactor {
                     break
                 }
             }
-            try checkStop()
+            try stopIfSignalled()
             if !options.dryRun {
                 // The .log first: readers and writers know segments by their .log names.
                 try FileSystem.remove(SegmentFiles.log(dir, base))
@@ -229,7 +211,7 @@ public final class Compactor {
         var latest: [KeyDigest: Int64] = [:]
         let decoder = BatchDecoder()
         for info in cleanable {
-            try checkStop()
+            try stopIfSignalled()
             guard let scanner = try SegmentScanner.open(SegmentFiles.log(dir, info.base)) else { continue }
             scan: while true {
                 switch try scanner.next() {
@@ -257,7 +239,7 @@ public final class Compactor {
         var group: Group?
         do {
             for info in cleanable {
-                try checkStop()
+                try stopIfSignalled()
                 if let g = group, info.nextBase - 1 - g.builder.base > Int64(Int32.max) {
                     try close(g, dir)
                     group = nil

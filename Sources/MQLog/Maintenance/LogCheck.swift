@@ -29,21 +29,10 @@ public final class LogCheck {
     }
 
     public func run(topics: [String]) throws {
-        var opened: [Topic] = []
-        for name in topics { opened.append(try log.openTopic(name)) }
-        let total = opened.reduce(0) { $0 + Int($1.partitions) }
-        var done = 0
-        for topic in opened {
-            for p in 0..<topic.partitions {
-                if StopSignals.signal != 0 {
-                    throw MQError(StopSignals.exitStatus, "stopped by \(StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM")")
-                }
-                progress?(topic.name, p, done, total)
-                try checkPartition(topic, p)
-                done += 1
-                partitions += 1
-            }
-        }
+        try forEachPartition(log, topics, progress: progress) { topic, p in
+            try checkPartition(topic, p)
+            partitions += 1
+        } topicDone: {}
     }
 
     /// What a scan of one segment found.

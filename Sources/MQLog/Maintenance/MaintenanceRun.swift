@@ -83,9 +83,7 @@ public struct MaintenanceRun {
     func takeLock(_ lock: FileHandle) throws {
         while !(try lock.lock(exclusive: true, wait: false)) {
             if !wait { throw MQError(.tempFail, "another mq-compact is running on \(log.root) (it holds \(lock.path))") }
-            if StopSignals.signal != 0 {
-                throw MQError(StopSignals.exitStatus, "stopped by \(StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM") while waiting for another mq-compact")
-            }
+            try stopIfSignalled(while: "waiting for another mq-compact")
             usleep(50_000)
         }
     }
@@ -107,6 +105,33 @@ extension Compactor.Report {
         let reclaimed = bytesReclaimed + (groups?.bytesReclaimed ?? 0)
         let time = String(Int(seconds * 10) / 10) + "." + String(Int(seconds * 10) % 10)
         return "mq-compact: \(plural(topics, "topic")), \(plural(partitions, "partition")): \(parts.joined(separator: ", ")), \(LogStats.bytes(reclaimed)) \(dryRun ? "would be " : "")reclaimed in \(time) s"
+    }
+}
+
+/// Throws the signal's status when SIGINT or SIGTERM arrived: maintenance
+/// stops between two steps, each of which leaves the log consistent.
+func stopIfSignalled(while doing: String? = nil) throws {
+    guard StopSignals.signal != 0 else { return }
+    throw MQError(StopSignals.exitStatus, "stopped by \(StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM")\(doing.map { " while " + $0 } ?? ""); the log is consistent")
+}
+
+/// Opens `topics` (each with its shared "in use" lock, held until the end)
+/// and calls `body` for each partition in order, reporting progress and
+/// stopping between partitions on SIGINT/SIGTERM.
+func forEachPartition(_ log: LogDirectory, _ topics: [String], progress: ((String, Int32, Int, Int) -> Void)?,
+                      _ body: (Topic, Int32) throws -> Void, topicDone: () -> Void) throws {
+    var opened: [Topic] = []
+    for name in topics { opened.append(try log.openTopic(name)) }
+    let total = opened.reduce(0) { $0 + Int($1.partitions) }
+    var done = 0
+    for topic in opened {
+        for p in 0..<topic.partitions {
+            try stopIfSignalled()
+            progress?(topic.name, p, done, total)
+            try body(topic, p)
+            done += 1
+        }
+        topicDone()
     }
 }
 
