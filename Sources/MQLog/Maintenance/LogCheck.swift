@@ -76,6 +76,14 @@ public final class LogCheck {
             let nextBase = i + 1 < bases.count ? bases[i + 1] : nil
             let path = SegmentFiles.log(dir, base)
             var scan = try scanSegment(path, base: base, nextBase: nextBase, after: previousLast, label: label)
+            // A writer may complete a batch (and record its end) between the
+            // scan's look at the file size and the look at the state: read again.
+            var retries = 0
+            while base >= active, retries < 3, let stop = scan.stop, let end = LogCheck.committedEnd(dir, base), stop.position < end {
+                retries += 1
+                batches -= scan.positions.count
+                scan = try scanSegment(path, base: base, nextBase: nextBase, after: previousLast, label: label)
+            }
             if let stop = scan.stop {
                 if base >= active {
                     // The end of the active segment may be an append in
