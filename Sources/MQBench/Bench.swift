@@ -192,9 +192,7 @@ public final class Bench {
         for p in 0..<options.partitions {
             let dir = topicPath + "/\(p)"
             for base in try SegmentFiles.list(dir).dropLast() {
-                let f = try FileHandle.open(SegmentFiles.log(dir, base), O_RDONLY)
-                rewritten += Int(try f.size())
-                f.close()
+                rewritten += Int(FileSystem.size(SegmentFiles.log(dir, base)) ?? 0)
             }
         }
         let t = try timed { [try ToolProcess([tool("mq-compact"), "--dir", logDirectory, "--force", "bench"])] }

@@ -85,7 +85,7 @@ public final class Compactor {
         var bases = try SegmentFiles.list(dir)
         let active = Compactor.activeBase(dir, bases)
         var sizes: [Int64: Int64] = [:]
-        for b in bases { sizes[b] = Compactor.fileSize(SegmentFiles.log(dir, b)) }
+        for b in bases { sizes[b] = FileSystem.size(SegmentFiles.log(dir, b)) ?? 0 }
         let config = topic.config
         let policies = config.value("cleanup.policy").split(separator: ",").map { $0.trimmingSpaces }
         if policies.contains("delete") {
@@ -102,11 +102,6 @@ public final class Compactor {
         guard let bytes = try? FileSystem.readAll(dir + "/" + SegmentFiles.headName),
               let state = bytes.withUnsafeBytes({ HeadState.decode($0) }) else { return last }
         return min(state.activeBase, last)
-    }
-
-    static func fileSize(_ path: String) -> Int64 {
-        var st = stat()
-        return stat(path, &st) == 0 ? Int64(st.st_size) : 0
     }
 
     /// Timestamps of a segment from its batch headers.
