@@ -221,10 +221,13 @@ def test_repair_cuts_torn_tails_and_rebuilds_indexes(mq):
     active = part / names[-1]
     with open(active, "ab") as f:
         f.write(b"\x01" * 30)
+    (part / names[-1].replace(".log", ".timeindex")).unlink()
     res = mq.run("mq-compact", "--check", "t", check=EX_DATAERR)
     assert f"{index}: missing" in res.out and f"{torn} at byte {torn_size}" in res.out
     res = mq.run("mq-compact", "--repair", "t", check=0)
     assert f"{torn}: cut 12 bytes" in res.out
+    assert f"{active}: recovered the active segment, cut 30 bytes" in res.out
+    assert (part / names[-1].replace(".log", ".timeindex")).exists()
     assert index.read_bytes() == expected_index
     assert torn.stat().st_size == torn_size
     assert mq.run("mq-compact", "--check", "t", check=0).stdout == b""

@@ -111,14 +111,14 @@ public final class LogCheck {
                     problems.append("\(label): \(path) at byte \(stop.position): \(stop.problem)\(stop.torn ? " (a torn tail: --repair cuts it)" : "")")
                 }
             }
+            if base >= active && repair && scan.stop == nil
+                && !(FileSystem.exists(SegmentFiles.index(dir, base)) && FileSystem.exists(SegmentFiles.timeIndex(dir, base))) {
+                activeNeedsRecovery = true
+            }
             if base < active && repair && scan.stop == nil {
                 try rebuildIndexes(dir, base, config: topic.config, scan: scan, label: label)
             } else if !(base >= active && activeNeedsRecovery) {
                 checkIndexes(dir, base, scan: scan, label: label, active: base >= active)
-            }
-            if base >= active && repair && scan.stop == nil
-                && !(FileSystem.exists(SegmentFiles.index(dir, base)) && FileSystem.exists(SegmentFiles.timeIndex(dir, base))) {
-                activeNeedsRecovery = true
             }
             if let last = scan.lastOffset { previousLast = last }
         }
