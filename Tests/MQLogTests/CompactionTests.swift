@@ -186,6 +186,27 @@ private func compactTopic(_ records: [Rec], perBatch: Int, codec: CompressionCod
         #expect(!FileSystem.exists(dir + "/" + SwapJournal.name))
     }
 
+    @Test func dirtyRatioAndMaxLagDecideWhenToClean() throws {
+        let now: Int64 = 1_700_000_100_000
+        let records = (0..<400).map { Rec(key: "k\($0 % 10)", value: "v\($0)", timestamp: now - 5_000) }
+        let config = ["min.cleanable.dirty.ratio": "0.9", "max.compaction.lag.ms": "60000"]
+        let (log, dir, first) = try compactTopic(records, perBatch: 7, config: config, now: now, force: false)
+        defer { try? FileSystem.removeTree(log.root) }
+        #expect(first.segmentsCompacted > 0)  // no checkpoint yet: all dirty
+        #expect(CleanerCheckpoint.read(dir) == (try SegmentFiles.list(dir)).last!)
+        // A little more data: far below the ratio, and younger than the max lag.
+        let writer = try PartitionWriter(directory: dir, settings: .init(try log.readConfig("t")))
+        try write(writer, (0..<60).map { Rec(key: "k\($0 % 10)", value: "w\($0)", timestamp: now - 5_000) }, perBatch: 7)
+        func run(at time: Int64) throws -> Compactor.Report {
+            let c = Compactor(log: log, options: Compactor.Options(now: time))
+            try c.run(topics: ["t"])
+            return c.report
+        }
+        #expect(try run(at: now).segmentsCompacted == 0)
+        // The same data once its first record has waited past max.compaction.lag.ms.
+        #expect(try run(at: now + 120_000).recordsRemoved > 0)
+    }
+
     @Test func swapJournalRollsForwardAndBack() throws {
         let j = SwapJournal(newBase: 42, oldBases: [42, 50, 77])
         #expect(SwapJournal.decode(j.encode()) == j)
