@@ -130,3 +130,26 @@ public struct OutputOptions: ParsableArguments {
         return .values(delimiter: [10])
     }
 }
+
+/// `--grep`, `--key` and `--header`: which messages a tool passes on
+/// (shared by mq-consume and mq-replay; see `MessageFilter`).
+public struct FilterOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Only messages whose value matches this extended regular expression.", valueName: "regex"))
+    public var grep: String?
+    @Option(name: .long, help: "Only messages with this key.")
+    public var key: String?
+    @Option(name: .long, help: ArgumentHelp("Only messages with this header (repeatable; all must match).", valueName: "name=value"))
+    public var header: [String] = []
+
+    public init() {}
+
+    public func validate() throws { _ = try header.map(parseHeaderOption) }
+
+    /// The filter, or nil when no option was given.
+    /// - Throws: `MQError` (usage) for a bad regular expression.
+    public func filter() throws -> MessageFilter? {
+        let headers = try header.map(parseHeaderOption)
+        guard grep != nil || key != nil || !headers.isEmpty else { return nil }
+        return try MessageFilter(grep: grep, key: key.map { Array($0.utf8) }, headers: headers)
+    }
+}

@@ -40,12 +40,7 @@ struct MQConsume: ParsableCommand {
     var exitAtEnd = false
     @Option(name: [.customShort("c"), .long], help: "Exit after delivering N messages.")
     var count: Int?
-    @Option(name: .long, help: ArgumentHelp("Deliver only messages whose value matches this extended regular expression.", valueName: "regex"))
-    var grep: String?
-    @Option(name: .long, help: "Deliver only messages with this key.")
-    var key: String?
-    @Option(name: .long, help: ArgumentHelp("Deliver only messages with this header (repeatable; all must match).", valueName: "name=value"))
-    var header: [String] = []
+    @OptionGroup var filterOptions: FilterOptions
     @Option(name: .customLong("commit-interval"), help: ArgumentHelp("Longest time delivered messages wait to be committed.", valueName: "duration"))
     var commitInterval: String = "100ms"
 
@@ -101,7 +96,6 @@ struct MQConsume: ParsableCommand {
         options.count = count
         options.output = try outputOptions.mode()
         options.commitIntervalMs = try usageValue { try Durations.parseDuration(commitInterval) }
-        let headers = try header.map(parseHeaderOption)
         if !command.isEmpty {
             var h = HandlerOptions(command: command)
             h.maxAttempts = maxAttempts
@@ -116,9 +110,7 @@ struct MQConsume: ParsableCommand {
             options.handler = h
         }
         try runReportingErrors("mq-consume") {
-            if grep != nil || key != nil || !headers.isEmpty {
-                options.filter = try MessageFilter(grep: grep, key: key.map { Array($0.utf8) }, headers: headers)
-            }
+            options.filter = try filterOptions.filter()
             if options.count == 0 { return }
             if queue {
                 let consumer = QueueConsumer(options: options, log: logOptions.log)

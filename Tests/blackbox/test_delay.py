@@ -64,9 +64,24 @@ def test_kill_9_of_movers_loses_nothing_and_duplicates_are_bounded(mq):
     kills = 0
     rng = random.Random(3)
     partial = []
-    for _ in range(8):
+    def target_bytes():
+        total = 0
+        for part in ("0", "1"):
+            d = mq.partition_dir("km", int(part))
+            total += sum(f.stat().st_size for f in d.glob("*.log"))
+        return total
+
+    for i in range(8):
         p = mq.start("mq-consume", "-g", "g", "km", "--format", "")  # consumers only drive the mover here
-        time.sleep(rng.uniform(0.02, 0.15))
+        if i % 2 == 0:
+            # Kill as soon as this mover has written something, so that kills
+            # land mid-move however slow the machine is.
+            before = target_bytes()
+            deadline = time.time() + 10
+            while target_bytes() == before and time.time() < deadline:
+                time.sleep(0.002)
+        else:
+            time.sleep(rng.uniform(0.02, 0.15))
         os.kill(p.pid, signal.SIGKILL)
         p.wait(10)
         kills += 1

@@ -37,6 +37,15 @@ public struct GroupDirectory: Sendable {
         defer { handle.close() }
         return try CommittedOffsetFile.read(handle)?.offset
     }
+
+    /// True when the member `id` is alive: its file under `members/` exists
+    /// and its owner holds its lock (§13's liveness test).
+    public func isMemberAlive(_ id: String) -> Bool {
+        guard !id.isEmpty, !id.contains("/"),
+              let other = try? FileHandle.openIfExists(membersPath + "/" + id, O_RDONLY) else { return false }
+        defer { other.close() }
+        return (try? other.lock(exclusive: false, wait: false)) != true
+    }
 }
 
 /// The committed-offset file of one partition: two 32-byte slots written in
@@ -51,7 +60,9 @@ public struct GroupDirectory: Sendable {
 /// A commit writes slot `generation % 2` and fdatasyncs. The valid slot with
 /// the larger generation is the committed offset, so a torn or lost write
 /// leaves the previous commit in place: an offset is never corrupted and
-/// never moves backward.
+/// never replaced by anything but a whole later write. Consumers only move
+/// it forward; a reset (`PartitionLease.reset`) writes the next generation
+/// with any offset, backward included, the same way.
 public enum CommittedOffsetFile {
     public static let slotSize = 32
 
@@ -152,6 +163,14 @@ public final class PartitionLease {
         guard offset != committed?.offset else { return }
         committed = try CommittedOffsetFile.commit(handle, after: committed, offset: offset)
     }
+
+    /// Moves the committed offset to `offset`, backward or forward (an
+    /// administrative reset, `mq-replay --reset-to`): writes the next
+    /// generation and fdatasyncs it, as a commit does, even when the offset
+    /// does not change (the commit time records the reset).
+    public func reset(to offset: Int64) throws {
+        committed = try CommittedOffsetFile.commit(handle, after: committed, offset: offset)
+    }
 }
 
 /// This process's membership of a group: a file in `members/` that it keeps
@@ -197,11 +216,7 @@ public final class GroupMembership {
 
     /// True when the member `id` is alive: its file exists and is locked by its owner.
     public func isAlive(_ id: String) -> Bool {
-        if id == self.id { return true }
-        guard !id.isEmpty, !id.contains("/"),
-              let other = try? FileHandle.openIfExists(group.membersPath + "/" + id, O_RDONLY) else { return false }
-        defer { other.close() }
-        return (try? other.lock(exclusive: false, wait: false)) != true
+        id == self.id || group.isMemberAlive(id)
     }
 
     /// The ids of live members, this one included, sorted; removes the files

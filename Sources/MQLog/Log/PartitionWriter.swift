@@ -132,6 +132,16 @@ public final class PartitionWriter {
     /// The log end offset as of the last lock this writer held.
     public var nextOffset: Int64 { state.nextOffset }
 
+    /// The log end offset now: takes the lock and brings the state in line
+    /// with the files first (so a batch a dead writer left whole past the
+    /// recorded end is kept and counted, and a torn one is cut).
+    public func currentEndOffset() throws -> Int64 {
+        try head.lock(exclusive: true)
+        defer { head.unlock() }
+        try loadState()
+        return state.nextOffset
+    }
+
     private func stampLogAppendTime(_ batch: ByteBuffer, now: Int64) {
         let attributes = BatchHeader(batch.base).attributes | BatchAttributes.timestampTypeLogAppend
         batch.setBigEndian(attributes, at: BatchLayout.attributes)

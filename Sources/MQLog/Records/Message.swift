@@ -38,3 +38,25 @@ public struct HeaderView {
         self.value = value
     }
 }
+
+/// A record copied out of its batch (so it outlives the batch's buffer),
+/// with the topic and partition it was read from.
+public struct StoredRecord: Sendable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+    public var timestamp: Int64
+    public var key: [UInt8]?
+    public var value: [UInt8]?
+    public var headers: [Header]
+
+    public init(_ r: RecordView, topic: String, partition: Int32) throws {
+        self.topic = topic
+        self.partition = partition
+        offset = r.offset
+        timestamp = r.timestamp
+        key = r.key.map(Array.init)
+        value = r.value.map(Array.init)
+        headers = try r.headers().map { Header(name: String(decoding: $0.name, as: UTF8.self), value: $0.value.map(Array.init)) }
+    }
+}

@@ -28,14 +28,10 @@ public struct HandlerOptions: Sendable {
 }
 
 /// A message taken from the log, waiting for or in the hands of a handler.
+/// Its fields (`job.topic`, `job.key`, ...) are the record's.
+@dynamicMemberLookup
 final class Job {
-    let topic: String
-    let partition: Int32
-    let offset: Int64
-    let timestamp: Int64
-    let key: [UInt8]?
-    let value: [UInt8]?
-    let headers: [Header]
+    let record: StoredRecord
     /// The message as the output mode renders it, for `--batch` input.
     let rendered: [UInt8]
     var attempt = 1
@@ -44,15 +40,11 @@ final class Job {
     var stderrTail: [UInt8] = []
 
     init(_ r: RecordView, topic: String, partition: Int32, rendered: [UInt8]) throws {
-        self.topic = topic
-        self.partition = partition
-        offset = r.offset
-        timestamp = r.timestamp
-        key = r.key.map(Array.init)
-        value = r.value.map(Array.init)
-        headers = try r.headers().map { Header(name: String(decoding: $0.name, as: UTF8.self), value: $0.value.map(Array.init)) }
+        record = try StoredRecord(r, topic: topic, partition: partition)
         self.rendered = rendered
     }
+
+    subscript<T>(dynamicMember field: KeyPath<StoredRecord, T>) -> T { record[keyPath: field] }
 }
 
 /// Runs handlers for jobs under the delivery rules of `mq-consume`:

@@ -85,7 +85,7 @@ extension LogStats {
         family("mq_messages_per_second", "gauge", "Messages appended per second over the last minute.", parts.map { (pl($0), "\($0.1.ratePerSecond)") })
         family("mq_oldest_message_age_seconds", "gauge", "Age of the oldest message in the partition.",
                parts.compactMap { x in x.1.oldestAgeMs.map { (pl(x), "\(Double($0) / 1000)") } })
-        family("mq_dead_letter_messages", "gauge", "Messages in the topic's dead-letter topic.",
+        family("mq_dead_letter_messages", "gauge", "Messages in the topic's dead-letter topic not yet redriven or purged.",
                topics.compactMap { t in t.deadLetters.map { (labels([("topic", t.name)]), "\($0)") } })
         family("mq_delayed_messages", "gauge", "Delayed messages waiting to be moved into the topic.",
                topics.compactMap { t in t.delayed.map { (labels([("topic", t.name)]), "\($0)") } })

@@ -19,7 +19,7 @@ public struct LogStats: Sendable {
     public struct TopicStats: Sendable {
         public var name: String
         public var partitions: [PartitionStats]
-        /// Messages in `NAME.dlq`, when it exists.
+        /// Messages in `NAME.dlq` not yet redriven or purged (mq-dlq), when it exists.
         public var deadLetters: Int64?
         /// Messages in `NAME.delay` not yet moved, when it exists.
         public var delayed: Int64?
@@ -64,7 +64,7 @@ public struct LogStats: Sendable {
                 ends[name, default: []].append(s.endOffset)
             }
             var t = TopicStats(name: name, partitions: parts)
-            if all.contains(name + ".dlq") { t.deadLetters = try messageCount(log, name + ".dlq") }
+            if all.contains(name + ".dlq") { t.deadLetters = try DeadLetters.unsettledCount(log, topic: name + ".dlq") }
             if all.contains(DelayQueue.topicName(for: name)) { t.delayed = try delayedCount(log, name) }
             topics.append(t)
         }
@@ -93,16 +93,6 @@ public struct LogStats: Sendable {
     static func timestamp(_ dir: String, _ p: Int32, at offset: Int64) throws -> Int64? {
         let cursor = try PartitionCursor(partition: p, directory: dir, startOffset: offset)
         return try cursor.peek()?.timestamp
-    }
-
-    static func messageCount(_ log: LogDirectory, _ topic: String) throws -> Int64 {
-        let config = try log.readConfig(topic)
-        var n: Int64 = 0
-        for p in 0..<config.partitions {
-            let reader = PartitionReader(directory: log.topicPath(topic) + "/\(p)")
-            n += try reader.logEndOffset() - reader.logStartOffset()
-        }
-        return n
     }
 
     /// Messages of `TOPIC.delay` at or above the mover's low-water mark and not in its journal.

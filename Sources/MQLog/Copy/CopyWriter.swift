@@ -1,0 +1,187 @@
+/// A source record handed to a copy.
+public struct CopyRecord: Sendable {
+    public var source: TopicPartition
+    public var offset: Int64
+    public var timestamp: Int64
+    public var key: [UInt8]?
+    public var value: [UInt8]?
+    public var headers: [Header]
+
+    public init(topic: String, partition: Int32, offset: Int64, timestamp: Int64, key: [UInt8]?, value: [UInt8]?, headers: [Header]) {
+        self.source = TopicPartition(topic, partition)
+        self.offset = offset
+        self.timestamp = timestamp
+        self.key = key
+        self.value = value
+        self.headers = headers
+    }
+}
+
+/// Writes source records into destination partitions under a `CopyJournal`,
+/// each exactly once (the chunk protocol of CopyJournal.swift). Records are
+/// collected into a chunk of at most `maxChunkRecords` records or
+/// `maxChunkBytes` bytes, which `add` writes when full and `flush` writes
+/// when asked. Not thread-safe.
+public final class CopyWriter {
+    public let journal: CopyJournal
+    public let log: LogDirectory
+    public var maxChunkRecords = 1000
+    public var maxChunkBytes = 4 << 20
+    /// Records written and settled by this writer.
+    public private(set) var copied = 0
+    /// Records not written because they were settled already.
+    public private(set) var skipped = 0
+
+    /// Where a test makes `flush` stop as if the process died there.
+    enum CrashPoint { case afterPending, afterFirstBatch, afterSync }
+    var crash: CrashPoint?
+    struct SimulatedCrash: Error {}
+
+    private struct OpenBatch {
+        let builder: RecordBatchBuilder
+        let source: TopicPartition
+        var nextOffset: Int64
+    }
+
+    private var topics: [String: Topic] = [:]
+    private var writers: [TopicPartition: PartitionWriter] = [:]
+    private var open: [TopicPartition: OpenBatch] = [:]
+    /// Finished batches per destination, and the order destinations appeared in.
+    private var finished: [TopicPartition: [ByteBuffer]] = [:]
+    private var destinationOrder: [TopicPartition] = []
+    private var chunk: [TopicPartition: OffsetRanges] = [:]
+    private var chunkRecords = 0
+    private var chunkBytes = 0
+    private var failure: Error?
+
+    public init(journal: CopyJournal, log: LogDirectory) {
+        self.journal = journal
+        self.log = log
+    }
+
+    /// Records waiting in the current chunk.
+    public var pendingRecords: Int { chunkRecords }
+
+    /// The destination topic, opened once (its shared "in use" lock is held
+    /// for the writer's life).
+    public func topic(_ name: String) throws -> Topic {
+        if let t = topics[name] { return t }
+        let t = try log.openTopic(name)
+        topics[name] = t
+        return t
+    }
+
+    /// Adds a record to the chunk, to be written to `destination`; writes the
+    /// chunk when it is full.
+    /// - Returns: false when the record was settled already (not written again).
+    @discardableResult
+    public func add(_ record: CopyRecord, to destination: TopicPartition) throws -> Bool {
+        if let failure { throw failure }
+        if journal.isSettled(topic: record.source.topic, partition: record.source.partition, offset: record.offset)
+            || chunk[record.source]?.contains(record.offset) == true {
+            skipped += 1
+            return false
+        }
+        guard record.offset >= 0, record.offset < 1 << 46 else {
+            throw MQError.data("cannot copy offset \(record.offset) of \(record.source): a copy carries source offsets below 2^46 in the producer epoch and sequence")
+        }
+        let topic = try self.topic(destination.topic)
+        guard destination.partition >= 0, destination.partition < topic.partitions else {
+            throw MQError.usage("partition \(destination.partition) does not exist: topic '\(destination.topic)' has \(topic.partitions) partition\(topic.partitions == 1 ? "" : "s")")
+        }
+        let headers = RecordBatchBuilder.encodeHeaders(record.headers)
+        let size = RecordBatchBuilder.maxRecordSize(keyCount: record.key?.count, valueCount: record.value?.count, encodedHeadersCount: headers.count)
+        let batchBytes = max(1024, min(1 << 20, topic.config.maxMessageBytes - BatchLayout.headerSize))
+        if let o = open[destination] {
+            // A batch holds consecutive source offsets of one source, within
+            // one producer epoch (2^31 offsets), as Kafka's sequences require.
+            let continues = o.source == record.source && o.nextOffset == record.offset
+                && record.offset & 0x7fff_ffff != 0 && o.builder.recordBytes + size <= batchBytes
+            if !continues { try finishBatch(destination) }
+        }
+        if open[destination] == nil {
+            let builder = RecordBatchBuilder(codec: topic.config.defaultCodec, capacity: min(batchBytes, max(size, 64 << 10)))
+            builder.producerId = journal.producerID(record.source)
+            builder.producerEpoch = Int16(truncatingIfNeeded: record.offset >> 31)
+            builder.baseSequence = Int32(truncatingIfNeeded: record.offset & 0x7fff_ffff)
+            open[destination] = OpenBatch(builder: builder, source: record.source, nextOffset: record.offset)
+            if finished[destination] == nil {
+                finished[destination] = []
+                destinationOrder.append(destination)
+            }
+        }
+        headers.withUnsafeBytes { h in
+            withOptionalBytes(record.key) { k in
+                withOptionalBytes(record.value) { v in
+                    open[destination]!.builder.append(timestamp: record.timestamp, key: k, value: v, headers: h)
+                }
+            }
+        }
+        open[destination]!.nextOffset = record.offset + 1
+        chunk[record.source, default: OffsetRanges()].insert(record.offset)
+        chunkRecords += 1
+        chunkBytes += size
+        if chunkRecords >= maxChunkRecords || chunkBytes >= maxChunkBytes { try flush() }
+        return true
+    }
+
+    private func finishBatch(_ destination: TopicPartition) throws {
+        guard let o = open.removeValue(forKey: destination) else { return }
+        let bytes = try o.builder.finish()
+        let copy = ByteBuffer(capacity: bytes.count)
+        copy.append(bytes)
+        finished[destination]!.append(copy)
+    }
+
+    private func writer(_ destination: TopicPartition) throws -> PartitionWriter {
+        if let w = writers[destination] { return w }
+        let topic = try self.topic(destination.topic)
+        let w = try PartitionWriter(directory: topic.partitionPath(destination.partition), settings: .init(topic.config))
+        writers[destination] = w
+        return w
+    }
+
+    /// Writes the chunk: saves the destinations' log ends as pending, appends
+    /// and fsyncs the batches, then saves the chunk's offsets as settled.
+    ///
+    /// When it throws after the chunk was recorded as pending, this writer
+    /// stays failed (every later call throws the same error): part of the
+    /// chunk may be in the destination, and only opening the copy again
+    /// settles exactly that part.
+    public func flush() throws {
+        if let failure { throw failure }
+        for d in Array(open.keys) { try finishBatch(d) }
+        guard chunkRecords > 0 else { return }
+        var ends: [TopicPartition: Int64] = [:]
+        for d in destinationOrder { ends[d] = try writer(d).currentEndOffset() }
+        try journal.beginChunk(destinations: ends, sources: Set(chunk.keys))
+        do {
+            try writeChunk()
+        } catch {
+            failure = error
+            throw error
+        }
+    }
+
+    private func writeChunk() throws {
+        if crash == .afterPending { throw SimulatedCrash() }
+        var first = true
+        for d in destinationOrder {
+            let w = try writer(d)
+            for batch in finished[d]! {
+                try w.append(batch)
+                if first && crash == .afterFirstBatch { throw SimulatedCrash() }
+                first = false
+            }
+        }
+        for d in destinationOrder { try writers[d]!.sync() }
+        if crash == .afterSync { throw SimulatedCrash() }
+        try journal.endChunk(settling: chunk)
+        copied += chunkRecords
+        chunk = [:]
+        chunkRecords = 0
+        chunkBytes = 0
+        finished = [:]
+        destinationOrder = []
+    }
+}

@@ -1,0 +1,212 @@
+import ArgumentParser
+import Glibc
+import MQCommandSupport
+import MQLog
+
+@main
+struct MQDlq: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mq-dlq",
+        abstract: "List, show, redrive and purge dead letters.",
+        discussion: """
+            Dead letters are the messages mq-consume gave up on, in TOPIC.dlq with their failure headers. \
+            A redrive writes them back to their original topic, each exactly once however often it is \
+            interrupted and run again; a purge drops them from view. See mq-dlq(1).
+            """,
+        version: mqVersion,
+        subcommands: [List.self, Show.self, Redrive.self, Purge.self])
+
+    static func main() { runMain("mq-dlq") }
+
+    /// Which dead letters a subcommand acts on.
+    struct Filters: ParsableArguments {
+        @Option(name: .long, help: ArgumentHelp("Only letters with this mq.dlq.reason (failed, permanent, timeout, expired).", valueName: "reason"))
+        var reason: String?
+        @Option(name: .long, help: ArgumentHelp("Only letters whose handler exited with this status.", valueName: "n"))
+        var status: Int32?
+        @Option(name: .customLong("original-topic"), help: ArgumentHelp("Only letters that came from this topic.", valueName: "topic"))
+        var originalTopic: String?
+        @Option(name: .long, help: "Only letters with this key.")
+        var key: String?
+        @Option(name: .long, help: ArgumentHelp("Only letters whose value matches this extended regular expression.", valueName: "regex"))
+        var grep: String?
+        @Option(name: .long, help: ArgumentHelp("Only letters with this header (repeatable; all must match).", valueName: "name=value"))
+        var header: [String] = []
+        @Option(name: .customLong("older-than"), help: ArgumentHelp("Only letters dead-lettered at least this long ago (a duration like 1h, or a time).", valueName: "age"))
+        var olderThan: String?
+        @Option(name: .customLong("newer-than"), help: ArgumentHelp("Only letters dead-lettered at most this long ago (a duration like 10m, or a time).", valueName: "age"))
+        var newerThan: String?
+        @Option(name: [.customShort("n"), .long], help: ArgumentHelp("At most this many letters.", valueName: "n"))
+        var limit: Int?
+
+        func validate() throws {
+            if let limit, limit < 1 { throw ValidationError("invalid --limit \(limit): must be at least 1") }
+        }
+
+        func query(now: Int64) throws -> DeadLetterQuery {
+            var q = DeadLetterQuery()
+            q.reason = reason
+            q.exitStatus = status
+            q.originalTopic = originalTopic
+            let headers = try header.map(parseHeaderOption)
+            if key != nil || grep != nil || !headers.isEmpty {
+                q.message = try MessageFilter(grep: grep, key: key.map { Array($0.utf8) }, headers: headers)
+            }
+            q.olderThanMs = try olderThan.map { try Filters.age($0, flag: "--older-than", now: now) }
+            q.newerThanMs = try newerThan.map { try Filters.age($0, flag: "--newer-than", now: now) }
+            q.limit = limit
+            return q
+        }
+
+        /// A duration (`1h`), or a time (`2026-11-21T08:00Z`, `-2h`) turned into the age it means now.
+        static func age(_ text: String, flag: String, now: Int64) throws -> Int64 {
+            if let ms = try? Durations.parseDuration(text) { return ms }
+            if let t = try? TimeSpec.parseTime(text, nowMs: now) { return max(0, now - t) }
+            throw MQError.usage("invalid \(flag) '\(text)': expected a duration like 30m, 2h or 7d, or a time like 2026-11-21T08:00:00Z")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Count the dead letters not yet redriven or purged, per topic.")
+        @OptionGroup var logOptions: LogOptions
+        @Argument(help: "Dead-letter topics (default: every topic whose name ends in .dlq).") var topics: [String] = []
+        @Flag(name: [.customShort("J"), .long], help: "Print one JSON object per topic.") var json = false
+
+        func run() throws {
+            try runReportingErrors("mq-dlq") {
+                let log = logOptions.log
+                let now = currentTimeMillis()
+                let summaries = try DeadLetters.summarize(log, topics: try DeadLetters.topics(log, explicit: topics), now: now)
+                print(json ? DeadLetters.listJSON(summaries, now: now) : DeadLetters.listText(summaries, now: now), terminator: "")
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print dead letters with their failure headers.")
+        @OptionGroup var logOptions: LogOptions
+        @Argument(help: "The dead-letter topic.") var topic: String
+        @OptionGroup var filters: Filters
+        @Flag(name: .long, help: "Also letters already redriven or purged.") var all = false
+        @Flag(name: [.customShort("J"), .long], help: "Print one JSON envelope per letter, as mq-tail --json.") var json = false
+
+        func run() throws {
+            try runReportingErrors("mq-dlq") {
+                let log = logOptions.log
+                let now = currentTimeMillis()
+                var query = try filters.query(now: now)
+                query.includeSettled = all
+                let settled = try DeadLetters.savedSettled(log, topic: topic)
+                let printer = RecordPrinter(mode: .json, fd: 1)
+                let text = ByteBuffer(capacity: 1 << 16)
+                try DeadLetters.scan(log, topic: topic, query: query, now: now, settled: settled) { r, letter in
+                    if json {
+                        try printer.print(r, topic: letter.topic, partition: letter.partition)
+                    } else {
+                        text.append(DeadLetters.block(letter, now: now, settled: settled(TopicPartition(letter.topic, letter.partition), letter.offset)))
+                        if text.count > 1 << 16 { try flush(text) }
+                    }
+                    return true
+                }
+                try printer.flush()
+                try flush(text)
+            }
+        }
+
+        private func flush(_ text: ByteBuffer) throws {
+            defer { text.count = 0 }
+            do {
+                try writeAll(1, text.bytes, what: "standard output")
+            } catch let e as MQError where e.cause == .brokenPipe {
+                throw MQError(.ok, "")
+            }
+        }
+    }
+
+    struct Redrive: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Move dead letters back to their original topic, each exactly once.",
+            discussion: "Interrupted (even by kill -9) and run again, a redrive moves only what the first run did not.")
+        @OptionGroup var logOptions: LogOptions
+        @Argument(help: "The dead-letter topic.") var topic: String
+        @OptionGroup var filters: Filters
+        @Option(name: .long, help: ArgumentHelp("Send the letters to this topic instead of their original ones.", valueName: "topic"))
+        var to: String?
+        @Option(name: .long, help: ArgumentHelp("Move at most this many letters a second: N, N/s, N/m or N/h.", valueName: "rate"))
+        var rate: String?
+        @Flag(name: .customLong("no-wait"), help: "Fail with status 75 instead of waiting when another redrive or purge of the topic runs.")
+        var noWait = false
+        @Flag(name: .customLong("dry-run"), help: "List what would move, and move nothing.")
+        var dryRun = false
+
+        func run() throws {
+            try runReportingErrors("mq-dlq") {
+                var options = RedriveOptions(topic: topic)
+                options.query = try filters.query(now: currentTimeMillis())
+                options.destination = to
+                options.ratePerSecond = try rate.map { r in try usageValue { try RateLimiter.parse(r) } }
+                options.wait = !noWait
+                options.dryRun = dryRun
+                let redriver = Redriver(options: options, log: logOptions.log)
+                let terminal = isatty(2) != 0
+                var shown = false
+                if terminal && !dryRun {
+                    redriver.progress = { n in
+                        printRaw("\rmq-dlq: moved \(n)…")
+                        shown = true
+                    }
+                }
+                redriver.dryRunLine = { print($0) }
+                let summary: RedriveSummary
+                do {
+                    summary = try redriver.run()
+                } catch {
+                    if shown { printRaw("\n") }
+                    throw error
+                }
+                if shown { printRaw("\r\u{1b}[K") }
+                let n = summary.moved
+                var line = dryRun ? "would move \(n) dead letter\(n == 1 ? "" : "s") from \(topic)" : "moved \(n) dead letter\(n == 1 ? "" : "s") from \(topic)"
+                line += ", \(summary.alreadySettled) skipped as already redriven or purged"
+                if summary.noOriginal > 0 { line += ", \(summary.noOriginal) left without mq.original.topic (use --to)" }
+                printError("mq-dlq", line)
+            }
+        }
+    }
+
+    struct Purge: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Drop dead letters from view without moving them.",
+            discussion: "At a terminal it asks first, unless --yes; elsewhere it goes ahead.")
+        @OptionGroup var logOptions: LogOptions
+        @Argument(help: "The dead-letter topic.") var topic: String
+        @OptionGroup var filters: Filters
+        @Flag(name: [.customShort("y"), .long], help: "Do not ask for confirmation.") var yes = false
+        @Flag(name: .customLong("no-wait"), help: "Fail with status 75 instead of waiting when another redrive or purge of the topic runs.")
+        var noWait = false
+
+        func run() throws {
+            try runReportingErrors("mq-dlq") {
+                let ask = !yes && isatty(0) != 0 && isatty(2) != 0
+                let purged = try DeadLetterPurge.run(logOptions.log, topic: topic, query: try filters.query(now: currentTimeMillis()),
+                                                     wait: !noWait) { n in
+                    guard ask else { return true }
+                    printRaw("purge \(n) dead letter\(n == 1 ? "" : "s") from \(topic)? [y/N] ")
+                    let answer = (readLine() ?? "").filter { !$0.isWhitespace }.lowercased()
+                    return answer == "y" || answer == "yes"
+                }
+                if let purged {
+                    printError("mq-dlq", "purged \(purged) dead letter\(purged == 1 ? "" : "s") from \(topic)")
+                } else {
+                    printError("mq-dlq", "nothing purged")
+                }
+            }
+        }
+    }
+}
+
+/// Writes text to standard error as it is (no tool prefix, no newline).
+func printRaw(_ text: String) {
+    var bytes = Array(text.utf8)
+    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+}
