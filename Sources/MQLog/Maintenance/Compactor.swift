@@ -109,7 +109,7 @@ public final class Compactor {
         var info = SegmentInfo(base: base, nextBase: nextBase, size: size)
         guard let scanner = try SegmentScanner.open(SegmentFiles.log(dir, base)) else { return info }
         while true {
-            switch try scanner.next(checkCRC: false) {
+            switch try scanner.nextHeader() {
             case .batch(_, let h, _):
                 if info.firstTimestamp < 0 { info.firstTimestamp = h.isLogAppendTime ? h.maxTimestamp : h.baseTimestamp }
                 info.maxTimestamp = max(info.maxTimestamp, h.maxTimestamp)
