@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import json
 import os
+import pty
 import random
 import signal
 import struct
@@ -78,6 +79,31 @@ def test_no_wait_exits_75_while_another_run_holds_the_lock(mq):
         res = stopped.finish(10)
         assert res.status == 143 and res.stderr.startswith("mq-compact: stopped by SIGTERM"), res
     assert waiting.finish(10).status == 0
+
+
+def test_progress_only_at_a_terminal(mq):
+    mq.create("t", 3, "cleanup.policy=compact", "segment.bytes=1024")
+    mq.produce("t", keyed(1500, 10), "--json", "--batch-messages", "5")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdout and stderr are the terminal
+        os.execve(str(mq.bin / "mq-compact"), ["mq-compact", "--dir", str(mq.dir), "-v", "t"], mq.env())
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b"mq-compact [" in out and b"2/3 t/2" in out, out
+    assert out.split(b"\x1b[K")[-1].startswith(b"mq-compact: 1 topic, 3 partitions:"), "the bar is cleared"
+    # Not a terminal: nothing but the summary.
+    mq.produce("t", keyed(1500, 10), "--json", "--batch-messages", "5")
+    res = mq.run("mq-compact", "-v", "t", check=0)
+    assert res.stderr == "" and len(res.lines()) == 1
 
 
 # ---------------------------------------------------------------------------------------------
