@@ -232,6 +232,42 @@ private func compactTopic(_ records: [Rec], perBatch: Int, codec: CompressionCod
         #expect(try FileSystem.readAll(SegmentFiles.log(root, 42)) == Array("new".utf8))
     }
 
+    @Test func scannerReportsTornTailsAndDamage() throws {
+        let root = makeTempDirectory()
+        defer { try? FileSystem.removeTree(root) }
+        let writer = try PartitionWriter(directory: root, settings: .init())
+        try write(writer, (0..<50).map { Rec(key: "k\($0)", value: "v\($0)") }, perBatch: 10)
+        let path = SegmentFiles.log(root, 0)
+        let good = try FileSystem.readAll(path)
+        func steps(_ bytes: [UInt8], headersOnly: Bool) throws -> (batches: Int, last: SegmentScanner.Step) {
+            try FileSystem.writeAtomically(path, bytes)
+            let scanner = try SegmentScanner.open(path)!
+            var n = 0
+            while true {
+                let step = headersOnly ? try scanner.nextHeader() : try scanner.next()
+                guard case .batch = step else { return (n, step) }
+                n += 1
+            }
+        }
+        for headersOnly in [false, true] {
+            var (n, last) = try steps(good, headersOnly: headersOnly)
+            #expect(n == 5)
+            guard case .end = last else { Issue.record("no clean end"); return }
+            (n, last) = try steps(Array(good.dropLast(7)), headersOnly: headersOnly)
+            #expect(n == 4)
+            guard case .problem(_, .incomplete, true) = last else { Issue.record("not torn: \(last)"); return }
+            var bad = good
+            bad[16] = 7  // the first batch's magic
+            (n, last) = try steps(bad, headersOnly: headersOnly)
+            guard case .problem(0, .badMagic(7), false) = last else { Issue.record("not damage: \(last)"); return }
+        }
+        // A flipped record byte fails the CRC only when batches are read whole.
+        var flipped = good
+        flipped[100] ^= 1
+        #expect(try steps(flipped, headersOnly: true).batches == 5)
+        guard case .problem(0, .badCRC, false) = try steps(flipped, headersOnly: false).last else { Issue.record("CRC"); return }
+    }
+
     @Test func keyDigestSeparatesShortAndLongKeys() {
         func d(_ s: String) -> KeyDigest { Array(s.utf8).withUnsafeBytes { KeyDigest($0) } }
         #expect(d("a") != d("b"))
