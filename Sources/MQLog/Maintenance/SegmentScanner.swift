@@ -48,43 +48,24 @@ public final class SegmentScanner {
     /// of the batch: for timestamps and offsets of large segments, at the
     /// cost of one small read per batch. `bytes` in the step is empty.
     public func nextHeader() throws -> Step {
-        if position >= size { return .end }
-        let remaining = size - position
-        guard try ensure(min(Int64(BatchLayout.headerSize), remaining), window: 64 << 10) >= BatchLayout.headerSize else {
-            return .problem(position: position, problem: .incomplete, torn: true)
+        switch try peekHeader(window: 64 << 10) {
+        case .stop(let step):
+            return step
+        case .header(let header):
+            position += Int64(header.totalSize)
+            return .batch(position: position - Int64(header.totalSize), header: header, bytes: UnsafeRawBufferPointer(start: nil, count: 0))
         }
-        let header = BatchHeader(buffer.base + Int(position - bufferStart))
-        if header.magic != BatchLayout.currentMagic {
-            return .problem(position: position, problem: .badMagic(header.magic), torn: false)
-        }
-        if header.batchLength < Int32(BatchLayout.headerSize - BatchLayout.logOverhead) {
-            return .problem(position: position, problem: .badLength(header.batchLength), torn: false)
-        }
-        let total = Int64(header.totalSize)
-        if total > remaining { return .problem(position: position, problem: .incomplete, torn: true) }
-        position += total
-        return .batch(position: position - total, header: header, bytes: UnsafeRawBufferPointer(start: nil, count: 0))
     }
 
     /// The next batch, the end, or the problem found where a batch should start.
     /// After `.end` or `.problem` it keeps returning the same step.
     public func next(checkCRC: Bool = true) throws -> Step {
-        if position >= size { return .end }
-        let remaining = size - position
-        guard try ensure(min(Int64(BatchLayout.headerSize), remaining)) >= BatchLayout.headerSize else {
-            let bytes = UnsafeRawBufferPointer(start: buffer.base + Int(position - bufferStart), count: Int(remaining))
-            if case .failure(let p) = validateBatch(bytes), p != .incomplete { return .problem(position: position, problem: p, torn: true) }
-            return .problem(position: position, problem: .incomplete, torn: true)
-        }
-        let header = BatchHeader(buffer.base + Int(position - bufferStart))
-        if header.magic != BatchLayout.currentMagic {
-            return .problem(position: position, problem: .badMagic(header.magic), torn: false)
-        }
-        if header.batchLength < Int32(BatchLayout.headerSize - BatchLayout.logOverhead) {
-            return .problem(position: position, problem: .badLength(header.batchLength), torn: false)
+        let header: BatchHeader
+        switch try peekHeader(window: 1 << 20) {
+        case .stop(let step): return step
+        case .header(let h): header = h
         }
         let total = Int64(header.totalSize)
-        if total > remaining { return .problem(position: position, problem: .incomplete, torn: true) }
         _ = try ensure(total)
         let bytes = UnsafeRawBufferPointer(start: buffer.base + Int(position - bufferStart), count: Int(total))
         switch validateBatch(bytes, checkCRC: checkCRC) {
@@ -96,6 +77,37 @@ public final class SegmentScanner {
             // what a torn write leaves as well as damage: call it torn.
             return .problem(position: position, problem: p, torn: position + total == size)
         }
+    }
+
+    /// The header at `position` when its framing is plausible (magic, length,
+    /// the whole batch inside the file); otherwise the step to return.
+    private func peekHeader(window: Int) throws -> Peek {
+        if position >= size { return .stop(.end) }
+        let remaining = size - position
+        guard try ensure(min(Int64(BatchLayout.headerSize), remaining), window: window) >= BatchLayout.headerSize else {
+            let bytes = UnsafeRawBufferPointer(start: buffer.base + Int(position - bufferStart), count: Int(remaining))
+            if case .failure(let p) = validateBatch(bytes), p != .incomplete {
+                return .stop(.problem(position: position, problem: p, torn: true))
+            }
+            return .stop(.problem(position: position, problem: .incomplete, torn: true))
+        }
+        let header = BatchHeader(buffer.base + Int(position - bufferStart))
+        if header.magic != BatchLayout.currentMagic {
+            return .stop(.problem(position: position, problem: .badMagic(header.magic), torn: false))
+        }
+        if header.batchLength < Int32(BatchLayout.headerSize - BatchLayout.logOverhead) {
+            return .stop(.problem(position: position, problem: .badLength(header.batchLength), torn: false))
+        }
+        if Int64(header.totalSize) > remaining {
+            return .stop(.problem(position: position, problem: .incomplete, torn: true))
+        }
+        return .header(header)
+    }
+
+    private enum Peek {
+        case header(BatchHeader)
+        /// The end, or a problem: the step to return.
+        case stop(Step)
     }
 
     /// Makes at least `need` bytes from `position` available in the buffer,
