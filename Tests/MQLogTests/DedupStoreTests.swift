@@ -159,4 +159,45 @@ import Testing
         #expect(a.count == 1)
         #expect(try FileSystem.readAll(dir + "/ids").count == DedupStore.entrySize)
     }
+
+    @Test func trimsKeepWhatTheLongestWindowNeeds() throws {
+        let dir = makeTempDirectory() + "/dedup"
+        let short = try DedupStore(directory: dir, windowMs: 60_000)
+        let long = try DedupStore(directory: dir, windowMs: 3_600_000)
+        let now = currentTimeMillis()
+        try long.withLock { try long.record([(IDHash.of("ten minutes ago"), Self.entry(now - 600_000)), (IDHash.of("two hours ago"), Self.entry(now - 7_200_000))], done: false, sync: true) }
+        #expect(DedupStore.declaredWindow(dir) == 3_600_000)
+        // The short-window user does not see the ten-minute-old id, but its trim keeps it.
+        try short.trim()
+        #expect(short.retainMs == 3_600_000)
+        try long.withLock {
+            #expect(long.lookup(IDHash.of("ten minutes ago"), nowMs: now) != nil)
+            #expect(long.lookup(IDHash.of("two hours ago"), nowMs: now) == nil)
+        }
+        #expect(try FileSystem.readAll(dir + "/ids").count == DedupStore.entrySize)
+    }
+
+    @Test func housekeepingDropsExpiredEntriesUnlessAChunkIsOpen() throws {
+        let log = LogDirectory(root: makeTempDirectory())
+        try log.createTopic("t", config: TopicConfig(partitions: 1))
+        let dir = log.topicPath("t") + "/dedup"
+        let a = try DedupStore(directory: dir, windowMs: 60_000)
+        let now = currentTimeMillis()
+        try a.withLock { try a.record([(IDHash.of("old"), Self.entry(now - 120_000)), (IDHash.of("new"), Self.entry(now))], done: false, sync: true) }
+        #expect(try DedupStore.housekeep(directory: dir, now: now, dryRun: true) == 1)
+        #expect(try FileSystem.readAll(dir + "/ids").count == 2 * DedupStore.entrySize)
+        #expect(try DedupStore.housekeep(directory: dir, now: now, dryRun: false) == 1)
+        #expect(try FileSystem.readAll(dir + "/ids").count == DedupStore.entrySize)
+        try a.withLock { #expect(a.lookup(IDHash.of("new"), nowMs: now) != nil) }
+        // An interrupted chunk is left for the next producer to finish.
+        try a.withLock {
+            try a.record([(IDHash.of("older"), Self.entry(now - 300_000))], done: false, sync: true)
+            try a.beginChunk([(partition: 0, offset: 0)], idHeader: "id")
+        }
+        #expect(try DedupStore.housekeep(directory: dir, now: now, dryRun: false) == 0)
+        // A store no user declared a window for is left alone.
+        let bare = makeTempDirectory() + "/dedup"
+        #expect(try DedupStore.housekeep(directory: bare, now: now, dryRun: false) == 0)
+    }
 }
+

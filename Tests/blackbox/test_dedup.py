@@ -226,3 +226,19 @@ def test_consume_dedup_window_expires(mq):
     time.sleep(1.3)
     mq.produce("e", jline(value="three", headers=[("id", "x")]), "--json")
     assert mq.run("mq-consume", *dedup, "-e", "e", check=0).lines() == ["three"]
+
+
+def test_mq_compact_trims_expired_ids(mq):
+    mq.produce("h", jline(value="one", headers=[("id", "x")]), "--json", "--id-header", "id", "--dedup-window", "1s")
+    mq.produce("h", jline(value="c", headers=[("id", "y")]), "--json")
+    mq.run("mq-consume", "-g", "g", "--dedup", "--id-header", "id", "--dedup-window", "1s", "-e", "h", check=0)
+    store, group_store = mq.topic_dir("h") / "dedup", mq.dir / "groups" / "g" / "dedup"
+    assert (store / "window").read_text().strip() == "1000"
+    assert (store / "ids").stat().st_size > 0 and (group_store / "ids").stat().st_size > 0
+    time.sleep(1.3)
+    res = mq.run("mq-compact", "--all", "-v", check=0)
+    assert "expired dedup entries trimmed" in res.out
+    assert (store / "ids").stat().st_size == 0 and (group_store / "ids").stat().st_size == 0
+    res = mq.produce("h", jline(value="two", headers=[("id", "x")]), "--json", "--id-header", "id",
+                     "--dedup-window", "1s", "--print-offsets")
+    assert res.lines() == ["0 2"]

@@ -158,6 +158,12 @@ public final class DedupStore {
     public var recoverPartition: ((Int32) throws -> String?)?
     /// Ids recorded while finishing chunks dead writers left, for reports.
     public private(set) var recoveredIDs = 0
+    /// False for housekeeping: leave an interrupted chunk to the next producer.
+    var finishesChunks = true
+    /// How long a trim keeps ids: the largest window any user has declared
+    /// (`window`), at least this process's.
+    public private(set) var retainMs: Int64
+    private var windowNoted = false
 
     private let lockFile: FileHandle
     private var file: FileHandle
@@ -177,6 +183,7 @@ public final class DedupStore {
     public init(directory: String, windowMs: Int64) throws {
         self.directory = directory
         self.windowMs = windowMs
+        self.retainMs = windowMs
         if !FileSystem.isDirectory(directory) {
             try FileSystem.makeDirectories(directory)
             try FileSystem.syncDirectory(FileSystem.dirname(of: directory))
@@ -215,6 +222,7 @@ public final class DedupStore {
             lockFile.unlock()
         }
         try refresh()
+        if !windowNoted { try noteWindow() }
         let result = try body()
         if openChunk.isEmpty && entriesInFile >= nextPrune { try prune() }
         return result
@@ -260,7 +268,22 @@ public final class DedupStore {
             // entry is a writer's torn append.
             if readPosition < size { try file.truncate(to: readPosition) }
         }
-        if !openChunk.isEmpty { try finishOpenChunk() }
+        if !openChunk.isEmpty && finishesChunks { try finishOpenChunk() }
+    }
+
+    /// The `window` file: the largest window of any user, decimal ms.
+    public static func declaredWindow(_ directory: String) -> Int64? {
+        guard let bytes = try? FileSystem.readAll(directory + "/window") else { return nil }
+        return Int64(String(decoding: bytes.filter { $0 != 10 && $0 != 32 }, as: UTF8.self))
+    }
+
+    /// Raises `window` to this process's window (under the lock), so that
+    /// no trim, ours or another's, drops ids a user of the store needs.
+    private func noteWindow() throws {
+        let declared = DedupStore.declaredWindow(directory) ?? 0
+        if windowMs > declared { try FileSystem.writeAtomically(directory + "/window", Array("\(windowMs)\n".utf8)) }
+        retainMs = max(windowMs, declared)
+        windowNoted = true
     }
 
     /// Applies one entry read from the file; false when it is not valid.
@@ -383,7 +406,7 @@ public final class DedupStore {
     /// Forgets ids past the window and, when they are most of the file,
     /// rewrites it with the live ones (temporary file, fsync, rename).
     private func prune() throws {
-        let cutoff = currentTimeMillis() - windowMs
+        let cutoff = currentTimeMillis() - retainMs
         if seen.oldestMs <= cutoff { seen = seen.filter { $0.timestampMs > cutoff } }
         if entriesInFile > 2 * seen.count {
             try rewrite()
@@ -406,13 +429,31 @@ public final class DedupStore {
         entriesInFile = seen.count
     }
 
-    /// Drops ids past the window and rewrites the file now (mq-compact, tests).
+    /// Drops ids past the window and rewrites the file now (tests).
     public func trim() throws {
         try withLock {
-            let cutoff = currentTimeMillis() - windowMs
+            let cutoff = currentTimeMillis() - retainMs
             seen = seen.filter { $0.timestampMs > cutoff }
             try rewrite()
             nextPrune = entriesInFile + max(65_536, entriesInFile)
+        }
+    }
+
+    /// Housekeeping (`mq-compact --all`): rewrites the store at `directory`
+    /// without the ids past its declared window, unless a chunk is open.
+    /// - Returns: the ids dropped (or that would be, with `dryRun`).
+    public static func housekeep(directory: String, now: Int64, dryRun: Bool) throws -> Int {
+        guard FileSystem.exists(directory + "/ids"), let window = declaredWindow(directory), window > 0 else { return 0 }
+        let store = try DedupStore(directory: directory, windowMs: window)
+        store.finishesChunks = false
+        return try store.withLock {
+            guard store.openChunk.isEmpty else { return 0 }
+            let kept = store.seen.filter { $0.timestampMs > now - window }
+            let dropped = store.entriesInFile - kept.count
+            guard dropped > 0, !dryRun else { return max(0, dropped) }
+            store.seen = kept
+            try store.rewrite()
+            return dropped
         }
     }
 }
