@@ -3,8 +3,11 @@ mq-produce --producer NAME, mq-consume --dedup (exactly once across processes, r
 
 import json
 import signal
+import struct
 import time
 from collections import Counter
+
+from kafka.record.util import calc_crc32c
 
 from mqtest import EX_DATAERR, EX_USAGE, assert_error, jline, script
 
@@ -242,3 +245,60 @@ def test_mq_compact_trims_expired_ids(mq):
     res = mq.produce("h", jline(value="two", headers=[("id", "x")]), "--json", "--id-header", "id",
                      "--dedup-window", "1s", "--print-offsets")
     assert res.lines() == ["0 2"]
+
+
+def fnv1a128(data: bytes) -> int:
+    """docs/FORMAT.md §18, written independently of mq."""
+    h = 0x6c62272e07bb014262b821756295c58d
+    for b in data:
+        h = ((h ^ b) * 0x0000000001000000000000000000013B) % (1 << 128)
+    return h
+
+
+def entry(kind, partition, hash128, time_ms, offset) -> bytes:
+    body = struct.pack("<B3xiQQqq", kind, partition, hash128 >> 64, hash128 & (2**64 - 1), time_ms, offset)
+    return body + struct.pack("<I4x", calc_crc32c(body))
+
+
+def read_entries(path):
+    raw = path.read_bytes()
+    out = []
+    for at in range(0, len(raw), 48):
+        e = raw[at:at + 48]
+        kind, partition, hi, lo, ts, offset = struct.unpack("<B3xiQQqq", e[:40])
+        assert struct.unpack("<I", e[40:44])[0] == calc_crc32c(e[:40]), f"bad CRC at {at}"
+        out.append((kind, partition, (hi << 64) | lo, ts, offset))
+    return out
+
+
+def test_store_entries_follow_the_documented_format(mq):
+    mq.produce("f", jline(value="a", headers=[("id", "first")]) + jline(value="b", headers=[("id", "second")]),
+               "--json", "--id-header", "id")
+    entries = read_entries(mq.topic_dir("f") / "dedup" / "ids")
+    # One chunk: a pending entry (log end 0, hash of the header name), the two ids, done.
+    assert [(k, p, o) for k, p, _, _, o in entries] == [(2, 0, 0), (1, 0, 0), (1, 0, 1), (3, -1, -1)] or \
+        [(k, p, o) for k, p, _, _, o in entries] == [(2, 0, 0), (1, 0, 1), (1, 0, 0), (3, -1, -1)]
+    assert entries[0][2] == fnv1a128(b"id")
+    assert {e[2] for e in entries[1:3]} == {fnv1a128(b"first"), fnv1a128(b"second")}
+    assert all(abs(e[3] - time.time() * 1000) < 60_000 for e in entries)
+
+
+def test_a_chunk_left_open_by_a_dead_producer_is_finished(mq):
+    """A producer that died after writing its data, before recording its ids: the store ends in a pending
+    entry, written here by hand from the documented format."""
+    mq.produce("r", jline(value="before", headers=[("id", "old")]), "--json")
+    store = mq.topic_dir("r") / "dedup"
+    store.mkdir()
+    now = int(time.time() * 1000)
+    (store / "ids").write_bytes(entry(2, 0, fnv1a128(b"id"), now, 1))
+    # The dead producer's data reached the log.
+    mq.produce("r", jline(value="a", headers=[("id", "x")]) + jline(value="b", headers=[("id", "y")]), "--json")
+    res = mq.produce("r", b"".join(jline(value=v, headers=[("id", i)]) for v, i in
+                                   [("a again", "x"), ("b again", "y"), ("old again", "old"), ("c", "z")]),
+                     "--json", "--id-header", "id", "--print-offsets")
+    # x and y were recorded from the log past offset 1; "old" (before the pending offset) was not.
+    assert res.lines() == ["dup 0 1", "dup 0 2", "0 3", "0 4"]
+    assert "interrupted" in res.stderr and "recorded 2 ids" in res.stderr
+    assert mq.values("r") == [b"before", b"a", b"b", b"old again", b"c"]
+    kinds = [e[0] for e in read_entries(store / "ids")]
+    assert kinds[:4] == [2, 1, 1, 3] and kinds[-1] == 3
