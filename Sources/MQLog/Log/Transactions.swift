@@ -77,11 +77,7 @@ public enum TransactionDecision: String, Sendable {
             try handle.sync()
             handle.close()
         } catch { handle.close(); throw error }
-        if link(tmp, path) != 0 {
-            let e = currentErrno()
-            guard e == .fileExists else { throw MQError.system("cannot record the transaction decision in", path: path, e, creating: true) }
-            return try read(root, producerId) ?? self_
-        }
+        guard try FileSystem.link(tmp, to: path) else { return try read(root, producerId) ?? self_ }
         try FileSystem.syncDirectory(TransactionFiles.directory(root))
         return self_
     }
