@@ -328,6 +328,17 @@ public enum TransactionRecovery {
         return .finished
     }
 
+    /// The last stable offset of a partition: the first offset of its oldest
+    /// transaction still open (after finishing those whose producer died),
+    /// or `logEnd` when none is.
+    public static func lastStableOffset(partitionDir: String, logEnd: Int64) throws -> Int64 {
+        var lso = logEnd
+        for entry in try OpenTransactions.read(partition: partitionDir).entries where entry.firstOffset < lso {
+            if try resolve(partitionDir: partitionDir, producerId: entry.producerId) == .live { lso = entry.firstOffset }
+        }
+        return lso
+    }
+
     /// Finishes the transactions of every producer that died: those whose
     /// lock file is not locked. Run by `mq-produce --atomic` when it starts.
     public static func recoverOrphans(root: String) throws {
