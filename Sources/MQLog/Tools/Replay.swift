@@ -111,7 +111,7 @@ struct RangeMerge {
     private var stops: [Int64] = []
     private var active: [Int] = []
 
-    init(topic: Topic, ranges: [ReplayPartitionRange], isolation: ReadIsolation) throws {
+    init(topic: Topic, ranges: [ReplayPartitionRange], isolation: ReadIsolation = .readCommitted) throws {
         for r in ranges where r.count > 0 {
             cursors.append(try PartitionCursor(partition: r.partition, directory: topic.partitionPath(r.partition), startOffset: r.start, isolation: isolation))
             stops.append(r.stop)
