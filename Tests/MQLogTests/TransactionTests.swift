@@ -11,7 +11,8 @@ private func makeTopic(partitions: Int32 = 2) throws -> (root: String, dirs: [St
 }
 
 /// Appends one transactional batch of `values` as `txn` would from mq-produce.
-private func appendTransactional(_ txn: ProducerTransaction, _ writer: PartitionWriter, partition: Int32, _ values: [String]) throws {
+/// A builder holding one record per value.
+private func builder(_ values: [String]) -> RecordBatchBuilder {
     let builder = RecordBatchBuilder(codec: .none)
     let noHeaders = RecordBatchBuilder.encodeHeaders([])
     for v in values {
@@ -19,6 +20,11 @@ private func appendTransactional(_ txn: ProducerTransaction, _ writer: Partition
             builder.append(timestamp: 1_700_000_000_000, key: nil, value: value, headers: h)
         } }
     }
+    return builder
+}
+
+private func appendTransactional(_ txn: ProducerTransaction, _ writer: PartitionWriter, partition: Int32, _ values: [String]) throws {
+    let builder = builder(values)
     let (register, sequence) = try txn.willAppend(topic: "T", partition: partition, directory: writer.directory, records: builder.count)
     builder.producerId = txn.producerId
     builder.producerEpoch = txn.epoch
@@ -29,13 +35,7 @@ private func appendTransactional(_ txn: ProducerTransaction, _ writer: Partition
 }
 
 private func appendPlain(_ writer: PartitionWriter, _ values: [String]) throws {
-    let builder = RecordBatchBuilder(codec: .none)
-    let noHeaders = RecordBatchBuilder.encodeHeaders([])
-    for v in values {
-        Array(v.utf8).withUnsafeBytes { value in noHeaders.withUnsafeBytes { h in
-            builder.append(timestamp: 1_700_000_000_000, key: nil, value: value, headers: h)
-        } }
-    }
+    let builder = builder(values)
     _ = try builder.finish()
     try writer.append(builder.output)
 }

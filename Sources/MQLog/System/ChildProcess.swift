@@ -35,23 +35,13 @@ public final class ChildProcess {
         posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
         for fd in inPipe + errPipe { posix_spawn_file_actions_addclose(&actions, fd) }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for sig in [SIGINT, SIGTERM, SIGCHLD, SIGPIPE] { sigaddset(&defaults, sig) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var noMask = sigset_t()
-        sigemptyset(&noMask)
-        posix_spawnattr_setsigmask(&attributes, &noMask)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        var attributes = SpawnAttributes(newProcessGroup: true)
+        defer { attributes.destroy() }
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = environment.map { strdup($0) } + [nil]
         defer { (cArgs + cEnv).forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
+        let rc = posix_spawnp(&pid, argv[0], &actions, &attributes.value, cArgs, cEnv)
         close(inPipe[0])
         close(errPipe[1])
         guard rc == 0 else {
@@ -137,6 +127,32 @@ public func waitReady(_ requests: [(fd: Int32, events: Int16)], timeoutMs: Int32
     return pollfds.indices.filter { pollfds[$0].revents != 0 }
 }
 
+/// Spawn attributes for our children: the signals we catch or ignore back
+/// to their defaults, no signal blocked, and optionally a process group of
+/// their own.
+struct SpawnAttributes {
+    var value = posix_spawnattr_t()
+
+    init(newProcessGroup: Bool) {
+        posix_spawnattr_init(&value)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for sig in [SIGINT, SIGTERM, SIGCHLD, SIGPIPE] { sigaddset(&defaults, sig) }
+        posix_spawnattr_setsigdefault(&value, &defaults)
+        var noMask = sigset_t()
+        sigemptyset(&noMask)
+        posix_spawnattr_setsigmask(&value, &noMask)
+        var flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK
+        if newProcessGroup {
+            posix_spawnattr_setpgroup(&value, 0)
+            flags |= POSIX_SPAWN_SETPGROUP
+        }
+        posix_spawnattr_setflags(&value, Int16(flags))
+    }
+
+    mutating func destroy() { posix_spawnattr_destroy(&value) }
+}
+
 /// A command whose standard output we read (`mq-produce --atomic -- COMMAND`):
 /// its standard input and standard error are ours, and it stays in our
 /// process group, so a ^C at the terminal reaches it too.
@@ -159,22 +175,13 @@ public final class GeneratorProcess {
         posix_spawn_file_actions_adddup2(&actions, out[1], 1)
         posix_spawn_file_actions_addclose(&actions, out[0])
         posix_spawn_file_actions_addclose(&actions, out[1])
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for sig in [SIGINT, SIGTERM, SIGCHLD, SIGPIPE] { sigaddset(&defaults, sig) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var noMask = sigset_t()
-        sigemptyset(&noMask)
-        posix_spawnattr_setsigmask(&attributes, &noMask)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        var attributes = SpawnAttributes(newProcessGroup: false)
+        defer { attributes.destroy() }
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = processEnvironment().map { strdup($0) } + [nil]
         defer { (cArgs + cEnv).forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
+        let rc = posix_spawnp(&pid, argv[0], &actions, &attributes.value, cArgs, cEnv)
         close(out[1])
         guard rc == 0 else {
             close(out[0])
