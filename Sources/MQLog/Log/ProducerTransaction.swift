@@ -22,20 +22,23 @@ public final class ProducerTransaction {
         self.root = root
         let dir = TransactionFiles.directory(root)
         if try FileSystem.makeDirectory(dir) { try FileSystem.syncDirectory(root) }
+        // The lock file gets its name only once it is locked: a lock file
+        // that is there and free always means a producer that is gone.
+        let tmp = dir + "/new.lock.~tmp.\(getpid())"
+        let handle = try FileHandle.open(tmp, O_RDONLY | O_CREAT | O_TRUNC, creating: true)
+        defer { try? FileSystem.remove(tmp) }
         var pid: Int64 = 0
-        var handle: FileHandle?
-        while handle == nil {
-            pid = Int64.random(in: 1...Int64.max)
-            let path = TransactionFiles.lock(root, pid)
-            do {
-                handle = try FileHandle.open(path, O_RDONLY | O_CREAT | O_EXCL, creating: true)
-            } catch let e as MQError where e.cause == .fileExists {
-                continue
-            }
+        do {
+            try handle.lock(exclusive: true)
+            repeat {
+                pid = Int64.random(in: 1...Int64.max)
+            } while try !FileSystem.link(tmp, to: TransactionFiles.lock(root, pid))
+        } catch {
+            handle.close()
+            throw error
         }
         self.producerId = pid
-        self.lock = handle!
-        try lock.lock(exclusive: true)
+        self.lock = handle
         record = TransactionRecord(producerId: pid, startedMs: currentTimeMillis(), timeoutMs: timeoutMs)
         try FileSystem.writeAtomically(TransactionFiles.record(root, pid), record.encode())
     }

@@ -261,8 +261,14 @@ final class AbortedTransactionIndex {
 
     init(directory: String) { self.directory = directory }
 
+    /// Reads the new entries of every `.txnindex` in the directory (also one
+    /// whose segment is gone: its entries then name offsets no longer read).
     func refresh() throws {
-        for base in try SegmentFiles.list(directory) {
+        let bases = try FileSystem.list(directory).compactMap { name -> Int64? in
+            guard name.hasSuffix(TransactionFiles.txnIndexSuffix) else { return nil }
+            return SegmentFiles.baseOffset(ofLogName: String(name.dropLast(TransactionFiles.txnIndexSuffix.count)) + SegmentFiles.logSuffix)
+        }
+        for base in bases {
             guard let handle = try FileHandle.openIfExists(TransactionFiles.txnIndex(directory, base), O_RDONLY) else { continue }
             defer { handle.close() }
             let size = try handle.size() / Int64(AbortedTransaction.size) * Int64(AbortedTransaction.size)
