@@ -34,6 +34,8 @@ public struct BenchOptions: Sendable {
     /// queue: workers and handler batch size (1 = one run per message).
     public var workers = 4
     public var handlerBatch = 1000
+    /// compact: distinct keys the messages cycle through.
+    public var keys = 1000
     public var binDirectory: String
     public var directory: String? = nil
     public var progress = false
@@ -50,7 +52,7 @@ public final class Bench {
 
     public init(options: BenchOptions) { self.options = options }
 
-    public static let scenarios = ["produce", "consume", "e2e", "queue"]
+    public static let scenarios = ["produce", "consume", "e2e", "queue", "compact"]
 
     public func run(_ scenario: String) throws -> BenchResult {
         try prepareDirectory()
@@ -60,6 +62,7 @@ public final class Bench {
         case "consume": return try consume()
         case "e2e": return try endToEnd()
         case "queue": return try queue()
+        case "compact": return try compact()
         default: throw MQError.usage("unknown scenario '\(scenario)' (scenarios: \(Bench.scenarios.joined(separator: ", ")))")
         }
     }
@@ -89,8 +92,9 @@ public final class Bench {
 
     private func tool(_ name: String) -> String { options.binDirectory + "/" + name }
 
-    /// Writes `count` messages of `size` bytes (newline included) to a file.
-    private func makeInput(_ name: String, count: Int, first: Int = 0) throws -> String {
+    /// Writes `count` messages of `size` bytes (newline included) to a file;
+    /// with `keys`, each line starts with its key `kN ` (N = i mod keys).
+    private func makeInput(_ name: String, count: Int, first: Int = 0, keys: Int? = nil) throws -> String {
         let path = workDirectory + "/" + name
         let f = try FileHandle.open(path, O_WRONLY | O_CREAT | O_TRUNC, creating: true)
         defer { f.close() }
@@ -98,7 +102,7 @@ public final class Bench {
         var written: Int64 = 0
         let filler = max(0, options.size - 1)
         for i in first..<first + count {
-            var line = "m\(i) "
+            var line = keys.map { "k\(i % $0) m\(i) " } ?? "m\(i) "
             if line.utf8.count > filler { line = String(line.prefix(filler)) }
             buffer.append(line)
             for j in 0..<(filler - line.utf8.count) { buffer.append(byte: UInt8(97 + (i &+ j) % 26)) }
@@ -113,8 +117,9 @@ public final class Bench {
         return path
     }
 
-    private func createTopic(_ name: String) throws {
-        let p = try ToolProcess([tool("mq-topic"), "create", "--dir", logDirectory, name, "--partitions", String(options.partitions)])
+    private func createTopic(_ name: String, configs: [String] = []) throws {
+        let p = try ToolProcess([tool("mq-topic"), "create", "--dir", logDirectory, name, "--partitions", String(options.partitions)]
+                                + configs.flatMap { ["--config", $0] })
         guard p.wait().status == 0 else { throw MQError.internalError("mq-topic create failed") }
     }
 
@@ -173,6 +178,26 @@ public final class Bench {
         let t = try timed { try (0..<options.workers).map { _ in try ToolProcess(argv) } }
         return BenchResult(scenario: "queue (\(options.workers) workers, batch \(options.handlerBatch))", messages: options.messages,
                            bytes: options.messages * options.size, seconds: t.seconds, userCPU: t.user, systemCPU: t.system, maxRSSKiB: t.rss)
+    }
+
+    /// Keyed messages cycling through `keys` keys in a compacted topic with
+    /// 1 MiB segments are produced (untimed), then one `mq-compact --force`
+    /// is timed: the bytes are those of the segments it read and rewrote.
+    private func compact() throws -> BenchResult {
+        try createTopic("bench", configs: ["cleanup.policy=compact", "segment.bytes=1048576"])
+        let input = try makeInput("input", count: options.messages, keys: options.keys)
+        _ = try timed { [try ToolProcess(produceArguments("bench") + ["-K", " "], stdinPath: input)] }
+        let topicPath = LogDirectory(root: logDirectory).topicPath("bench")
+        var rewritten = 0
+        for p in 0..<options.partitions {
+            let dir = topicPath + "/\(p)"
+            for base in try SegmentFiles.list(dir).dropLast() {
+                rewritten += Int(FileSystem.size(SegmentFiles.log(dir, base)) ?? 0)
+            }
+        }
+        let t = try timed { [try ToolProcess([tool("mq-compact"), "--dir", logDirectory, "--force", "bench"])] }
+        return BenchResult(scenario: "compact (\(options.keys) keys)", messages: options.messages, bytes: rewritten,
+                           seconds: t.seconds, userCPU: t.user, systemCPU: t.system, maxRSSKiB: t.rss)
     }
 
     /// Appends one message at a time, each carrying its monotonic send time,

@@ -14,7 +14,7 @@ struct MQBenchCommand: ParsableCommand {
 
     static func main() { runMain("mq-bench") }
 
-    @Argument(help: ArgumentHelp("Scenarios to run: produce, consume, e2e, queue (default: produce consume e2e).", valueName: "scenario"))
+    @Argument(help: ArgumentHelp("Scenarios to run: produce, consume, e2e, queue, compact (default: produce consume e2e).", valueName: "scenario"))
     var scenarios: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Run in a directory made inside DIR instead of a temporary one.", valueName: "dir"))
@@ -41,6 +41,8 @@ struct MQBenchCommand: ParsableCommand {
     var workers: Int = 4
     @Option(name: .customLong("handler-batch"), help: "queue: messages per handler run (1: one run of 'true' per message).")
     var handlerBatch: Int = 1000
+    @Option(name: .long, help: "compact: distinct keys the messages cycle through.")
+    var keys: Int = 1000
     @Flag(name: [.customShort("J"), .long], help: "Print one JSON object per scenario.")
     var json = false
     @Flag(name: .long, help: "Print CSV with a header line.")
@@ -52,7 +54,7 @@ struct MQBenchCommand: ParsableCommand {
             throw ValidationError("unknown scenario '\(s)' (scenarios: \(Bench.scenarios.joined(separator: ", ")))")
         }
         if let messages, messages < 1 { throw ValidationError("'--messages' must be at least 1") }
-        if size < 2 || producers < 1 || partitions < 1 || rate < 1 || workers < 1 || handlerBatch < 1 {
+        if size < 2 || producers < 1 || partitions < 1 || rate < 1 || workers < 1 || handlerBatch < 1 || keys < 1 {
             throw ValidationError("'--size' must be at least 2, and counts at least 1")
         }
     }
@@ -70,6 +72,7 @@ struct MQBenchCommand: ParsableCommand {
             options.rate = rate
             options.workers = workers
             options.handlerBatch = handlerBatch
+            options.keys = keys
             options.directory = dir
             options.progress = isatty(2) != 0
             var results: [BenchResult] = []

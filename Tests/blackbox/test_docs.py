@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("MQ_BIN") or REPO / ".build" / "release")
-TOOLS = ["mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench", "mq-replay", "mq-dlq"]
+TOOLS = ["mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench", "mq-replay", "mq-dlq", "mq-compact"]
 REGENERATE = "scripts/generate-completions.sh .build/release"
 
 # Every exit status each tool can end with, from Sources/MQLog/Errors/ExitStatus.swift
@@ -36,12 +36,14 @@ REGENERATE = "scripts/generate-completions.sh .build/release"
 #   75  mq-produce --atomic: fenced (aborted by another process after its timeout);
 #       mq-topic delete: topic in use; mq-replay: --reset-to while a member holds a
 #       lease, --into --no-wait while the same replay runs; mq-dlq redrive/purge
-#       --no-wait: the copy is held
+#       --no-wait: the copy is held; mq-compact --no-wait: another run holds the lock
 #   77  permission denied, read-only file system
 #   78  invalid topic.properties; unknown or bad --config (mq-topic)
 #   130, 143  mq-produce stopped by SIGINT, SIGTERM after committing its input;
 #             mq-consume likewise, after committing what it delivered; mq-replay
-#             --into and mq-dlq redrive, after settling what they copied
+#             --into and mq-dlq redrive, after settling what they copied; mq-compact
+#             between two steps, the log consistent
+#   65 also: mq-compact --check/--repair found problems
 EXIT_STATUSES = {
     "mq-produce": {0, 1, 64, 65, 66, 73, 74, 75, 77, 78, 130, 143},
     "mq-tail": {0, 64, 65, 66, 73, 74, 77, 78},
@@ -51,6 +53,7 @@ EXIT_STATUSES = {
     "mq-bench": {0, 64, 66, 70, 73, 74},
     "mq-replay": {0, 64, 65, 66, 73, 74, 75, 77, 78, 130, 143},
     "mq-dlq": {0, 64, 65, 66, 73, 74, 75, 77, 78, 130, 143},
+    "mq-compact": {0, 64, 65, 66, 73, 74, 75, 77, 78, 130, 143},
 }
 
 

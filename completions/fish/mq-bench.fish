@@ -20,7 +20,7 @@ function __mq-bench_parse_tokens -S
     set -l unparsed_tokens (__mq-bench_tokens -pc)
     switch $unparsed_tokens[1]
     case 'mq-bench'
-        __mq-bench_parse_subcommand -r 1 'dir=' 'n/messages=' 's/size=' 'producers=' 'partitions=' 'z/compression=' 'sync=' 'batch-bytes=' 'plain' 'rate=' 'workers=' 'handler-batch=' 'J/json' 'csv' 'version' 'h/help'
+        __mq-bench_parse_subcommand -r 1 'dir=' 'n/messages=' 's/size=' 'producers=' 'partitions=' 'z/compression=' 'sync=' 'batch-bytes=' 'plain' 'rate=' 'workers=' 'handler-batch=' 'keys=' 'J/json' 'csv' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __mq-bench_parse_subcommand -r 1 'version'
@@ -89,6 +89,7 @@ complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_opti
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" rate' -l 'rate' -d 'e2e: messages per second.' -rfka ''
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" workers' -l 'workers' -d 'queue: worker processes.' -rfka ''
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" handler-batch' -l 'handler-batch' -d 'queue: messages per handler run (1: one run of \'true\' per message).' -rfka ''
+complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" keys' -l 'keys' -d 'compact: distinct keys the messages cycle through.' -rfka ''
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" J json' -s 'J' -l 'json' -d 'Print one JSON object per scenario.'
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" csv' -l 'csv' -d 'Print CSV with a header line.'
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" version' -l 'version' -d 'Show the version.'

@@ -354,7 +354,7 @@ public final class PartitionReader {
     }
 }
 
-/// Which records of transactions a cursor delivers (docs/FORMAT.md §17).
+/// Which records of transactions a cursor delivers (docs/FORMAT.md §18).
 public enum ReadIsolation: Sendable {
     /// Committed records only, and nothing at or past the first offset of a
     /// transaction still open (the last stable offset). The default.
@@ -382,9 +382,8 @@ public final class PartitionCursor {
     public private(set) var nextOffset: Int64
     /// The record `peek` returned, until `advance`.
     private var peeked: RecordView?
-    /// Transactions whose fate this cursor knows (producer ids are never reused).
-    private var committed: Set<Int64> = []
-    private var aborted: AbortedTransactionIndex?
+    /// Fates of the transactions met (read committed only).
+    private var fates: TransactionFates?
     /// Open transactions that began before the start offset: nothing is
     /// delivered until they end.
     private var holdFor: [(producerId: Int64, firstOffset: Int64)] = []
@@ -404,25 +403,10 @@ public final class PartitionCursor {
         }
     }
 
-    private enum Fate { case committed, aborted, open }
-
-    /// The fate of the transaction of `producerId`, whose batch at `offset`
-    /// was read before this call.
-    private func fate(producerId: Int64, offset: Int64) throws -> Fate {
-        if committed.contains(producerId) { return .committed }
-        if let aborted, aborted.isAborted(producerId: producerId, offset: offset) { return .aborted }
-        // The list is read after the batch: a transaction not listed has
-        // ended, and an aborted one has its .txnindex entry by then.
-        if try OpenTransactions.read(partition: reader.directory).entry(for: producerId) != nil {
-            if try TransactionRecovery.resolve(partitionDir: reader.directory, producerId: producerId) == .live { return .open }
-            if try OpenTransactions.read(partition: reader.directory).entry(for: producerId) != nil { return .open }
-        }
-        let index = aborted ?? AbortedTransactionIndex(directory: reader.directory)
-        aborted = index
-        try index.refresh()
-        if index.isAborted(producerId: producerId, offset: offset) { return .aborted }
-        committed.insert(producerId)
-        return .committed
+    private func fate(producerId: Int64, offset: Int64) throws -> TransactionFates.Fate {
+        let f = fates ?? TransactionFates(directory: reader.directory)
+        fates = f
+        return try f.fate(producerId: producerId, offset: offset)
     }
 
     /// False while an open transaction holds the cursor back.

@@ -118,7 +118,7 @@ public final class PartitionWriter {
         return base
     }
 
-    // MARK: Transactions (docs/FORMAT.md §17)
+    // MARK: Transactions (docs/FORMAT.md §18)
 
     /// Appends a batch of producer `producerId`'s transaction. With
     /// `register`, the transaction is first added to the partition's open
@@ -236,40 +236,10 @@ public final class PartitionWriter {
         batch.setBigEndian(crc, at: BatchLayout.crc)
     }
 
-    /// Kafka's sparse indexing: an offset-index entry (last offset of the
-    /// batch, its position) once more than `index.interval.bytes` were
-    /// appended since the last entry, and a time-index entry with it when the
-    /// segment's largest timestamp grew. A failed index write is undone and
-    /// ignored: the index only gets sparser, and recovery rebuilds it.
+    /// Kafka's sparse indexing (`SparseIndexer`) on the active segment.
     private func addIndexEntries(_ segment: OpenSegment, position: Int64, size: Int64, lastOffset: Int64, maxTimestamp: Int64) {
-        if maxTimestamp > state.maxTimestamp {
-            state.maxTimestamp = maxTimestamp
-            state.offsetOfMaxTimestamp = lastOffset
-        }
-        if state.bytesSinceIndex > settings.indexIntervalBytes {
-            var entry = (UInt32(truncatingIfNeeded: lastOffset - state.activeBase).bigEndian, UInt32(truncatingIfNeeded: position).bigEndian)
-            let ok = withUnsafeBytes(of: &entry) { raw in (try? segment.index.write(raw, at: state.indexBytes)) != nil }
-            if ok { state.indexBytes += 8 } else { try? segment.index.truncate(to: state.indexBytes) }
-            appendTimeIndexEntry(segment)
-            state.bytesSinceIndex = 0
-        }
-        state.bytesSinceIndex += size
-    }
-
-    private func appendTimeIndexEntry(_ segment: OpenSegment) {
-        guard state.maxTimestamp > state.lastTimeIndexTimestamp else { return }
-        var bytes = [UInt8](repeating: 0, count: TimeIndexEntry.size)
-        bytes.withUnsafeMutableBytes { raw in
-            raw.storeBytes(of: state.maxTimestamp.bigEndian, toByteOffset: 0, as: Int64.self)
-            raw.storeBytes(of: UInt32(truncatingIfNeeded: state.offsetOfMaxTimestamp - state.activeBase).bigEndian, toByteOffset: 8, as: UInt32.self)
-        }
-        let ok = bytes.withUnsafeBytes { raw in (try? segment.timeIndex.write(raw, at: state.timeIndexBytes)) != nil }
-        if ok {
-            state.timeIndexBytes += 12
-            state.lastTimeIndexTimestamp = state.maxTimestamp
-        } else {
-            try? segment.timeIndex.truncate(to: state.timeIndexBytes)
-        }
+        SparseIndexer.add(&state, index: segment.index, timeIndex: segment.timeIndex, interval: settings.indexIntervalBytes,
+                          position: position, size: size, lastOffset: lastOffset, maxTimestamp: maxTimestamp)
     }
 
     // MARK: State and segments
@@ -335,7 +305,7 @@ public final class PartitionWriter {
     /// Starts a new active segment at the log end offset.
     private func roll(now: Int64) throws {
         let old = try openActive()
-        appendTimeIndexEntry(old)
+        SparseIndexer.appendTimeEntry(&state, timeIndex: old.timeIndex)
         try old.log.sync()
         try old.index.sync()
         try old.timeIndex.sync()

@@ -1,7 +1,7 @@
 import Glibc
 
 /// One producer's transaction across any partitions of any topics
-/// (docs/FORMAT.md §17). The producer holds the lock of its record for its
+/// (docs/FORMAT.md §18). The producer holds the lock of its record for its
 /// whole life: while it is held, the transaction is alive.
 ///
 /// Use: `begin`, then `willAppend` before each transactional batch (it says

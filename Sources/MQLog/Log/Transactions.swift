@@ -1,6 +1,6 @@
 import Glibc
 
-// Transactions (`mq-produce --atomic`), on disk (docs/FORMAT.md §17):
+// Transactions (`mq-produce --atomic`), on disk (docs/FORMAT.md §18):
 //
 //   ROOT/transactions/PID.lock      flock(LOCK_EX) by the producer for its whole life
 //   ROOT/transactions/PID           the transaction record: partitions touched, start, timeout
@@ -289,6 +289,67 @@ final class AbortedTransactionIndex {
 
     func isAborted(producerId: Int64, offset: Int64) -> Bool {
         aborted[producerId]?.contains { $0.first <= offset && offset <= $0.last } ?? false
+    }
+}
+
+/// The fates of the transactions whose batches one partition holds, as
+/// read committed needs them (docs/FORMAT.md §18, "Reading").
+final class TransactionFates {
+    enum Fate { case committed, aborted, open }
+
+    let directory: String
+    /// Transactions known committed (producer ids are never reused).
+    private var committed: Set<Int64> = []
+    private var aborted: AbortedTransactionIndex?
+
+    init(directory: String) { self.directory = directory }
+
+    /// The fate of the transaction of `producerId`, whose batch at `offset`
+    /// was read before this call. An open transaction whose producer died is
+    /// finished first (`TransactionRecovery.resolve`).
+    func fate(producerId: Int64, offset: Int64) throws -> Fate {
+        if committed.contains(producerId) { return .committed }
+        if let aborted, aborted.isAborted(producerId: producerId, offset: offset) { return .aborted }
+        // The list is read after the batch: a transaction not listed has
+        // ended, and an aborted one has its .txnindex entry by then.
+        if try OpenTransactions.read(partition: directory).entry(for: producerId) != nil {
+            if try TransactionRecovery.resolve(partitionDir: directory, producerId: producerId) == .live { return .open }
+            if try OpenTransactions.read(partition: directory).entry(for: producerId) != nil { return .open }
+        }
+        let index = aborted ?? AbortedTransactionIndex(directory: directory)
+        aborted = index
+        try index.refresh()
+        if index.isAborted(producerId: producerId, offset: offset) { return .aborted }
+        committed.insert(producerId)
+        return .committed
+    }
+}
+
+/// Kafka's `.txnindex` files as segments are merged (compaction) and deleted.
+public enum TxnIndexFiles {
+    /// Makes `base`'s `.txnindex` hold the entries of every segment in
+    /// `bases` (which includes `base`), each once; written atomically, so a
+    /// rerun after a crash merges again without loss. The other segments'
+    /// files are left for the caller to remove after their `.log`.
+    public static func merge(into base: Int64, from bases: [Int64], in directory: String) throws {
+        var bytes: [UInt8] = []
+        var seen = Set<[UInt8]>()
+        var fromOthers = false
+        for b in [base] + bases.filter({ $0 != base }) {
+            let path = TransactionFiles.txnIndex(directory, b)
+            guard FileSystem.exists(path) else { continue }
+            let data = try FileSystem.readAll(path)
+            var at = 0
+            while at + AbortedTransaction.size <= data.count {
+                let entry = Array(data[at..<at + AbortedTransaction.size])
+                if seen.insert(entry).inserted {
+                    bytes += entry
+                    if b != base { fromOthers = true }
+                }
+                at += AbortedTransaction.size
+            }
+        }
+        if fromOthers { try FileSystem.writeAtomically(TransactionFiles.txnIndex(directory, base), bytes) }
     }
 }
 

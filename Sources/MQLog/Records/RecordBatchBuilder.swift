@@ -22,6 +22,12 @@ public final class RecordBatchBuilder {
     public var baseSequence: Int32 = -1
     public var partitionLeaderEpoch: Int32 = 0
     public var extraAttributes: Int16 = 0
+    /// When set, `finish` writes this `lastOffsetDelta` instead of
+    /// `count - 1` (compaction keeps a batch's last offset when it drops its
+    /// last records). Cleared by `reset`.
+    public var lastOffsetDeltaOverride: Int32?
+    /// Offset delta of the last record appended.
+    private var lastOffsetDelta: Int32 = -1
 
     public init(codec: CompressionCodec, capacity: Int = 1 << 20) {
         self.codec = codec
@@ -36,6 +42,8 @@ public final class RecordBatchBuilder {
         output.count = BatchLayout.headerSize
         staging?.clear(shrinkingTo: keepCapacity)
         count = 0
+        lastOffsetDelta = -1
+        lastOffsetDeltaOverride = nil
         maxTimestamp = -1
         offsetDeltaOfMaxTimestamp = 0
     }
@@ -85,19 +93,26 @@ public final class RecordBatchBuilder {
     ///   - headers: the header section as `encodeHeaders` makes it.
     @inline(__always)
     public func append(timestamp: Int64, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer) {
+        append(timestamp: timestamp, offsetDelta: count, key: key, value: value, headers: headers)
+    }
+
+    /// Appends one record with an explicit offset delta (compaction keeps
+    /// the offsets of the records it keeps). Deltas must increase.
+    @inline(__always)
+    public func append(timestamp: Int64, offsetDelta: Int32, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer) {
         if count == 0 { baseTimestamp = timestamp }
         let buffer = staging ?? output
         let timestampDelta = timestamp &- baseTimestamp
         let keyLength = key.map { Int64($0.count) } ?? -1
         let valueLength = value.map { Int64($0.count) } ?? -1
-        let body = 1 &+ varlongSize(timestampDelta) &+ varlongSize(Int64(count))
+        let body = 1 &+ varlongSize(timestampDelta) &+ varlongSize(Int64(offsetDelta))
             &+ varlongSize(keyLength) &+ Int(max(keyLength, 0))
             &+ varlongSize(valueLength) &+ Int(max(valueLength, 0)) &+ headers.count
         buffer.reserve(body &+ 5)
         buffer.appendVarlong(Int64(body))
         buffer.append(byte: 0)
         buffer.appendVarlong(timestampDelta)
-        buffer.appendVarlong(Int64(count))
+        buffer.appendVarlong(Int64(offsetDelta))
         buffer.appendVarlong(keyLength)
         if let key { buffer.append(key) }
         buffer.appendVarlong(valueLength)
@@ -105,8 +120,9 @@ public final class RecordBatchBuilder {
         buffer.append(headers)
         if timestamp > maxTimestamp {
             maxTimestamp = timestamp
-            offsetDeltaOfMaxTimestamp = count
+            offsetDeltaOfMaxTimestamp = offsetDelta
         }
+        lastOffsetDelta = offsetDelta
         count &+= 1
     }
 
@@ -125,7 +141,7 @@ public final class RecordBatchBuilder {
         b.setBigEndian(partitionLeaderEpoch, at: BatchLayout.partitionLeaderEpoch)
         b.base.storeBytes(of: BatchLayout.currentMagic, toByteOffset: BatchLayout.magic, as: UInt8.self)
         b.setBigEndian(Int16(codec.rawValue) | extraAttributes, at: BatchLayout.attributes)
-        b.setBigEndian(count - 1, at: BatchLayout.lastOffsetDelta)
+        b.setBigEndian(lastOffsetDeltaOverride ?? lastOffsetDelta, at: BatchLayout.lastOffsetDelta)
         b.setBigEndian(baseTimestamp, at: BatchLayout.baseTimestamp)
         b.setBigEndian(maxTimestamp, at: BatchLayout.maxTimestamp)
         b.setBigEndian(producerId, at: BatchLayout.producerId)

@@ -43,7 +43,7 @@ public struct ProduceOptions: Sendable {
     /// Deliver every message at this time, ms since the epoch (`--at`).
     public var deliverAtMs: Int64? = nil
 
-    /// Write all of the input as one transaction (`--atomic`, docs/FORMAT.md §17).
+    /// Write all of the input as one transaction (`--atomic`, docs/FORMAT.md §18).
     public var atomic = false
     /// How long others wait for a live producer's transaction before they may abort it.
     public var transactionTimeoutMs: Int64 = 900_000

@@ -118,7 +118,7 @@ public struct ReplayPartitionRange: Equatable, Sendable, Codable {
 /// - Parameters:
 ///   - partitions: the partitions to resolve, each below `topic.partitions`.
 /// - Throws: `MQError` (usage) for a `P:N` naming a partition the topic lacks.
-/// Read committed, the end is the last stable offset (docs/FORMAT.md §17).
+/// Read committed, the end is the last stable offset (docs/FORMAT.md §18).
 public func resolveReplayRange(topic: Topic, partitions: [Int32], from: ReplayBound, to: ReplayBound, isolation: ReadIsolation = .readCommitted) throws -> [ReplayPartitionRange] {
     for p in from.namedPartitions + to.namedPartitions where p >= topic.partitions {
         throw MQError.usage("partition \(p) does not exist: topic '\(topic.name)' has \(topic.partitions) partition\(topic.partitions == 1 ? "" : "s")")

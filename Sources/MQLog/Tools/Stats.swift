@@ -77,8 +77,7 @@ public struct LogStats: Sendable {
         let bases = FileSystem.isDirectory(dir) ? try SegmentFiles.list(dir) : []
         var bytes: Int64 = 0
         for base in bases {
-            var st = stat()
-            if stat(SegmentFiles.log(dir, base), &st) == 0 { bytes += Int64(st.st_size) }
+            bytes += FileSystem.size(SegmentFiles.log(dir, base)) ?? 0
         }
         let reader = PartitionReader(directory: dir)
         let start = try reader.logStartOffset()
