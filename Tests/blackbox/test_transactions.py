@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -204,3 +205,45 @@ def test_a_transaction_past_its_timeout_is_aborted_and_its_producer_fenced(mq):
     assert mq.tail("-n", "+0", "T").lines() == []
     mq.validate("T")
     assert transaction_files(mq) == []
+
+
+def test_compaction_keeps_transactions_and_their_index(mq):
+    mq.create("C", 1, "cleanup.policy=compact", "segment.bytes=1024", "min.cleanable.dirty.ratio=0.01")
+    # Committed k0..k19 = "old", an aborted transaction overwriting them with
+    # "aborted", then plain values for the even keys; many small segments.
+    mq.produce("C", b"".join(b"k%d\told\n" % i for i in range(20)), "-K", r"\t", "--batch-messages", "2")
+    res = mq.run("mq-produce", "--atomic", "-K", r"\t", "--batch-messages", "2", "C", "--",
+                 "sh", "-c", "for i in $(seq 0 19); do printf 'k%s\\taborted\\n' $i; done; exit 5")
+    assert res.status == 1, res.stderr
+    mq.produce("C", b"".join(b"k%d\tnew\n" % i for i in range(0, 20, 2)), "-K", r"\t", "--batch-messages", "2")
+    mq.produce("C", b"pad\tx\n" * 40, "-K", r"\t", "--batch-messages", "2")  # push the above out of the active segment
+    before = mq.tail("-n", "+0", "--json", "C").lines()
+    segments_before = len(mq.validate("C")[0].segments)
+    mq.run("mq-compact", "--force", "C", check=0)
+    parts = mq.validate("C", allow_gaps=True)
+    assert len(parts[0].segments) < segments_before  # segments were merged
+    # The aborted transaction is still aborted: its .txnindex entry moved with its marker.
+    assert sum(len(p.aborted_index) for p in parts) == 1
+    values = {}
+    for line in mq.tail("-n", "+0", "--json", "C").lines():
+        e = json.loads(line)
+        values[e["key"]] = e["value"]
+    assert all(values[f"k{i}"] == ("new" if i % 2 == 0 else "old") for i in range(20)), values
+    assert "aborted" not in "".join(mq.tail("-n", "+0", "C").lines())
+    assert len(before) > len(mq.tail("-n", "+0", "--json", "C").lines())
+    assert mq.run("mq-compact", "--check", "C").status == 0
+
+
+def test_retention_keeps_the_segments_of_an_open_transaction(mq):
+    mq.create("R", 1, "segment.bytes=1024", "retention.bytes=1024", "retention.ms=-1")
+    p = mq.start("mq-produce", "--atomic", "--batch-messages", "5", "R")
+    p.write(b"".join(b"txn %04d\n" % i for i in range(200)))
+    assert wait_until(lambda: len(mq.tail("-n", "+0", "--read-uncommitted", "R").lines()) == 200)
+    mq.produce("R", b"plain\n" * 100, "--batch-messages", "5")
+    mq.run("mq-compact", "--ignore-consumers", "R", check=0)
+    p.close_stdin()
+    assert p.finish().status == 0
+    assert mq.tail("-n", "+0", "R").lines()[:200] == [f"txn {i:04d}" for i in range(200)]
+    mq.run("mq-compact", "--ignore-consumers", "R", check=0)
+    assert len(mq.tail("-n", "+0", "R").lines()) < 300  # deleted once the transaction ended
+    mq.validate("R")

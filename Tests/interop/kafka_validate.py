@@ -32,7 +32,8 @@ Checks, per partition:
     partition; a control batch is transactional, has a producer id and exactly one
     record whose key is int16 version 0 + int16 type (0 ABORT, 1 COMMIT) and whose value
     is int16 version 0 + int32 coordinator epoch; a marker ends a transaction of its
-    producer that has data before it; no data of a producer follows its marker;
+    producer that has data before it (unless the log no longer starts at offset 0:
+    retention may have removed the data); no data of a producer follows its marker;
   * `.txnindex` (aborted transactions): 34-byte entries (int16 version 0, producerId,
     firstOffset, lastOffset, lastStableOffset, big-endian) each naming an ABORT marker of
     that producer at lastOffset, with firstOffset its transaction's first offset; every
@@ -488,8 +489,12 @@ def _check_transactions(part: "Partition") -> None:
                 raise ValidationError(b.file, b.position, f"{where}: control batch with "
                                       f"{b.records_count} records, expected 1")
             if b.producer_id not in open_txn:
-                raise ValidationError(b.file, b.position, f"{where}: marker of producer "
-                                      f"{b.producer_id} ends no transaction with data here")
+                # Retention may have deleted the transaction's data, never a
+                # log that still starts at offset 0.
+                if not part.segments or part.segments[0].base_offset == 0:
+                    raise ValidationError(b.file, b.position, f"{where}: marker of producer "
+                                          f"{b.producer_id} ends no transaction with data here")
+                open_txn[b.producer_id] = [None, 0]
             first, _ = open_txn.pop(b.producer_id)
             part.transactions.setdefault(b.producer_id, []).append(
                 (first, b.base_offset, "commit" if b.control_type == 1 else "abort"))
@@ -526,7 +531,7 @@ def _check_transactions(part: "Partition") -> None:
             if (pid, last) not in aborts:
                 raise ValidationError(tx, at, f"entry for producer {pid} names offset {last}, "
                                       "which is not an ABORT marker of that producer")
-            if aborts[(pid, last)] != first:
+            if aborts[(pid, last)] is not None and aborts[(pid, last)] != first:
                 raise ValidationError(tx, at, f"entry for producer {pid} starts at {first}, its "
                                       f"transaction's first offset is {aborts[(pid, last)]}")
             indexed.add((pid, last))
