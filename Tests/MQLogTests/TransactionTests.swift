@@ -233,4 +233,17 @@ private func transactionFiles(_ root: String) -> [String] {
         #expect(FileSystem.exists(TransactionFiles.txnIndex(dirs[0], holder)))
         #expect(try values(dirs[0]) == [])
     }
+
+    @Test func mergingTxnIndexesKeepsEveryEntryOnceAcrossReruns() throws {
+        let dir = makeTempDirectory()
+        let a = AbortedTransaction(producerId: 1, firstOffset: 0, lastOffset: 5, lastStableOffset: 6)
+        let b = AbortedTransaction(producerId: 2, firstOffset: 7, lastOffset: 12, lastStableOffset: 13)
+        let c = AbortedTransaction(producerId: 3, firstOffset: 14, lastOffset: 20, lastStableOffset: 21)
+        try FileSystem.writeAtomically(TransactionFiles.txnIndex(dir, 0), a.encode())
+        try FileSystem.writeAtomically(TransactionFiles.txnIndex(dir, 10), b.encode() + c.encode())
+        try TxnIndexFiles.merge(into: 0, from: [0, 10, 15], in: dir)
+        // A crash before the old file was removed: the rerun adds nothing twice.
+        try TxnIndexFiles.merge(into: 0, from: [0, 10, 15], in: dir)
+        #expect(try FileSystem.readAll(TransactionFiles.txnIndex(dir, 0)) == a.encode() + b.encode() + c.encode())
+    }
 }
