@@ -38,6 +38,8 @@ struct MQConsume: ParsableCommand {
     var from: String?
     @Flag(name: [.customShort("e"), .customLong("exit")], help: "Exit at the current end of the log instead of waiting for more.")
     var exitAtEnd = false
+    @Flag(name: .customLong("read-uncommitted"), help: "Also show records of transactions still open or aborted (default: committed only).")
+    var readUncommitted = false
     @Option(name: [.customShort("c"), .long], help: "Exit after delivering N messages.")
     var count: Int?
     @OptionGroup var filterOptions: FilterOptions
@@ -113,6 +115,7 @@ struct MQConsume: ParsableCommand {
         options.group = group
         if let from { options.start = try usageValue { try StartPosition.parse(from, nowMs: currentTimeMillis()) } }
         options.exitAtEnd = exitAtEnd
+        options.isolation = readUncommitted ? .readUncommitted : .readCommitted
         options.count = count
         options.output = try outputOptions.mode()
         if dedup {

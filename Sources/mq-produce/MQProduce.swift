@@ -7,10 +7,18 @@ struct MQProduce: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mq-produce",
         abstract: "Append standard input to a topic, one message per line.",
+        usage: "mq-produce [<options>] <topic> [-- <command> [<argument> ...]]",
         discussion: "Exit status 0 means every accepted message is written and, unless --sync none, fsynced. See mq-produce(1).",
         version: mqVersion)
 
-    static func main() { runMain("mq-produce") }
+    /// The command of `--atomic -- COMMAND`: everything after `--`, split off before parsing.
+    nonisolated(unsafe) static var generatorCommand: [String] = []
+
+    static func main() {
+        let (own, command) = splitAtTerminator(Array(CommandLine.arguments.dropFirst()))
+        generatorCommand = command
+        runMain("mq-produce", arguments: own)
+    }
 
     @OptionGroup var logOptions: LogOptions
 
@@ -62,8 +70,19 @@ struct MQProduce: ParsableCommand {
     var dedupWindow: String?
     @Option(name: .long, help: ArgumentHelp("A named producer: a rerun with the same input writes only the records the last run did not.", valueName: "name"))
     var producer: String?
+    @Flag(name: .long, help: "Write all of the input as one transaction: visible to readers only if it all went in (clean end of input, and with '-- COMMAND' its success).")
+    var atomic = false
+    @Option(name: .customLong("abort-on-status"), help: ArgumentHelp("With '--atomic -- COMMAND': the command's exit statuses that abort (default: any but 0).", valueName: "list"))
+    var abortOnStatus: String?
+    @Option(name: .customLong("transaction-timeout"), help: ArgumentHelp("With --atomic: how long others wait for this transaction before they may abort it (default 15m).", valueName: "duration"))
+    var transactionTimeout: String?
 
     func validate() throws {
+        let command = MQProduce.generatorCommand
+        if !command.isEmpty && !atomic { throw ValidationError("'-- COMMAND' needs --atomic") }
+        if abortOnStatus != nil && command.isEmpty { throw ValidationError("'--abort-on-status' needs '--atomic -- COMMAND'") }
+        if transactionTimeout != nil && !atomic { throw ValidationError("'--transaction-timeout' needs --atomic") }
+        if atomic && (delay != nil || at != nil) { throw ValidationError("'--atomic' cannot be used with '--delay' or '--at'") }
         if [delimiter != nil, nullSeparated, whole, json].filter({ $0 }).count > 1 {
             throw ValidationError("'--delimiter', '--null', '--whole' and '--json' are mutually exclusive")
         }
@@ -87,6 +106,7 @@ struct MQProduce: ParsableCommand {
         if idHeader != nil || producer != nil {
             let flag = idHeader != nil ? "--id-header" : "--producer"
             if delay != nil || at != nil { throw ValidationError("'\(flag)' cannot be used with '--delay' or '--at'") }
+            if atomic { throw ValidationError("'\(flag)' cannot be used with '--atomic'") }
         }
         if producer != nil && printOffsets { throw ValidationError("'--print-offsets' cannot be used with '--producer'") }
     }
@@ -121,6 +141,13 @@ struct MQProduce: ParsableCommand {
             try usageValue { try CopyJournal.validateID(Producer.producerCopyID(name: producer, topic: topic)) }
             options.producerName = producer
         }
+        options.atomic = atomic
+        if !MQProduce.generatorCommand.isEmpty { options.command = MQProduce.generatorCommand }
+        options.abortOnStatus = try abortOnStatus.map { list in try usageValue { try ProduceOptions.parseStatusList(list) } }
+        if let transactionTimeout {
+            options.transactionTimeoutMs = try usageValue { try Durations.parseDuration(transactionTimeout) }
+            if options.transactionTimeoutMs < 1 { throw ValidationError("'--transaction-timeout' must be positive") }
+        }
         try runReportingErrors("mq-produce") {
             let producer = Producer(options: options, log: logOptions.log)
             producer.warn = { printError("mq-produce", $0) }
@@ -128,3 +155,4 @@ struct MQProduce: ParsableCommand {
         }
     }
 }
+

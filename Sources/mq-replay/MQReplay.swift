@@ -55,6 +55,8 @@ struct MQReplay: ParsableCommand {
     var resetTo: String?
     @Flag(name: .customLong("dry-run"), help: "With --reset-to: print the offsets before and after, change nothing.")
     var dryRun = false
+    @Flag(name: .customLong("read-uncommitted"), help: "Also show records of transactions still open or aborted (default: committed only).")
+    var readUncommitted = false
 
     func validate() throws {
         if (group == nil) != (resetTo == nil) { throw ValidationError("'-g GROUP' and '--reset-to' go together") }
@@ -98,6 +100,7 @@ struct MQReplay: ParsableCommand {
         // A progress line at a terminal, unless the messages go to the same one.
         options.progress = isatty(2) != 0 && (into != nil || isatty(1) == 0)
         options.verbose = verbose
+        options.isolation = readUncommitted ? .readUncommitted : .readCommitted
         try runReportingErrors("mq-replay") {
             options.filter = try filterOptions.filter()
             if let into {

@@ -25,6 +25,8 @@ struct MQTail: ParsableCommand {
     var count: Int?
     @Flag(name: [.customShort("f"), .long], help: "Keep printing messages as they are appended.")
     var follow = false
+    @Flag(name: .customLong("read-uncommitted"), help: "Also show records of transactions still open or aborted (default: committed only).")
+    var readUncommitted = false
     @Option(name: [.customShort("p"), .long], help: "Read only this partition.")
     var partition: Int32?
     @OptionGroup var outputOptions: OutputOptions
@@ -48,6 +50,7 @@ struct MQTail: ParsableCommand {
         if let from { options.start = try usageValue { try StartPosition.parse(from, nowMs: currentTimeMillis()) } }
         options.count = count
         options.follow = follow
+        options.isolation = readUncommitted ? .readUncommitted : .readCommitted
         options.partition = partition
         options.output = try outputOptions.mode()
         try runReportingErrors("mq-tail") {

@@ -147,6 +147,8 @@ def test_bad_options(mq):
         (["--json", "--id-header", "id", "--producer", "p"], "mutually exclusive"),
         (["--producer", "p", "--print-offsets"], "--print-offsets"),
         (["--producer", "p", "--delay", "1s"], "--delay"),
+        (["--json", "--id-header", "id", "--atomic"], "--atomic"),
+        (["--producer", "p", "--atomic"], "--atomic"),
         (["--producer", "bad/name"], "invalid copy id"),
     ]:
         res = mq.run("mq-produce", "t", *args, input=b"x\n", check=None)

@@ -32,7 +32,9 @@ REGENERATE = "scripts/generate-completions.sh .build/release"
 #   73  cannot create a file or directory; mq-topic create: topic exists
 #   74  I/O error, disk full, a failed write to standard output (mq-consume ignores
 #       SIGPIPE and ends with 0 when its output is closed)
-#   75  mq-topic delete: topic in use; mq-replay: --reset-to while a member holds a
+#   1   mq-produce --atomic -- COMMAND: the command failed (transaction aborted)
+#   75  mq-produce --atomic: fenced (aborted by another process after its timeout);
+#       mq-topic delete: topic in use; mq-replay: --reset-to while a member holds a
 #       lease, --into --no-wait while the same replay runs; mq-dlq redrive/purge
 #       --no-wait: the copy is held; mq-compact --no-wait: another run holds the lock
 #   77  permission denied, read-only file system
@@ -43,7 +45,7 @@ REGENERATE = "scripts/generate-completions.sh .build/release"
 #             between two steps, the log consistent
 #   65 also: mq-compact --check/--repair found problems
 EXIT_STATUSES = {
-    "mq-produce": {0, 64, 65, 66, 73, 74, 77, 78, 130, 143},
+    "mq-produce": {0, 1, 64, 65, 66, 73, 74, 75, 77, 78, 130, 143},
     "mq-tail": {0, 64, 65, 66, 73, 74, 77, 78},
     "mq-topic": {0, 64, 65, 66, 73, 74, 75, 77, 78},
     "mq-consume": {0, 64, 65, 66, 73, 74, 77, 78, 130, 143},

@@ -26,7 +26,18 @@ Checks, per partition:
   * `.timeindex`: 12-byte entries (timestamp int64, relative offset uint32), timestamps and
     offsets non-decreasing, offsets inside the segment, and no timestamp newer than the
     records up to that offset;
-  * no `.index` / `.timeindex` without its `.log`.
+  * no `.index` / `.timeindex` without its `.log`;
+  * transactions: a transactional data batch has producerId >= 0, epoch >= 0 and
+    baseSequence >= 0, its sequences continuing the producer's previous batch in the
+    partition; a control batch is transactional, has a producer id and exactly one
+    record whose key is int16 version 0 + int16 type (0 ABORT, 1 COMMIT) and whose value
+    is int16 version 0 + int32 coordinator epoch; a marker ends a transaction of its
+    producer that has data before it (unless the log no longer starts at offset 0:
+    retention may have removed the data); no data of a producer follows its marker;
+  * `.txnindex` (aborted transactions): 34-byte entries (int16 version 0, producerId,
+    firstOffset, lastOffset, lastStableOffset, big-endian) each naming an ABORT marker of
+    that producer at lastOffset, with firstOffset its transaction's first offset; every
+    ABORT marker has an entry; no `.txnindex` without its `.log`.
 
 With --index-slack, trailing all-zero index entries (Kafka pre-allocates the active
 segment's index files) are ignored instead of reported.
@@ -37,7 +48,9 @@ Exit status: 0 valid, 1 invalid (one line on stderr: `FILE: byte N: what`), 2 us
      "codec"}
 
 As a module: `validate(paths)` returns the list of `Partition` results (raises
-`ValidationError`), `read_records(paths)` the flat list of `Record`s.
+`ValidationError`), `read_records(paths)` the flat list of `Record`s (control records
+included), `committed_records(paths)` what a read_committed Kafka consumer gets: no control
+records, no records of aborted transactions or of transactions without a marker.
 """
 
 from __future__ import annotations
@@ -59,7 +72,8 @@ from kafka.record.default_records import DefaultRecordBatch
 from kafka.record.util import calc_crc32c
 
 CODEC_NAMES = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
-SEGMENT_NAME = re.compile(r"^(\d{20})\.(log|index|timeindex)$")
+SEGMENT_NAME = re.compile(r"^(\d{20})\.(log|index|timeindex|txnindex)$")
+TXN_ENTRY = struct.Struct(">hqqqq")  # version, producerId, firstOffset, lastOffset, LSO
 HEADER_SIZE = DefaultRecordBatch.HEADER_STRUCT.size  # 61
 LOG_OVERHEAD = 12  # baseOffset (8) + length (4)
 MIN_BATCH_LENGTH = HEADER_SIZE - LOG_OVERHEAD  # 49: the length field counts from here
@@ -94,6 +108,9 @@ class Record:
     batch_position: int
     timestamp_type: int = 0
     partition_dir: str = ""
+    control: bool = False
+    producer_id: int = -1
+    transactional: bool = False
 
     def to_dump(self) -> dict:
         return {
@@ -121,6 +138,10 @@ class Batch:
     timestamp_type: int
     is_control: bool
     is_transactional: bool
+    producer_id: int = -1
+    producer_epoch: int = -1
+    base_sequence: int = -1
+    control_type: int = -1  # 0 ABORT, 1 COMMIT for a control batch
 
 
 @dataclass
@@ -144,6 +165,9 @@ class Segment:
 class Partition:
     directory: Path
     segments: list = field(default_factory=list)
+    # producer id -> list of (first offset, marker offset or None, "commit"/"abort"/"open")
+    transactions: dict = field(default_factory=dict)
+    aborted_index: list = field(default_factory=list)  # (producerId, first, last, lso)
 
     @property
     def records(self) -> list:
@@ -285,7 +309,9 @@ def _check_batch(path, pos, raw, seg_base, prev_last, expected_next, allow_gaps)
                  last_offset=b.last_offset, records_count=b.records_count,
                  codec=CODEC_NAMES[codec], first_timestamp=b.first_timestamp,
                  max_timestamp=b.max_timestamp, timestamp_type=b.timestamp_type,
-                 is_control=b.is_control_batch, is_transactional=b.is_transactional)
+                 is_control=b.is_control_batch, is_transactional=b.is_transactional,
+                 producer_id=b.producer_id, producer_epoch=b.producer_epoch,
+                 base_sequence=b.base_sequence)
 
 
 def _read_records(path, pos, raw, batch: Batch, allow_gaps, partition_dir) -> list:
@@ -319,10 +345,14 @@ def _read_records(path, pos, raw, batch: Batch, allow_gaps, partition_dir) -> li
             raise ValidationError(path, pos, f"{where}: record {index} has offset delta {delta}, "
                                   f"expected {index}")
         max_ts = r.timestamp if max_ts is None else max(max_ts, r.timestamp)
+        if batch.is_control:
+            _check_control_record(path, pos, where, batch, r)
         out.append(Record(file=str(path), offset=r.offset, timestamp=r.timestamp, key=r.key,
                           value=r.value, headers=list(r.headers), codec=batch.codec,
                           batch_base_offset=batch.base_offset, batch_position=pos,
-                          timestamp_type=batch.timestamp_type, partition_dir=partition_dir))
+                          timestamp_type=batch.timestamp_type, partition_dir=partition_dir,
+                          control=batch.is_control, producer_id=batch.producer_id,
+                          transactional=batch.is_transactional))
         prev_offset = r.offset
         index += 1
     if index != batch.records_count:
@@ -424,6 +454,94 @@ def check_timeindex(path, seg: Segment, slack: bool = False) -> list:
 # Partitions
 
 
+def _check_control_record(path, pos, where, batch: Batch, r) -> None:
+    """Kafka's control record layout, read from the raw key and value."""
+    key, value = r.key, r.value
+    if key is None or len(key) != 4:
+        raise ValidationError(path, pos, f"{where}: control record key is "
+                              f"{None if key is None else len(key)} bytes, expected 4 "
+                              "(int16 version, int16 type)")
+    version, ctype = struct.unpack(">hh", key)
+    if version != 0 or ctype not in (0, 1):
+        raise ValidationError(path, pos, f"{where}: control record key version {version} type "
+                              f"{ctype}, expected version 0 and type 0 (ABORT) or 1 (COMMIT)")
+    if value is None or len(value) != 6 or struct.unpack(">h", value[:2])[0] != 0:
+        raise ValidationError(path, pos, f"{where}: control record value must be int16 version 0 "
+                              "+ int32 coordinator epoch (6 bytes)")
+    if batch.control_type != -1:
+        raise ValidationError(path, pos, f"{where}: a control batch holds more than one record")
+    batch.control_type = ctype
+
+
+def _check_transactions(part: "Partition") -> None:
+    """Transactional bits, producer fields, sequences, markers and .txnindex entries."""
+    open_txn: dict = {}  # pid -> [first offset, next sequence]
+    for b in part.batches:
+        where = f"batch at base offset {b.base_offset}"
+        if b.is_control:
+            if not b.is_transactional:
+                raise ValidationError(b.file, b.position, f"{where}: control batch without the "
+                                      "transactional bit")
+            if b.producer_id < 0 or b.producer_epoch < 0:
+                raise ValidationError(b.file, b.position, f"{where}: control batch without a "
+                                      "producer id and epoch")
+            if b.records_count != 1 or b.control_type == -1:
+                raise ValidationError(b.file, b.position, f"{where}: control batch with "
+                                      f"{b.records_count} records, expected 1")
+            if b.producer_id not in open_txn:
+                # Retention may have deleted the transaction's data, never a
+                # log that still starts at offset 0.
+                if not part.segments or part.segments[0].base_offset == 0:
+                    raise ValidationError(b.file, b.position, f"{where}: marker of producer "
+                                          f"{b.producer_id} ends no transaction with data here")
+                open_txn[b.producer_id] = [None, 0]
+            first, _ = open_txn.pop(b.producer_id)
+            part.transactions.setdefault(b.producer_id, []).append(
+                (first, b.base_offset, "commit" if b.control_type == 1 else "abort"))
+        elif b.is_transactional:
+            if b.producer_id < 0 or b.producer_epoch < 0 or b.base_sequence < 0:
+                raise ValidationError(b.file, b.position, f"{where}: transactional batch with "
+                                      f"producerId {b.producer_id}, epoch {b.producer_epoch}, "
+                                      f"baseSequence {b.base_sequence}")
+            if any(t[2] != "open" for t in part.transactions.get(b.producer_id, [])):
+                raise ValidationError(b.file, b.position, f"{where}: data of producer "
+                                      f"{b.producer_id} after its transaction's marker")
+            state = open_txn.setdefault(b.producer_id, [b.base_offset, b.base_sequence])
+            if b.base_sequence != state[1]:
+                raise ValidationError(b.file, b.position, f"{where}: baseSequence "
+                                      f"{b.base_sequence}, expected {state[1]}")
+            state[1] = b.base_sequence + b.records_count
+    for pid, (first, _) in open_txn.items():
+        part.transactions.setdefault(pid, []).append((first, None, "open"))
+    aborts = {(pid, marker): first for pid, ts in part.transactions.items()
+              for first, marker, how in ts if how == "abort"}
+    indexed = set()
+    for seg in part.segments:
+        tx = seg.path.with_name(seg.path.name[:-len(".log")] + ".txnindex")
+        if not tx.exists():
+            continue
+        data = tx.read_bytes()
+        if len(data) % TXN_ENTRY.size:
+            raise ValidationError(tx, None, f"{len(data)} bytes is not a whole number of "
+                                  f"{TXN_ENTRY.size}-byte entries")
+        for at in range(0, len(data), TXN_ENTRY.size):
+            version, pid, first, last, lso = TXN_ENTRY.unpack_from(data, at)
+            if version != 0:
+                raise ValidationError(tx, at, f"entry version {version}, expected 0")
+            if (pid, last) not in aborts:
+                raise ValidationError(tx, at, f"entry for producer {pid} names offset {last}, "
+                                      "which is not an ABORT marker of that producer")
+            if aborts[(pid, last)] is not None and aborts[(pid, last)] != first:
+                raise ValidationError(tx, at, f"entry for producer {pid} starts at {first}, its "
+                                      f"transaction's first offset is {aborts[(pid, last)]}")
+            indexed.add((pid, last))
+            part.aborted_index.append((pid, first, last, lso))
+    for key in aborts:
+        if key not in indexed:
+            raise ValidationError(part.directory, None, f"ABORT marker of producer {key[0]} at "
+                                  f"offset {key[1]} has no .txnindex entry")
+
+
 def validate_partition(directory, logs: list, allow_gaps: bool = False,
                        index_slack: bool = False) -> Partition:
     directory = Path(directory)
@@ -459,6 +577,7 @@ def validate_partition(directory, logs: list, allow_gaps: bool = False,
                                       f"gap after offset {expected_next - 1}")
             expected_next = seg.base_offset
         part.segments.append(seg)
+    _check_transactions(part)
     return part
 
 
@@ -474,6 +593,27 @@ def validate(paths, allow_gaps: bool = False, index_slack: bool = False) -> list
 def read_records(paths, allow_gaps: bool = False, index_slack: bool = False) -> list:
     """All records under `paths` (validated), partition by partition in offset order."""
     return [r for p in validate(paths, allow_gaps, index_slack) for r in p.records]
+
+
+def committed_records(paths, allow_gaps: bool = False, index_slack: bool = False) -> list:
+    """The records a read_committed consumer gets, partition by partition in offset order."""
+    out = []
+    for p in validate(paths, allow_gaps, index_slack):
+        fate = {}
+        for pid, ts in p.transactions.items():
+            for first, marker, how in ts:
+                fate[(pid, first)] = how
+        first_of: dict = {}
+        for r in p.records:
+            if r.control:
+                first_of.pop(r.producer_id, None)
+                continue
+            if r.transactional:
+                first = first_of.setdefault(r.producer_id, r.offset)
+                if fate.get((r.producer_id, first)) != "commit":
+                    continue
+            out.append(r)
+    return out
 
 
 def dump_lines(records) -> Iterable[str]:

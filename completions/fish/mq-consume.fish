@@ -20,7 +20,7 @@ function __mq-consume_parse_tokens -S
     set -l unparsed_tokens (__mq-consume_tokens -pc)
     switch $unparsed_tokens[1]
     case 'mq-consume'
-        __mq-consume_parse_subcommand -r 1 'dir=' 'g/group=' 'from=' 'e/exit' 'c/count=' 'grep=' 'key=' 'header=+' 'commit-interval=' 'd/delimiter=' '0/null' 'format=' 'J/json' 'max-attempts=' 'backoff=' 'backoff-max=' 'timeout=' 'dlq-on=+' 'dlq=' 'max-age=' 'batch=' 'queue' 'lease=' 'P/parallel=' 'dedup' 'id-header=' 'dedup-window=' 'version' 'h/help'
+        __mq-consume_parse_subcommand -r 1 'dir=' 'g/group=' 'from=' 'e/exit' 'read-uncommitted' 'c/count=' 'grep=' 'key=' 'header=+' 'commit-interval=' 'd/delimiter=' '0/null' 'format=' 'J/json' 'max-attempts=' 'backoff=' 'backoff-max=' 'timeout=' 'dlq-on=+' 'dlq=' 'max-age=' 'batch=' 'queue' 'lease=' 'P/parallel=' 'dedup' 'id-header=' 'dedup-window=' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __mq-consume_parse_subcommand -r 1 'version'
@@ -81,6 +81,7 @@ complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" g group' -s 'g' -l 'group' -d 'The consumer group: resume from its committed offsets and share partitions with its other members.' -rfka ''
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" from' -l 'from' -d 'Where a partition without a committed offset starts: beginning (default with -g), end (default without), an offset, or a time.' -rfka ''
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" e exit' -s 'e' -l 'exit' -d 'Exit at the current end of the log instead of waiting for more.'
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" read-uncommitted' -l 'read-uncommitted' -d 'Also show records of transactions still open or aborted (default: committed only).'
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" c count' -s 'c' -l 'count' -d 'Exit after delivering N messages.' -rfka ''
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" grep' -l 'grep' -d 'Only messages whose value matches this extended regular expression.' -rfka ''
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" key' -l 'key' -d 'Only messages with this key.' -rfka ''

@@ -20,7 +20,7 @@ function __mq-replay_parse_tokens -S
     set -l unparsed_tokens (__mq-replay_tokens -pc)
     switch $unparsed_tokens[1]
     case 'mq-replay'
-        __mq-replay_parse_subcommand 1 'dir=' 'from=' 'to=' 'p/partition=' 'grep=' 'key=' 'header=+' 'rate=' 'v/verbose' 'd/delimiter=' '0/null' 'format=' 'J/json' 'into=' 'restamp' 'name=' 'again' 'no-create' 'no-wait' 'g/group=' 'reset-to=' 'dry-run' 'version' 'h/help'
+        __mq-replay_parse_subcommand 1 'dir=' 'from=' 'to=' 'p/partition=' 'grep=' 'key=' 'header=+' 'rate=' 'v/verbose' 'd/delimiter=' '0/null' 'format=' 'J/json' 'into=' 'restamp' 'name=' 'again' 'no-create' 'no-wait' 'g/group=' 'reset-to=' 'dry-run' 'read-uncommitted' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __mq-replay_parse_subcommand -r 1 'version'
@@ -99,6 +99,7 @@ complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_op
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" g group' -s 'g' -l 'group' -d 'With --reset-to: the consumer group whose offsets move.' -rfka ''
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" reset-to' -l 'reset-to' -d 'Move the group\'s committed offsets: beginning, end, an offset, +N, -N, or a time.' -rfka ''
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" dry-run' -l 'dry-run' -d 'With --reset-to: print the offsets before and after, change nothing.'
+complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" read-uncommitted' -l 'read-uncommitted' -d 'Also show records of transactions still open or aborted (default: committed only).'
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" version' -l 'version' -d 'Show the version.'
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_positional "mq-replay" -eq 1' -fa 'help' -d 'Show subcommand help information.'

@@ -20,7 +20,7 @@ function __mq-tail_parse_tokens -S
     set -l unparsed_tokens (__mq-tail_tokens -pc)
     switch $unparsed_tokens[1]
     case 'mq-tail'
-        __mq-tail_parse_subcommand -r 1 'dir=' 'n/lines=' 'from=' 'c/count=' 'f/follow' 'p/partition=' 'd/delimiter=' '0/null' 'format=' 'J/json' 'version' 'h/help'
+        __mq-tail_parse_subcommand -r 1 'dir=' 'n/lines=' 'from=' 'c/count=' 'f/follow' 'read-uncommitted' 'p/partition=' 'd/delimiter=' '0/null' 'format=' 'J/json' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __mq-tail_parse_subcommand -r 1 'version'
@@ -82,6 +82,7 @@ complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_option
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" from' -l 'from' -d 'Start at beginning, end, an offset, or a time (ISO-8601, or relative like -10m).' -rfka ''
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" c count' -s 'c' -l 'count' -d 'Stop after N messages.' -rfka ''
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" f follow' -s 'f' -l 'follow' -d 'Keep printing messages as they are appended.'
+complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" read-uncommitted' -l 'read-uncommitted' -d 'Also show records of transactions still open or aborted (default: committed only).'
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" p partition' -s 'p' -l 'partition' -d 'Read only this partition.' -rfka ''
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" d delimiter' -s 'd' -l 'delimiter' -d 'Write this after each value instead of a newline.' -rfka ''
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" 0 null' -s '0' -l 'null' -d 'End each value with a NUL byte.'

@@ -354,10 +354,27 @@ public final class PartitionReader {
     }
 }
 
+/// Which records of transactions a cursor delivers (docs/FORMAT.md §18).
+public enum ReadIsolation: Sendable {
+    /// Committed records only, and nothing at or past the first offset of a
+    /// transaction still open (the last stable offset). The default.
+    case readCommitted
+    /// Everything but control batches, as written.
+    case readUncommitted
+}
+
 /// Delivers one partition's records in offset order, starting at a given offset.
+///
+/// Read committed (the default): a transactional batch is delivered only once
+/// its transaction committed; one of an aborted transaction is skipped; at a
+/// batch of a transaction still open, the cursor stops (it is at the last
+/// stable offset) until that transaction ends. A transaction found open whose
+/// producer died is finished on the spot (`TransactionRecovery`). Batches
+/// without the transactional bit cost one bit test.
 public final class PartitionCursor {
     public let partition: Int32
     public let reader: PartitionReader
+    public let isolation: ReadIsolation
     private let decoder = BatchDecoder()
     private var records: RecordIterator?
     private var batchHeader: BatchHeader?
@@ -365,12 +382,45 @@ public final class PartitionCursor {
     public private(set) var nextOffset: Int64
     /// The record `peek` returned, until `advance`.
     private var peeked: RecordView?
+    /// Fates of the transactions met (read committed only).
+    private var fates: TransactionFates?
+    /// Open transactions that began before the start offset: nothing is
+    /// delivered until they end.
+    private var holdFor: [(producerId: Int64, firstOffset: Int64)] = []
+    /// The batch (producer id, base offset) of an open transaction the cursor stopped at.
+    private var blockedAt: (producerId: Int64, offset: Int64)?
 
-    public init(partition: Int32, directory: String, startOffset: Int64) throws {
+    public init(partition: Int32, directory: String, startOffset: Int64, isolation: ReadIsolation = .readCommitted) throws {
         self.partition = partition
         self.reader = PartitionReader(directory: directory)
         self.nextOffset = startOffset
+        self.isolation = isolation
         try reader.seek(toOffset: startOffset)
+        if isolation == .readCommitted {
+            // Read after the start offset was chosen: a transaction open now
+            // that began before it holds everything back.
+            holdFor = try OpenTransactions.read(partition: directory).entries.filter { $0.firstOffset < startOffset }.map { ($0.producerId, $0.firstOffset) }
+        }
+    }
+
+    private func fate(producerId: Int64, offset: Int64) throws -> TransactionFates.Fate {
+        let f = fates ?? TransactionFates(directory: reader.directory)
+        fates = f
+        return try f.fate(producerId: producerId, offset: offset)
+    }
+
+    /// False while an open transaction holds the cursor back.
+    private func mayProceed() throws -> Bool {
+        while let held = holdFor.last {
+            if try fate(producerId: held.producerId, offset: held.firstOffset) == .open { return false }
+            holdFor.removeLast()
+        }
+        if let blocked = blockedAt {
+            if try fate(producerId: blocked.producerId, offset: blocked.offset) == .open { return false }
+            blockedAt = nil
+            try reader.seek(toOffset: blocked.offset)
+        }
+        return true
     }
 
     /// The next record, or nil at the current end of the log. Valid until `advance`.
@@ -384,11 +434,25 @@ public final class PartitionCursor {
                 return r
             }
             records = nil
+            if (!holdFor.isEmpty || blockedAt != nil), try !mayProceed() { return nil }
             guard let (header, bytes) = try reader.nextBatch() else { return nil }
             if header.nextOffset <= nextOffset { continue }
-            if header.isControl {
-                nextOffset = header.nextOffset
-                continue
+            if header.attributes & (BatchAttributes.control | BatchAttributes.transactional) != 0 {
+                if header.isControl {
+                    nextOffset = header.nextOffset
+                    continue
+                }
+                if isolation == .readCommitted {
+                    switch try fate(producerId: header.producerId, offset: header.baseOffset) {
+                    case .committed: break
+                    case .aborted:
+                        nextOffset = header.nextOffset
+                        continue
+                    case .open:
+                        blockedAt = (header.producerId, header.baseOffset)
+                        return nil
+                    }
+                }
             }
             batchHeader = header
             records = RecordIterator(records: try decoder.records(of: bytes, header: header), header: header)
@@ -396,7 +460,9 @@ public final class PartitionCursor {
     }
 
     /// True when the next record can be had without reading from disk.
-    public var hasBufferedRecord: Bool { peeked != nil || (records.map { !$0.isAtEnd } ?? false) || reader.hasBufferedBatch }
+    public var hasBufferedRecord: Bool {
+        peeked != nil || (blockedAt == nil && holdFor.isEmpty && ((records.map { !$0.isAtEnd } ?? false) || reader.hasBufferedBatch))
+    }
 
     @inline(__always)
     public func advance() {

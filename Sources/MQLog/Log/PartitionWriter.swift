@@ -79,10 +79,16 @@ public final class PartitionWriter {
     @discardableResult
     public func append(_ batch: ByteBuffer) throws -> Int64 {
         precondition(batch.count >= BatchLayout.headerSize)
-        let header = BatchHeader(batch.base)
         try head.lock(exclusive: true)
         defer { head.unlock() }
         try loadState()
+        return try appendLocked(batch)
+    }
+
+    /// Appends a batch (under the lock, state loaded). `beforeWrite` runs
+    /// after any roll, with the offset the batch will get.
+    private func appendLocked(_ batch: ByteBuffer, beforeWrite: ((Int64) throws -> Void)? = nil) throws -> Int64 {
+        let header = BatchHeader(batch.base)
         let now = currentTimeMillis()
         if settings.logAppendTime { stampLogAppendTime(batch, now: now) }
         let size = Int64(batch.count)
@@ -94,6 +100,7 @@ public final class PartitionWriter {
         }
         let segment = try openActive()
         let base = state.nextOffset
+        try beforeWrite?(base)
         batch.setBigEndian(base, at: BatchLayout.baseOffset)
         let position = state.endPosition
         do {
@@ -109,6 +116,85 @@ public final class PartitionWriter {
         state.nextOffset = base + Int64(header.lastOffsetDelta) + 1
         try storeState()
         return base
+    }
+
+    // MARK: Transactions (docs/FORMAT.md §18)
+
+    /// Appends a batch of producer `producerId`'s transaction. With
+    /// `register`, the transaction is first added to the partition's open
+    /// list (first offset: this batch's), in the same critical section;
+    /// without, it must still be listed there.
+    /// - Throws: `MQError` (tempFail) when the transaction was aborted by
+    ///   another process (its timeout passed): the producer is fenced.
+    @discardableResult
+    public func appendTransactional(_ batch: ByteBuffer, producerId: Int64, epoch: Int16, register: Bool) throws -> Int64 {
+        precondition(batch.count >= BatchLayout.headerSize)
+        try head.lock(exclusive: true)
+        defer { head.unlock() }
+        try loadState()
+        var open = try OpenTransactions.read(partition: directory)
+        if open.entry(for: producerId) == nil {
+            guard register else { throw TransactionError.fenced(producerId) }
+            open.entries.append(OpenTransactions.Entry(producerId: producerId, epoch: epoch, firstOffset: state.nextOffset))
+            try open.write(partition: directory)
+        }
+        return try appendLocked(batch)
+    }
+
+    /// Ends producer `producerId`'s transaction in this partition, if it is
+    /// still listed open: for an abort, an entry in the active segment's
+    /// `.txnindex` (fsynced) first; then the COMMIT or ABORT marker; then the
+    /// transaction leaves the open list. With `checkForMarker` (recovery of a
+    /// producer that died), a marker already in the log (it died between the
+    /// marker and the list) is not written twice.
+    /// - Returns: false when the transaction was not listed (already finished).
+    @discardableResult
+    public func finishTransaction(producerId: Int64, decision: TransactionDecision, checkForMarker: Bool = false) throws -> Bool {
+        try head.lock(exclusive: true)
+        defer { head.unlock() }
+        try loadState()
+        var open = try OpenTransactions.read(partition: directory)
+        guard let entry = open.entry(for: producerId) else { return false }
+        open.entries.removeAll { $0.producerId == producerId }
+        if checkForMarker, try markerExists(producerId: producerId, from: entry.firstOffset) {
+            try open.write(partition: directory)
+            return true
+        }
+        let marker = TransactionMarker.batch(producerId: producerId, epoch: entry.epoch, decision: decision, timestamp: currentTimeMillis())
+        _ = try appendLocked(marker) { offset in
+            guard decision == .abort else { return }
+            let lso = open.firstOpenOffset ?? offset + 1
+            let aborted = AbortedTransaction(producerId: producerId, firstOffset: entry.firstOffset, lastOffset: offset, lastStableOffset: lso)
+            try self.appendTxnIndex(aborted)
+        }
+        try open.write(partition: directory)
+        return true
+    }
+
+    /// The open transactions of this partition (for tests and tools).
+    public func openTransactions() throws -> OpenTransactions { try OpenTransactions.read(partition: directory) }
+
+    private func appendTxnIndex(_ entry: AbortedTransaction) throws {
+        let path = TransactionFiles.txnIndex(directory, state.activeBase)
+        let existed = FileSystem.exists(path)
+        let file = try FileHandle.open(path, O_RDWR | O_CREAT, creating: true)
+        defer { file.close() }
+        // A torn entry (a crash mid-write) is cut first.
+        let size = try file.size()
+        let whole = size / Int64(AbortedTransaction.size) * Int64(AbortedTransaction.size)
+        if whole != size { try file.truncate(to: whole) }
+        try entry.encode().withUnsafeBytes { try file.write($0, at: whole) }
+        try file.sync()
+        if !existed { try FileSystem.syncDirectory(directory) }
+    }
+
+    private func markerExists(producerId: Int64, from offset: Int64) throws -> Bool {
+        let reader = PartitionReader(directory: directory)
+        try reader.seek(toOffset: offset)
+        while let (header, _) = try reader.nextBatch() {
+            if header.isControl && header.producerId == producerId { return true }
+        }
+        return false
     }
 
     /// Makes everything this writer appended durable (`fdatasync` of the

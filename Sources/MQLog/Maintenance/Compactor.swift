@@ -138,6 +138,8 @@ public final class Compactor {
         var floorLoaded = false
         var floor: Int64?
         var deleted = 0
+        var openFloor: Int64?
+        var openLoaded = false
         while bases.count >= 2, bases[0] < active {
             let base = bases[0], nextBase = bases[1], size = sizes[base] ?? 0
             let bySize = retentionBytes >= 0 && total - size >= retentionBytes
@@ -147,6 +149,15 @@ public final class Compactor {
                 byTime = info.maxTimestamp < options.now - retentionMs
             }
             guard bySize || byTime else { break }
+            // Never a segment holding records of a transaction still open.
+            if !openLoaded {
+                openFloor = try OpenTransactions.read(partition: dir).firstOpenOffset
+                openLoaded = true
+            }
+            if let openFloor, nextBase > openFloor {
+                report.segmentsHeld += 1
+                break
+            }
             if !options.ignoreConsumers {
                 if !floorLoaded {
                     floor = try RetentionGuard.firstNeededOffset(log: log, topic: topic.name, partition: p)
@@ -163,6 +174,7 @@ public final class Compactor {
                 try FileSystem.remove(SegmentFiles.log(dir, base))
                 try FileSystem.remove(SegmentFiles.index(dir, base))
                 try FileSystem.remove(SegmentFiles.timeIndex(dir, base))
+                try FileSystem.remove(TransactionFiles.txnIndex(dir, base))
             }
             deleted += 1
             report.segmentsDeleted += 1
@@ -205,6 +217,7 @@ public final class Compactor {
         // Pass 1: the latest offset of every key in the range.
         var latest: [KeyDigest: Int64] = [:]
         let decoder = BatchDecoder()
+        let fates = TransactionFates(directory: dir)
         for info in cleanable {
             try stopIfSignalled()
             guard let scanner = try SegmentScanner.open(SegmentFiles.log(dir, info.base)) else { continue }
@@ -212,6 +225,8 @@ public final class Compactor {
                 switch try scanner.next() {
                 case .batch(_, let h, let bytes):
                     if h.isControl { continue }
+                    // Records of aborted or open transactions supersede nothing.
+                    if h.isTransactional, try fates.fate(producerId: h.producerId, offset: h.baseOffset) != .committed { continue }
                     var records = RecordIterator(records: try decoder.records(of: bytes, header: h), header: h)
                     while let r = try records.next() {
                         if let key = r.key { latest[KeyDigest(key)] = r.offset }
@@ -286,7 +301,9 @@ public final class Compactor {
         while true {
             switch try scanner.next() {
             case .batch(_, let h, let bytes):
-                if h.isControl {
+                // Markers and transactional batches are kept as they are
+                // (docs/FORMAT.md §18): their .txnindex entries stay valid.
+                if h.isControl || h.isTransactional {
                     try builder.append(bytes)
                     continue
                 }

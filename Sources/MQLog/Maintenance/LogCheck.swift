@@ -57,7 +57,7 @@ public final class LogCheck {
         let bases = try SegmentFiles.list(dir)
         let logNames = Set(bases.map { SegmentFiles.baseName($0) })
         for name in names.sorted() {
-            for suffix in [SegmentFiles.indexSuffix, SegmentFiles.timeIndexSuffix] where name.hasSuffix(suffix) {
+            for suffix in [SegmentFiles.indexSuffix, SegmentFiles.timeIndexSuffix, TransactionFiles.txnIndexSuffix] where name.hasSuffix(suffix) {
                 let stem = String(name.dropLast(suffix.count))
                 guard stem.count == 20, stem.allSatisfy(\.isNumber), !logNames.contains(stem) else { continue }
                 if repair {

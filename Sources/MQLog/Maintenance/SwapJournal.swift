@@ -69,8 +69,9 @@ public struct SwapJournal: Equatable, Sendable {
     ///    over the old one (a segment without indexes is valid; a log with
     ///    another segment's indexes is not);
     /// 2. rename the new `.index` and `.timeindex` in;
-    /// 3. remove every other old segment, `.log` first (readers go by
-    ///    `.log` names), then its indexes;
+    /// 3. merge the old segments' `.txnindex` entries into the new one's;
+    ///    remove every other old segment, `.log` first (readers go by
+    ///    `.log` names), then its indexes and `.txnindex`;
     /// 4. fsync the directory, remove the journal, fsync again.
     static func finish(_ journal: SwapJournal, in directory: String) throws {
         let b = journal.newBase
@@ -83,10 +84,14 @@ public struct SwapJournal: Equatable, Sendable {
                            (SegmentBuilder.timeIndexPath(directory, b), SegmentFiles.timeIndex(directory, b))] where FileSystem.exists(from) {
             try FileSystem.rename(from, to: to)
         }
+        // Aborted transactions of the merged segments (docs/FORMAT.md §18):
+        // merged into the new segment's .txnindex before their files go.
+        try TxnIndexFiles.merge(into: b, from: journal.oldBases, in: directory)
         for old in journal.oldBases where old != b {
             try FileSystem.remove(SegmentFiles.log(directory, old))
             try FileSystem.remove(SegmentFiles.index(directory, old))
             try FileSystem.remove(SegmentFiles.timeIndex(directory, old))
+            try FileSystem.remove(TransactionFiles.txnIndex(directory, old))
         }
         try FileSystem.syncDirectory(directory)
         try FileSystem.remove(directory + "/" + name)

@@ -35,23 +35,13 @@ public final class ChildProcess {
         posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
         for fd in inPipe + errPipe { posix_spawn_file_actions_addclose(&actions, fd) }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for sig in [SIGINT, SIGTERM, SIGCHLD, SIGPIPE] { sigaddset(&defaults, sig) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var noMask = sigset_t()
-        sigemptyset(&noMask)
-        posix_spawnattr_setsigmask(&attributes, &noMask)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        var attributes = SpawnAttributes(newProcessGroup: true)
+        defer { attributes.destroy() }
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = environment.map { strdup($0) } + [nil]
         defer { (cArgs + cEnv).forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
+        let rc = posix_spawnp(&pid, argv[0], &actions, &attributes.value, cArgs, cEnv)
         close(inPipe[0])
         close(errPipe[1])
         guard rc == 0 else {
@@ -135,4 +125,102 @@ public func waitReady(_ requests: [(fd: Int32, events: Int16)], timeoutMs: Int32
     let n = poll(&pollfds, nfds_t(pollfds.count), timeoutMs)
     guard n > 0 else { return [] }
     return pollfds.indices.filter { pollfds[$0].revents != 0 }
+}
+
+/// Spawn attributes for our children: the signals we catch or ignore back
+/// to their defaults, no signal blocked, and optionally a process group of
+/// their own.
+struct SpawnAttributes {
+    var value = posix_spawnattr_t()
+
+    init(newProcessGroup: Bool) {
+        posix_spawnattr_init(&value)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for sig in [SIGINT, SIGTERM, SIGCHLD, SIGPIPE] { sigaddset(&defaults, sig) }
+        posix_spawnattr_setsigdefault(&value, &defaults)
+        var noMask = sigset_t()
+        sigemptyset(&noMask)
+        posix_spawnattr_setsigmask(&value, &noMask)
+        var flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK
+        if newProcessGroup {
+            posix_spawnattr_setpgroup(&value, 0)
+            flags |= POSIX_SPAWN_SETPGROUP
+        }
+        posix_spawnattr_setflags(&value, Int16(flags))
+    }
+
+    mutating func destroy() { posix_spawnattr_destroy(&value) }
+}
+
+/// A command whose standard output we read (`mq-produce --atomic -- COMMAND`):
+/// its standard input and standard error are ours, and it stays in our
+/// process group, so a ^C at the terminal reaches it too.
+public final class GeneratorProcess {
+    public let argv: [String]
+    public let pid: pid_t
+    /// Our end of the command's standard output.
+    public let outputFD: Int32
+    private var reaped = false
+
+    /// Starts `argv[0]` (searched in PATH) with our environment.
+    /// - Throws: `MQError` (noInput when the program is not found).
+    public init(argv: [String]) throws {
+        self.argv = argv
+        var out: [Int32] = [-1, -1]
+        guard pipe(&out) == 0 else { throw MQError.system("cannot create a pipe for", path: argv[0], currentErrno()) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+        posix_spawn_file_actions_addclose(&actions, out[0])
+        posix_spawn_file_actions_addclose(&actions, out[1])
+        var attributes = SpawnAttributes(newProcessGroup: false)
+        defer { attributes.destroy() }
+        let cArgs = argv.map { strdup($0) } + [nil]
+        let cEnv = processEnvironment().map { strdup($0) } + [nil]
+        defer { (cArgs + cEnv).forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawnp(&pid, argv[0], &actions, &attributes.value, cArgs, cEnv)
+        close(out[1])
+        guard rc == 0 else {
+            close(out[0])
+            throw MQError(rc == ENOENT ? .noInput : .software, "cannot run '\(argv[0])'", cause: Errno(rawValue: rc))
+        }
+        _ = fcntl(out[0], F_SETFD, FD_CLOEXEC)
+        self.pid = pid
+        self.outputFD = out[0]
+    }
+
+    deinit {
+        close(outputFD)
+        if !reaped { stop() }
+    }
+
+    /// Waits for the command to end; a stop signal ends the wait with its error.
+    public func wait() throws -> ChildProcess.Outcome {
+        while true {
+            var status: Int32 = 0
+            let r = waitpid(pid, &status, 0)
+            if r == pid {
+                reaped = true
+                let termSig = status & 0x7F
+                return termSig == 0 ? .exited((status >> 8) & 0xFF) : .signaled(termSig)
+            }
+            if r < 0 && errno == EINTR {
+                if StopSignals.signal != 0 { throw MQError(StopSignals.exitStatus, "stopped") }
+                continue
+            }
+            throw MQError.system("cannot wait for", path: argv[0], currentErrno())
+        }
+    }
+
+    /// Terminates the command (SIGTERM) and reaps it.
+    public func stop() {
+        guard !reaped else { return }
+        reaped = true
+        _ = kill(pid, SIGTERM)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    }
 }

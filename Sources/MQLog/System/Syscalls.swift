@@ -175,6 +175,14 @@ public enum FileSystem {
         }
     }
 
+    /// Gives `from` the second name `to`; returns false, changing nothing,
+    /// when `to` exists. The C function is `link`.
+    public static func link(_ from: String, to: String) throws -> Bool {
+        if Glibc.link(from, to) == 0 { return true }
+        if errno == EEXIST { return false }
+        throw MQError.system("cannot link '\(from)' to", path: to, currentErrno(), creating: true)
+    }
+
     /// Removes a file; a missing file is not an error. The C function is `unlink`.
     public static func remove(_ path: String) throws {
         if unlink(path) != 0 && errno != ENOENT {

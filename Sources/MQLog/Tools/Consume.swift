@@ -13,6 +13,8 @@ public struct ConsumeOptions {
     public var count: Int? = nil
     public var output: OutputMode = .values(delimiter: [10])
     public var outputFD: Int32 = 1
+    /// Which records of transactions are delivered (`--read-uncommitted`).
+    public var isolation: ReadIsolation = .readCommitted
     public var filter: MessageFilter? = nil
     /// Longest time delivered messages wait to be committed (they are also
     /// committed whenever the consumer is idle, rebalances or stops).
@@ -309,7 +311,7 @@ public final class Consumer {
             start = try position.offset(in: reader)
         }
         start = min(start, try reader.logEndOffset())
-        let cursor = try PartitionCursor(partition: partition, directory: dir, startOffset: start)
+        let cursor = try PartitionCursor(partition: partition, directory: dir, startOffset: start, isolation: options.isolation)
         owned.append(Owned(topic: topic, partition: partition, lease: lease, cursor: cursor, delivered: start, pending: start))
         if !watched.contains(dir) {
             watched.insert(dir)

@@ -51,11 +51,34 @@ public struct ProduceOptions: Sendable {
     /// A named producer (`--producer`): an exactly-once copy of the input,
     /// record numbers as source offsets, so a rerun skips what was written.
     public var producerName: String? = nil
+    /// Write all of the input as one transaction (`--atomic`, docs/FORMAT.md §18).
+    public var atomic = false
+    /// How long others wait for a live producer's transaction before they may abort it.
+    public var transactionTimeoutMs: Int64 = 900_000
+    /// Run this command and read its standard output instead of the input (`-- COMMAND`).
+    public var command: [String]? = nil
+    /// The command's exit statuses that abort the transaction (nil: any but 0).
+    public var abortOnStatus: [ClosedRange<Int32>]? = nil
 
     /// True when messages go to the topic's delay queue first.
     public var isDelayed: Bool { delayMs != nil || deliverAtMs != nil }
 
     public init(topic: String) { self.topic = topic }
+
+    /// Parses `--abort-on-status`: exit statuses and ranges, comma-separated ("1,3-255").
+    public static func parseStatusList(_ text: String) throws -> [ClosedRange<Int32>] {
+        var ranges: [ClosedRange<Int32>] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let bounds = part.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map { Int32($0) }
+            guard !bounds.isEmpty, bounds.allSatisfy({ $0 != nil && $0! >= 0 && $0! <= 255 }) else {
+                throw MQError.usage("'--abort-on-status': '\(part)' is not an exit status (0-255) or a range of them (N-M)")
+            }
+            let low = bounds[0]!, high = bounds.last!!
+            guard low <= high else { throw MQError.usage("'--abort-on-status': range '\(part)' is empty") }
+            ranges.append(low...high)
+        }
+        return ranges
+    }
 }
 
 /// What a produce run did.
@@ -99,10 +122,15 @@ public final class Producer {
     /// `--id-header` and `--producer` (Produce+Dedup.swift).
     var dedup: ProducerDedup?
     var named: NamedProducer?
+    /// The transaction of an `--atomic` run.
+    private var transaction: ProducerTransaction?
+    /// Where messages are read from: the input, or the command's output.
+    private var inputFD: Int32
 
     public init(options: ProduceOptions, log: LogDirectory) {
         self.options = options
         self.log = log
+        self.inputFD = options.inputFD
     }
 
     /// Runs until end of input, a fatal error, or SIGINT/SIGTERM.
@@ -113,12 +141,9 @@ public final class Producer {
         try openTopic()
         try openDedup()
         StopSignals.install()
+        if options.atomic { return try runAtomic() }
         do {
-            switch options.framing {
-            case .delimited(let delimiter): try readDelimited(delimiter)
-            case .whole: try readWhole()
-            case .json: try readDelimited([10], json: true)
-            }
+            try readInput()
         } catch let error as MQError {
             // Keep what was accepted before the failure.
             // A failure to commit wins: the stop message would claim too much.
@@ -131,6 +156,62 @@ public final class Producer {
         reportRecoveries()
         closeDedup()
         return summary
+    }
+
+    private func readInput() throws {
+        switch options.framing {
+        case .delimited(let delimiter): try readDelimited(delimiter)
+        case .whole: try readWhole()
+        case .json: try readDelimited([10], json: true)
+        }
+    }
+
+    // MARK: Transactions
+
+    /// `--atomic`: everything read is one transaction, committed only after
+    /// a clean end of input (and, with a command, its successful exit);
+    /// aborted on a stop signal, bad input or a failed command.
+    private func runAtomic() throws -> ProduceSummary {
+        try TransactionRecovery.recoverOrphans(root: log.root)
+        let txn = try ProducerTransaction(root: log.root, timeoutMs: options.transactionTimeoutMs)
+        transaction = txn
+        var generator: GeneratorProcess?
+        do {
+            if let argv = options.command {
+                generator = try GeneratorProcess(argv: argv)
+                inputFD = generator!.outputFD
+            }
+            try readInput()
+            try flushAll()
+            if let g = generator {
+                let outcome = try g.wait()
+                generator = nil
+                if let failure = commandFailure(outcome, argv: g.argv) { throw failure }
+            }
+        } catch let error as MQError {
+            generator?.stop()
+            try txn.abort(writers: writers.compactMap { $0 })
+            let n = summary.accepted
+            let what = "the transaction was aborted: none of its \(n) message\(n == 1 ? " is" : "s is") visible"
+            if error.status == .interrupted || error.status == .terminated {
+                throw MQError(error.status, "stopped by \(StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"); \(what)")
+            }
+            throw MQError(error.status, "\(error.message); \(what)")
+        }
+        try txn.commit(writers: writers.compactMap { $0 })
+        reportRecoveries()
+        return summary
+    }
+
+    /// The error that aborts the transaction after the command ended, if any.
+    private func commandFailure(_ outcome: ChildProcess.Outcome, argv: [String]) -> MQError? {
+        switch outcome {
+        case .exited(let status):
+            let aborts = options.abortOnStatus.map { ranges in ranges.contains { $0.contains(status) } } ?? (status != 0)
+            return aborts ? MQError(.failure, "'\(argv[0])' exited with status \(status)") : nil
+        case .signaled(let sig):
+            return MQError(.failure, "'\(argv[0])' was killed by signal \(sig)")
+        }
     }
 
     /// Tells the user when opening a partition cut a torn write left by a
@@ -201,8 +282,9 @@ public final class Producer {
                 let waited = Int64((monotonicNanos() &- oldestPendingNanos) / 1_000_000)
                 timeout = Int32(max(0, min(options.lingerMs - waited, 60_000)))
             }
-            let ready = waitReadable([options.inputFD, StopSignals.fd], timeoutMs: timeout)
+            let ready = waitReadable([inputFD, StopSignals.fd], timeoutMs: timeout)
             if StopSignals.signal != 0 { throw stopError() }
+            if ready.contains(1) { StopSignals.drain() }  // a SIGCHLD of the --atomic command
             if ready.contains(0) { return }
             if ready.isEmpty && pendingCount > 0 { try flushAll() }
         }
@@ -219,7 +301,7 @@ public final class Producer {
         try waitForInput()
         buffer.reserve(1 << 20)
         while true {
-            let n = read(options.inputFD, buffer.base + buffer.count, buffer.capacity - buffer.count)
+            let n = read(inputFD, buffer.base + buffer.count, buffer.capacity - buffer.count)
             if n > 0 { buffer.count += n; return true }
             if n == 0 { return false }
             if errno == EINTR || errno == EAGAIN {
@@ -258,6 +340,11 @@ public final class Producer {
                 scanFrom = start
             }
             if eof {
+                if start < buffer.count && options.atomic {
+                    // A cut-off last message is what a generator that died
+                    // mid-write leaves: not a clean end of input.
+                    throw MQError.data("input ended inside \(unitName) \(number + 1) (no final delimiter): not a clean end of input")
+                }
                 if start < buffer.count && !discarding {
                     number += 1
                     try accept(UnsafeRawBufferPointer(start: buffer.base + start, count: buffer.count - start), number: number, timestamp: now, json: json)
@@ -432,9 +519,20 @@ public final class Producer {
     private func flush(_ partition: Int32) throws -> Int64? {
         guard let builder = builders[Int(partition)], !builder.isEmpty else { return nil }
         let count = Int(builder.count)
-        _ = try builder.finish()
         let w = try writer(partition)
-        let base = try w.append(builder.output)
+        let base: Int64
+        if let transaction {
+            let (register, sequence) = try transaction.willAppend(topic: topic.name, partition: partition, directory: w.directory, records: builder.count)
+            builder.producerId = transaction.producerId
+            builder.producerEpoch = transaction.epoch
+            builder.baseSequence = sequence
+            builder.extraAttributes = BatchAttributes.transactional
+            _ = try builder.finish()
+            base = try w.appendTransactional(builder.output, producerId: transaction.producerId, epoch: transaction.epoch, register: register)
+        } else {
+            _ = try builder.finish()
+            base = try w.append(builder.output)
+        }
         if options.sync == .batch { try w.sync() }
         builder.reset()
         pendingCount -= count

@@ -134,7 +134,7 @@ public final class QueueConsumer {
             if let limit = options.count { want = min(want, limit - emitted) }
             if want <= 0 { break }
             let p = partitions[(nextPartition + k) % partitions.count]
-            let end = try p.reader.logEndOffset()
+            let end = try stableEnd(p)
             let me = membership.id
             let lease = leaseMs
             let claimed: [(offset: Int64, attempts: UInt32)] = try p.queue.update(durable: false) { state in
@@ -179,6 +179,13 @@ public final class QueueConsumer {
         return claimedTotal
     }
 
+    /// Where claims stop: the log end, or read committed the last stable offset.
+    private func stableEnd(_ p: Partition) throws -> Int64 {
+        let end = try p.reader.logEndOffset()
+        guard options.isolation == .readCommitted else { return end }
+        return try TransactionRecovery.lastStableOffset(partitionDir: p.directory, logEnd: end)
+    }
+
     /// Reads the claimed messages and hands them to the dispatcher.
     private func fetchAndSubmit(_ p: Partition, _ claimed: [(offset: Int64, attempts: UInt32)]) throws {
         let wanted = Dictionary(uniqueKeysWithValues: claimed.map { ($0.offset, $0.attempts) })
@@ -186,7 +193,7 @@ public final class QueueConsumer {
         var found = Set<Int64>()
         let last = claimed.map(\.offset).max()!
         for (offset, _) in claimed.sorted(by: { $0.offset < $1.offset }) where !found.contains(offset) {
-            if cursor == nil || cursor!.nextOffset > offset { cursor = try PartitionCursor(partition: p.partition, directory: p.directory, startOffset: offset) }
+            if cursor == nil || cursor!.nextOffset > offset { cursor = try PartitionCursor(partition: p.partition, directory: p.directory, startOffset: offset, isolation: options.isolation) }
             while let r = try cursor!.peek(), r.offset <= last {
                 if let attempts = wanted[r.offset], !found.contains(r.offset) {
                     found.insert(r.offset)
@@ -262,7 +269,7 @@ public final class QueueConsumer {
     private func drained() throws -> Bool {
         for p in partitions {
             let state = try p.queue.read()
-            if state.low < (try p.reader.logEndOffset()) { return false }
+            if state.low < (try stableEnd(p)) { return false }
         }
         return !partitions.isEmpty || selection.isEmpty
     }

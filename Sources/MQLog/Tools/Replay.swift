@@ -12,6 +12,8 @@ public struct ReplayOptions {
     /// Standard-output mode: how records are printed.
     public var output: OutputMode = .values(delimiter: [10])
     public var outputFD: Int32 = 1
+    /// Which records of transactions are printed (`--read-uncommitted`).
+    public var isolation: ReadIsolation = .readCommitted
     /// Draw a progress line on standard error (set when it is a terminal).
     public var progress = false
     /// Print a summary line on standard error at the end.
@@ -66,7 +68,7 @@ public final class Replayer {
         } else {
             partitions = Array(0..<topic.partitions)
         }
-        return (topic, try resolveReplayRange(topic: topic, partitions: partitions, from: options.from, to: options.to))
+        return (topic, try resolveReplayRange(topic: topic, partitions: partitions, from: options.from, to: options.to, isolation: options.isolation))
     }
 
     /// Prints the range. A closed output ends the run quietly (as `mq-tail`).
@@ -75,7 +77,7 @@ public final class Replayer {
         var summary = ReplaySummary()
         if options.progress { progress = ProgressLine(total: ranges.reduce(0) { $0 + $1.count }) }
         defer { progress?.finish() }
-        var merge = try RangeMerge(topic: topic, ranges: ranges)
+        var merge = try RangeMerge(topic: topic, ranges: ranges, isolation: options.isolation)
         while let (cursor, record) = try merge.next() {
             progress?.advance()
             if let filter = options.filter, !(try filter.matches(record)) {
@@ -109,9 +111,9 @@ struct RangeMerge {
     private var stops: [Int64] = []
     private var active: [Int] = []
 
-    init(topic: Topic, ranges: [ReplayPartitionRange]) throws {
+    init(topic: Topic, ranges: [ReplayPartitionRange], isolation: ReadIsolation = .readCommitted) throws {
         for r in ranges where r.count > 0 {
-            cursors.append(try PartitionCursor(partition: r.partition, directory: topic.partitionPath(r.partition), startOffset: r.start))
+            cursors.append(try PartitionCursor(partition: r.partition, directory: topic.partitionPath(r.partition), startOffset: r.start, isolation: isolation))
             stops.append(r.stop)
             active.append(cursors.count - 1)
         }

@@ -118,14 +118,16 @@ public struct ReplayPartitionRange: Equatable, Sendable, Codable {
 /// - Parameters:
 ///   - partitions: the partitions to resolve, each below `topic.partitions`.
 /// - Throws: `MQError` (usage) for a `P:N` naming a partition the topic lacks.
-public func resolveReplayRange(topic: Topic, partitions: [Int32], from: ReplayBound, to: ReplayBound) throws -> [ReplayPartitionRange] {
+/// Read committed, the end is the last stable offset (docs/FORMAT.md §18).
+public func resolveReplayRange(topic: Topic, partitions: [Int32], from: ReplayBound, to: ReplayBound, isolation: ReadIsolation = .readCommitted) throws -> [ReplayPartitionRange] {
     for p in from.namedPartitions + to.namedPartitions where p >= topic.partitions {
         throw MQError.usage("partition \(p) does not exist: topic '\(topic.name)' has \(topic.partitions) partition\(topic.partitions == 1 ? "" : "s")")
     }
     var ranges: [ReplayPartitionRange] = []
     for p in partitions {
         let reader = PartitionReader(directory: topic.partitionPath(p))
-        let end = try reader.logEndOffset()
+        var end = try reader.logEndOffset()
+        if isolation == .readCommitted { end = try TransactionRecovery.lastStableOffset(partitionDir: topic.partitionPath(p), logEnd: end) }
         let start = min(try from.resolve(in: reader, partition: p, isTo: false), end)
         let stop = min(try to.resolve(in: reader, partition: p, isTo: true), end)
         ranges.append(ReplayPartitionRange(partition: p, start: start, stop: max(start, stop)))

@@ -52,6 +52,8 @@ public struct TailOptions {
     public var partition: Int32? = nil
     public var output: OutputMode = .values(delimiter: [10])
     public var outputFD: Int32 = 1
+    /// Which records of transactions are printed (`--read-uncommitted`).
+    public var isolation: ReadIsolation = .readCommitted
 
     public init(topics: [String]) { self.topics = topics }
 }
@@ -136,7 +138,7 @@ public final class Tailer {
         for p in partitions {
             let dir = topic.partitionPath(p)
             let startOffset = try start.offset(in: PartitionReader(directory: dir))
-            cursors.append(try PartitionCursor(partition: p, directory: dir, startOffset: startOffset))
+            cursors.append(try PartitionCursor(partition: p, directory: dir, startOffset: startOffset, isolation: options.isolation))
             cursorTopic.append(name)
             watcher?.watch(dir)
         }
@@ -159,7 +161,7 @@ public final class Tailer {
         guard cursors.count > 1 else { return }
         var ring: [(cursor: Int, offset: Int64)] = []
         var probes: [PartitionCursor] = []
-        for c in cursors { probes.append(try PartitionCursor(partition: c.partition, directory: c.reader.directory, startOffset: c.nextOffset)) }
+        for c in cursors { probes.append(try PartitionCursor(partition: c.partition, directory: c.reader.directory, startOffset: c.nextOffset, isolation: options.isolation)) }
         while let i = try earliest(probes) {
             let r = try probes[i].peek()!
             ring.append((i, r.offset))
@@ -170,7 +172,7 @@ public final class Tailer {
         for entry in ring where starts[entry.cursor] == nil { starts[entry.cursor] = entry.offset }
         for i in cursors.indices {
             let start = starts[i] ?? probes[i].nextOffset
-            cursors[i] = try PartitionCursor(partition: cursors[i].partition, directory: cursors[i].reader.directory, startOffset: start)
+            cursors[i] = try PartitionCursor(partition: cursors[i].partition, directory: cursors[i].reader.directory, startOffset: start, isolation: options.isolation)
         }
     }
 
