@@ -386,15 +386,24 @@ public final class DedupStore {
         var ids: [(IDHash, DedupEntry)] = []
         for (p, from, nameHash) in openChunk {
             guard let dir = try recoverPartition(p) else { continue }
-            let cursor = try PartitionCursor(partition: p, directory: dir, startOffset: from)
-            while let r = try cursor.peek() {
-                for h in (try? r.headers()) ?? [] where IDHash.of(h.name) == nameHash {
-                    if let v = h.value {
-                        ids.append((IDHash.of(v), DedupEntry(timestampMs: now, partition: p, offset: r.offset)))
+            // Every batch as written, whatever the transactions of other
+            // producers (a read-committed cursor would stop at an open one's
+            // first offset); transactional batches are never ours.
+            let reader = PartitionReader(directory: dir)
+            try reader.seek(toOffset: from)
+            let decoder = BatchDecoder()
+            while let (header, bytes) = try reader.nextBatch() {
+                guard header.nextOffset > from, !header.isControl, !header.isTransactional else { continue }
+                var records = RecordIterator(records: try decoder.records(of: bytes, header: header), header: header)
+                while let r = try records.next() {
+                    guard r.offset >= from else { continue }
+                    for h in (try? r.headers()) ?? [] where IDHash.of(h.name) == nameHash {
+                        if let v = h.value {
+                            ids.append((IDHash.of(v), DedupEntry(timestampMs: now, partition: p, offset: r.offset)))
+                        }
+                        break
                     }
-                    break
                 }
-                cursor.advance()
             }
         }
         recoveredIDs += ids.count
