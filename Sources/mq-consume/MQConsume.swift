@@ -71,6 +71,13 @@ struct MQConsume: ParsableCommand {
     @Option(name: [.customShort("P"), .customLong("parallel")], help: "With a handler: run up to N at once (messages with one key never run at once or out of order).")
     var parallel: Int = 1
 
+    @Flag(name: .long, help: "Skip messages whose id (--id-header) the group already processed within --dedup-window (needs -g).")
+    var dedup = false
+    @Option(name: .customLong("id-header"), help: ArgumentHelp("With --dedup: the header that holds a message's id.", valueName: "name"))
+    var idHeader: String?
+    @Option(name: .customLong("dedup-window"), help: ArgumentHelp("With --dedup: how long the group remembers an id (default 2m).", valueName: "duration"))
+    var dedupWindow: String?
+
     var command: [String] { MQConsume.handlerCommand }
 
     func validate() throws {
@@ -81,6 +88,7 @@ struct MQConsume: ParsableCommand {
         if queue && (group == nil || command.isEmpty) {
             throw ValidationError("'--queue' needs '-g GROUP' and a handler command after '--'")
         }
+        try validateDedup()
         if command.isEmpty {
             let handlerOnly = [("--timeout", timeout != nil), ("--dlq-on", !dlqOn.isEmpty), ("--dlq", dlq != nil), ("--max-age", maxAge != nil),
                                ("--batch", batch != 1), ("--parallel", parallel != 1), ("--max-attempts", maxAttempts != 3)]
@@ -88,6 +96,18 @@ struct MQConsume: ParsableCommand {
                 throw ValidationError("'\(flag)' needs a handler command after '--'")
             }
         }
+    }
+
+    /// `--dedup`, `--id-header`, `--dedup-window`.
+    func validateDedup() throws {
+        if !dedup {
+            if idHeader != nil { throw ValidationError("'--id-header' needs '--dedup'") }
+            if dedupWindow != nil { throw ValidationError("'--dedup-window' needs '--dedup'") }
+            return
+        }
+        if group == nil { throw ValidationError("'--dedup' needs '-g GROUP' (the group remembers the ids it processed)") }
+        if queue { throw ValidationError("'--dedup' cannot be used with '--queue'") }
+        guard let idHeader, !idHeader.isEmpty else { throw ValidationError("'--dedup' needs '--id-header NAME', the header that holds each message's id") }
     }
 
     func run() throws {
@@ -98,6 +118,13 @@ struct MQConsume: ParsableCommand {
         options.isolation = readUncommitted ? .readUncommitted : .readCommitted
         options.count = count
         options.output = try outputOptions.mode()
+        if dedup {
+            options.dedupIDHeader = idHeader
+            if let dedupWindow {
+                options.dedupWindowMs = try usageValue { try Durations.parseDuration(dedupWindow) }
+                if options.dedupWindowMs < 1 { throw ValidationError("'--dedup-window' must be positive") }
+            }
+        }
         options.commitIntervalMs = try usageValue { try Durations.parseDuration(commitInterval) }
         if !command.isEmpty {
             var h = HandlerOptions(command: command)

@@ -64,6 +64,12 @@ struct MQProduce: ParsableCommand {
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Make every message visible to consumers at this time (ISO-8601, or @epoch-ms).", valueName: "time"))
     var at: String?
 
+    @Option(name: .customLong("id-header"), help: ArgumentHelp("Write each message id once: the id is this header of each JSON envelope (--json), or the key (-K, also stored in the header).", valueName: "name"))
+    var idHeader: String?
+    @Option(name: .customLong("dedup-window"), help: ArgumentHelp("With --id-header: how long an id is remembered (default 2m).", valueName: "duration"))
+    var dedupWindow: String?
+    @Option(name: .long, help: ArgumentHelp("A named producer: a rerun with the same input writes only the records the last run did not.", valueName: "name"))
+    var producer: String?
     @Flag(name: .long, help: "Write all of the input as one transaction: visible to readers only if it all went in (clean end of input, and with '-- COMMAND' its success).")
     var atomic = false
     @Option(name: .customLong("abort-on-status"), help: ArgumentHelp("With '--atomic -- COMMAND': the command's exit statuses that abort (default: any but 0).", valueName: "list"))
@@ -86,6 +92,23 @@ struct MQProduce: ParsableCommand {
         if batchMessages < 1 { throw ValidationError("'--batch-messages' must be at least 1") }
         if let p = partitions, p < 1 { throw ValidationError("'--partitions' must be at least 1") }
         if let p = partition, p < 0 { throw ValidationError("'--partition' cannot be negative") }
+        try validateExactlyOnce()
+    }
+
+    /// `--id-header`, `--dedup-window` and `--producer`.
+    func validateExactlyOnce() throws {
+        if idHeader != nil && producer != nil { throw ValidationError("'--id-header' and '--producer' are mutually exclusive") }
+        if dedupWindow != nil && idHeader == nil { throw ValidationError("'--dedup-window' needs '--id-header'") }
+        if let h = idHeader {
+            if h.isEmpty { throw ValidationError("'--id-header' needs a header name") }
+            if !json && keyDelimiter == nil { throw ValidationError("'--id-header' needs ids: use --json (the envelope's header NAME) or -K DELIM (the key)") }
+        }
+        if idHeader != nil || producer != nil {
+            let flag = idHeader != nil ? "--id-header" : "--producer"
+            if delay != nil || at != nil { throw ValidationError("'\(flag)' cannot be used with '--delay' or '--at'") }
+            if atomic { throw ValidationError("'\(flag)' cannot be used with '--atomic'") }
+        }
+        if producer != nil && printOffsets { throw ValidationError("'--print-offsets' cannot be used with '--producer'") }
     }
 
     func run() throws {
@@ -109,6 +132,15 @@ struct MQProduce: ParsableCommand {
         options.deliverAtMs = try at.map { t in try usageValue { try TimeSpec.parseTime(t, nowMs: currentTimeMillis()) } }
         options.printOffsets = printOffsets
         options.skipBad = skipBad
+        options.idHeader = idHeader
+        if let dedupWindow {
+            options.dedupWindowMs = try usageValue { try Durations.parseDuration(dedupWindow) }
+            if options.dedupWindowMs < 1 { throw ValidationError("'--dedup-window' must be positive") }
+        }
+        if let producer {
+            try usageValue { try CopyJournal.validateID(Producer.producerCopyID(name: producer, topic: topic)) }
+            options.producerName = producer
+        }
         options.atomic = atomic
         if !MQProduce.generatorCommand.isEmpty { options.command = MQProduce.generatorCommand }
         options.abortOnStatus = try abortOnStatus.map { list in try usageValue { try ProduceOptions.parseStatusList(list) } }

@@ -399,3 +399,11 @@ def run_as_nobody(argv, input: bytes = b"", env=None, timeout: float = 60) -> Re
         [str(a) for a in argv]
     p = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout, env=env)
     return Result(p.returncode, p.stdout, p.stderr.decode("utf-8", "replace"))
+
+
+def script(tmp_path, name, body) -> str:
+    """An executable shell script `name` in tmp_path with `body` after the #! line; its path."""
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(path.stat().st_mode | 0o111)
+    return str(path)

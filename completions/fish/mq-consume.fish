@@ -20,7 +20,7 @@ function __mq-consume_parse_tokens -S
     set -l unparsed_tokens (__mq-consume_tokens -pc)
     switch $unparsed_tokens[1]
     case 'mq-consume'
-        __mq-consume_parse_subcommand -r 1 'dir=' 'g/group=' 'from=' 'e/exit' 'read-uncommitted' 'c/count=' 'grep=' 'key=' 'header=+' 'commit-interval=' 'd/delimiter=' '0/null' 'format=' 'J/json' 'max-attempts=' 'backoff=' 'backoff-max=' 'timeout=' 'dlq-on=+' 'dlq=' 'max-age=' 'batch=' 'queue' 'lease=' 'P/parallel=' 'version' 'h/help'
+        __mq-consume_parse_subcommand -r 1 'dir=' 'g/group=' 'from=' 'e/exit' 'read-uncommitted' 'c/count=' 'grep=' 'key=' 'header=+' 'commit-interval=' 'd/delimiter=' '0/null' 'format=' 'J/json' 'max-attempts=' 'backoff=' 'backoff-max=' 'timeout=' 'dlq-on=+' 'dlq=' 'max-age=' 'batch=' 'queue' 'lease=' 'P/parallel=' 'dedup' 'id-header=' 'dedup-window=' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __mq-consume_parse_subcommand -r 1 'version'
@@ -102,6 +102,9 @@ complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" queue' -l 'queue' -d 'Work-queue mode: all consumers of the group share every partition message by message (needs -g and a handler).'
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" lease' -l 'lease' -d 'Work-queue mode: how long a consumer holds a message; a run is stopped before its lease ends, and the message is delivered again.' -rfka ''
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" P parallel' -s 'P' -l 'parallel' -d 'With a handler: run up to N at once (messages with one key never run at once or out of order).' -rfka ''
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" dedup' -l 'dedup' -d 'Skip messages whose id (--id-header) the group already processed within --dedup-window (needs -g).'
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" id-header' -l 'id-header' -d 'With --dedup: the header that holds a message\'s id.' -rfka ''
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" dedup-window' -l 'dedup-window' -d 'With --dedup: how long the group remembers an id (default 2m).' -rfka ''
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" version' -l 'version' -d 'Show the version.'
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" h help' -s 'h' -l 'help' -d 'Show help information.'
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_positional "mq-consume" -eq 1' -fa 'help' -d 'Show subcommand help information.'

@@ -20,7 +20,7 @@ function __mq-produce_parse_tokens -S
     set -l unparsed_tokens (__mq-produce_tokens -pc)
     switch $unparsed_tokens[1]
     case 'mq-produce'
-        __mq-produce_parse_subcommand 1 'dir=' 'd/delimiter=' '0/null' 'whole' 'J/json' 'K/key-delimiter=' 'k/key=' 'H/header=+' 'p/partition=' 'partitions=' 'no-create' 'z/compression=' 'batch-messages=' 'batch-bytes=' 'linger=' 'sync=' 'print-offsets' 'skip-bad' 'delay=' 'at=' 'atomic' 'abort-on-status=' 'transaction-timeout=' 'version' 'h/help'
+        __mq-produce_parse_subcommand 1 'dir=' 'd/delimiter=' '0/null' 'whole' 'J/json' 'K/key-delimiter=' 'k/key=' 'H/header=+' 'p/partition=' 'partitions=' 'no-create' 'z/compression=' 'batch-messages=' 'batch-bytes=' 'linger=' 'sync=' 'print-offsets' 'skip-bad' 'delay=' 'at=' 'id-header=' 'dedup-window=' 'producer=' 'atomic' 'abort-on-status=' 'transaction-timeout=' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __mq-produce_parse_subcommand -r 1 'version'
@@ -97,6 +97,9 @@ complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" skip-bad' -l 'skip-bad' -d 'Report bad input lines on standard error and go on.'
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" delay' -l 'delay' -d 'Make each message visible to consumers this long after it is accepted (kept in TOPIC.delay until then).' -rfka ''
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" at' -l 'at' -d 'Make every message visible to consumers at this time (ISO-8601, or @epoch-ms).' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" id-header' -l 'id-header' -d 'Write each message id once: the id is this header of each JSON envelope (--json), or the key (-K, also stored in the header).' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" dedup-window' -l 'dedup-window' -d 'With --id-header: how long an id is remembered (default 2m).' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" producer' -l 'producer' -d 'A named producer: a rerun with the same input writes only the records the last run did not.' -rfka ''
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" atomic' -l 'atomic' -d 'Write all of the input as one transaction: visible to readers only if it all went in (clean end of input, and with \'-- COMMAND\' its success).'
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" abort-on-status' -l 'abort-on-status' -d 'With \'--atomic -- COMMAND\': the command\'s exit statuses that abort (default: any but 0).' -rfka ''
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" transaction-timeout' -l 'transaction-timeout' -d 'With --atomic: how long others wait for this transaction before they may abort it (default 15m).' -rfka ''

@@ -6,6 +6,8 @@ public struct CopyRecord: Sendable {
     public var key: [UInt8]?
     public var value: [UInt8]?
     public var headers: [Header]
+    /// The headers already encoded (`RecordBatchBuilder.encodeHeaders`); used instead of `headers` when set.
+    public var encodedHeaders: [UInt8]? = nil
 
     public init(topic: String, partition: Int32, offset: Int64, timestamp: Int64, key: [UInt8]?, value: [UInt8]?, headers: [Header]) {
         self.source = TopicPartition(topic, partition)
@@ -27,6 +29,8 @@ public final class CopyWriter {
     public let log: LogDirectory
     public var maxChunkRecords = 1000
     public var maxChunkBytes = 4 << 20
+    /// The codec of written batches; nil means each destination topic's `compression.type`.
+    public var codec: CompressionCodec? = nil
     /// Records written and settled by this writer.
     public private(set) var copied = 0
     /// Records not written because they were settled already.
@@ -89,7 +93,7 @@ public final class CopyWriter {
         guard destination.partition >= 0, destination.partition < topic.partitions else {
             throw MQError.usage("partition \(destination.partition) does not exist: topic '\(destination.topic)' has \(topic.partitions) partition\(topic.partitions == 1 ? "" : "s")")
         }
-        let headers = RecordBatchBuilder.encodeHeaders(record.headers)
+        let headers = record.encodedHeaders ?? RecordBatchBuilder.encodeHeaders(record.headers)
         let size = RecordBatchBuilder.maxRecordSize(keyCount: record.key?.count, valueCount: record.value?.count, encodedHeadersCount: headers.count)
         let batchBytes = max(1024, min(1 << 20, topic.config.maxMessageBytes - BatchLayout.headerSize))
         if let o = open[destination] {
@@ -100,7 +104,7 @@ public final class CopyWriter {
             if !continues { try finishBatch(destination) }
         }
         if open[destination] == nil {
-            let builder = RecordBatchBuilder(codec: topic.config.defaultCodec, capacity: min(batchBytes, max(size, 64 << 10)))
+            let builder = RecordBatchBuilder(codec: codec ?? topic.config.defaultCodec, capacity: min(batchBytes, max(size, 64 << 10)))
             builder.producerId = journal.producerID(record.source)
             builder.producerEpoch = Int16(truncatingIfNeeded: record.offset >> 31)
             builder.baseSequence = Int32(truncatingIfNeeded: record.offset & 0x7fff_ffff)

@@ -26,6 +26,8 @@ public enum GroupHousekeeping {
         public var trimmedQueueEntries = 0
         public var trimmedJournalEntries = 0
         public var removedTemporaries = 0
+        /// Entries of dedup stores past their window (`DedupStore.housekeep`).
+        public var trimmedDedupEntries = 0
         public var bytesReclaimed: Int64 = 0
 
         public var isEmpty: Bool { self == Report() }
@@ -40,6 +42,7 @@ public enum GroupHousekeeping {
             add(trimmedQueueEntries, "queue entry trimmed", "queue entries trimmed")
             add(trimmedJournalEntries, "mover journal entry trimmed", "mover journal entries trimmed")
             add(removedTemporaries, "leftover temporary removed", "leftover temporaries removed")
+            add(trimmedDedupEntries, "expired dedup entry trimmed", "expired dedup entries trimmed")
             return parts.joined(separator: ", ")
         }
     }
@@ -61,17 +64,29 @@ public enum GroupHousekeeping {
                 }
                 guard LogDirectory.isValidTopicName(name), FileSystem.isDirectory(path) else { continue }
                 try tidyGroup(log: log, name: name, now: now, expireAfterMs: expireAfterMs, dryRun: dryRun, report: &report)
+                try trimDedup(path + "/dedup", now: now, dryRun: dryRun, report: &report)
             }
         }
         if FileSystem.isDirectory(log.topicsPath) {
             for name in try FileSystem.list(log.topicsPath) where name.hasPrefix("~") {
                 _ = try removeIfStale(log.topicsPath + "/" + name, now: now, dryRun: dryRun, report: &report)
             }
-            for topic in try log.listTopics() where topic.hasSuffix(".delay") {
-                try trimMoverJournal(log.topicPath(topic), dryRun: dryRun, report: &report)
+            for topic in try log.listTopics() {
+                if topic.hasSuffix(".delay") { try trimMoverJournal(log.topicPath(topic), dryRun: dryRun, report: &report) }
+                try trimDedup(log.topicPath(topic) + "/dedup", now: now, dryRun: dryRun, report: &report)
             }
         }
         return report
+    }
+
+    /// A dedup store (`mq-produce --id-header`, `mq-consume --dedup`) without
+    /// the ids past its declared window.
+    private static func trimDedup(_ dir: String, now: Int64, dryRun: Bool, report: inout Report) throws {
+        guard FileSystem.isDirectory(dir) else { return }
+        let before = FileSystem.size(dir + "/ids") ?? 0
+        let n = try DedupStore.housekeep(directory: dir, now: now, dryRun: dryRun)
+        report.trimmedDedupEntries += n
+        if n > 0 && !dryRun { report.bytesReclaimed += before - (FileSystem.size(dir + "/ids") ?? before) }
     }
 
     // MARK: Groups

@@ -25,6 +25,9 @@ public struct ConsumeOptions {
     public var handler: HandlerOptions? = nil
     /// With a handler: most messages of one partition taken but not yet complete.
     public var windowPerPartition = 10_000
+    /// `--dedup`: skip messages whose id (this header) the group processed within `dedupWindowMs`.
+    public var dedupIDHeader: String? = nil
+    public var dedupWindowMs: Int64 = 120_000
 
     public init(topics: [String]) { self.topics = topics }
 }
@@ -73,6 +76,8 @@ public final class Consumer {
     private var initialTopics = Set<String>()
     private var startedUp = false
     private var nextMoverTick: UInt64 = 0
+    /// `--dedup` state (Consume+Dedup.swift).
+    var dedup: ConsumerDedup?
 
     public init(options: ConsumeOptions, log: LogDirectory) {
         self.options = options
@@ -96,6 +101,7 @@ public final class Consumer {
             let g = try GroupDirectory(log: log, group: name)
             group = g
             membership = try GroupMembership(g)
+            try openDedup(g)
         }
         if let handler = options.handler {
             let d = HandlerDispatcher(options: handler, group: options.group, log: log, printer: printer)
@@ -159,13 +165,14 @@ public final class Consumer {
     /// turn so that one busy partition does not starve the others.
     /// - Returns: whether anything was read.
     private func deliverAvailable() throws -> Bool {
+        try dedup?.refresh()
         if let dispatcher { return try dispatchAvailable(dispatcher) }
         var progressed = false
         for i in owned.indices {
             let cursor = owned[i].cursor
             var n = 0
             while n < 4096, let r = try cursor.peek() {
-                if try options.filter?.matches(r) ?? true {
+                if try options.filter?.matches(r) ?? true, try isNew(r, topic: owned[i].topic, partition: owned[i].partition, handled: false) {
                     try printer.print(r, topic: owned[i].topic, partition: owned[i].partition)
                     emitted += 1
                 }
@@ -198,7 +205,7 @@ public final class Consumer {
             let cursor = owned[i].cursor
             while owned[i].outstanding.count < options.windowPerPartition, let r = try cursor.peek() {
                 if let limit = options.count, emitted >= limit { break }
-                if try options.filter?.matches(r) ?? true {
+                if try options.filter?.matches(r) ?? true, try isNew(r, topic: owned[i].topic, partition: owned[i].partition, handled: true) {
                     let rendered = options.handler!.batch > 1 ? try printer.rendered(r, topic: owned[i].topic, partition: owned[i].partition) : []
                     let job = try Job(r, topic: owned[i].topic, partition: owned[i].partition, rendered: rendered)
                     owned[i].outstanding.append(r.offset)
@@ -220,6 +227,7 @@ public final class Consumer {
 
     /// A handler finished with a job (acked or dead-lettered).
     private func completed(_ job: Job) {
+        dedup?.completed(job)
         guard let i = owned.firstIndex(where: { $0.topic == job.topic && $0.partition == job.partition }) else { return }
         // Binary search: offsets are ascending.
         var lo = 0, hi = owned[i].outstanding.count - 1
@@ -237,6 +245,7 @@ public final class Consumer {
         let now = monotonicNanos()
         guard force || now &- lastCommitNanos >= UInt64(options.commitIntervalMs) * 1_000_000 else { return }
         lastCommitNanos = now
+        try dedup?.record()
         for o in owned { try o.lease?.commit(o.commitPosition) }
     }
 
@@ -269,6 +278,7 @@ public final class Consumer {
         }
         let members = try membership.liveMembers()
         let share = all.isEmpty ? 0 : (all.count + max(members.count, 1) - 1) / max(members.count, 1)
+        if owned.count > share { try dedup?.record() }
         while owned.count > share {
             let victim = owned.removeLast()
             try victim.lease?.commit(victim.commitPosition)

@@ -38,6 +38,8 @@ final class Job {
     var lastOutcome: ChildProcess.Outcome?
     var lastTimedOut = false
     var stderrTail: [UInt8] = []
+    /// Completed by a dead letter rather than by the handler.
+    var deadLettered = false
 
     init(_ r: RecordView, topic: String, partition: Int32, rendered: [UInt8]) throws {
         record = try StoredRecord(r, topic: topic, partition: partition)
@@ -298,6 +300,7 @@ final class HandlerDispatcher {
         if !job.stderrTail.isEmpty { headers.append(Header(name: "mq.stderr", value: job.stderrTail)) }
         add("mq.dlq.time", String(currentTimeMillis()))
         try deadLetters[topic]!.append(Message(key: job.key, value: job.value, headers: headers, timestamp: job.timestamp))
+        job.deadLettered = true
         complete(job)
     }
 }

@@ -43,6 +43,14 @@ public struct ProduceOptions: Sendable {
     /// Deliver every message at this time, ms since the epoch (`--at`).
     public var deliverAtMs: Int64? = nil
 
+    /// Deduplicate by the id in this header (`--id-header`): with JSON input
+    /// the envelope's header, with `-K` the key (also stored in the header).
+    public var idHeader: String? = nil
+    /// How long an id is remembered (`--dedup-window`).
+    public var dedupWindowMs: Int64 = 120_000
+    /// A named producer (`--producer`): an exactly-once copy of the input,
+    /// record numbers as source offsets, so a rerun skips what was written.
+    public var producerName: String? = nil
     /// Write all of the input as one transaction (`--atomic`, docs/FORMAT.md §18).
     public var atomic = false
     /// How long others wait for a live producer's transaction before they may abort it.
@@ -77,6 +85,9 @@ public struct ProduceOptions: Sendable {
 public struct ProduceSummary: Sendable {
     public var accepted = 0
     public var skipped = 0
+    /// Messages not written: their id was written already (`--id-header`),
+    /// or their record number was (`--producer`).
+    public var duplicates = 0
 }
 
 /// Reads messages from a file descriptor and appends them to a topic.
@@ -91,23 +102,26 @@ public final class Producer {
     /// Called with a line of text for standard error (no trailing newline).
     public var warn: (String) -> Void = { _ in }
 
-    private var topic: Topic!
-    private var writers: [PartitionWriter?] = []
+    var topic: Topic!
+    var writers: [PartitionWriter?] = []
     private var builders: [RecordBatchBuilder?] = []
     private var pendingOrder: [Int32] = []
-    private var pendingCount = 0
-    private var pendingBytes = 0
-    private var oldestPendingNanos: UInt64 = 0
-    private var sticky: Int32 = 0
-    private var codec: CompressionCodec = .none
-    private var maxMessageBytes = 1_048_588
-    private var batchBytes = 1 << 20
+    var pendingCount = 0
+    var pendingBytes = 0
+    var oldestPendingNanos: UInt64 = 0
+    var sticky: Int32 = 0
+    var codec: CompressionCodec = .none
+    var maxMessageBytes = 1_048_588
+    var batchBytes = 1 << 20
     private var fixedHeaders: [UInt8] = []
-    private let output = ByteBuffer(capacity: 1 << 16)
-    private var summary = ProduceSummary()
+    let output = ByteBuffer(capacity: 1 << 16)
+    var summary = ProduceSummary()
     /// The topic written to, when not the named one (the delay topic).
     private var writeTopicName: String?
     private var headersTimestamp: Int64 = .min
+    /// `--id-header` and `--producer` (Produce+Dedup.swift).
+    var dedup: ProducerDedup?
+    var named: NamedProducer?
     /// The transaction of an `--atomic` run.
     private var transaction: ProducerTransaction?
     /// Where messages are read from: the input, or the command's output.
@@ -125,6 +139,7 @@ public final class Producer {
     ///   status interrupted/terminated, after committing what was accepted).
     public func run() throws -> ProduceSummary {
         try openTopic()
+        try openDedup()
         StopSignals.install()
         if options.atomic { return try runAtomic() }
         do {
@@ -139,6 +154,7 @@ public final class Producer {
         try flushAll()
         try syncAll()
         reportRecoveries()
+        closeDedup()
         return summary
     }
 
@@ -248,7 +264,7 @@ public final class Producer {
     // MARK: Input
 
     /// What to call a unit of input in messages.
-    private var unitName: String {
+    var unitName: String {
         switch options.framing {
         case .delimited(let d) where d == [10]: "line"
         case .json: "line"
@@ -368,7 +384,7 @@ public final class Producer {
         try accept(buffer.bytes, number: 1, timestamp: currentTimeMillis(), json: false)
     }
 
-    private func reject(_ message: String) throws {
+    func reject(_ message: String) throws {
         guard options.skipBad else { throw MQError.data(message) }
         summary.skipped += 1
         warn(message + " (skipped)")
@@ -388,6 +404,10 @@ public final class Producer {
             if let at = kd.withUnsafeBytes({ findDelimiter(bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, bytes.count, $0) }) {
                 key = UnsafeRawBufferPointer(rebasing: bytes[0..<at])
                 value = UnsafeRawBufferPointer(rebasing: bytes[(at + kd.count)...])
+            }
+            if dedup != nil {
+                try acceptKeyed(key: key, value: value, number: number, timestamp: timestamp)
+                return
             }
         } else if let fixed = options.fixedKey {
             if options.isDelayed { refreshDelayHeaders(timestamp) }
@@ -431,6 +451,10 @@ public final class Producer {
             try reject("line \(number): partition \(p) does not exist: topic '\(options.topic)' has \(topic.partitions) partition\(topic.partitions == 1 ? "" : "s")")
             return
         }
+        if dedup != nil {
+            try acceptEnvelope(message, number: number, timestamp: timestamp)
+            return
+        }
         let delay = options.isDelayed ? DelayQueue.headers(target: options.topic, due: dueTime(timestamp)) : []
         let headers = RecordBatchBuilder.encodeHeaders(message.headers + options.headers + delay)
         let key = message.key ?? options.fixedKey
@@ -450,14 +474,11 @@ public final class Producer {
             try reject("\(unitName) \(number): message of \(recordSize) bytes (with record overhead) is over max.message.bytes (\(maxMessageBytes) bytes) of topic '\(options.topic)'")
             return
         }
-        let partition: Int32
-        if let forced = forced ?? options.partition {
-            partition = forced
-        } else if let key {
-            partition = Partitioner.partition(forKey: key, partitions: topic.partitions)
-        } else {
-            partition = sticky
+        if named != nil {
+            try addNamed(key: key, value: value, headers: headers, partition: forced, timestamp: timestamp, number: number)
+            return
         }
+        let partition = choosePartition(forced: forced, key: key, otherwise: sticky)
         var builder = builders[Int(partition)]
         if builder == nil {
             builder = RecordBatchBuilder(codec: codec, capacity: batchBytes)
@@ -476,9 +497,17 @@ public final class Producer {
         if pendingBytes > 16 << 20 { try flushAll() }
     }
 
+    /// `-p`, else the envelope's partition, else the key's (murmur2), else `otherwise`.
+    @inline(__always)
+    func choosePartition(forced: Int32?, key: UnsafeRawBufferPointer?, otherwise: @autoclosure () -> Int32) -> Int32 {
+        if let forced = forced ?? options.partition { return forced }
+        if let key { return Partitioner.partition(forKey: key, partitions: topic.partitions) }
+        return otherwise()
+    }
+
     // MARK: Writing
 
-    private func writer(_ partition: Int32) throws -> PartitionWriter {
+    func writer(_ partition: Int32) throws -> PartitionWriter {
         if let w = writers[Int(partition)] { return w }
         let w = try PartitionWriter(directory: topic.partitionPath(partition), settings: PartitionWriter.Settings(topic.config))
         writers[Int(partition)] = w
@@ -516,6 +545,10 @@ public final class Producer {
 
     /// Writes every pending batch, then prints their offsets in input order.
     private func flushAll() throws {
+        if dedup != nil || named != nil {
+            try flushDedup()
+            return
+        }
         guard pendingCount > 0 else { return }
         var next = [Int64](repeating: -1, count: builders.count)
         for p in builders.indices {
@@ -532,7 +565,7 @@ public final class Producer {
         }
     }
 
-    private func writeOutput() throws {
+    func writeOutput() throws {
         defer { output.count = 0 }
         try writeAll(options.outputFD, output.bytes, what: "standard output")
     }
