@@ -22,6 +22,23 @@ import Testing
         }
     }
 
+    /// Large buffers run as three joined streams: lengths around every block
+    /// boundary, and a megabyte, must match the table path.
+    @Test func hardwareAndSoftwareAgreeAcrossTheThreeStreamBlocks() {
+        var rng = SystemRandomNumberGenerator()
+        let data = (0..<(1 << 20) + 9).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        var lengths = [1 << 20]
+        for boundary in [3 * 1024, 3 * 4096, 2 * 3 * 4096 + 3 * 1024] {
+            lengths += [boundary - 9, boundary - 1, boundary, boundary + 1, boundary + 8, boundary + 1000]
+        }
+        for start in [0, 3] {
+            for length in lengths {
+                let slice = Array(data[start..<start + length])
+                #expect(CRC32C.checksum(slice, extending: 0x1234_5678) == CRC32C.softwareChecksum(slice, extending: 0x1234_5678), "length \(length)")
+            }
+        }
+    }
+
     @Test func extendingEqualsWhole() {
         let a = Array("hello, ".utf8), b = Array("world".utf8)
         #expect(CRC32C.checksum(b, extending: CRC32C.checksum(a)) == CRC32C.checksum(a + b))

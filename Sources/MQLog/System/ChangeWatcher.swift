@@ -73,6 +73,10 @@ public final class ChangeWatcher {
                 }
                 offset += MemoryLayout<inotify_event>.size + Int(event.len)
             }
+            // A read returns every queued event that fits: with room left for
+            // the largest one, the queue was empty, and the read that would
+            // say so (EAGAIN) is one system call more on the way to a message.
+            if n + MemoryLayout<inotify_event>.size + Int(NAME_MAX) + 1 <= 64 << 10 { break }
         }
         return changed
     }
