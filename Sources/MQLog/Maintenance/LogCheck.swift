@@ -193,7 +193,9 @@ public final class LogCheck {
 
     func checkIndexes(_ dir: String, _ base: Int64, scan: Scan, label: String, active: Bool) {
         let indexPath = SegmentFiles.index(dir, base)
-        for path in [indexPath, SegmentFiles.timeIndex(dir, base)] where !FileSystem.exists(path) {
+        // A writer rolling to a new segment creates its indexes just after
+        // its log, and recreates missing ones of the active segment itself.
+        for path in [indexPath, SegmentFiles.timeIndex(dir, base)] where !active && !FileSystem.exists(path) {
             problems.append("\(label): \(path): missing (--repair rebuilds it)")
         }
         if let bytes = try? FileSystem.readAll(indexPath) {
