@@ -220,6 +220,18 @@ private func transactionFiles(_ root: String) -> [String] {
         #expect(try values(dirs[0]) == ["x1"])
     }
 
+    @Test func temporariesOfADeadProducerAreRemovedThoseOfALiveOneKept() throws {
+        let (root, _) = try makeTopic()
+        let dir = TransactionFiles.directory(root)
+        try FileSystem.makeDirectories(dir)
+        // 4194303, the very last process id Linux can hand out: practically never in use.
+        let dead = ["00000000000000aa.~tmp.4194303", "new.lock.~tmp.4194303"]
+        let live = ["00000000000000bb.~tmp.\(getpid())"]
+        for name in dead + live { try FileSystem.writeAtomically(dir + "/" + name, []) }
+        try TransactionRecovery.recoverOrphans(root: root)
+        #expect(transactionFiles(root) == live)
+    }
+
     @Test func abortMarkersAcrossARollIndexTheMarkersSegment() throws {
         let (root, dirs) = try makeTopic()
         let w0 = try PartitionWriter(directory: dirs[0], settings: .init(segmentBytes: 200))

@@ -407,11 +407,20 @@ public enum TransactionRecovery {
     }
 
     /// Finishes the transactions of every producer that died: those whose
-    /// lock file is not locked. Run by `mq-produce --atomic` when it starts.
+    /// lock file is not locked, and the temporary files of dead producers.
+    /// Run by `mq-produce --atomic` when it starts.
     public static func recoverOrphans(root: String) throws {
         let dir = TransactionFiles.directory(root)
         guard FileSystem.isDirectory(dir) else { return }
-        for name in try FileSystem.list(dir) where name.hasSuffix(".lock") {
+        let names = try FileSystem.list(dir)
+        // Temporary files (NAME.~tmp.PID) of a producer killed while it
+        // created its lock or record: nothing names them once PID is gone.
+        for name in names {
+            let parts = name.split(separator: ".")
+            guard parts.count >= 3, parts[parts.count - 2] == "~tmp", let pid = pid_t(parts[parts.count - 1]) else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { try FileSystem.remove(dir + "/" + name) }
+        }
+        for name in names where name.hasSuffix(".lock") {
             guard let v = UInt64(name.dropLast(5), radix: 16) else { continue }
             let producerId = Int64(bitPattern: v)
             let lockPath = TransactionFiles.lock(root, producerId)

@@ -168,23 +168,27 @@ public final class Consumer {
         try dedup?.refresh()
         if let dispatcher { return try dispatchAvailable(dispatcher) }
         var progressed = false
+        let filter = options.filter, limit = options.count ?? .max
         for i in owned.indices {
-            let cursor = owned[i].cursor
+            // The per-message loop works on locals: the partition's entry in
+            // `owned` is read once and written back once.
+            let cursor = owned[i].cursor, topic = owned[i].topic, partition = owned[i].partition
+            var pending = owned[i].pending
             var n = 0
             while n < 4096, let r = try cursor.peek() {
-                if try options.filter?.matches(r) ?? true, try isNew(r, topic: owned[i].topic, partition: owned[i].partition, handled: false) {
-                    try printer.print(r, topic: owned[i].topic, partition: owned[i].partition)
+                if try filter?.matches(r) ?? true, try isNew(r, topic: topic, partition: partition, handled: false) {
+                    try printer.print(r, topic: topic, partition: partition)
                     emitted += 1
                 }
-                owned[i].pending = r.offset + 1
+                pending = r.offset + 1
                 cursor.advance()
                 n += 1
-                if let limit = options.count, emitted >= limit { break }
+                if emitted >= limit { break }
             }
             // Skipped control batches and the like move the position too.
-            owned[i].pending = max(owned[i].pending, cursor.nextOffset)
+            owned[i].pending = max(pending, cursor.nextOffset)
             if n > 0 { progressed = true }
-            if let limit = options.count, emitted >= limit { break }
+            if emitted >= limit { break }
         }
         if progressed || printer.pendingBytes > 0 {
             try printer.flush()
