@@ -288,10 +288,7 @@ public final class CopyJournal {
     }
 
     public static func producerID(copy id: String, source: TopicPartition) -> Int64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in Array(id.utf8) + [0] + Array(source.topic.utf8) + [0] + Array(String(source.partition).utf8) {
-            h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3
-        }
+        let h = FNV1a.hash64(Array(id.utf8) + [0] + Array(source.topic.utf8) + [0] + Array(String(source.partition).utf8))
         let id = Int64(bitPattern: h & 0x7fff_ffff_ffff_ffff)
         return id == 0 ? 1 : id
     }

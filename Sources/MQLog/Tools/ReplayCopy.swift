@@ -83,8 +83,7 @@ public final class ReplayCopier {
     public func baseID(source: String) -> String {
         if let name = into.name { return "replay." + name }
         let words = ["mq-replay", source, into.destination, into.restamp ? "restamp" : "keep-timestamps"] + into.identityWords
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in words.joined(separator: "\u{0}").utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        let h = FNV1a.hash64(words.joined(separator: "\u{0}").utf8)
         let hex = String(h, radix: 16)
         return "replay." + String(repeating: "0", count: 16 - hex.count) + hex
     }
