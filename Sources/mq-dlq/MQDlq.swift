@@ -26,12 +26,7 @@ struct MQDlq: ParsableCommand {
         var status: Int32?
         @Option(name: .customLong("original-topic"), help: ArgumentHelp("Only letters that came from this topic.", valueName: "topic"))
         var originalTopic: String?
-        @Option(name: .long, help: "Only letters with this key.")
-        var key: String?
-        @Option(name: .long, help: ArgumentHelp("Only letters whose value matches this extended regular expression.", valueName: "regex"))
-        var grep: String?
-        @Option(name: .long, help: ArgumentHelp("Only letters with this header (repeatable; all must match).", valueName: "name=value"))
-        var header: [String] = []
+        @OptionGroup var message: FilterOptions
         @Option(name: .customLong("older-than"), help: ArgumentHelp("Only letters dead-lettered at least this long ago (a duration like 1h, or a time).", valueName: "age"))
         var olderThan: String?
         @Option(name: .customLong("newer-than"), help: ArgumentHelp("Only letters dead-lettered at most this long ago (a duration like 10m, or a time).", valueName: "age"))
@@ -48,10 +43,7 @@ struct MQDlq: ParsableCommand {
             q.reason = reason
             q.exitStatus = status
             q.originalTopic = originalTopic
-            let headers = try header.map(parseHeaderOption)
-            if key != nil || grep != nil || !headers.isEmpty {
-                q.message = try MessageFilter(grep: grep, key: key.map { Array($0.utf8) }, headers: headers)
-            }
+            q.message = try message.filter()
             q.olderThanMs = try olderThan.map { try Filters.age($0, flag: "--older-than", now: now) }
             q.newerThanMs = try newerThan.map { try Filters.age($0, flag: "--newer-than", now: now) }
             q.limit = limit
