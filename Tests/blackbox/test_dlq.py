@@ -6,7 +6,6 @@ import os
 import pty
 import select
 import signal
-import stat
 import struct
 import subprocess
 import time
@@ -14,18 +13,11 @@ from collections import Counter
 
 import pytest
 
-from mqtest import EX_NOINPUT, EX_TEMPFAIL, EX_USAGE, assert_error, jline
+from mqtest import EX_NOINPUT, EX_TEMPFAIL, EX_USAGE, assert_error, jline, script
 
 FAILURE_HEADERS = ("mq.dlq.reason", "mq.original.topic", "mq.original.partition", "mq.original.offset",
                    "mq.original.timestamp", "mq.attempts", "mq.exit.status", "mq.exit.signal",
                    "mq.stderr", "mq.group", "mq.dlq.time")
-
-
-def script(tmp_path, name, body):
-    path = tmp_path / name
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    return str(path)
 
 
 def headers(envelope):

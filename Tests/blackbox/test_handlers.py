@@ -3,17 +3,11 @@
 import json
 import os
 import signal
-import stat
 import time
 
 import pytest
 
-
-def script(tmp_path, name, body):
-    path = tmp_path / name
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    return str(path)
+from mqtest import script
 
 
 def dlq_headers(record):

@@ -9,7 +9,6 @@ import json
 import os
 import pty
 import signal
-import stat
 import struct
 import subprocess
 import time
@@ -18,7 +17,7 @@ from collections import Counter
 import pytest
 from kafka.record.util import calc_crc32c
 
-from mqtest import EX_NOINPUT, EX_TEMPFAIL, EX_USAGE, assert_error, jline
+from mqtest import EX_NOINPUT, EX_TEMPFAIL, EX_USAGE, assert_error, jline, script
 
 T0 = 1_700_000_000_000
 PROVENANCE = ("mq.replay.topic", "mq.replay.partition", "mq.replay.offset", "mq.replay.id")
@@ -398,13 +397,6 @@ def test_reset_of_a_missing_group_or_topic(mq):
     assert_error(replay(mq, "-g", "nobody", "t", "--reset-to", "end", check=None), EX_NOINPUT, "mq-replay", "group 'nobody'")
     consume(mq, "g", "t")
     assert_error(replay(mq, "-g", "g", "nope", "--reset-to", "end", check=None), EX_NOINPUT, "mq-replay", "'nope'")
-
-
-def script(tmp_path, name, body):
-    path = tmp_path / name
-    path.write_text("#!/bin/sh\n" + body)
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    return str(path)
 
 
 def test_reset_of_a_work_queue(mq, tmp_path):
