@@ -52,6 +52,31 @@ import Glibc
         #expect(try RetentionGuard.firstNeededOffset(log: log, topic: "t.delay", partition: 0) == 12)
     }
 
+    @Test func moverJournalLosesTheEntriesBelowItsMarkAndItsTornTail() throws {
+        let (log, root) = try makeLog()
+        defer { try? FileSystem.removeTree(root) }
+        try log.createTopic("t.delay", config: TopicConfig(partitions: 1))
+        let dir = log.topicPath("t.delay")
+        let mark = try FileHandle.open(dir + "/mover.offset", O_RDWR | O_CREAT, creating: true)
+        _ = try CommittedOffsetFile.commit(mark, after: nil, offset: 10)
+        mark.close()
+        var journal: [UInt8] = []
+        for offset: Int64 in [5, 12, 15] {
+            var entry = [UInt8](repeating: 0, count: 16)
+            entry.withUnsafeMutableBytes { p in
+                p.storeBytes(of: offset.littleEndian, toByteOffset: 0, as: Int64.self)
+                p.storeBytes(of: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[0..<8])).littleEndian, toByteOffset: 8, as: UInt32.self)
+            }
+            journal += entry
+        }
+        try FileSystem.writeAtomically(dir + "/mover.journal", journal + [1, 2, 3])
+        let report = try GroupHousekeeping.run(log: log, now: currentTimeMillis(), expireAfterMs: nil, dryRun: false)
+        #expect(report.trimmedJournalEntries == 1)
+        let kept = try FileSystem.readAll(dir + "/mover.journal")
+        #expect(kept == Array(journal[16...]))
+        #expect(DelayMover.journalEntries(kept).offsets == [12, 15])
+    }
+
     @Test func idleGroupsExpireLiveOnesStay() throws {
         let (log, root) = try makeLog()
         defer { try? FileSystem.removeTree(root) }

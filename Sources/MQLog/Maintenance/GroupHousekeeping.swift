@@ -241,14 +241,8 @@ public enum GroupHousekeeping {
         let raw = try FileSystem.readAll(journalPath)
         var kept: [UInt8] = []
         var dropped = 0
-        var at = 0
-        while at + 16 <= raw.count {
-            let entry = Array(raw[at..<at + 16])
-            let offset = entry.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(as: Int64.self)) }
-            let crc = entry.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }
-            guard entry.withUnsafeBytes({ CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<8])) }) == crc else { break }
-            if offset >= lowWater { kept += entry } else { dropped += 1 }
-            at += 16
+        for (i, offset) in DelayMover.journalEntries(raw).offsets.enumerated() {
+            if offset >= lowWater { kept += raw[i * 16..<i * 16 + 16] } else { dropped += 1 }
         }
         guard dropped > 0 else { return }
         report.trimmedJournalEntries += dropped

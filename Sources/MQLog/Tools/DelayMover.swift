@@ -104,22 +104,31 @@ final class DelayMover {
         journalBytes = try j.size()
         var raw = [UInt8](repeating: 0, count: Int(journalBytes))
         _ = try raw.withUnsafeMutableBytes { try j.read(into: $0.baseAddress!, count: $0.count, at: 0) }
-        var at = 0
-        while at + 16 <= raw.count {
-            let (offset, crc) = raw.withUnsafeBytes { p in
-                (Int64(littleEndian: p.loadUnaligned(fromByteOffset: at, as: Int64.self)),
-                 UInt32(littleEndian: p.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self)))
-            }
-            let valid = raw.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[at..<at + 8])) } == crc
-            if !valid { break }  // a torn last entry: that move is repeated
-            if offset >= lowWater { moved.insert(offset) }
-            at += 16
-        }
+        // A torn last entry is cut: that move is repeated.
+        let (offsets, at) = DelayMover.journalEntries(raw)
+        for offset in offsets where offset >= lowWater { moved.insert(offset) }
         if at != raw.count { try j.truncate(to: Int64(at)); journalBytes = Int64(at) }
         targetTopic = try log.openTopic(target)
         writers = Array(repeating: nil, count: Int(targetTopic!.partitions))
         cursor = try PartitionCursor(partition: 0, directory: log.topicPath(delayTopic) + "/0", startOffset: lowWater)
         return true
+    }
+
+    /// The offsets of a journal's entries, up to the first torn or damaged
+    /// one, and the bytes those entries take.
+    static func journalEntries(_ raw: [UInt8]) -> (offsets: [Int64], validBytes: Int) {
+        var offsets: [Int64] = []
+        var at = 0
+        raw.withUnsafeBytes { p in
+            while at + 16 <= p.count {
+                let offset = Int64(littleEndian: p.loadUnaligned(fromByteOffset: at, as: Int64.self))
+                let crc = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self))
+                guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[at..<at + 8])) == crc else { break }
+                offsets.append(offset)
+                at += 16
+            }
+        }
+        return (offsets, at)
     }
 
     private func move(_ entries: [(due: Int64, offset: Int64, message: Message)]) throws {
