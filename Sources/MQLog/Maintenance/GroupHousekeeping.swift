@@ -233,11 +233,7 @@ public enum GroupHousekeeping {
         let lock = try FileHandle.open(dir + "/mover.lock", O_RDWR | O_CREAT, creating: true)
         defer { lock.close() }
         guard try lock.lock(exclusive: true, wait: false) else { return }
-        var lowWater: Int64 = 0
-        if let f = try FileHandle.openIfExists(dir + "/mover.offset", O_RDONLY) {
-            defer { f.close() }
-            lowWater = try CommittedOffsetFile.read(f)?.offset ?? 0
-        }
+        let lowWater = try DelayMover.lowWaterMark(dir)
         let raw = try FileSystem.readAll(journalPath)
         var kept: [UInt8] = []
         var dropped = 0

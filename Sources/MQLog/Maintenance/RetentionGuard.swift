@@ -33,13 +33,8 @@ public enum RetentionGuard {
             }
         }
         if topic.hasSuffix(".delay"), partition == 0 {
-            let dir = log.topicPath(topic)
-            if let f = try FileHandle.openIfExists(dir + "/mover.offset", O_RDONLY) {
-                defer { f.close() }
-                hold(try CommittedOffsetFile.read(f)?.offset ?? 0)
-            } else {
-                hold(0)  // no mover has run: every delayed message still waits
-            }
+            // 0 when no mover has run: every delayed message still waits.
+            hold(try DelayMover.lowWaterMark(log.topicPath(topic)))
         }
         return floor
     }

@@ -114,6 +114,14 @@ final class DelayMover {
         return true
     }
 
+    /// The low-water mark in a delay topic's directory, read without the
+    /// mover's lock: every offset below it was moved (0 when no mover ran).
+    static func lowWaterMark(_ delayTopicDirectory: String) throws -> Int64 {
+        guard let f = try FileHandle.openIfExists(delayTopicDirectory + "/mover.offset", O_RDONLY) else { return 0 }
+        defer { f.close() }
+        return try CommittedOffsetFile.read(f)?.offset ?? 0
+    }
+
     /// The offsets of a journal's entries, up to the first torn or damaged
     /// one, and the bytes those entries take.
     static func journalEntries(_ raw: [UInt8]) -> (offsets: [Int64], validBytes: Int) {

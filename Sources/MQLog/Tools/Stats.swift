@@ -100,11 +100,7 @@ public struct LogStats: Sendable {
         let delay = DelayQueue.topicName(for: topic)
         let dir = log.topicPath(delay)
         let end = try PartitionReader(directory: dir + "/0").logEndOffset()
-        var mark: Int64 = 0
-        if let f = try FileHandle.openIfExists(dir + "/mover.offset", O_RDONLY) {
-            defer { f.close() }
-            mark = try CommittedOffsetFile.read(f)?.offset ?? 0
-        }
+        let mark = try DelayMover.lowWaterMark(dir)
         var journaled: Int64 = 0
         var st = stat()
         if stat(dir + "/mover.journal", &st) == 0 { journaled = Int64(st.st_size) / 16 }
