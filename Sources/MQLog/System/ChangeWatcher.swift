@@ -24,12 +24,39 @@ public final class ChangeWatcher {
         buffer.deallocate()
     }
 
-    /// Watches `directory` for files created, renamed in, written or removed.
+    /// Watches `directory` for files created, renamed in or removed, and
+    /// its newest segment (`*.log`, by name) for data written to it.
+    ///
+    /// Only the segment is watched for writes: `head` and the indexes change
+    /// with every append too, and a watch on the whole directory would wake a
+    /// reader two or three times per append, once for the data and then for
+    /// each of them. When a newer segment appears (a roll, or a segment
+    /// renamed in), the watch moves to it; `drain` does that before it
+    /// returns, so data written to the new segment before the watch existed
+    /// is found by the read that follows the wake-up.
     public func watch(_ directory: String) {
         guard fd >= 0 else { paths[Int32(paths.count)] = directory; return }
-        let mask = UInt32(IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_CLOSE_WRITE)
+        let mask = UInt32(IN_CREATE | IN_MOVED_TO | IN_DELETE)
         let wd = inotify_add_watch(fd, directory, mask)
-        if wd >= 0 { paths[wd] = directory }
+        guard wd >= 0 else { return }
+        paths[wd] = directory
+        if let newest = (try? SegmentFiles.list(directory))?.last { watchSegment(newest, in: directory) }
+    }
+
+    /// The segment watched for writes in each directory: its base offset and watch.
+    private var segments: [String: (base: Int64, wd: Int32)] = [:]
+
+    /// Moves the directory's write watch to segment `base` (a new file, or
+    /// a file renamed in under the name already watched).
+    private func watchSegment(_ base: Int64, in directory: String) {
+        let wd = inotify_add_watch(fd, SegmentFiles.log(directory, base), UInt32(IN_MODIFY | IN_CLOSE_WRITE))
+        guard wd >= 0 else { return }  // gone already: a newer one's event follows
+        if let old = segments[directory], old.wd != wd {
+            inotify_rm_watch(fd, old.wd)
+            paths[old.wd] = nil
+        }
+        segments[directory] = (base, wd)
+        paths[wd] = directory
     }
 
     /// Blocks until something changes, a descriptor in `alsoWake` is readable,
@@ -47,15 +74,23 @@ public final class ChangeWatcher {
         return drain()
     }
 
-    /// Data written to a segment, or any file created, renamed in or removed:
-    /// writes to indexes and `head` follow every append and would only wake
-    /// readers a second and third time.
-    private func isInteresting(_ event: inotify_event, nameAt name: UnsafeMutableRawPointer) -> Bool {
-        if event.mask & UInt32(IN_MODIFY | IN_CLOSE_WRITE) == 0 || event.len == 0 { return true }
-        let cString = name.assumingMemoryBound(to: CChar.self)
-        let length = strnlen(cString, Int(event.len))
-        guard length >= 4 else { return true }
-        return memcmp(cString + length - 4, ".log", 4) == 0
+    /// Blocks until events are queued or `timeoutMs` passes (-1: no limit),
+    /// and leaves them queued: a follower reads the new data first and then
+    /// takes the events with `drain`, so that delivery does not wait for that
+    /// read. When polling, it sleeps one interval and returns true.
+    public func waitForEvents(timeoutMs: Int32) -> Bool {
+        guard fd >= 0 else {
+            _ = waitReady([], timeoutMs: timeoutMs < 0 ? pollIntervalMs : min(timeoutMs, pollIntervalMs))
+            return true
+        }
+        return !waitReady([(fd: fd, events: Int16(POLLIN))], timeoutMs: timeoutMs).isEmpty
+    }
+
+    /// True when events are queued: a `wait` would return at once.
+    var hasPendingEvents: Bool {
+        guard fd >= 0 else { return false }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&p, 1, 0) == 1
     }
 
     /// Reads pending events without blocking.
@@ -68,8 +103,16 @@ public final class ChangeWatcher {
             var offset = 0
             while offset + MemoryLayout<inotify_event>.size <= n {
                 let event = buffer.load(fromByteOffset: offset, as: inotify_event.self)
-                if let path = paths[event.wd], isInteresting(event, nameAt: buffer + offset + MemoryLayout<inotify_event>.size) {
+                if event.mask & UInt32(IN_IGNORED) != 0 {
+                    forget(event.wd)
+                } else if let path = paths[event.wd] {
                     changed.insert(path)
+                    if event.mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0 && event.len > 0 {
+                        let name = String(cString: (buffer + offset + MemoryLayout<inotify_event>.size).assumingMemoryBound(to: CChar.self))
+                        if let base = SegmentFiles.baseOffset(ofLogName: name), base >= segments[path]?.base ?? -1 {
+                            watchSegment(base, in: path)
+                        }
+                    }
                 }
                 offset += MemoryLayout<inotify_event>.size + Int(event.len)
             }
@@ -79,5 +122,11 @@ public final class ChangeWatcher {
             if n + MemoryLayout<inotify_event>.size + Int(NAME_MAX) + 1 <= 64 << 10 { break }
         }
         return changed
+    }
+
+    /// A watch the kernel removed (its file was deleted or replaced).
+    private func forget(_ wd: Int32) {
+        guard let directory = paths.removeValue(forKey: wd) else { return }
+        if segments[directory]?.wd == wd { segments[directory] = nil }
     }
 }

@@ -1,0 +1,62 @@
+import Testing
+import Glibc
+@testable import MQLog
+
+/// What wakes a follower: data in the newest segment, new and replaced
+/// segments; not the writes to `head` and the indexes that go with every append.
+@Suite struct ChangeWatcherTests {
+    private func write(_ path: String, _ text: String) throws {
+        let file = try FileHandle.open(path, O_WRONLY | O_CREAT | O_APPEND, mode: 0o644)
+        defer { file.close() }
+        try Array(text.utf8).withUnsafeBytes { try file.write($0, at: 0) }
+    }
+
+    @Test func wakesForSegmentDataOnlyAndFollowsRolls() throws {
+        let dir = makeTempDirectory()
+        defer { try? FileSystem.removeTree(dir) }
+        let watcher = ChangeWatcher()
+        try #require(watcher.usesInotify)
+        try write(SegmentFiles.log(dir, 0), "x")
+        try write(dir + "/" + SegmentFiles.headName, "state")
+        try write(SegmentFiles.index(dir, 0), "index")
+        watcher.watch(dir)
+        #expect(watcher.wait(timeoutMs: 20).isEmpty)
+
+        // Writes to head and the indexes: no wake-up at all.
+        try write(dir + "/" + SegmentFiles.headName, "state")
+        try write(SegmentFiles.index(dir, 0), "index")
+        #expect(!watcher.hasPendingEvents)
+
+        try write(SegmentFiles.log(dir, 0), "data")
+        #expect(watcher.wait(timeoutMs: 1000) == [dir])
+
+        // A roll: the creation wakes, and writes to the new segment do too.
+        try write(SegmentFiles.log(dir, 10), "")
+        #expect(watcher.wait(timeoutMs: 1000) == [dir])
+        try write(SegmentFiles.log(dir, 10), "data")
+        #expect(watcher.wait(timeoutMs: 1000) == [dir])
+        // The old segment is no longer watched for writes.
+        try write(SegmentFiles.log(dir, 0), "late")
+        #expect(!watcher.hasPendingEvents)
+
+        // A segment renamed over the newest one (a compaction swap).
+        let replacement = dir + "/replacement"
+        try write(replacement, "merged")
+        #expect(rename(replacement, SegmentFiles.log(dir, 10)) == 0)
+        #expect(watcher.wait(timeoutMs: 1000) == [dir])
+        try write(SegmentFiles.log(dir, 10), "after")
+        #expect(watcher.wait(timeoutMs: 1000) == [dir])
+    }
+
+    @Test func anEmptyPartitionWakesForItsFirstSegment() throws {
+        let dir = makeTempDirectory()
+        defer { try? FileSystem.removeTree(dir) }
+        let watcher = ChangeWatcher()
+        try #require(watcher.usesInotify)
+        watcher.watch(dir)
+        try write(SegmentFiles.log(dir, 0), "")
+        #expect(watcher.wait(timeoutMs: 1000) == [dir])
+        try write(SegmentFiles.log(dir, 0), "first")
+        #expect(watcher.wait(timeoutMs: 1000) == [dir])
+    }
+}
