@@ -69,11 +69,24 @@ public struct HeadState: Equatable, Sendable {
     }
 
     /// Decodes, or nil when the bytes are not a valid state (short, torn, wrong magic or checksum).
-    public static func decode(_ bytes: UnsafeRawBufferPointer) -> HeadState? {
+    /// The active segment's base offset from a valid state, without decoding the rest.
+    public static func activeBase(_ bytes: UnsafeRawBufferPointer) -> Int64? {
+        guard let p = checked(bytes) else { return nil }
+        let base = Int64(littleEndian: p.loadUnaligned(fromByteOffset: 24, as: Int64.self))
+        return base >= 0 ? base : nil
+    }
+
+    /// The start of `bytes` when they hold a whole state with the magic and a matching checksum.
+    private static func checked(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawPointer? {
         guard bytes.count >= size, let p = bytes.baseAddress else { return nil }
         for i in 0..<8 where p.load(fromByteOffset: i, as: UInt8.self) != magic[i] { return nil }
         let crc = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 120, as: UInt32.self))
         guard crc == CRC32C.checksum(UnsafeRawBufferPointer(start: p, count: 120)) else { return nil }
+        return p
+    }
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer) -> HeadState? {
+        guard let p = checked(bytes) else { return nil }
         var s = HeadState()
         s.bootID = (0..<16).map { p.load(fromByteOffset: 8 + $0, as: UInt8.self) }
         func field(_ i: Int) -> Int64 { Int64(littleEndian: p.loadUnaligned(fromByteOffset: 24 + 8 * i, as: Int64.self)) }

@@ -18,6 +18,9 @@ public final class PartitionReader {
     /// Byte position in the current segment of the next batch to return.
     public private(set) var position: Int64 = 0
     private let buffer = ByteBuffer(capacity: 1 << 20)
+    /// The partition's `head`, opened at the first look, and room to read it.
+    private var headFile: FileHandle?
+    private let headBytes = UnsafeMutableRawBufferPointer.allocate(byteCount: HeadState.size, alignment: 8)
     /// File position of `buffer[0]`; the buffer holds `buffer.count` bytes from there.
     private var bufferStart: Int64 = 0
     private var bufferOffset = 0  // index in buffer of `position`
@@ -34,7 +37,11 @@ public final class PartitionReader {
         self.directory = directory
     }
 
-    deinit { log?.close() }
+    deinit {
+        log?.close()
+        headFile?.close()
+        headBytes.deallocate()
+    }
 
     // MARK: Positioning
 
@@ -202,13 +209,29 @@ public final class PartitionReader {
     /// the cached listing is older than a second (for anything unforeseen).
     private func segmentAfterCurrent() throws -> Int64? {
         if let next = cachedSegments.first(where: { $0 > segmentBase }) { return next }
+        let now = monotonicNanos()
+        // While `head` names this segment active, there is no later one: a
+        // roll records the new base there before it creates the file. One
+        // read of an open file, where a lookup of the next segment's name
+        // walks the path and leaves a negative dentry per message followed.
+        if let active = recordedActiveBase(), active <= segmentBase, now &- listedAt <= 1_000_000_000 { return nil }
         if nextOffsetInSegment > segmentBase, FileSystem.exists(SegmentFiles.log(directory, nextOffsetInSegment)) {
             cachedSegments.append(nextOffsetInSegment)
             return nextOffsetInSegment
         }
-        let now = monotonicNanos()
         guard now &- listedAt > 1_000_000_000 else { return nil }
         return try listSegments().first(where: { $0 > segmentBase })
+    }
+
+    /// The active segment's base offset as `head` records it, or nil when
+    /// there is no valid state to read (no writer yet, or one rewriting it).
+    private func recordedActiveBase() -> Int64? {
+        if headFile == nil {
+            headFile = try? FileHandle.openIfExists(directory + "/" + SegmentFiles.headName, O_RDONLY)
+        }
+        guard let headFile,
+              (try? headFile.read(into: headBytes.baseAddress!, count: HeadState.size, at: 0)) == HeadState.size else { return nil }
+        return HeadState.activeBase(UnsafeRawBufferPointer(headBytes))
     }
 
     /// Lists the segments and caches the listing.
