@@ -112,7 +112,14 @@ public final class Tailer {
             if try drain() { break }
             guard options.follow, let watcher else { break }
             try flushOutput()
-            let changed = watcher.wait(timeoutMs: 1000)
+            // Deliver first, then take the events: anything written after
+            // this drain's reads has its event still queued, and the drain at
+            // the top of the loop reads it.
+            if watcher.waitForEvents(timeoutMs: 1000) {
+                if try drain() { break }
+                try flushOutput()
+            }
+            let changed = watcher.drain()
             if changed.contains(log.topicsPath) || !watcher.usesInotify { try discoverTopics() }
         }
         try flushOutput()
