@@ -202,6 +202,10 @@ public final class Bench {
 
     /// Appends one message at a time, each carrying its monotonic send time,
     /// and measures when a following `mq-tail -f` prints it.
+    ///
+    /// A thread of its own waits on the follower's output and takes the time
+    /// as soon as a line arrives, so the figure is the follower's delivery,
+    /// not when this process gets round to looking after its own append.
     private func endToEnd() throws -> BenchResult {
         try createTopic("bench")
         let follower = try ToolProcess([tool("mq-tail"), "--dir", logDirectory, "-f", "-n", "0", "bench"], pipeStdout: true)
@@ -209,22 +213,14 @@ public final class Bench {
         let writer = try PartitionWriter(directory: topicPath + "/0", settings: .init())
         let builder = RecordBatchBuilder(codec: .none, capacity: 4096)
         let noHeaders = RecordBatchBuilder.encodeHeaders([])
-        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000)
-        let fd = follower.stdoutFD!
         usleep(200_000)  // let the follower start watching
         let interval = UInt64(1_000_000_000 / max(1, options.rate))
-        var pending: [UInt8] = []
-        var received = 0
         let t0 = monotonicNanos()
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        let receiver = LatencyReceiver(fd: follower.stdoutFD!, expected: options.messages,
+                                       deadline: t0 + UInt64(options.messages) * interval + 10_000_000_000)
+        try receiver.start()
         for i in 0..<options.messages {
-            let due = t0 + UInt64(i) * interval
-            while monotonicNanos() < due {
-                // Round up: a 0 ms timeout would spin a core until the next send.
-                let waitMs = Int32((max(0, Int64(due) - Int64(monotonicNanos())) + 999_999) / 1_000_000)
-                if waitReadable([fd], timeoutMs: waitMs).isEmpty { continue }
-                received += try drain(fd, &chunk, &pending, &histogram)
-            }
+            sleepUntil(t0 + UInt64(i) * interval)
             builder.reset()
             var value = String(monotonicNanos())
             value.withUTF8 { v in noHeaders.withUnsafeBytes { h in
@@ -236,39 +232,80 @@ public final class Bench {
                 progress("\re2e: \(i)/\(options.messages)")
             }
         }
-        let deadline = monotonicNanos() + 10_000_000_000
-        while received < options.messages && monotonicNanos() < deadline {
-            if waitReadable([fd], timeoutMs: 100).isEmpty { continue }
-            received += try drain(fd, &chunk, &pending, &histogram)
-        }
+        receiver.join()
         if options.progress { progress("\r\u{1B}[K") }
         let elapsed = Double(monotonicNanos() - t0) / 1e9
         kill(follower.pid, SIGTERM)
         let (_, usage) = follower.wait()
-        guard received == options.messages else {
-            throw MQError.internalError("the follower delivered \(received) of \(options.messages) messages")
+        if let problem = receiver.problem { throw MQError.internalError(problem) }
+        guard receiver.received == options.messages else {
+            throw MQError.internalError("the follower delivered \(receiver.received) of \(options.messages) messages")
         }
+        let histogram = receiver.histogram
         let us = { (p: Double) in Double(histogram.valueAtPercentile(p)) / 1000 }
         return BenchResult(scenario: "e2e (\(options.rate)/s)", messages: options.messages, bytes: options.messages * options.size,
                            seconds: elapsed, userCPU: seconds(usage.ru_utime), systemCPU: seconds(usage.ru_stime),
                            maxRSSKiB: Int(usage.ru_maxrss),
                            latency: ["p50": us(50), "p90": us(90), "p99": us(99), "p99.9": us(99.9), "max": Double(histogram.max) / 1000])
     }
+}
 
-    private func drain(_ fd: Int32, _ chunk: inout [UInt8], _ pending: inout [UInt8], _ histogram: inout Histogram<UInt64>) throws -> Int {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-        guard n > 0 else { throw MQError.internalError("the follower stopped") }
-        let now = monotonicNanos()
-        pending.append(contentsOf: chunk[0..<n])
-        var count = 0
-        while let nl = pending.firstIndex(of: 10) {
-            if let sent = UInt64(String(decoding: pending[..<nl], as: UTF8.self)), now >= sent {
-                _ = histogram.record(now - sent)
-                count += 1
+/// Sleeps until the monotonic clock reads `due` (ns).
+private func sleepUntil(_ due: UInt64) {
+    var t = timespec(tv_sec: Int(due / 1_000_000_000), tv_nsec: Int(due % 1_000_000_000))
+    while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, nil) == EINTR {}
+}
+
+/// Reads the follower's lines (each a send time in monotonic ns) on a thread
+/// of its own and records each one's latency. Its fields belong to that
+/// thread until `join` returns.
+private final class LatencyReceiver: @unchecked Sendable {
+    let fd: Int32
+    let expected: Int
+    let deadline: UInt64
+    private(set) var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000)
+    private(set) var received = 0
+    private(set) var problem: String?
+    private var thread: pthread_t?
+
+    init(fd: Int32, expected: Int, deadline: UInt64) {
+        self.fd = fd
+        self.expected = expected
+        self.deadline = deadline
+    }
+
+    func start() throws {
+        var t = pthread_t()
+        let rc = pthread_create(&t, nil, { arg in
+            Unmanaged<LatencyReceiver>.fromOpaque(arg!).takeRetainedValue().run()
+            return nil
+        }, Unmanaged.passRetained(self).toOpaque())
+        guard rc == 0 else { throw MQError.internalError("cannot start a thread: \(String(cString: strerror(rc)))") }
+        thread = t
+    }
+
+    func join() {
+        if let thread { pthread_join(thread, nil) }
+        thread = nil
+    }
+
+    private func run() {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        var pending: [UInt8] = []
+        while received < expected && monotonicNanos() < deadline {
+            if waitReadable([fd], timeoutMs: 100).isEmpty { continue }
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            let now = monotonicNanos()
+            guard n > 0 else { problem = "the follower stopped"; return }
+            pending.append(contentsOf: chunk[0..<n])
+            while let nl = pending.firstIndex(of: 10) {
+                if let sent = UInt64(String(decoding: pending[..<nl], as: UTF8.self)), now >= sent {
+                    _ = histogram.record(now - sent)
+                    received += 1
+                }
+                pending.removeSubrange(...nl)
             }
-            pending.removeSubrange(...nl)
         }
-        return count
     }
 }
 
