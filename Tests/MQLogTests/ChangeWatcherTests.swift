@@ -59,4 +59,16 @@ import Glibc
         try write(SegmentFiles.log(dir, 0), "first")
         #expect(watcher.wait(timeoutMs: 1000) == [dir])
     }
+
+    @Test func stateDirectoriesWakeForWritesInPlace() throws {
+        let dir = makeTempDirectory()
+        defer { try? FileSystem.removeTree(dir) }
+        let watcher = ChangeWatcher()
+        try #require(watcher.usesInotify)
+        try write(dir + "/a", "state 1")
+        watcher.watchWrites(dir)
+        #expect(!watcher.hasPendingEvents)
+        try write(dir + "/a", "state 2")
+        #expect(watcher.wait(timeoutMs: 1000) == [dir])
+    }
 }

@@ -43,6 +43,14 @@ public final class ChangeWatcher {
         if let newest = (try? SegmentFiles.list(directory))?.last { watchSegment(newest, in: directory) }
     }
 
+    /// Watches `directory` for any file in it written, created, renamed in
+    /// or removed: for state files that other processes rewrite in place.
+    public func watchWrites(_ directory: String) {
+        guard fd >= 0 else { paths[Int32(paths.count)] = directory; return }
+        let wd = inotify_add_watch(fd, directory, UInt32(IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO | IN_DELETE))
+        if wd >= 0 { paths[wd] = directory }
+    }
+
     /// The segment watched for writes in each directory: its base offset and watch.
     private var segments: [String: (base: Int64, wd: Int32)] = [:]
 

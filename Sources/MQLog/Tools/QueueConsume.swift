@@ -34,6 +34,7 @@ public final class QueueConsumer {
     private var selection = TopicSelection()
     private let watcher = ChangeWatcher()
     private var watched = Set<String>()
+    private var watchedQueues = Set<String>()
     private var nextPartition = 0
     private var completions: [String: [Int64]] = [:]
     private var emitted = 0
@@ -86,7 +87,15 @@ public final class QueueConsumer {
             try flushCompletions()
             if let limit = options.count, emitted >= limit, dispatcher.isIdle { return }
             if claimed > 0 || ended { continue }
-            if options.exitAtEnd, dispatcher.isIdle, try drained() { return }
+            if options.exitAtEnd, dispatcher.isIdle {
+                if try drained() { return }
+                // What is left is other members' to finish: their completions
+                // in the queue state are what this member waits for now.
+                for p in partitions where !watchedQueues.contains(p.queue.directory) {
+                    watchedQueues.insert(p.queue.directory)
+                    watcher.watchWrites(p.queue.directory)
+                }
+            }
             var wait = Int64(1000)
             if let d = dispatcher.nextDeadlineMs() { wait = min(wait, d) }
             if nextWakeMs != .max { wait = min(wait, max(0, nextWakeMs - currentTimeMillis())) }
