@@ -23,10 +23,11 @@ let package = Package(
         .systemLibrary(name: "CSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .target(name: "CCRC32C", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CLinux"),
         .target(
             name: "MQLog",
             dependencies: [
-                "CZlib", "CLZ4", "CSnappy", "CZstd", "CCRC32C",
+                "CZlib", "CLZ4", "CSnappy", "CZstd", "CCRC32C", "CLinux",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: [
