@@ -3,6 +3,7 @@
 #   make                  release build (swift build -c release)
 #   make test             setup, release build, unit tests, then the Python suites
 #   make demo             setup, release build, sample data in and out of the default log
+#   make goals            release build, then the performance goals side by side (bench/goals.sh)
 #   make compare          release build, then mq against Redis Streams and NATS JetStream (bench/compare.sh)
 #   make install          PREFIX=/usr/local DESTDIR= : binaries, man pages, completions
 #   make completions      regenerate completions/ from the release binaries
@@ -26,7 +27,7 @@ MAN1 = $(wildcard man/*.1)
 MAN5 = $(wildcard man/*.5)
 PYTESTS = $(wildcard Tests/interop Tests/blackbox)
 
-.PHONY: all build setup test demo bench compare install uninstall completions lint-man clean
+.PHONY: all build setup test demo bench goals compare install uninstall completions lint-man clean
 
 all: build
 
@@ -53,6 +54,10 @@ demo: setup
 
 bench: build
 	@if [ -x bench/run.sh ]; then bench/run.sh $(RELEASE); else echo "make bench: no bench/run.sh yet"; fi
+
+# The performance goals of docs/BENCHMARKS.md side by side in one run (medians of ROUNDS=3).
+goals: build
+	bench/goals.sh $(RELEASE)
 
 # Installs redis-server, nats-server and their Python clients when missing
 # (apt through sudo unless root), runs its own servers on 127.0.0.1.
