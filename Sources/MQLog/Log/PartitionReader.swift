@@ -226,12 +226,18 @@ public final class PartitionReader {
     /// The active segment's base offset as `head` records it, or nil when
     /// there is no valid state to read (no writer yet, or one rewriting it).
     private func recordedActiveBase() -> Int64? {
+        readHead().flatMap { HeadState.activeBase($0) }
+    }
+
+    /// The 128 bytes of `head` as they are now (opened at the first call
+    /// that finds it), or nil when there is no `head` or it is short.
+    private func readHead() -> UnsafeRawBufferPointer? {
         if headFile == nil {
             headFile = try? FileHandle.openIfExists(directory + "/" + SegmentFiles.headName, O_RDONLY)
         }
         guard let headFile,
               (try? headFile.read(into: headBytes.baseAddress!, count: HeadState.size, at: 0)) == HeadState.size else { return nil }
-        return HeadState.activeBase(UnsafeRawBufferPointer(headBytes))
+        return UnsafeRawBufferPointer(headBytes)
     }
 
     /// Lists the segments and caches the listing.
@@ -279,14 +285,11 @@ public final class PartitionReader {
     /// the active segment: bytes there are a torn write that the next writer
     /// will cut, not corruption.
     private func isPastCommittedEnd() -> Bool {
-        guard let head = try? FileHandle.openIfExists(directory + "/" + SegmentFiles.headName, O_RDONLY) else { return false }
-        defer { head.close() }
-        var raw = [UInt8](repeating: 0, count: HeadState.size)
         for _ in 0..<3 {
-            let n = (try? raw.withUnsafeMutableBytes { try head.read(into: $0.baseAddress!, count: HeadState.size, at: 0) }) ?? 0
-            if n == HeadState.size, let state = raw.withUnsafeBytes({ HeadState.decode($0) }) {
+            if let raw = readHead(), let state = HeadState.decode(raw) {
                 return state.activeBase == segmentBase && position >= state.endPosition
             }
+            if headFile == nil { return false }  // no head at all: no writer's tail to wait for
         }
         return true  // a state being rewritten right now: assume the tail is in flux
     }
