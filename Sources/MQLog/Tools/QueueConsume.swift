@@ -34,7 +34,6 @@ public final class QueueConsumer {
     private var selection = TopicSelection()
     private let watcher = ChangeWatcher()
     private var watched = Set<String>()
-    private var watchedQueues = Set<String>()
     private var nextPartition = 0
     private var completions: [String: [Int64]] = [:]
     private var emitted = 0
@@ -91,8 +90,7 @@ public final class QueueConsumer {
                 if try drained() { return }
                 // What is left is other members' to finish: their completions
                 // in the queue state are what this member waits for now.
-                for p in partitions where !watchedQueues.contains(p.queue.directory) {
-                    watchedQueues.insert(p.queue.directory)
+                for p in partitions where watched.insert(p.queue.directory).inserted {
                     watcher.watchWrites(p.queue.directory)
                 }
             }
