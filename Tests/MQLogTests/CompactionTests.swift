@@ -122,6 +122,8 @@ private func compactTopic(_ records: [Rec], perBatch: Int, codec: CompressionCod
         let records = (0..<6).map { Rec(key: "k\($0)", value: "v\($0)", timestamp: 1_000 + Int64($0)) }
         try write(writer, records, perBatch: 6, codec: .gzip)
         let scanner = try SegmentScanner.open(SegmentFiles.log(dir, 0))!
+        // `bytes` points into the scanner's buffer: keep it alive to the end.
+        defer { withExtendedLifetime(scanner) {} }
         guard case .batch(_, let h, let bytes) = try scanner.next() else { Issue.record("no batch"); return }
         // Keep offsets 2 and 4: the first and last records go.
         let rewriter = BatchRewriter()  // owns the rewritten bytes
