@@ -21,7 +21,10 @@
 # Workload: 1,000,000 messages of 100 bytes (99 + newline in the file; 99-byte
 # values on the peers). For each system: ingest, read everything back, and
 # append-to-delivery latency (p50, p99) at 1,000 messages per second. Every
-# step has a time limit (within BUDGET) and every loop a count.
+# step has a time limit (within BUDGET) and every loop a count. Last, in the
+# same run, bench/goals.sh measures mq against its performance goals
+# (GOALS_ROUNDS rounds, default 1) and its table is printed after the
+# comparison's.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-.build/release}
@@ -304,8 +307,20 @@ else
 fi
 stop_pid "$nats_pid"; nats_pid=
 
+# --- The goals of docs/BENCHMARKS.md, in the same run (bench/goals.sh)
+say "Goals"
+lim=$(limit 180)
+if [ "$lim" -ge 30 ]; then
+    ROUNDS=${GOALS_ROUNDS:-1} BENCH_DIR="$work" run timeout "$lim" bench/goals.sh "$BIN" > "$work/goals.out" 2> "$work/goals.err" \
+        || echo "goals.sh: exit status $? (124: time limit ${lim} s): $(tail -3 "$work/goals.err")" >> "$work/goals.out"
+else
+    echo "goals: skipped, time budget spent (make goals runs them alone)" > "$work/goals.out"
+fi
+
 python3 "$helper" report "$results"
 status=$?
+echo
+cat "$work/goals.out"
 echo
 echo "run time: ${SECONDS} s"
 exit $status
