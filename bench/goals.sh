@@ -100,7 +100,8 @@ goals = [
     ("work queue, --batch handler", "≥ 200,000 msg/s", rate("queue"), rate("queue") >= 200e3, "4 workers, 10,000 per run"),
     ("memory, largest RSS of any run", "≤ 32 MiB", rss, rss <= 32, ""),
 ]
-print(f"Medians of {sys.argv[2]} rounds.")
+rounds = int(sys.argv[2])
+print(f"Medians of {rounds} rounds." if rounds > 1 else "One round: run ROUNDS=5 bench/goals.sh for medians.")
 print(f"{'goal':40} {'target':26} {'measured':>14}  met  notes")
 for name, target, value, ok, note in goals:
     shown = f"{value:,.0f}" if value >= 1000 else f"{value:,.1f}"
