@@ -35,20 +35,25 @@ public final class ChangeWatcher {
     /// returns, so data written to the new segment before the watch existed
     /// is found by the read that follows the wake-up.
     public func watch(_ directory: String) {
-        guard fd >= 0 else { paths[Int32(paths.count)] = directory; return }
-        let mask = UInt32(IN_CREATE | IN_MOVED_TO | IN_DELETE)
-        let wd = inotify_add_watch(fd, directory, mask)
-        guard wd >= 0 else { return }
-        paths[wd] = directory
+        guard addWatch(directory, mask: UInt32(IN_CREATE | IN_MOVED_TO | IN_DELETE)), fd >= 0 else { return }
         if let newest = (try? SegmentFiles.list(directory))?.last { watchSegment(newest, in: directory) }
     }
 
     /// Watches `directory` for any file in it written, created, renamed in
     /// or removed: for state files that other processes rewrite in place.
     public func watchWrites(_ directory: String) {
-        guard fd >= 0 else { paths[Int32(paths.count)] = directory; return }
-        let wd = inotify_add_watch(fd, directory, UInt32(IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO | IN_DELETE))
-        if wd >= 0 { paths[wd] = directory }
+        addWatch(directory, mask: UInt32(IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO | IN_DELETE))
+    }
+
+    /// Adds a watch on `directory` (when polling, just remembers it).
+    /// - Returns: false when inotify refused it.
+    @discardableResult
+    private func addWatch(_ directory: String, mask: UInt32) -> Bool {
+        guard fd >= 0 else { paths[Int32(paths.count)] = directory; return true }
+        let wd = inotify_add_watch(fd, directory, mask)
+        guard wd >= 0 else { return false }
+        paths[wd] = directory
+        return true
     }
 
     /// The segment watched for writes in each directory: its base offset and watch.
