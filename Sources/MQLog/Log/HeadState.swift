@@ -68,7 +68,6 @@ public struct HeadState: Equatable, Sendable {
         return out
     }
 
-    /// Decodes, or nil when the bytes are not a valid state (short, torn, wrong magic or checksum).
     /// The active segment's base offset from a valid state, without decoding the rest.
     public static func activeBase(_ bytes: UnsafeRawBufferPointer) -> Int64? {
         guard let p = checked(bytes) else { return nil }
@@ -85,6 +84,7 @@ public struct HeadState: Equatable, Sendable {
         return p
     }
 
+    /// Decodes, or nil when the bytes are not a valid state (short, torn, wrong magic or checksum).
     public static func decode(_ bytes: UnsafeRawBufferPointer) -> HeadState? {
         guard let p = checked(bytes) else { return nil }
         var s = HeadState()

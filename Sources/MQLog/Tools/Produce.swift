@@ -99,7 +99,7 @@ public struct ProduceSummary: Sendable {
 public final class Producer {
     /// How much is appended between two starts of writeback (`--sync exit`):
     /// 1,000,000 messages of 100 bytes took 18 % less time with 4 MiB than
-    /// with none, and no less with 8 or 32 MiB (docs/BENCHMARKS.md).
+    /// with none; 1, 2, 8 and 32 MiB were no faster (docs/BENCHMARKS.md).
     static let writebackBytes: Int64 = 4 << 20
     public let options: ProduceOptions
     public let log: LogDirectory
