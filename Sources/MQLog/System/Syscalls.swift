@@ -299,11 +299,16 @@ public func monotonicNanos() -> UInt64 {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
-/// This boot's identity (`/proc/sys/kernel/random/boot_id`), as 16 bytes. A
-/// process crash keeps the page cache; only a new boot can lose unsynced
-/// writes, so recovery compares boot ids to decide how much to re-validate.
+/// This boot's identity (`/proc/sys/kernel/random/boot_id`, or the file
+/// `MQ_BOOT_ID_FILE` names), as 16 bytes. A process crash keeps the page
+/// cache; only a new boot can lose unsynced writes, so recovery compares boot
+/// ids to decide how much to re-validate. The override exists for tests that
+/// simulate a power loss (a file system that drops unsynced writes): they
+/// give the "rebooted" tools a new id, as a real reboot would.
 public let currentBootID: [UInt8] = {
-    guard let bytes = try? FileSystem.readAll("/proc/sys/kernel/random/boot_id") else {
+    let path = getenv("MQ_BOOT_ID_FILE").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        ?? "/proc/sys/kernel/random/boot_id"
+    guard let bytes = try? FileSystem.readAll(path) else {
         return [UInt8](repeating: 0, count: 16)
     }
     var out: [UInt8] = []
