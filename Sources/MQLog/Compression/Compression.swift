@@ -30,7 +30,7 @@ public enum Compression {
             case .gzip:
                 try Gzip.compress(input, into: output, level: try checkedLevel(codec, level))
             case .snappy:
-                Snappy.compress(input, into: output)
+                try Snappy.compress(input, into: output)
             case .lz4:
                 try LZ4.compress(input, into: output, level: try checkedLevel(codec, level))
             case .zstd:
@@ -47,7 +47,7 @@ public enum Compression {
     public static func decompress(
         _ codec: CompressionCodec, _ input: UnsafeRawBufferPointer, into output: ByteBuffer, limit: Int
     ) throws(CompressionError) {
-        precondition(limit >= 0, "negative decompression limit")
+        let limit = max(limit, 0)
         let start = output.count
         do throws(CompressionError) {
             switch codec {

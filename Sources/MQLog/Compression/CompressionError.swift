@@ -16,6 +16,9 @@ public struct CompressionError: Error, CustomStringConvertible, Sendable, Equata
         case invalidLevel
         /// The codec library could not allocate memory.
         case outOfMemory
+        /// The codec library returned a result it documents only for misuse. Nothing
+        /// decoded from disk ends in this: a decoder's unexpected result is `corrupt`.
+        case library
     }
 
     public var codec: CompressionCodec
@@ -45,5 +48,9 @@ public struct CompressionError: Error, CustomStringConvertible, Sendable, Equata
 
     static func outOfMemory(_ codec: CompressionCodec) -> CompressionError {
         CompressionError(codec, .outOfMemory, "out of memory")
+    }
+
+    static func library(_ codec: CompressionCodec, _ what: String) -> CompressionError {
+        CompressionError(codec, .library, "unexpected result from the \(codec.name) library: \(what)")
     }
 }

@@ -22,7 +22,7 @@ enum Gzip {
             guard status == Z_OK else {
                 stream.deallocate()
                 if status == Z_MEM_ERROR { throw CompressionError.outOfMemory(.gzip) }
-                preconditionFailure("deflateInit2 failed: \(status)")
+                throw CompressionError.library(.gzip, "deflateInit2 returned \(status)")
             }
         }
 
@@ -42,7 +42,7 @@ enum Gzip {
             guard status == Z_OK else {
                 stream.deallocate()
                 if status == Z_MEM_ERROR { throw CompressionError.outOfMemory(.gzip) }
-                preconditionFailure("inflateInit2 failed: \(status)")
+                throw CompressionError.library(.gzip, "inflateInit2 returned \(status)")
             }
         }
 
@@ -60,7 +60,7 @@ enum Gzip {
             try Deflater(level: level)
         }
         let z = deflater.stream
-        precondition(deflateReset(z) == Z_OK)
+        guard deflateReset(z) == Z_OK else { throw CompressionError.library(.gzip, "deflateReset failed") }
 
         let source = UnsafeMutablePointer(mutating: startAddress(input, output).assumingMemoryBound(to: Bytef.self))
         var fed = 0
@@ -87,7 +87,7 @@ enum Gzip {
             case Z_OK, Z_BUF_ERROR:
                 continue  // more input to feed or more output to make
             default:
-                preconditionFailure("deflate failed: \(status)")
+                throw CompressionError.library(.gzip, "deflate returned \(status)")
             }
         }
     }
@@ -96,10 +96,11 @@ enum Gzip {
         guard input.count > 0 else { throw CompressionError.truncated(.gzip, "stream (empty input)") }
         let inflater = try inflaters.take(orMake: Inflater.init)
         let z = inflater.stream
-        precondition(inflateReset(z) == Z_OK)
+        guard inflateReset(z) == Z_OK else { throw CompressionError.library(.gzip, "inflateReset failed") }
         defer { inflaters.give(inflater) }  // inflateReset on the next take makes any state reusable
 
-        let source = UnsafeMutablePointer(mutating: input.baseAddress!.assumingMemoryBound(to: Bytef.self))
+        guard let base = input.baseAddress else { throw CompressionError.truncated(.gzip, "stream (empty input)") }
+        let source = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
         // The trailer's ISIZE is the size of a single-member stream (mod 2^32): a good first guess.
         var want = 0
         if input.count >= 18 {
@@ -131,7 +132,7 @@ enum Gzip {
                 // that do not start a new one are ignored.
                 let consumed = fed - Int(z.pointee.avail_in)
                 if input.count - consumed >= 2 && input[consumed] == 0x1F && input[consumed + 1] == 0x8B {
-                    precondition(inflateReset(z) == Z_OK)
+                    guard inflateReset(z) == Z_OK else { throw CompressionError.library(.gzip, "inflateReset failed") }
                     continue
                 }
                 return
@@ -149,7 +150,9 @@ enum Gzip {
             case Z_MEM_ERROR:
                 throw CompressionError.outOfMemory(.gzip)
             default:
-                preconditionFailure("inflate failed: \(status)")
+                // Z_STREAM_ERROR and anything undocumented: the stream's state is
+                // inconsistent, which only bad input can have made it.
+                throw CompressionError.corrupt(.gzip, "corrupt stream (inflate returned \(status))")
             }
         }
     }

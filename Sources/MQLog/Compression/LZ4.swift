@@ -96,7 +96,7 @@ enum LZ4 {
         let context = decompressor.context
         LZ4F_resetDecompressionContext(context)
 
-        let source = input.baseAddress!
+        guard let source = input.baseAddress else { throw CompressionError.truncated(.lz4, "frame (empty input)") }
         var position = 0
         var produced = 0
         var inFrame = false
@@ -120,13 +120,14 @@ enum LZ4 {
                 throw CompressionError.truncated(.lz4, "frame")
             }
             if used == 0 && made == 0 && position < input.count {
-                preconditionFailure("LZ4F_decompress made no progress")
+                throw CompressionError.corrupt(.lz4, "corrupt frame (the decoder makes no progress)")
             }
         }
     }
 
-    /// Maps an LZ4F error code to a `CompressionError`; codes that only a misuse of
-    /// the API can cause stop the program.
+    /// Maps an LZ4F error code to a `CompressionError`. Codes that only a misuse of
+    /// the API can cause are `library` errors, never a stop: the decoder's input
+    /// comes from disk.
     static func error(_ code: Int) -> CompressionError {
         let kind = LZ4F_getErrorCode(code)
         switch kind {
@@ -162,7 +163,7 @@ enum LZ4 {
             // dstMaxSize_tooSmall (outputs are sized by LZ4F_compressBound), srcSize_tooLarge,
             // srcPtr_wrong, compressionLevel_invalid, frameDecoding_alreadyStarted,
             // compressionState_uninitialized, parameter_null: all API misuse.
-            preconditionFailure("LZ4F call failed: \(String(cString: LZ4F_getErrorName(code)))")
+            return .library(.lz4, String(cString: LZ4F_getErrorName(code)))
         }
     }
 }

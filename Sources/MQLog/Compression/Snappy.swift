@@ -15,7 +15,7 @@ enum Snappy {
     /// xerial's default block size, which Kafka uses.
     static let blockSize = 32 * 1024
 
-    static func compress(_ input: UnsafeRawBufferPointer, into output: ByteBuffer) {
+    static func compress(_ input: UnsafeRawBufferPointer, into output: ByteBuffer) throws(CompressionError) {
         output.reserve(headerSize + 4 + snappy_max_compressed_length(min(input.count, blockSize)))
         output.append(magic)
         output.appendBigEndian(Int32(1))
@@ -30,7 +30,7 @@ enum Snappy {
             let status = snappy_compress(
                 (source + offset).assumingMemoryBound(to: CChar.self), chunk,
                 block.assumingMemoryBound(to: CChar.self), &length)
-            precondition(status == SNAPPY_OK, "snappy_compress failed: \(status)")
+            guard status == SNAPPY_OK else { throw CompressionError.library(.snappy, "snappy_compress returned \(status.rawValue)") }
             output.count += 4
             output.setBigEndian(Int32(length), at: output.count - 4)
             output.count += length
@@ -80,23 +80,26 @@ enum Snappy {
     private static func decodeBlock(
         _ block: UnsafeRawBufferPointer, into output: ByteBuffer, produced: inout Int, limit: Int
     ) throws(CompressionError) {
-        let compressed = block.baseAddress!.assumingMemoryBound(to: CChar.self)
+        guard let base = block.baseAddress else { throw CompressionError.truncated(.snappy, "block") }
+        let compressed = base.assumingMemoryBound(to: CChar.self)
         var size = 0
         guard snappy_uncompressed_length(compressed, block.count, &size) == SNAPPY_OK else {
             throw CompressionError.corrupt(.snappy, "corrupt block (bad length header)")
         }
-        guard size <= limit - produced else { throw CompressionError.limitExceeded(.snappy, limit) }
+        guard size >= 0, size <= limit - produced else { throw CompressionError.limitExceeded(.snappy, limit) }
         output.reserve(size)
         var made = size
         let status = snappy_uncompress(
             compressed, block.count, (output.base + output.count).assumingMemoryBound(to: CChar.self), &made)
         switch status {
         case SNAPPY_OK:
-            precondition(made == size, "snappy_uncompress made \(made) bytes, not \(size)")
+            guard made == size else {
+                throw CompressionError.corrupt(.snappy, "corrupt block (\(made) bytes decoded where its header says \(size))")
+            }
         case SNAPPY_INVALID_INPUT:
             throw CompressionError.corrupt(.snappy, "corrupt block")
         default:
-            preconditionFailure("snappy_uncompress failed: \(status)")
+            throw CompressionError.corrupt(.snappy, "corrupt block (snappy_uncompress returned \(status.rawValue))")
         }
         output.count += made
         produced += made

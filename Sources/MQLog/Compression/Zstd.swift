@@ -35,14 +35,17 @@ enum Zstd {
     static func compress(_ input: UnsafeRawBufferPointer, into output: ByteBuffer, level: Int32) throws(CompressionError) {
         let compressor = try compressors.take(orMake: Compressor.init)
         let bound = ZSTD_compressBound(input.count)
-        if ZSTD_isError(bound) != 0 { preconditionFailure("input too large for zstd: \(input.count) bytes") }
+        if ZSTD_isError(bound) != 0 {
+            compressors.give(compressor)
+            throw CompressionError(.zstd, .limitExceeded, "input too large for zstd: \(input.count) bytes")
+        }
         output.reserve(bound)
         let written = ZSTD_compressCCtx(compressor.context, output.base + output.count, bound,
                                         startAddress(input, output), input.count, level)
         if ZSTD_isError(written) != 0 {
             // A failed call leaves the context in an unknown state: drop it.
             if ZSTD_getErrorCode(written) == ZSTD_error_memory_allocation { throw CompressionError.outOfMemory(.zstd) }
-            preconditionFailure("ZSTD_compressCCtx failed: \(String(cString: ZSTD_getErrorName(written)))")
+            throw CompressionError.library(.zstd, "ZSTD_compressCCtx: \(String(cString: ZSTD_getErrorName(written)))")
         }
         output.count += written
         compressors.give(compressor)
@@ -83,8 +86,9 @@ enum Zstd {
         if pending != 0 { throw CompressionError.truncated(.zstd, "frame") }
     }
 
-    /// Maps a zstd decoding error to a `CompressionError`; codes that only a misuse of
-    /// the API can cause stop the program.
+    /// Maps a zstd decoding error to a `CompressionError`. Codes the library documents
+    /// only for misuse of its API are reported as corrupt data too: what reaches the
+    /// decoder came from disk, and no bytes may stop a tool.
     static func error(_ code: Int) -> CompressionError {
         let name = String(cString: ZSTD_getErrorName(code))
         switch ZSTD_getErrorCode(code) {
@@ -107,8 +111,9 @@ enum Zstd {
             return .corrupt(.zstd, "corrupt frame (\(name))")
         default:
             // dstSize_tooSmall, noForwardProgress_*, parameter_*, stage_wrong, init_missing,
-            // buffer errors: the decoder is always given room and input, so API misuse.
-            preconditionFailure("ZSTD_decompressStream failed: \(name)")
+            // buffer errors: the decoder is always given room and input, yet damaged
+            // frames have been seen to end in some of these.
+            return .corrupt(.zstd, "corrupt frame (\(name))")
         }
     }
 }

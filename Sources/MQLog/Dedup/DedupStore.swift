@@ -394,15 +394,19 @@ public final class DedupStore {
             let decoder = BatchDecoder()
             while let (header, bytes) = try reader.nextBatch() {
                 guard header.nextOffset > from, !header.isControl, !header.isTransactional else { continue }
-                var records = RecordIterator(records: try decoder.records(of: bytes, header: header), header: header)
-                while let r = try records.next() {
-                    guard r.offset >= from else { continue }
-                    for h in (try? r.headers()) ?? [] where IDHash.of(h.name) == nameHash {
-                        if let v = h.value {
-                            ids.append((IDHash.of(v), DedupEntry(timestampMs: now, partition: p, offset: r.offset)))
+                do {
+                    var records = RecordIterator(records: try decoder.records(of: bytes, header: header), header: header)
+                    while let r = try records.next() {
+                        guard r.offset >= from else { continue }
+                        for h in try r.headers() where IDHash.of(h.name) == nameHash {
+                            if let v = h.value {
+                                ids.append((IDHash.of(v), DedupEntry(timestampMs: now, partition: p, offset: r.offset)))
+                            }
+                            break
                         }
-                        break
                     }
+                } catch {
+                    throw reader.undecodable(header, error)
                 }
             }
         }

@@ -72,7 +72,7 @@ public struct HeadState: Equatable, Sendable {
     public static func activeBase(_ bytes: UnsafeRawBufferPointer) -> Int64? {
         guard let p = checked(bytes) else { return nil }
         let base = Int64(littleEndian: p.loadUnaligned(fromByteOffset: 24, as: Int64.self))
-        return base >= 0 ? base : nil
+        return base >= 0 && base <= BatchLayout.maximumBaseOffset ? base : nil
     }
 
     /// The start of `bytes` when they hold a whole state with the magic and a matching checksum.
@@ -94,8 +94,15 @@ public struct HeadState: Equatable, Sendable {
         s.flushedPosition = field(3); s.flushedNextOffset = field(4); s.bytesSinceIndex = field(5)
         s.indexBytes = field(6); s.timeIndexBytes = field(7); s.maxTimestamp = field(8)
         s.offsetOfMaxTimestamp = field(9); s.lastTimeIndexTimestamp = field(10); s.createdMs = field(11)
-        guard s.activeBase >= 0, s.endPosition >= 0, s.nextOffset >= s.activeBase,
-              s.flushedPosition <= s.endPosition, s.indexBytes % 8 == 0, s.timeIndexBytes % 12 == 0 else { return nil }
+        // Offsets within what a batch can carry and positions far from
+        // overflow, so that no sum a writer or reader makes from them wraps.
+        let offsets: ClosedRange<Int64> = 0...BatchLayout.maximumBaseOffset
+        let positions: ClosedRange<Int64> = 0...(Int64.max >> 2)
+        guard offsets.contains(s.activeBase), offsets.contains(s.nextOffset), offsets.contains(s.flushedNextOffset),
+              positions.contains(s.endPosition), positions.contains(s.flushedPosition), positions.contains(s.bytesSinceIndex),
+              positions.contains(s.indexBytes), positions.contains(s.timeIndexBytes),
+              s.nextOffset >= s.activeBase, s.flushedPosition <= s.endPosition,
+              s.indexBytes % 8 == 0, s.timeIndexBytes % 12 == 0 else { return nil }
         return s
     }
 }

@@ -73,8 +73,8 @@ public struct LogDirectory: Sendable {
     @discardableResult
     public func createTopic(_ name: String, config: TopicConfig) throws -> Bool {
         try LogDirectory.validateTopicName(name)
-        guard config.partitions >= 1 && config.partitions <= 100_000 else {
-            throw MQError.usage("invalid partition count \(config.partitions): must be from 1 to 100000")
+        guard config.partitions >= 1 && config.partitions <= TopicConfig.maximumPartitions else {
+            throw MQError.usage("invalid partition count \(config.partitions): must be from 1 to \(TopicConfig.maximumPartitions)")
         }
         if topicExists(name) { return false }
         if !FileSystem.isDirectory(topicsPath) {

@@ -77,10 +77,17 @@ public final class PartitionReader {
             while let (header, batch) = try peekBatch() {
                 if header.maxTimestamp >= time {
                     let decoder = BatchDecoder()
-                    let found: Int64? = try withExtendedLifetime(decoder) {
-                        var records = RecordIterator(records: try decoder.records(of: batch, header: header), header: header)
-                        while let r = try records.next() { if r.timestamp >= time { return r.offset } }
-                        return nil
+                    let found: Int64?
+                    do {
+                        found = try withExtendedLifetime(decoder) {
+                            var records = RecordIterator(records: try decoder.records(of: batch, header: header), header: header)
+                            while let r = try records.next() { if r.timestamp >= time { return r.offset } }
+                            return nil
+                        }
+                    } catch {
+                        lastBatchSegment = segmentBase
+                        lastBatchPosition = position
+                        throw undecodable(header, error)
                     }
                     if let found { return found }
                     // The batch's max is >= time, so some record qualifies; reaching here means a lying header.
@@ -137,7 +144,25 @@ public final class PartitionReader {
         return BatchHeader(buffer.base + bufferOffset).totalSize <= available
     }
 
+    /// The segment file and byte position of the batch `nextBatch` returned
+    /// last: where to point a person at when its records do not decode.
+    public var lastBatchLocation: (file: String, position: Int64) {
+        (SegmentFiles.log(directory, lastBatchSegment), lastBatchPosition)
+    }
+    private var lastBatchSegment: Int64 = 0
+    private var lastBatchPosition: Int64 = 0
+
+    /// An error for a batch that passed framing and CRC but whose contents do
+    /// not decode (a bad compressed payload, malformed records): data error
+    /// (65) naming the segment file, the byte and the batch's offsets.
+    public func undecodable(_ header: BatchHeader, _ cause: any Error) -> MQError {
+        let (file, position) = lastBatchLocation
+        return MQError(.dataError, "corrupt log: \(file) at byte \(position), batch of offsets \(header.baseOffset)-\(header.lastOffset): \(cause) (the segment is damaged: restore it from a copy, or cut the partition at this point)")
+    }
+
     private func consumePeeked(_ header: BatchHeader) {
+        lastBatchSegment = segmentBase
+        lastBatchPosition = position
         nextOffsetInSegment = header.nextOffset
         position += Int64(header.totalSize)
         bufferOffset += header.totalSize
@@ -261,9 +286,9 @@ public final class PartitionReader {
             }
         }
         let header = BatchHeader(buffer.base + bufferOffset)
-        if header.magic != BatchLayout.currentMagic || header.batchLength < 49 {
+        if let problem = header.problem {
             if isPastCommittedEnd() { resetBuffer(); return nil }
-            throw corruption(header.magic != BatchLayout.currentMagic ? .badMagic(header.magic) : .badLength(header.batchLength))
+            throw corruption(problem)
         }
         if buffer.count - bufferOffset < header.totalSize {
             try refill(log, need: header.totalSize)
@@ -454,7 +479,7 @@ public final class PartitionCursor {
     public func peek() throws -> RecordView? {
         if let peeked { return peeked }
         while true {
-            if records != nil, let r = try records!.next() {
+            if records != nil, let r = try nextRecord() {
                 if r.offset < nextOffset { continue }
                 peeked = r
                 return r
@@ -481,7 +506,21 @@ public final class PartitionCursor {
                 }
             }
             batchHeader = header
-            records = RecordIterator(records: try decoder.records(of: bytes, header: header), header: header)
+            do {
+                records = RecordIterator(records: try decoder.records(of: bytes, header: header), header: header)
+            } catch {
+                throw reader.undecodable(header, error)
+            }
+        }
+    }
+
+    @inline(__always)
+    private func nextRecord() throws -> RecordView? {
+        do {
+            return try records!.next()
+        } catch {
+            records = nil
+            throw reader.undecodable(batchHeader!, error)
         }
     }
 

@@ -408,8 +408,7 @@ public final class PartitionWriter {
             guard try segment.log.read(into: scratch.base, count: headerBytes, at: position) == headerBytes,
                   headerBytes == BatchLayout.headerSize else { break }
             let peek = BatchHeader(scratch.base)
-            guard peek.magic == BatchLayout.currentMagic, peek.batchLength >= 49,
-                  Int64(peek.totalSize) <= fileSize - position else { break }
+            guard peek.problem == nil, Int64(peek.totalSize) <= fileSize - position else { break }
             scratch.reserve(peek.totalSize)
             guard try segment.log.read(into: scratch.base, count: peek.totalSize, at: position) == peek.totalSize else { break }
             guard case .success(let header) = validateBatch(UnsafeRawBufferPointer(start: scratch.base, count: peek.totalSize)) else { break }

@@ -22,8 +22,9 @@ public enum SegmentFiles {
     public static func baseOffset(ofLogName name: String) -> Int64? {
         guard name.hasSuffix(logSuffix) else { return nil }
         let stem = name.utf8.prefix(name.utf8.count - logSuffix.utf8.count)
-        guard stem.count == 20, stem.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
-        return Int64(String(decoding: stem, as: UTF8.self))
+        guard stem.count == 20, stem.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+              let base = Int64(String(decoding: stem, as: UTF8.self)), base <= BatchLayout.maximumBaseOffset else { return nil }
+        return base
     }
 
     /// Base offsets of the segments in `dir`, ascending.

@@ -5,6 +5,9 @@
 /// `#` comments) in the topic directory. Keys not set take Kafka's defaults.
 public struct TopicConfig: Sendable, Equatable {
     public var partitions: Int32
+    /// The most partitions a topic may have (`mq-topic create` refuses more,
+    /// and a `topic.properties` naming more is a configuration error).
+    public static let maximumPartitions: Int32 = 100_000
     /// Explicitly set keys, by Kafka name.
     public var overrides: [String: String]
 
@@ -122,7 +125,9 @@ public struct TopicConfig: Sendable, Equatable {
             }
             let name = String(line[..<eq]).trimmingSpaces, value = String(line[line.index(after: eq)...]).trimmingSpaces
             if name == "partitions" {
-                guard let n = Int32(value), n >= 1 else { throw MQError.config("\(path):\(i + 1): partitions must be a positive integer") }
+                guard let n = Int32(value), n >= 1, n <= TopicConfig.maximumPartitions else {
+                    throw MQError.config("\(path):\(i + 1): partitions must be an integer from 1 to \(TopicConfig.maximumPartitions)")
+                }
                 config.partitions = n
                 continue
             }

@@ -298,20 +298,27 @@ final class TransactionFates {
     enum Fate { case committed, aborted, open }
 
     let directory: String
-    /// Transactions known committed (producer ids are never reused).
-    private var committed: Set<Int64> = []
     private var aborted: AbortedTransactionIndex?
+    private lazy var markers = TransactionMarkerScan(directory: directory)
 
     init(directory: String) { self.directory = directory }
 
     /// The fate of the transaction of `producerId`, whose batch at `offset`
     /// was read before this call. An open transaction whose producer died is
     /// finished first (`TransactionRecovery.resolve`).
+    ///
+    /// An ended transaction's fate is its marker, the first control batch of
+    /// its producer after `offset`: `.txnindex` answers for aborts without a
+    /// scan, and the markers are read for the rest. Kafka's own record
+    /// builders write no `.txnindex` (a broker derives it when it recovers a
+    /// segment), and Kafka producers reuse their producer id across
+    /// transactions, so neither the index alone nor a producer id alone can
+    /// tell (docs/FORMAT.md §18).
     func fate(producerId: Int64, offset: Int64) throws -> Fate {
-        if committed.contains(producerId) { return .committed }
         if let aborted, aborted.isAborted(producerId: producerId, offset: offset) { return .aborted }
+        if let known = markers.known(producerId: producerId, offset: offset) { return known }
         // The list is read after the batch: a transaction not listed has
-        // ended, and an aborted one has its .txnindex entry by then.
+        // ended, and its marker is in the log by then.
         if try OpenTransactions.read(partition: directory).entry(for: producerId) != nil {
             if try TransactionRecovery.resolve(partitionDir: directory, producerId: producerId) == .live { return .open }
             if try OpenTransactions.read(partition: directory).entry(for: producerId) != nil { return .open }
@@ -320,8 +327,61 @@ final class TransactionFates {
         aborted = index
         try index.refresh()
         if index.isAborted(producerId: producerId, offset: offset) { return .aborted }
-        committed.insert(producerId)
-        return .committed
+        if let found = try markers.scan(producerId: producerId, after: offset) { return found }
+        // Neither open nor ended by a marker: a log that another writer cut
+        // short. Nothing of it was committed; Kafka's read committed never
+        // delivers it either.
+        return .aborted
+    }
+}
+
+/// The transaction markers of one partition, read forward from where they
+/// were first needed: for each producer id, the offsets of its markers and
+/// their decisions. Covers one contiguous range of offsets, `[from, to)`.
+final class TransactionMarkerScan {
+    let directory: String
+    private var reader: PartitionReader?
+    private let decoder = BatchDecoder()
+    private var from: Int64 = 0
+    private var to: Int64 = 0
+    private var found: [Int64: [(offset: Int64, commit: Bool)]] = [:]
+
+    init(directory: String) { self.directory = directory }
+
+    /// The fate the markers already read give the batch of `producerId` at `offset`.
+    func known(producerId: Int64, offset: Int64) -> TransactionFates.Fate? {
+        guard offset >= from, let marker = found[producerId]?.first(where: { $0.offset > offset }) else { return nil }
+        return marker.commit ? .committed : .aborted
+    }
+
+    /// Reads on until the first marker of `producerId` after `offset`;
+    /// nil when the log ends first.
+    func scan(producerId: Int64, after offset: Int64) throws -> TransactionFates.Fate? {
+        if let known = known(producerId: producerId, offset: offset) { return known }
+        if reader == nil || offset < from || offset > to {
+            let r = reader ?? PartitionReader(directory: directory)
+            reader = r
+            try r.seek(toOffset: offset)
+            found.removeAll()
+            from = offset
+            to = offset
+        }
+        guard let reader else { return nil }
+        while let (header, bytes) = try reader.nextBatch() {
+            to = max(to, header.nextOffset)
+            guard header.isControl else { continue }
+            let decision: TransactionDecision?
+            do {
+                var records = RecordIterator(records: try decoder.records(of: bytes, header: header), header: header)
+                decision = TransactionMarker.decision(key: try records.next()?.key)
+            } catch {
+                throw reader.undecodable(header, error)
+            }
+            guard let decision else { continue }  // a control record of another kind
+            found[header.producerId, default: []].append((header.baseOffset, decision == .commit))
+            if header.producerId == producerId && header.baseOffset > offset { return decision == .commit ? .committed : .aborted }
+        }
+        return nil
     }
 }
 

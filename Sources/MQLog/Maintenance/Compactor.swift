@@ -121,8 +121,8 @@ public final class Compactor {
         }
     }
 
-    static func corrupt(_ path: String, _ position: Int64, _ problem: BatchProblem) -> MQError {
-        MQError(.dataError, "corrupt log: \(path) at byte \(position): \(problem) (mq-compact --check lists every problem; --repair cuts a torn tail)")
+    static func corrupt(_ path: String, _ position: Int64, _ problem: any Error) -> MQError {
+        MQError(.dataError, "corrupt log: \(path) at byte \(position): \(problem) (the segment is left as it was; mq-compact --check lists every problem, --repair cuts a torn tail)")
     }
 
     // MARK: Retention
@@ -223,13 +223,17 @@ public final class Compactor {
             guard let scanner = try SegmentScanner.open(SegmentFiles.log(dir, info.base)) else { continue }
             scan: while true {
                 switch try scanner.next() {
-                case .batch(_, let h, let bytes):
+                case .batch(let position, let h, let bytes):
                     if h.isControl { continue }
                     // Records of aborted or open transactions supersede nothing.
                     if h.isTransactional, try fates.fate(producerId: h.producerId, offset: h.baseOffset) != .committed { continue }
-                    var records = RecordIterator(records: try decoder.records(of: bytes, header: h), header: h)
-                    while let r = try records.next() {
-                        if let key = r.key { latest[KeyDigest(key)] = r.offset }
+                    do {
+                        var records = RecordIterator(records: try decoder.records(of: bytes, header: h), header: h)
+                        while let r = try records.next() {
+                            if let key = r.key { latest[KeyDigest(key)] = r.offset }
+                        }
+                    } catch {
+                        throw Compactor.corrupt(scanner.path, position, error)
                     }
                 case .end:
                     break scan
@@ -300,14 +304,19 @@ public final class Compactor {
         var removed: Int64 = 0
         while true {
             switch try scanner.next() {
-            case .batch(_, let h, let bytes):
+            case .batch(let position, let h, let bytes):
                 // Markers and transactional batches are kept as they are
                 // (docs/FORMAT.md §18): their .txnindex entries stay valid.
                 if h.isControl || h.isTransactional {
                     try builder.append(bytes)
                     continue
                 }
-                let (outcome, dropped) = try rewriter.rewrite(header: h, bytes: bytes, keep: keep)
+                let outcome: BatchRewriter.Outcome, dropped: Int
+                do {
+                    (outcome, dropped) = try rewriter.rewrite(header: h, bytes: bytes, keep: keep)
+                } catch {
+                    throw Compactor.corrupt(scanner.path, position, error)
+                }
                 removed += Int64(dropped)
                 switch outcome {
                 case .verbatim: try builder.append(bytes)

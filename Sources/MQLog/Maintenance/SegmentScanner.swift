@@ -92,11 +92,8 @@ public final class SegmentScanner {
             return .stop(.problem(position: position, problem: .incomplete, torn: true))
         }
         let header = BatchHeader(buffer.base + Int(position - bufferStart))
-        if header.magic != BatchLayout.currentMagic {
-            return .stop(.problem(position: position, problem: .badMagic(header.magic), torn: false))
-        }
-        if header.batchLength < Int32(BatchLayout.headerSize - BatchLayout.logOverhead) {
-            return .stop(.problem(position: position, problem: .badLength(header.batchLength), torn: false))
+        if let problem = header.problem {
+            return .stop(.problem(position: position, problem: problem, torn: false))
         }
         if Int64(header.totalSize) > remaining {
             return .stop(.problem(position: position, problem: .incomplete, torn: true))

@@ -53,6 +53,11 @@ public enum BatchLayout {
     /// Bytes before batchLength counts: baseOffset and batchLength, 12.
     public static let logOverhead = batchLength + 4
     public static let currentMagic: UInt8 = 2
+    /// The smallest batchLength a batch can have: the header after batchLength, 49.
+    public static let minimumBatchLength = headerSize - logOverhead
+    /// The largest base offset a batch may have: its last offset (base plus a
+    /// non-negative Int32 delta) and the offset after it stay within Int64.
+    public static let maximumBaseOffset = Int64.max - Int64(Int32.max) - 1
 }
 
 /// Attribute bits.
@@ -105,8 +110,24 @@ public struct BatchHeader: Sendable, Equatable {
 
     /// Total bytes of the batch on disk, header included.
     public var totalSize: Int { Int(batchLength) + BatchLayout.logOverhead }
-    public var lastOffset: Int64 { baseOffset + Int64(lastOffsetDelta) }
-    public var nextOffset: Int64 { lastOffset + 1 }
+    /// The offset of the last record. Wraps instead of trapping on a header
+    /// that was not checked: `isPlausible` (which `validateBatch` applies)
+    /// holds for every header a reader acts on, and under it nothing wraps.
+    public var lastOffset: Int64 { baseOffset &+ Int64(lastOffsetDelta) }
+    public var nextOffset: Int64 { lastOffset &+ 1 }
+
+    /// The checks a header must pass before its fields are used for
+    /// positions or arithmetic: magic 2, a length that covers the header,
+    /// non-negative counts and offset delta, a base offset from 0 to
+    /// `BatchLayout.maximumBaseOffset`. The same test wherever a header is
+    /// read: the reader, the writer's recovery, the scanner, the rewriter.
+    public var problem: BatchProblem? {
+        if magic != BatchLayout.currentMagic { return .badMagic(magic) }
+        if batchLength < Int32(BatchLayout.minimumBatchLength) { return .badLength(batchLength) }
+        if recordsCount < 0 || lastOffsetDelta < 0 { return .badRecords("negative count or offset delta") }
+        if baseOffset < 0 || baseOffset > BatchLayout.maximumBaseOffset { return .badOffset(baseOffset) }
+        return nil
+    }
     public var compression: CompressionCodec? { CompressionCodec(rawValue: attributes & BatchAttributes.compressionMask) }
     public var isTransactional: Bool { attributes & BatchAttributes.transactional != 0 }
     public var isControl: Bool { attributes & BatchAttributes.control != 0 }
@@ -121,6 +142,7 @@ public enum BatchProblem: Error, Equatable, Sendable, CustomStringConvertible {
     case badLength(Int32)
     case badCRC(stored: UInt32, computed: UInt32)
     case badCodec(Int16)
+    case badOffset(Int64)
     case badRecords(String)
 
     public var description: String {
@@ -130,6 +152,7 @@ public enum BatchProblem: Error, Equatable, Sendable, CustomStringConvertible {
         case .badLength(let l): "impossible batch length \(l)"
         case .badCRC(let s, let c): "CRC-32C mismatch (stored \(hex(s)), computed \(hex(c)))"
         case .badCodec(let a): "unknown compression codec in attributes \(a)"
+        case .badOffset(let o): "impossible base offset \(o) (offsets run from 0 to \(BatchLayout.maximumBaseOffset))"
         case .badRecords(let why): "malformed records: \(why)"
         }
     }
@@ -154,10 +177,10 @@ public func validateBatch(_ bytes: UnsafeRawBufferPointer, checkCRC: Bool = true
     }
     let header = BatchHeader(p)
     if header.magic != BatchLayout.currentMagic { return .failure(.badMagic(header.magic)) }
-    if header.batchLength < Int32(BatchLayout.headerSize - BatchLayout.logOverhead) { return .failure(.badLength(header.batchLength)) }
+    if header.batchLength < Int32(BatchLayout.minimumBatchLength) { return .failure(.badLength(header.batchLength)) }
     if header.totalSize > bytes.count { return .failure(.incomplete) }
+    if let problem = header.problem { return .failure(problem) }
     if header.compression == nil { return .failure(.badCodec(header.attributes)) }
-    if header.recordsCount < 0 || header.lastOffsetDelta < 0 { return .failure(.badRecords("negative count or offset delta")) }
     if checkCRC {
         let computed = CRC32C.checksum(UnsafeRawBufferPointer(start: p + BatchLayout.attributes, count: header.totalSize - BatchLayout.attributes))
         if computed != header.crc { return .failure(.badCRC(stored: header.crc, computed: computed)) }

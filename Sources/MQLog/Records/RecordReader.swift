@@ -93,10 +93,26 @@ public struct RecordIterator {
         c.p += 1  // attributes
         let timestampDelta = try c.varlong()
         let offsetDelta = try c.varlong()
+        // Inside the batch's range, so base + delta (+ 1) cannot overflow for a
+        // plausible header (`BatchHeader.problem`).
+        guard offsetDelta >= 0, offsetDelta <= Int64(header.lastOffsetDelta) else {
+            throw .badRecords("record offset delta \(offsetDelta) outside the batch's 0...\(header.lastOffsetDelta)")
+        }
         let key = try c.bytes(allowNull: true)
         let value = try c.bytes(allowNull: true)
         let headerCount = try c.varlong()
         guard headerCount >= 0 && headerCount <= Int64(length) else { throw .badRecords("bad header count \(headerCount)") }
+        // Walk the headers now, so that `headers()` of a returned record cannot
+        // fail later, far from the batch; and, as Kafka does, require the record
+        // to end exactly where its length says.
+        var h = c
+        for _ in 0..<headerCount {
+            guard try h.bytes(allowNull: true) != nil else { throw .badRecords("null header name") }
+            _ = try h.bytes(allowNull: true)
+        }
+        guard h.p == recordEnd else {
+            throw .badRecords("record of \(length) bytes has \(recordEnd - h.p) bytes after its last field")
+        }
         cursor.p = recordEnd
         let timestamp = header.isLogAppendTime ? header.maxTimestamp : header.baseTimestamp &+ timestampDelta
         return RecordView(offset: header.baseOffset &+ offsetDelta, timestamp: timestamp, key: key, value: value,
