@@ -597,7 +597,7 @@ def run_trial(seed: int, bin_dir: Path, work: Path, torn: Optional[bool] = None,
                        for i in range(rng.randint(0, 1))]
             exits = [ExitProducers(m, topic, f"e{cycle}{chr(97 + i)}", rng) for i in range(rng.randint(1, 2))]
             consumer = Consumer(m, topic, group) if rng.random() < 0.85 else None
-            time.sleep(0.1 + rng.random() * 1.4)
+            time.sleep(0.1 + rng.random() * 0.9)
             had_offsets = bool(committed_offsets(m, group, topic))
             m.power_loss(rng.getrandbits(32))
             for b in batch + streams:
