@@ -268,3 +268,14 @@ def test_topic_created_after_a_follower_made_topics_dir_survives_a_power_loss(ma
     assert got.lines() == [f"x-{i}" for i in range(10)], (
         f"after the reboot: mq-tail exit {got.status} {got.stderr.strip()}; ROOT holds "
         f"{sorted(os.listdir(m.root))}")
+
+
+def test_crashfs_size_bound_gives_enospc(mq_bin, tmp_path):
+    m = pl.Machine(tmp_path / "m", mq_bin, size=256 * 1024)
+    m.work.mkdir()
+    with m:
+        assert m.run("mq-topic", "create", "t").status == 0
+        got = m.run("mq-produce", "t", input=lines(100_000, "a-fairly-long-message"))
+        assert got.status == 74, f"mq-produce on a full disk: exit {got.status} {got.stderr[-300:]}"
+        assert m.fs.stats()["enospc"] > 0
+        assert m.run("mq-compact", "--check", "--all").status == 0
