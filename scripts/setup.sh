@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing mq needs on a Debian or Ubuntu machine:
-# the C libraries of the codecs, pkg-config, mandoc, and the Python packages
+# the C libraries of the codecs, pkg-config, mandoc, FUSE 3 (for the
+# power-loss simulator of the black-box tests), and the Python packages
 # of the interoperability and black-box tests. Safe to run again: it installs
 # only what is missing, and asks apt for nothing when nothing is.
 #
@@ -10,7 +11,7 @@
 # (6.1 or later) is not installed here: see https://www.swift.org/install/.
 set -euo pipefail
 
-debian_packages=(zlib1g-dev liblz4-dev libsnappy-dev libzstd-dev pkg-config mandoc python3-pip)
+debian_packages=(zlib1g-dev liblz4-dev libsnappy-dev libzstd-dev pkg-config mandoc python3-pip fuse3 libfuse3-dev)
 
 # Versions the tests are known to pass with.
 python_packages=(
