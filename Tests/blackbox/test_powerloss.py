@@ -170,10 +170,6 @@ def test_power_loss_keeps_what_the_producers_promised(trials):
     assert not bad, f"seed {SEED}, {len(bad)} of {len(trials)} trials:\n" + "\n".join(bad)
 
 
-@pytest.mark.xfail(strict=TRIALS >= 10, reason=(
-    "a consumer group commits offsets of messages a --sync exit producer has written but not yet "
-    "fsynced; after a power loss the log is shorter than the committed offset, and the messages "
-    "appended next at those offsets are never delivered to the group"))
 def test_power_loss_group_never_skips_a_durable_message(trials):
     bad = [r.describe() for r in trials if r.group_skips]
     assert not bad, f"seed {SEED}, {len(bad)} of {len(trials)} trials:\n" + "\n".join(bad)
@@ -183,11 +179,11 @@ def test_power_loss_group_never_skips_a_durable_message(trials):
 # Deterministic scenarios
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug: mq-consume commits offsets past the durable end of the log; after a power loss "
-    "the group's committed offset (1000) is beyond the log end (0); of the 1500 messages appended "
-    "next (offsets 0-1499) the group delivers only 1000-1499, and mq-stat shows lag 0"))
-def test_group_commit_past_the_durable_log_skips_new_messages(machine):
+def test_group_commit_never_passes_the_durable_log(machine):
+    """A --sync exit producer still running has written 1,000 messages; a group reads and commits
+    them; the machine dies before the producer's final fsync. The group may only have committed
+    what survived (it makes the log durable below a position before committing it), so after the
+    reboot its offset is within the log and every message appended next is delivered."""
     m = machine
     assert m.run("mq-topic", "create", "t").status == 0
     assert m.run("mq-consume", "-g", "g", "-e", "t").status == 0   # the group's files exist
@@ -203,21 +199,22 @@ def test_group_commit_past_the_durable_log_skips_new_messages(machine):
     assert got.status == 0 and len(got.lines()) == 1000
     assert pl.committed_offsets(m, "g", "t") == {0: 1000}
     m.power_loss()
-    assert m.run("mq-tail", "-n", "+0", "t").lines() == [], "precondition: the unsynced log is gone"
-    assert pl.committed_offsets(m, "g", "t") == {0: 1000}, "precondition: the fdatasync'd commit stays"
+    survived = m.run("mq-tail", "-n", "+0", "t").lines()
+    committed = pl.committed_offsets(m, "g", "t")
+    assert committed.get(0, 0) <= len(survived), (
+        f"after the reboot the group's offset {committed} is past the log end {len(survived)}")
+    # What the group committed survived: the 1,000 messages it was given are still there.
+    assert survived == [f"before-{i}" for i in range(1000)]
     assert m.run("mq-produce", "t", input=lines(1500, "after")).status == 0
     got = m.run("mq-consume", "-g", "g", "-e", "t")
     assert got.status == 0
     stat = m.run("mq-stat", "--json")
     lag = [g.get("lag_messages") for g in pl.json.loads(stat.stdout)["groups"] if g["group"] == "g"]
-    assert len(got.lines()) == 1500, (
+    assert got.lines() == [f"after-{i}" for i in range(1500)], (
         f"after the reboot the group delivered {len(got.lines())} of the 1500 new messages "
         f"(first {got.lines()[:1]}); mq-stat lag {lag}")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "no directory under groups/ is fsynced (FORMAT.md §13): after a power loss the group's offset "
-    "file (and groups/ itself) is gone and the group reads the topic again from --from"))
 def test_group_offsets_survive_a_power_loss(machine):
     m = machine
     assert m.run("mq-topic", "create", "t").status == 0
@@ -246,10 +243,6 @@ def test_topic_creation_and_exit_producer_survive_a_power_loss(machine):
     assert m.run("mq-tail", "-n", "+0", "t").lines() == [f"x-{i}" for i in range(10)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ROOT/topics made by mq-tail -f (waiting for a topic) is never made durable in ROOT: createTopic "
-    "fsyncs ROOT only when it makes topics/ itself, so a topic created later, and what a producer "
-    "wrote to it and fsynced, all vanish at a power loss"))
 def test_topic_created_after_a_follower_made_topics_dir_survives_a_power_loss(machine):
     m = machine
     m.root.mkdir()

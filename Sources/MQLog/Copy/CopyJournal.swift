@@ -181,11 +181,7 @@ public final class CopyJournal {
         try validateID(id)
         let dir = directory(log, id: id)
         if !FileSystem.isDirectory(dir) {
-            let copies = FileSystem.dirname(of: dir)
-            let first = !FileSystem.isDirectory(copies)
-            try FileSystem.makeDirectories(dir)
-            try FileSystem.syncDirectory(copies)
-            if first { try FileSystem.syncDirectory(log.root) }
+            try FileSystem.makeDirectoriesDurably(dir)
         }
         let lock = try FileHandle.open(dir + "/lock", O_RDWR | O_CREAT, creating: true)
         do {

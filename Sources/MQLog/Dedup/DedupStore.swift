@@ -185,8 +185,7 @@ public final class DedupStore {
         self.windowMs = windowMs
         self.retainMs = windowMs
         if !FileSystem.isDirectory(directory) {
-            try FileSystem.makeDirectories(directory)
-            try FileSystem.syncDirectory(FileSystem.dirname(of: directory))
+            try FileSystem.makeDirectoriesDurably(directory)
         }
         lockFile = try FileHandle.open(directory + "/lock", O_RDWR | O_CREAT, creating: true)
         do {

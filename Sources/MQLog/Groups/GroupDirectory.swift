@@ -26,9 +26,10 @@ public struct GroupDirectory: Sendable {
     public func offsetsPath(_ topic: String) -> String { path + "/offsets/" + topic }
     public func offsetPath(_ topic: String, _ partition: Int32) -> String { offsetsPath(topic) + "/\(partition)" }
 
-    /// Creates the group's directories for `topic` if missing.
+    /// Creates the group's directories for `topic` if missing, durably: a
+    /// committed offset must not vanish with its directory at a crash.
     public func prepare(topic: String) throws {
-        try FileSystem.makeDirectories(offsetsPath(topic))
+        try FileSystem.makeDirectoriesDurably(offsetsPath(topic))
     }
 
     /// The committed offset of a partition, read without taking its lease, or nil if none.
@@ -153,7 +154,11 @@ public final class PartitionLease {
             return nil
         }
         if try handle.size() < Int64(2 * CommittedOffsetFile.slotSize) {
+            // New (or cut short by a crash): sized, then its name made durable,
+            // so that a commit's fdatasync leaves a file that is found again.
             try handle.truncate(to: Int64(2 * CommittedOffsetFile.slotSize))
+            try handle.sync()
+            try FileSystem.syncDirectory(group.offsetsPath(topic))
         }
         return try PartitionLease(topic: topic, partition: partition, handle: handle)
     }
@@ -185,7 +190,7 @@ public final class GroupMembership {
 
     public init(_ group: GroupDirectory) throws {
         self.group = group
-        try FileSystem.makeDirectories(group.membersPath)
+        try FileSystem.makeDirectoriesDurably(group.membersPath)
         // At most 15 characters: the work queue stores leaseholders in 16 bytes.
         id = String(getpid(), radix: 16) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         handle = try GroupMembership.createLocked(group, id)

@@ -121,10 +121,13 @@ public final class QueuePartition {
 
     public init(directory: String) throws {
         self.directory = directory
-        try FileSystem.makeDirectories(directory)
+        try FileSystem.makeDirectoriesDurably(directory)
+        let created = !FileSystem.exists(directory + "/b")
         lockFile = try FileHandle.open(directory + "/lock", O_RDWR | O_CREAT, creating: true)
         files = [try FileHandle.open(directory + "/a", O_RDWR | O_CREAT, creating: true),
                  try FileHandle.open(directory + "/b", O_RDWR | O_CREAT, creating: true)]
+        // The state files' names must survive a crash as their contents do.
+        if created { try FileSystem.syncDirectory(directory) }
     }
 
     deinit {

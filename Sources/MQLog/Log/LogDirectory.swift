@@ -77,10 +77,10 @@ public struct LogDirectory: Sendable {
             throw MQError.usage("invalid partition count \(config.partitions): must be from 1 to \(TopicConfig.maximumPartitions)")
         }
         if topicExists(name) { return false }
-        if !FileSystem.isDirectory(topicsPath) {
-            try FileSystem.makeDirectories(topicsPath)
-            try FileSystem.syncDirectory(root)
-        }
+        // The root's entry for topics/ is synced every time: another tool
+        // (a follower waiting for a topic) may have made it without.
+        try FileSystem.makeDirectoriesDurably(topicsPath)
+        try FileSystem.syncDirectory(root)
         let tmp = topicsPath + "/~creating~\(getpid())~\(UInt32.random(in: 0...UInt32.max))"
         do {
             try FileSystem.makeDirectory(tmp)

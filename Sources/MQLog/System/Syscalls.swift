@@ -146,6 +146,20 @@ public enum FileSystem {
         try makeDirectory(path)
     }
 
+    /// Creates a directory and its missing parents so that they survive a
+    /// crash of the machine: the parent of each directory created here is
+    /// fsynced after it.
+    /// - Returns: true when `path` was created by this call.
+    @discardableResult
+    public static func makeDirectoriesDurably(_ path: String) throws -> Bool {
+        if isDirectory(path) { return false }
+        let parent = dirname(of: path)
+        if parent != path && !parent.isEmpty { try makeDirectoriesDurably(parent) }
+        guard try makeDirectory(path) else { return false }
+        try syncDirectory(parent.isEmpty ? "." : parent)
+        return true
+    }
+
     public static func dirname(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         if slash == path.startIndex { return "/" }

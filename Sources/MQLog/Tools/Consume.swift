@@ -47,6 +47,8 @@ public final class Consumer {
         let partition: Int32
         let lease: PartitionLease?
         let cursor: PartitionCursor
+        /// With a lease: makes the log durable below a position before it is committed.
+        let durable: DurableEnd?
         /// Next offset after the last message written to the output.
         var delivered: Int64
         /// Next offset after the last message printed or skipped (maybe still buffered).
@@ -56,6 +58,15 @@ public final class Consumer {
 
         /// Where the group may resume: before the first message not yet complete.
         var commitPosition: Int64 { outstanding.first ?? delivered }
+
+        /// Commits `commitPosition` once the records below it are durable.
+        func commit() throws {
+            guard let lease else { return }
+            let position = commitPosition
+            guard position != lease.committed?.offset else { return }
+            try durable?.ensure(below: position)
+            try lease.commit(position)
+        }
     }
 
     public let options: ConsumeOptions
@@ -92,7 +103,7 @@ public final class Consumer {
         signal(SIGPIPE, SIG_IGN)
         selection = try TopicSelection(options.topics)
         if !options.exitAtEnd {
-            try FileSystem.makeDirectories(log.topicsPath)
+            try FileSystem.makeDirectoriesDurably(log.topicsPath)
             watcher.watch(log.topicsPath)
         } else {
             try selection.requireExact(in: log)
@@ -250,7 +261,7 @@ public final class Consumer {
         guard force || now &- lastCommitNanos >= UInt64(options.commitIntervalMs) * 1_000_000 else { return }
         lastCommitNanos = now
         try dedup?.record()
-        for o in owned { try o.lease?.commit(o.commitPosition) }
+        for o in owned { try o.commit() }
     }
 
     // MARK: Membership and assignment
@@ -285,7 +296,7 @@ public final class Consumer {
         if owned.count > share { try dedup?.record() }
         while owned.count > share {
             let victim = owned.removeLast()
-            try victim.lease?.commit(victim.commitPosition)
+            try victim.commit()
         }
         guard owned.count < share else { return }
         // Start looking at a different place for each member, so that
@@ -316,7 +327,8 @@ public final class Consumer {
         }
         start = min(start, try reader.logEndOffset())
         let cursor = try PartitionCursor(partition: partition, directory: dir, startOffset: start, isolation: options.isolation)
-        owned.append(Owned(topic: topic, partition: partition, lease: lease, cursor: cursor, delivered: start, pending: start))
+        owned.append(Owned(topic: topic, partition: partition, lease: lease, cursor: cursor,
+                           durable: lease == nil ? nil : DurableEnd(directory: dir), delivered: start, pending: start))
         if !watched.contains(dir) {
             watched.insert(dir)
             watcher.watch(dir)

@@ -20,6 +20,7 @@ public final class QueueConsumer {
         let queue: QueuePartition
         let reader: PartitionReader
         let directory: String
+        let durable: DurableEnd
     }
 
     public let options: ConsumeOptions
@@ -66,7 +67,7 @@ public final class QueueConsumer {
             self.completions[job.topic + "/\(job.partition)", default: []].append(job.offset)
         }
         dispatcher.onFailure = { [unowned self] job in try self.failed(job) }
-        try FileSystem.makeDirectories(log.topicsPath)
+        try FileSystem.makeDirectoriesDurably(log.topicsPath)
         watcher.watch(log.topicsPath)
         defer { try? flushCompletions(); try? syncCompletions(force: true) }
         var nextRefresh: UInt64 = 0
@@ -113,14 +114,17 @@ public final class QueueConsumer {
                 let queue = try QueuePartition(directory: group.path + "/queue/\(name)/\(p)")
                 // A new queue starts where --from says (default: the beginning).
                 let reader = PartitionReader(directory: dir)
+                let durable = DurableEnd(directory: dir)
                 try queue.update(durable: true) { state in
                     if state.generation == 0 {
                         let start = try (options.start ?? .beginning).offset(in: reader)
+                        try durable.ensure(below: start)
                         state.low = start
                         state.next = start
                     }
                 }
-                partitions.append(Partition(topic: name, partition: p, queue: queue, reader: reader, directory: dir))
+                partitions.append(Partition(topic: name, partition: p, queue: queue, reader: reader, directory: dir,
+                                            durable: durable))
                 if !watched.contains(dir) { watched.insert(dir); watcher.watch(dir) }
             }
         }
@@ -142,6 +146,9 @@ public final class QueueConsumer {
             if want <= 0 { break }
             let p = partitions[(nextPartition + k) % partitions.count]
             let end = try stableEnd(p)
+            // Claims record offsets as handed out (and, once acked, as done):
+            // only ever for records that survive a crash of the machine.
+            try p.durable.ensure(below: end)
             let me = membership.id
             let lease = leaseMs
             let claimed: [(offset: Int64, attempts: UInt32)] = try p.queue.update(durable: false) { state in

@@ -86,7 +86,7 @@ public final class Tailer {
         let exact = selection.exact
         patterns = selection.patterns
         if options.follow && !patterns.isEmpty || options.follow && exact.contains(where: { !log.topicExists($0) }) {
-            try FileSystem.makeDirectories(log.topicsPath)
+            try FileSystem.makeDirectoriesDurably(log.topicsPath)
             watcher?.watch(log.topicsPath)
         }
         var selected: [String] = []

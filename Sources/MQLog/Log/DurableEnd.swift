@@ -1,0 +1,61 @@
+import Glibc
+
+/// Makes a partition's records durable up to an offset before a reader
+/// records that offset as consumed (a group's commit, a work queue's claim).
+///
+/// A writer with `--sync exit` makes its appends durable only when it ends;
+/// a follower reads them from the page cache long before. If the machine
+/// then dies, the log comes back shorter than what the follower saw, and a
+/// position committed past the new end would skip the records a later
+/// writer appends at those offsets. So a reader never records a position
+/// past what is durable: when `head` does not already say the records below
+/// the position are flushed in this boot, it fdatasyncs the segment that
+/// holds them (docs/FORMAT.md §11, "Readers that record positions").
+/// Segments before it were synced when they were rolled away.
+///
+/// Takes no lock and writes nothing but the fdatasync; not thread-safe.
+public final class DurableEnd {
+    public let directory: String
+    /// Every record below this offset is known durable.
+    public private(set) var known: Int64 = 0
+    private var headFile: FileHandle?
+    private let headBytes = UnsafeMutableRawBufferPointer.allocate(byteCount: HeadState.size, alignment: 8)
+
+    public init(directory: String) { self.directory = directory }
+
+    deinit {
+        headFile?.close()
+        headBytes.deallocate()
+    }
+
+    /// Returns when every record below `offset` is on disk.
+    public func ensure(below offset: Int64) throws {
+        if offset <= known { return }
+        if let state = readHead(), state.bootID == currentBootID {
+            // Everything before the active segment was synced at its roll.
+            let flushed = max(state.flushedNextOffset, state.activeBase)
+            if flushed >= offset {
+                known = max(known, min(flushed, state.nextOffset))
+                return
+            }
+        }
+        // The segment holding offset - 1 is the last one starting below `offset`.
+        guard let base = try SegmentFiles.list(directory).last(where: { $0 < offset }) else { return }
+        guard let log = try FileHandle.openIfExists(SegmentFiles.log(directory, base), O_RDONLY) else {
+            // Removed meanwhile (retention or compaction): its records were synced by whoever removed or rewrote it.
+            return
+        }
+        defer { log.close() }
+        try log.sync()
+        known = offset
+    }
+
+    private func readHead() -> HeadState? {
+        if headFile == nil {
+            headFile = try? FileHandle.openIfExists(directory + "/" + SegmentFiles.headName, O_RDONLY)
+        }
+        guard let headFile,
+              (try? headFile.read(into: headBytes.baseAddress!, count: HeadState.size, at: 0)) == HeadState.size else { return nil }
+        return HeadState.decode(UnsafeRawBufferPointer(headBytes))
+    }
+}
