@@ -87,6 +87,10 @@ public struct QueueState: Equatable, Sendable {
         s.generation = UInt64(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
         s.low = Int64(littleEndian: p.loadUnaligned(fromByteOffset: 16, as: Int64.self))
         s.next = Int64(littleEndian: p.loadUnaligned(fromByteOffset: 24, as: Int64.self))
+        // Offsets a log can hold, an entry per offset at most, so that no
+        // step of a claim or of mq-stat's arithmetic leaves Int64.
+        guard s.low >= 0, s.low <= s.next, s.next <= BatchLayout.maximumBaseOffset, Int64(n) <= s.next - s.low,
+              s.generation < UInt64.max else { return nil }
         for i in 0..<n {
             let at = headerSize + entrySize * i
             var e = Entry(offset: Int64(littleEndian: p.loadUnaligned(fromByteOffset: at, as: Int64.self)))
@@ -96,6 +100,8 @@ public struct QueueState: Equatable, Sendable {
             e.done = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: at + 28, as: UInt32.self)) & 1 != 0
             let ownerBytes = (0..<16).map { p.load(fromByteOffset: at + 32 + $0, as: UInt8.self) }.prefix { $0 != 0 }
             e.owner = String(decoding: ownerBytes, as: UTF8.self)
+            let previous = s.entries.last?.offset ?? -1
+            guard e.offset >= s.low && s.next > e.offset && e.offset > previous && e.attempts != UInt32.max else { return nil }
             s.entries.append(e)
         }
         return s
@@ -145,12 +151,19 @@ public final class QueuePartition {
             let g = header.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
             generations.append((g, f))
         }
+        var damaged = false
         for (_, f) in generations.sorted(by: { $0.0 > $1.0 }) {
             let size = Int(try f.size())
             guard size >= QueueState.headerSize else { continue }
             var raw = [UInt8](repeating: 0, count: size)
             let n = try raw.withUnsafeMutableBytes { try f.read(into: $0.baseAddress!, count: size, at: 0) }
             if let s = raw.withUnsafeBytes({ QueueState.decode(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }) { return s }
+            damaged = true
+        }
+        // A copy is rewritten only after the other is whole, so two copies
+        // that are both there and both unreadable are damage, not a torn write.
+        if damaged && generations.count == 2 && files.allSatisfy({ ((try? $0.size()) ?? 0) >= Int64(QueueState.headerSize) }) {
+            throw MQError.corrupt("corrupt work-queue state in \(directory) (both copies, a and b, fail their checks): restore them, or remove the directory to start the queue again from --from")
         }
         return QueueState()
     }

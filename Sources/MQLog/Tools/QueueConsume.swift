@@ -37,6 +37,11 @@ public final class QueueConsumer {
     private var watched = Set<String>()
     private var nextPartition = 0
     private var completions: [String: [Int64]] = [:]
+    /// Per partition ("topic/p"): the offset of the first record found after
+    /// the last claimed offset. Offsets below it with no record (a gap left
+    /// by compaction, aborted transactions, a foreign writer) are passed in
+    /// one step instead of being claimed one by one.
+    private var nextRecord: [String: Int64] = [:]
     private var emitted = 0
     private var nextWakeMs: Int64 = .max
     private var unsynced = false
@@ -152,6 +157,10 @@ public final class QueueConsumer {
             let me = membership.id
             let lease = leaseMs
             let claimed: [(offset: Int64, attempts: UInt32)] = try p.queue.update(durable: false) { state in
+                // A state whose low mark lags its entries (written by an older
+                // version, or damaged and repaired by hand) is brought in line,
+                // or -e would wait for offsets that are already done.
+                state.advanceLow()
                 let now = currentTimeMillis()
                 var out: [(Int64, UInt32)] = []
                 var alive: [String: Bool] = [:]
@@ -174,6 +183,10 @@ public final class QueueConsumer {
                     e.attempts += 1
                     state.entries[i] = e
                     out.append((e.offset, e.attempts))
+                }
+                if let skip = nextRecord[p.topic + "/\(p.partition)"], skip > state.next {
+                    state.next = min(skip, end)
+                    state.advanceLow()
                 }
                 while out.count < want && state.next < end {
                     var e = QueueState.Entry(offset: state.next)
@@ -228,6 +241,7 @@ public final class QueueConsumer {
                 }
                 cursor!.advance()
             }
+            if let r = try cursor!.peek(), r.offset > last { nextRecord[p.topic + "/\(p.partition)"] = r.offset }
         }
         // Offsets with no record (removed by retention or compaction): nothing to do.
         for (offset, _) in claimed where !found.contains(offset) {

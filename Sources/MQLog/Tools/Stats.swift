@@ -23,7 +23,9 @@ public struct LogStats: Sendable {
         public var deadLetters: Int64?
         /// Messages in `NAME.delay` not yet moved, when it exists.
         public var delayed: Int64?
-        public var messages: Int64 { partitions.reduce(0) { $0 + $1.endOffset - $1.startOffset } }
+        public var messages: Int64 {
+            partitions.reduce(0) { total, p in total.addingReportingOverflow(p.endOffset - p.startOffset).overflow ? .max : total + (p.endOffset - p.startOffset) }
+        }
     }
 
     public struct GroupPartitionStats: Sendable {
@@ -83,10 +85,17 @@ public struct LogStats: Sendable {
         let start = try reader.logStartOffset()
         let end = try reader.logEndOffset()
         var oldest: Int64? = nil
-        if end > start, let t = try timestamp(dir, p, at: start) { oldest = max(0, now - t) }
+        if end > start, let t = try timestamp(dir, p, at: start) { oldest = LogStats.age(now, t) }
         let minuteAgo = try reader.offset(forTime: now - 60_000)
         return PartitionStats(topic: topic, partition: p, bytes: bytes, segments: bases.count, startOffset: start, endOffset: end,
                               oldestAgeMs: oldest, ratePerSecond: Double(max(0, end - max(minuteAgo, start))) / 60)
+    }
+
+    /// Milliseconds from `timestamp` to `now`, 0 for a timestamp in the
+    /// future; record timestamps come from disk, so any Int64 is possible.
+    static func age(_ now: Int64, _ timestamp: Int64) -> Int64 {
+        let (d, overflow) = now.subtractingReportingOverflow(timestamp)
+        return overflow ? (timestamp < 0 ? .max : 0) : max(0, d)
     }
 
     /// The timestamp of the record at `offset` (or the first after it).
@@ -123,7 +132,7 @@ public struct LogStats: Sendable {
                     fstat(f.fd, &st)
                     f.close()
                     let position = committed ?? 0
-                    let lagMs = position < end ? (try timestamp(log.topicPath(topic) + "/\(p)", Int32(p), at: position)).map { max(0, now - $0) } ?? 0 : 0
+                    let lagMs = position < end ? (try timestamp(log.topicPath(topic) + "/\(p)", Int32(p), at: position)).map { LogStats.age(now, $0) } ?? 0 : 0
                     out.append(GroupPartitionStats(group: group, topic: topic, partition: Int32(p), committed: committed,
                                                    lagMessages: max(0, end - position), lagMs: lagMs,
                                                    ownerPIDs: holders[UInt64(st.st_ino)] ?? [], inFlight: 0, retrying: 0, queue: false))
@@ -135,7 +144,7 @@ public struct LogStats: Sendable {
                     let dir = root + "/\(group)/queue/\(topic)/\(p)"
                     guard FileSystem.exists(dir + "/a") else { continue }
                     let state = try QueuePartition(directory: dir).read()
-                    let lagMs = state.low < end ? (try timestamp(log.topicPath(topic) + "/\(p)", Int32(p), at: state.low)).map { max(0, now - $0) } ?? 0 : 0
+                    let lagMs = state.low < end ? (try timestamp(log.topicPath(topic) + "/\(p)", Int32(p), at: state.low)).map { LogStats.age(now, $0) } ?? 0 : 0
                     let inFlight = state.entries.filter { !$0.done && $0.leaseUntil > now }.count
                     let retrying = state.entries.filter { !$0.done && $0.leaseUntil <= now && $0.visibleAt > now }.count
                     out.append(GroupPartitionStats(group: group, topic: topic, partition: Int32(p), committed: state.low,
