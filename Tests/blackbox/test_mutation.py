@@ -69,7 +69,7 @@ SEGMENT_RE = re.compile(r"^\d{20}\.log$")
 TIMEOUT = float(os.environ.get("MQ_MUTATION_TIMEOUT", "10"))
 
 # Share of the cases per category (they add up to 1).
-CATEGORIES = {"header": 0.27, "records": 0.27, "compressed": 0.15, "files": 0.12,
+CATEGORIES = {"header": 0.25, "records": 0.25, "compressed": 0.19, "files": 0.12,
               "indexes": 0.09, "state": 0.10}
 
 
@@ -596,11 +596,10 @@ def m_record_length(case):
     def fn(recs, raw):
         r = case.rng
         i = r.randrange(len(recs))
-        real = len(encode_record(recs[i])) - len(varint(len(encode_record(recs[i]))))
         body_len = len(encode_record(recs[i], b""))
         v = r.choice([body_len + 1, body_len - 1, body_len + r.randrange(2, 100), max(body_len - 5, 0),
                       -1, -2, I32_MAX, I32_MIN, 2**40, I64_MAX, 0])
-        case.note(f"record {i} length {real} -> {v}")
+        case.note(f"record {i} length {body_len} -> {v}")
         return b"".join(encode_record(t, v if k == i else None) for k, t in enumerate(recs))
     edit_records(case, fn=fn)
 
@@ -806,6 +805,57 @@ def m_payload_other_codec(case):
         other = case.rng.choice([c for c in range(5) if c != b.codec])
         case.note(f"recompressed as {CODECS[other]}")
         return compress(other, raw)
+    edit_payload(case, fn)
+
+
+def m_payload_framing(case):
+    """A framing field of the codec lies: zstd's declared content size, gzip's ISIZE, flags or
+    trailer CRC, a snappy stream's block length or a block's uncompressed-length preamble, an LZ4
+    block size."""
+    r = case.rng
+
+    def fn(body, b):
+        if b.codec == 4:
+            fhd = body[4]
+            single = (fhd >> 5) & 1
+            at = 5 + (0 if single else 1) + (0, 1, 2, 4)[fhd & 3]
+            size = {0: 1 if single else 0, 1: 2, 2: 4, 3: 8}[fhd >> 6]
+            if size == 0:
+                raise NotApplicable("no content size")
+            real = len(decompress(4, bytes(body)))
+            v = r.choice([0, 1, real // 2, real - 1, real + 1, real * 4, 2**(8 * size) - 1])
+            stored = v - 256 if size == 2 else v
+            stored = min(max(stored, 0), 2**(8 * size) - 1)
+            body[at:at + size] = stored.to_bytes(size, "little")
+            case.note(f"zstd content size {real} -> {stored + (256 if size == 2 else 0)}")
+        elif b.codec == 1:
+            how = r.choice(["isize", "crc", "fextra", "fname"])
+            if how == "isize":
+                body[-4:] = struct.pack("<I", r.choice([0, 1, 0xFFFFFFFF, r.randrange(2**32)]))
+            elif how == "crc":
+                body[-8] ^= 0xFF
+            elif how == "fextra":
+                body[3] |= 4
+                body[10:10] = struct.pack("<H", r.choice([0xFFFF, 2, 100]))
+            else:
+                body[3] |= 8  # a file name, never terminated
+            case.note(f"gzip {how}")
+        elif b.codec == 2:
+            how = r.choice(["block-length", "preamble"])
+            if how == "block-length":
+                struct.pack_into(">i", body, 16, r.choice([I32_MAX, -1, 0, I32_MIN,
+                                                           struct.unpack_from(">i", body, 16)[0] + 1]))
+            else:
+                end = 20
+                while body[end] & 0x80:
+                    end += 1
+                body[20:end + 1] = uvarint(r.choice([0, 1, 2**32 - 1, 2**31, 300 * 1024 * 1024]))
+            case.note(f"snappy {how}")
+        elif b.codec == 3:
+            struct.pack_into("<I", body, 7, r.choice([0xFFFFFFFF, 0x7FFFFFFF, 0x80000000 | 0x7FFFFF,
+                                                      0x80000000, 0, 65537]))
+            case.note("lz4 block size")
+        return body
     edit_payload(case, fn)
 
 
@@ -1230,7 +1280,7 @@ MUTATIONS = {
                 m_record_header_name, m_record_header_value, m_record_attributes,
                 m_record_varint_overlong, m_record_section, m_control_record],
     "compressed": [m_payload_flip, m_payload_truncate, m_payload_zero, m_payload_garbage,
-                   m_payload_trailing, m_payload_other_codec, m_payload_bomb],
+                   m_payload_trailing, m_payload_other_codec, m_payload_framing, m_payload_bomb],
     "files": [m_log_truncate, m_log_zero_range, m_log_append, m_log_batch_order, m_segment_set,
               m_properties],
     "indexes": [m_index_entries, m_index_truncate, m_index_garbage, m_txnindex_entries],
@@ -1240,7 +1290,7 @@ MUTATIONS = {
 
 
 # Kinds chosen less often than the others of their category (slow to run).
-WEIGHTS = {m_payload_bomb: 0.3}
+WEIGHTS = {m_payload_bomb: 0.3, m_payload_framing: 2.0}
 
 
 def kind_name(fn):
@@ -1382,7 +1432,7 @@ def first_line(text):
             return l.strip(" *")[:300]
     for l in lines:
         if l.startswith("*** Program crashed"):
-            return l.strip(" *")[:300]
+            return re.sub(r" at 0x[0-9a-f]+", "", l.strip(" *"))[:300]
     return lines[0][:300] if lines else ""
 
 
@@ -1453,12 +1503,18 @@ def crash_frames(bin_dir, source, f: Failure, work: Path) -> str:
             if not bt:
                 continue
             lines = run.stderr.splitlines()
-            what = next((l.strip(" *") for l in lines
-                         if "Fatal error" in l or "runtime failure" in l.lower()), "")
+            banners = [l.strip(" *") for l in lines if l.startswith("*** ") and "Backtracing" not in l]
+            what = next((l for l in banners if "runtime failure" in l.lower()), "")
+            what = what or next((l.strip() for l in lines if "Fatal error" in l), "")
             frames = []
             for line in lines:
                 m = FRAME_RE.match(line)
-                if not m or "[system]" in m.group(1) or "compiler-generated" in m.group(3):
+                if not m:
+                    continue
+                if m.group(2).startswith("Swift runtime failure"):
+                    what = what or m.group(2)
+                    continue
+                if "[system]" in m.group(1) or "compiler-generated" in m.group(3):
                     continue
                 fn = re.sub(r"\(.*", "", m.group(2))
                 frames.append(f"{fn} ({Path(m.group(3)).name})")
@@ -1480,8 +1536,8 @@ def signature(f: Failure):
     first words of the message, such as "corrupt data: malformed records" or "zstd"), whatever
     the mutation."""
     if f.fail == "unnamed-65":
-        msg = re.sub(r"^mq-[a-z]+: ", "", f.stderr)
-        return (f.fail, shape(":".join(msg.split(":")[:2])))
+        parts = re.sub(r"^mq-[a-z]+: ", "", f.stderr).split(":")
+        return (f.fail, shape(parts[0] if len(parts[0].split()) == 1 else ":".join(parts[:2])))
     if f.frames:
         return (f.fail, "; ".join(f.frames.split("; ")[:2]))
     return (f.fail, f.kind, shape(f.stderr))
