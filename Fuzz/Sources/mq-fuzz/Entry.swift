@@ -12,10 +12,12 @@
 // decodes to the records kept, an encoded state decodes to itself, a codec
 // round-trips): a violation is reported as a crash like a trap is.
 
+import Glibc
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     guard size >= 2, let data else { return 0 }
-    let target = Target(rawValue: Int(data[0]) % Target.allCases.count)!
+    let target = onlyTarget ?? Target(rawValue: Int(data[0]) % Target.allCases.count)!
     let flags = data[1]
     var payload = [UInt8](UnsafeBufferPointer(start: data + 2, count: size - 2))
     let input = FuzzInput(fixChecksums: flags & 1 != 0, parameter: flags >> 1)
@@ -56,6 +58,16 @@ enum Target: Int, CaseIterable {
     case partition = 12
     case dedupStore = 13
 }
+
+/// `MQ_FUZZ_TARGET=<name>` (a `Target` case) sends every input to that
+/// target, whatever its first byte: to fuzz one decoder, or time it.
+let onlyTarget: Target? = {
+    guard let name = getenv("MQ_FUZZ_TARGET").map({ String(cString: $0) }), !name.isEmpty else { return nil }
+    guard let t = Target.allCases.first(where: { "\($0)" == name }) else {
+        fatalError("MQ_FUZZ_TARGET=\(name): not one of \(Target.allCases.map { "\($0)" }.joined(separator: ", "))")
+    }
+    return t
+}()
 
 struct FuzzInput {
     var fixChecksums: Bool
