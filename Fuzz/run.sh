@@ -63,7 +63,7 @@ status=0
 # shellcheck disable=SC2086
 "$bin" -fork="$jobs" -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
-    -artifact_prefix="$work/crashes/" ${FUZZ_ARGS:-} \
+    -dict=Fuzz/mq.dict -artifact_prefix="$work/crashes/" ${FUZZ_ARGS:-} \
     "$work/corpus" "$work/corpus-seed" >"$work/fuzz.log" 2>&1 || status=$?
 
 # Fork mode's progress lines: "#EXECS: cov: ... oom/timeout/crash: O/T/C time: ...".
