@@ -58,6 +58,12 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-malloc_context_size=2:quarantine_size_mb=16}
 if [ -x /opt/swift/usr/bin/llvm-symbolizer ] && [ -z "${ASAN_SYMBOLIZER_PATH:-}" ]; then
     export ASAN_SYMBOLIZER_PATH=/opt/swift/usr/bin/llvm-symbolizer
 fi
+# The file targets' scratch directories (one per process; a crashed one leaves its own).
+scratch_parent=/dev/shm
+[ -d "$scratch_parent" ] && [ -w "$scratch_parent" ] || scratch_parent=${TMPDIR:-/tmp}
+MQ_FUZZ_SCRATCH=$(mktemp -d "$scratch_parent/mq-fuzz-run.XXXXXX")
+export MQ_FUZZ_SCRATCH
+trap 'rm -rf "$MQ_FUZZ_SCRATCH"' EXIT
 echo "run.sh: fuzzing for ${seconds}s with $jobs job(s); log in $work/fuzz.log, crashes in $work/crashes/"
 status=0
 # shellcheck disable=SC2086

@@ -1,11 +1,14 @@
 import Glibc
 @testable import MQLog
 
-/// A private directory for the targets that read files (on /dev/shm when
-/// there is one, so each input costs no disk I/O), emptied per input.
+/// A private directory for the targets that read files, emptied per input:
+/// under `MQ_FUZZ_SCRATCH` (Fuzz/run.sh makes one on /dev/shm and removes it
+/// afterwards, with the directories of processes that crashed), else on
+/// /dev/shm when there is one, so that an input costs no disk I/O.
 enum Scratch {
     static let directory: String = {
-        let parent = FileSystem.isDirectory("/dev/shm") ? "/dev/shm" : (environment("TMPDIR") ?? "/tmp")
+        let parent = environment("MQ_FUZZ_SCRATCH")
+            ?? (FileSystem.isDirectory("/dev/shm") ? "/dev/shm" : (environment("TMPDIR") ?? "/tmp"))
         let dir = parent + "/mq-fuzz.\(getpid())"
         _ = try? FileSystem.makeDirectories(dir)
         atexit { _ = try? FileSystem.removeTree(Scratch.directory) }
