@@ -8,6 +8,7 @@
 #   make install          PREFIX=/usr/local DESTDIR= : binaries, man pages, completions
 #   make completions      regenerate completions/ from the release binaries
 #   make lint-man         mandoc -Tlint on man/
+#   make fuzz             FUZZ_TIME=300 FUZZ_JOBS=1 : the libFuzzer target (Fuzz/, docs/TESTING.md); not part of test
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -26,8 +27,10 @@ BINARIES = $(addprefix $(RELEASE)/,$(TOOLS))
 MAN1 = $(wildcard man/*.1)
 MAN5 = $(wildcard man/*.5)
 PYTESTS = $(wildcard Tests/interop Tests/blackbox)
+FUZZ_TIME ?= 300
+FUZZ_JOBS ?= 1
 
-.PHONY: all build setup test demo bench goals compare install uninstall completions lint-man clean
+.PHONY: all build setup test demo bench goals compare install uninstall completions lint-man fuzz clean
 
 all: build
 
@@ -94,5 +97,11 @@ lint-man:
 	if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
 	echo "man pages: lint clean"
 
+# Builds Fuzz/ with -sanitize=fuzzer,address, makes the seed corpus with the
+# release tools, fuzzes for FUZZ_TIME seconds with FUZZ_JOBS (at most 2)
+# processes; crashes go to Fuzz/.build/crashes/ (exit status 1 if any).
+fuzz: setup
+	SWIFT="$(SWIFT)" Fuzz/run.sh $(FUZZ_TIME) $(FUZZ_JOBS)
+
 clean:
-	rm -rf .build
+	rm -rf .build Fuzz/.build
