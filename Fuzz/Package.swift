@@ -16,7 +16,10 @@ let package = Package(
         .package(name: "mq", path: ".."),
     ],
     targets: [
-        .executableTarget(name: "mq-fuzz", dependencies: ["CFuzzMain", .product(name: "MQLog", package: "mq")]),
+        .executableTarget(name: "mq-fuzz", dependencies: ["CFuzzMain", "MQFuzzTargets"]),
+        // The targets: a link to Tests/MQLogTests/FuzzTargets, which `swift test`
+        // in the root package also compiles, to replay Fuzz/crashes.
+        .target(name: "MQFuzzTargets", dependencies: [.product(name: "MQLog", package: "mq")]),
         // The entry point: hands over to libFuzzer's driver.
         .target(name: "CFuzzMain"),
     ]

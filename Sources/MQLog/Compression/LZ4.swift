@@ -92,10 +92,16 @@ enum LZ4 {
     static func decompress(_ input: UnsafeRawBufferPointer, into output: ByteBuffer, limit: Int) throws(CompressionError) {
         guard input.count > 0 else { throw CompressionError.truncated(.lz4, "frame (empty input)") }
         let decompressor = try decompressors.take(orMake: Decompressor.init)
-        defer { decompressors.give(decompressor) }
         let context = decompressor.context
         LZ4F_resetDecompressionContext(context)
+        // Back to the pool only after a whole, valid input: liblz4's reset
+        // keeps some state of a frame that failed (its declared content
+        // size), which would make the next, valid frame fail.
+        try decode(input, with: context, into: output, limit: limit)
+        decompressors.give(decompressor)
+    }
 
+    private static func decode(_ input: UnsafeRawBufferPointer, with context: OpaquePointer, into output: ByteBuffer, limit: Int) throws(CompressionError) {
         guard let source = input.baseAddress else { throw CompressionError.truncated(.lz4, "frame (empty input)") }
         var position = 0
         var produced = 0

@@ -291,6 +291,13 @@ public final class PartitionReader {
             throw corruption(problem)
         }
         if buffer.count - bufferOffset < header.totalSize {
+            // The length comes from disk: a batch larger than the buffer is
+            // read only when the file holds it, so that a damaged length
+            // cannot make the reader allocate up to 2 GiB.
+            if header.totalSize > buffer.capacity, try log.size() - position < Int64(header.totalSize) {
+                resetBuffer()
+                return nil
+            }
             try refill(log, need: header.totalSize)
             if buffer.count - bufferOffset < header.totalSize { resetBuffer(); return nil }
         }

@@ -176,7 +176,7 @@ public final class LogCheck {
     func checkRecords(_ h: BatchHeader, _ bytes: UnsafeRawBufferPointer) -> String? {
         do {
             var records = RecordIterator(records: try decoder.records(of: bytes, header: h), header: h)
-            var previous: Int64 = h.baseOffset - 1
+            var previous: Int64 = h.baseOffset &- 1
             var n: Int32 = 0
             while let r = try records.next() {
                 if r.offset <= previous || r.offset > h.lastOffset {
