@@ -100,12 +100,17 @@ public final class PartitionReader {
     }
 
     /// The offset of the first record still in the log.
+    ///
+    /// In a log with no batch yet, the base offset of its (last) segment:
+    /// where the first batch will go. Not the log end read afresh: a writer
+    /// may append between the two looks, and a group starting at "the
+    /// beginning" of an empty topic would then start after what it appended.
     public func logStartOffset() throws -> Int64 {
         returnedEnd = -1
         try reposition(at: -1)
         if segmentBase < 0 { return 0 }
         if let (header, _) = try peekBatch() { return header.baseOffset }
-        return try logEndOffset()
+        return segmentBase < 0 ? 0 : nextOffsetInSegment
     }
 
     /// The offset the next appended record will get, from the files alone.
