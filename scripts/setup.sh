@@ -11,7 +11,7 @@
 # (6.1 or later) is not installed here: see https://www.swift.org/install/.
 set -euo pipefail
 
-debian_packages=(zlib1g-dev liblz4-dev libsnappy-dev libzstd-dev pkg-config mandoc python3-pip fuse3 libfuse3-dev)
+debian_packages=(zlib1g-dev liblz4-dev libsnappy-dev libzstd-dev pkg-config mandoc python3-pip fuse3 libfuse3-dev strace)
 
 # Versions the tests are known to pass with.
 python_packages=(

@@ -169,11 +169,13 @@ public final class Tailer {
         var ring: [(cursor: Int, offset: Int64)] = []
         var probes: [PartitionCursor] = []
         for c in cursors { probes.append(try PartitionCursor(partition: c.partition, directory: c.reader.directory, startOffset: c.nextOffset, isolation: options.isolation)) }
-        while let i = try earliest(probes) {
+        var merge = try TimestampMerge(probes)
+        while let i = try merge.next() {
             let r = try probes[i].peek()!
             ring.append((i, r.offset))
             if ring.count > n { ring.removeFirst() }
             probes[i].advance()
+            try merge.readd(i)
         }
         var starts = [Int64?](repeating: nil, count: cursors.count)
         for entry in ring where starts[entry.cursor] == nil { starts[entry.cursor] = entry.offset }
@@ -183,19 +185,6 @@ public final class Tailer {
         }
     }
 
-    /// The cursor whose next record has the smallest timestamp (ties: first cursor).
-    @inline(__always)
-    private func earliest(_ list: [PartitionCursor]) throws -> Int? {
-        var best: Int? = nil
-        var bestTime = Int64.max
-        for i in list.indices {
-            if let r = try list[i].peek(), best == nil || r.timestamp < bestTime {
-                best = i
-                bestTime = r.timestamp
-            }
-        }
-        return best
-    }
 
     // MARK: Output
 
@@ -212,11 +201,13 @@ public final class Tailer {
             }
             return false
         }
-        while let i = try earliest(cursors) {
+        var merge = try TimestampMerge(cursors)
+        while let i = try merge.next() {
             let c = cursors[i]
             try emit(try c.peek()!, topic: cursorTopic[i], partition: c.partition)
             c.advance()
             if let limit = options.count, emitted >= limit { return true }
+            try merge.readd(i)
         }
         return false
     }
@@ -228,6 +219,31 @@ public final class Tailer {
     }
 
     private func flushOutput() throws { try printer.flush() }
+}
+
+/// Merges cursors by the timestamp of their next record (ties: the first
+/// cursor), with a heap: O(log P) per record for P cursors. A cursor with
+/// nothing to read is asked once and then left out until the next merge
+/// (the next drain), so that reading N records costs O(N log P) and one
+/// look at the disk per cursor, not one per cursor per record.
+struct TimestampMerge {
+    private let cursors: [PartitionCursor]
+    private var heap = MinHeap<(timestamp: Int64, index: Int)> { a, b in
+        a.timestamp < b.timestamp || (a.timestamp == b.timestamp && a.index < b.index)
+    }
+
+    init(_ cursors: [PartitionCursor]) throws {
+        self.cursors = cursors
+        for i in cursors.indices { try readd(i) }
+    }
+
+    /// The index of the cursor to take the next record from, or nil when none has one.
+    mutating func next() throws -> Int? { heap.pop()?.index }
+
+    /// Puts cursor `i` back after its record was taken, if it has another.
+    mutating func readd(_ i: Int) throws {
+        if let r = try cursors[i].peek() { heap.push((r.timestamp, i)) }
+    }
 }
 
 /// A topic pattern: an anchored POSIX extended regular expression (regcomp(3)).

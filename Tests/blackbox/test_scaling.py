@@ -1,0 +1,46 @@
+"""Cost that grows with the work, not with the partition count (issue 12 §1).
+
+Not timed: the system calls of `mq-tail -n +0` are counted with strace(1). Reading N messages
+spread over P partitions must cost O(P + batches) calls; merging partitions by scanning every
+cursor for every record (what mq-tail did) went back to the disk for each exhausted cursor on
+each record: 109,724 preads for 20,000 messages over 64 partitions, against 384 now.
+"""
+
+import shutil
+import subprocess
+
+import pytest
+
+N = 20000
+
+
+def syscalls(mq, tmp_path, argv, name):
+    out = tmp_path / f"strace.{name}"
+    p = subprocess.run(["strace", "-f", "-c", "-o", str(out)] + mq.argv(argv[0], argv[1:]),
+                       env=mq.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
+    assert p.returncode == 0, p.stderr
+    counts = {}
+    for line in out.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[-1].isidentifier() and fields[3].isdigit():
+            counts[fields[-1]] = int(fields[3])
+    return counts
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (scripts/setup.sh installs it)")
+@pytest.mark.parametrize("partitions", [16, 64, 256])
+def test_tail_system_calls_grow_with_partitions_not_records(mq, tmp_path, partitions):
+    mq.create("one", 1)
+    mq.create("many", partitions)
+    data = b"".join(b"k%d:v%d\n" % (i, i) for i in range(N))
+    mq.produce("one", data, "-K", ":")
+    mq.produce("many", data, "-K", ":")
+    assert len(mq.tail("-n", "+0", "many").lines()) == N
+    one = syscalls(mq, tmp_path, ["mq-tail", "-n", "+0", "one"], "one")
+    many = syscalls(mq, tmp_path, ["mq-tail", "-n", "+0", "many"], "many")
+    # Per partition: opening its files, a read or two, a look at head and the listing.
+    budget = one.get("total", 0) + 40 * partitions
+    assert many["total"] <= budget, (
+        f"{partitions} partitions: {many['total']} system calls for {N} messages "
+        f"(one partition: {one['total']}; budget {budget}); pread64: {many.get('pread64')}")
+    assert many.get("pread64", 0) <= one.get("pread64", 0) + 4 * partitions, many
