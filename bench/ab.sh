@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Old and new binaries side by side, alternating round by round on the same
+# data, medians printed: the way to measure a change on a shared machine.
+#
+#   bench/ab.sh OLD_BIN_DIR NEW_BIN_DIR [ROUNDS]        (default 7)
+#
+# Two data sets of 1,000,000 messages in a scratch directory under $TMPDIR
+# (default: the current directory, so that it is on the disk under test):
+# plain 100-byte lines, and JSON envelopes with a key and two headers.
+set -euo pipefail
+old=${1:?usage: bench/ab.sh OLD_BIN_DIR NEW_BIN_DIR [ROUNDS]}
+new=${2:?usage: bench/ab.sh OLD_BIN_DIR NEW_BIN_DIR [ROUNDS]}
+rounds=${3:-7}
+dir=$(mktemp -d "${TMPDIR:-.}/ab.XXXXXX")
+trap 'rm -rf "$dir"' EXIT
+export MQ_DIR=$dir/log
+seq 1 1000000 | awk '{printf "%07d message payload padding padding padding padding padding padding pad\n",$1}' >"$dir/plain"
+seq 1 1000000 | awk '{printf "{\"key\":\"k%d\",\"value\":\"v %d payload payload payload\",\"headers\":[[\"trace\",\"t%d\"],[\"src\",\"x\"]]}\n",$1%1000,$1,$1}' >"$dir/json"
+ms() { local s; s=$(date +%s%N); "$@" >/dev/null 2>&1; echo $(( ($(date +%s%N) - s) / 1000000 )); }
+for r in $(seq 1 "$rounds"); do
+    for side in old new; do
+        bin=${!side}
+        rm -rf "$MQ_DIR"
+        echo "$side produce $(ms sh -c "'$bin/mq-produce' plain <'$dir/plain'")"
+        echo "$side tail $(ms "$bin/mq-tail" -n +0 plain)"
+        echo "$side consume $(ms "$bin/mq-consume" -g g -e plain)"
+        "$new/mq-produce" --json hdr <"$dir/json" >/dev/null
+        echo "$side tail-headers $(ms "$bin/mq-tail" -n +0 hdr)"
+        echo "$side consume-headers $(ms "$bin/mq-consume" -g h -e hdr)"
+        echo "$side tail-json $(ms "$bin/mq-tail" -n +0 --json hdr)"
+    done
+done | python3 -c '
+import statistics, sys
+rows = {}
+for line in sys.stdin:
+    side, what, n = line.split()
+    rows.setdefault(what, {}).setdefault(side, []).append(int(n))
+print(f"{\"path\":16} {\"old ms\":>8} {\"new ms\":>8} {\"new/old\":>8}")
+for what, by in rows.items():
+    o, n = statistics.median(by["old"]), statistics.median(by["new"])
+    print(f"{what:16} {o:8.0f} {n:8.0f} {n / o:8.2f}")
+'
