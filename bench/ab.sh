@@ -35,7 +35,7 @@ rows = {}
 for line in sys.stdin:
     side, what, n = line.split()
     rows.setdefault(what, {}).setdefault(side, []).append(int(n))
-print(f"{\"path\":16} {\"old ms\":>8} {\"new ms\":>8} {\"new/old\":>8}")
+print("%-16s %8s %8s %8s" % ("path", "old ms", "new ms", "new/old"))
 for what, by in rows.items():
     o, n = statistics.median(by["old"]), statistics.median(by["new"])
     print(f"{what:16} {o:8.0f} {n:8.0f} {n / o:8.2f}")
