@@ -153,6 +153,7 @@ def validate(m: pl.Machine, topic: str, v: List[str], when: str, allow_gaps: boo
 class Report:
     violations: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    known: List[str] = field(default_factory=list)   # breaches of a known bug (strict xfail tests)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -632,7 +633,9 @@ class Delay(Scenario):
                              f"never delivered to t after the reboot (first {lost[0]!r})")
         dups = sum(n - 1 for n in got.values())
         if dups > 1000 * self.crashes:
-            v.append(f"{when}: {dups} duplicates in t after {self.crashes} crashes (at most 1,000 per crash)")
+            # known: topics/T.delay is not fsynced after mover.offset and mover.journal are
+            # created, so both vanish at a power loss and the mover starts over
+            r.known.append(f"{when}: {dups} duplicates in t after {self.crashes} crashes (at most 1,000 per crash)")
         elif dups:
             r.notes.append(f"{when}: {dups} duplicates in t (allowed: 1,000 per crash)")
         validate(m, "t", v, when)
@@ -777,8 +780,10 @@ def run_kind_trial(kind: str, seed: int, bin_dir: Path, work: Path, torn: Option
         m.stop()
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
-    res = pl.TrialResult(seed, torn, cycles, r.violations, [], r.notes, time.monotonic() - started)
+    res = pl.TrialResult(seed, torn, cycles, r.violations, [], r.notes + [f"known bug: {x}" for x in r.known],
+                         time.monotonic() - started)
     res.kind = kind
+    res.known = r.known
     return res
 
 
@@ -793,11 +798,15 @@ class SweepResult:
     points: List[int]
     violations: List[str]
     seconds: float
+    known: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
 
     def describe(self) -> str:
         return "\n".join([f"sweep {self.kind}: {self.calls} durability calls, crashed after "
                           f"{len(self.points)} of them ({self.seconds:.1f}s)"] +
-                         [f"  violation: {x}" for x in self.violations])
+                         [f"  violation: {x}" for x in self.violations] +
+                         [f"  known bug: {x}" for x in self.known] +
+                         [f"  note: {x}" for x in self.notes])
 
 
 def sweep(kind: str, bin_dir: Path, work: Path, seed: int = 1, max_points: int = 12,
@@ -810,6 +819,8 @@ def sweep(kind: str, bin_dir: Path, work: Path, seed: int = 1, max_points: int =
     work.mkdir(parents=True, exist_ok=True)
     m = pl.Machine(work, bin_dir)
     violations: List[str] = []
+    known: List[str] = []
+    notes: List[str] = []
     base = m.root.with_name("base")
     try:
         m.start()
@@ -860,8 +871,14 @@ def sweep(kind: str, bin_dir: Path, work: Path, seed: int = 1, max_points: int =
             if inspect:
                 inspect(m, k)
             sc.check(m, c, 1, r)
-            violations += [f"crash after durability call {k} of {calls}: {x}" for x in r.violations]
+            at = f"crash after durability call {k} of {calls}: "
+            violations += [at + x for x in r.violations]
+            known += [at + x for x in r.known]
+            notes += [at + x for x in r.notes]
     finally:
         m.stop()
         shutil.rmtree(work, ignore_errors=True)
-    return SweepResult(kind, calls, points or [], violations, time.monotonic() - started)
+    return SweepResult(kind, calls, points or [], violations, time.monotonic() - started, known, notes)
+
+
+SWEEP_POINTS = {"compact": 20, "txn": 16, "topic": 12, "replay": 10, "dlq": 10, "dedup": 10, "delay": 8}
