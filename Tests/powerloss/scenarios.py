@@ -883,4 +883,4 @@ def sweep(kind: str, bin_dir: Path, work: Path, seed: int = 1, max_points: int =
     return SweepResult(kind, calls, points or [], violations, time.monotonic() - started, known, notes)
 
 
-SWEEP_POINTS = {"compact": 20, "txn": 16, "topic": 12, "replay": 10, "dlq": 10, "dedup": 10, "delay": 8}
+SWEEP_POINTS = {"compact": 14, "txn": 10, "topic": 8, "replay": 7, "dlq": 7, "dedup": 7, "delay": 6}
