@@ -31,6 +31,12 @@
  *   write "crash"           drop everything unsynced (with -o torn: torn writes,
  *   write "crash SEED"      seeded by SEED, default 1)
  *   write "sync"            make everything durable (like sync(2))
+ *   write "freeze N"        let N more fsync/fsyncdir calls take effect, then
+ *                           freeze the durable state: later ones succeed and
+ *                           change nothing, later writes are not logged for
+ *                           tearing, so a crash afterwards is a crash at the
+ *                           moment of the freeze ("freeze 0": now); a crash
+ *                           or "sync" ends the freeze
  *   read                    counters: fsync, fsyncdir, crashes, bytes, ...
  *
  * Options (besides the usual FUSE ones; run single-threaded with -s):
@@ -282,6 +288,16 @@ static off_t size_limit;   /* -o size= */
 static int torn_mode;      /* -o torn */
 static off_t used_bytes;   /* sum of current sizes of live files */
 static unsigned long n_fsync, n_fsyncdir, n_crash, n_write, n_enospc;
+static long freeze_left = -1;  /* durability calls until the freeze; -1: none pending */
+static int frozen;             /* durable state frozen until the next crash or sync */
+
+/* Whether a durability call (fsync, fsyncdir) takes effect; counts down a pending freeze. */
+static int durability_allowed(void) {
+    if (frozen) return 0;
+    if (freeze_left > 0 && --freeze_left == 0) { frozen = 1; freeze_left = -1; return 1; }
+    return 1;
+}
+
 
 static void now(struct timespec *t) { clock_gettime(CLOCK_REALTIME, t); }
 
@@ -316,7 +332,7 @@ static void ops_clear(struct inode *in) {
 }
 
 static void ops_push(struct inode *in, enum op_kind kind, off_t off, const char *data, size_t len) {
-    if (!torn_mode) return;
+    if (!torn_mode || frozen) return;
     if (in->nops == in->capops) {
         in->capops = in->capops ? in->capops * 2 : 16;
         in->ops = realloc(in->ops, in->capops * sizeof *in->ops);
@@ -455,6 +471,8 @@ static void do_crash(uint64_t seed) {
         }
         in->opens = 0;
     }
+    frozen = 0;
+    freeze_left = -1;
     n_crash++;
 }
 
@@ -640,9 +658,10 @@ static void cfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, str
     (void)fi;
     if (ino == CTL_INO) {
         int n = snprintf(ctl_text, sizeof ctl_text,
-                         "fsync %lu\nfsyncdir %lu\ncrashes %lu\nwrites %lu\nenospc %lu\nbytes %lld\ninodes %zu\ntorn %d\n",
+                         "fsync %lu\nfsyncdir %lu\ncrashes %lu\nwrites %lu\nenospc %lu\nbytes %lld\ninodes %zu\ntorn %d\n"
+                         "frozen %d\n",
                          n_fsync, n_fsyncdir, n_crash, n_write, n_enospc, (long long)used_bytes,
-                         ninodes, torn_mode);
+                         ninodes, torn_mode, frozen);
         if (off >= n) { fuse_reply_buf(req, NULL, 0); return; }
         size_t len = (size_t)(n - off) < size ? (size_t)(n - off) : size;
         fuse_reply_buf(req, ctl_text + off, len);
@@ -668,7 +687,14 @@ static void ctl_command(fuse_req_t req, const char *buf, size_t size) {
         do_crash(seed);
         fprintf(stderr, "crashfs: crash (seed %llu, %s)\n", seed, torn_mode ? "torn" : "drop unsynced");
     } else if (strncmp(cmd, "sync", 4) == 0) {
+        frozen = 0;
+        freeze_left = -1;
         do_sync_all();
+    } else if (strncmp(cmd, "freeze", 6) == 0) {
+        long n = 0;
+        sscanf(cmd + 6, "%ld", &n);
+        if (n <= 0) { frozen = 1; freeze_left = -1; }
+        else { frozen = 0; freeze_left = n; }
     } else {
         fuse_reply_err(req, EINVAL);
         return;
@@ -717,7 +743,7 @@ static void cfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_
     if (ino == CTL_INO) { fuse_reply_err(req, 0); return; }
     struct inode *in = get(ino);
     if (!in) { fuse_reply_err(req, ESTALE); return; }
-    sync_file(in);
+    if (durability_allowed()) sync_file(in);
     n_fsync++;
     fuse_reply_err(req, 0);
 }
@@ -726,7 +752,7 @@ static void cfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fu
     (void)datasync; (void)fi;
     struct inode *in = get(ino);
     if (!in) { fuse_reply_err(req, ESTALE); return; }
-    dir_copy(&in->dents, &in->ents);
+    if (durability_allowed()) dir_copy(&in->dents, &in->ents);
     n_fsyncdir++;
     fuse_reply_err(req, 0);
 }

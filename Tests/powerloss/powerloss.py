@@ -18,8 +18,12 @@ what was fsynced, and drops the unsynced part on a simulated crash. A trial:
 Library: `CrashFS`, `Machine`, `run_trial`, `unavailable()`. CLI:
 
     python3 Tests/powerloss/powerloss.py [--trials N] [--seed S] [--torn] [--keep]
+        [--kind producers|compact|replay|dlq|txn|dedup|delay|topic|all] [--sweep]
 
-prints the seed and every violation; exit status 1 when there was one.
+prints the seed and every violation; exit status 1 when there was one. --kind picks the
+workload (scenarios.py has the tools other than plain producers and groups; all: every kind
+in turn); --sweep runs, instead of randomized trials, each kind's crash after every
+durability call (scenarios.sweep).
 MQ_BIN names the directory of the mq binaries (default .build/release).
 """
 
@@ -626,6 +630,10 @@ def main() -> int:
     ap.add_argument("--cycles", type=int, default=2)
     ap.add_argument("--keep", action="store_true", help="keep the work directories")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--kind", default="producers",
+                    help="producers (default), compact, replay, dlq, txn, dedup, delay, topic or all")
+    ap.add_argument("--sweep", action="store_true",
+                    help="crash after every durability call of the kind's sequential workload")
     args = ap.parse_args()
     why = unavailable()
     if why:
@@ -637,12 +645,30 @@ def main() -> int:
     torn = {"yes": True, "no": False, "mixed": None}[args.torn]
     bad = 0
     base = Path(tempfile.mkdtemp(prefix="mq-powerloss-"))
+    import scenarios  # noqa: E402  (imports this module)
+    kinds = (["producers", *scenarios.KINDS] if args.kind == "all" else [args.kind])
+    if args.sweep:
+        for kind in kinds:
+            if kind == "producers":
+                continue
+            r = scenarios.sweep(kind, bin_dir, base / f"sweep-{kind}", seed=seed,
+                                max_points=scenarios.SWEEP_POINTS[kind])
+            bad += bool(r.violations)
+            print(r.describe(), flush=True)
+        shutil.rmtree(base, ignore_errors=True)
+        print(f"powerloss: {bad} of {len(kinds)} sweeps with violations (seed {seed})")
+        return 1 if bad else 0
     for i in range(args.trials):
-        r = run_trial(seed + i, bin_dir, base / str(seed + i), torn=torn, cycles=args.cycles, keep=args.keep)
+        kind = kinds[i % len(kinds)]
+        if kind == "producers":
+            r = run_trial(seed + i, bin_dir, base / str(seed + i), torn=torn, cycles=args.cycles, keep=args.keep)
+        else:
+            r = scenarios.run_kind_trial(kind, seed + i, bin_dir, base / str(seed + i), torn=torn,
+                                         cycles=args.cycles, keep=args.keep)
         if r.violations or r.group_skips:
             bad += 1
         if r.violations or r.group_skips or args.verbose:
-            print(r.describe(), flush=True)
+            print(f"[{kind}] {r.describe()}", flush=True)
     if not args.keep:
         shutil.rmtree(base, ignore_errors=True)
     print(f"powerloss: {bad} of {args.trials} trials with violations (seed {seed})")
