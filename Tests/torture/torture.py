@@ -121,8 +121,10 @@ class P:
                                       stdout=out, stderr=err, env=full_env, start_new_session=True)
         self.feeder = None
         if feed is not None:
+            # Spread the input over 0 to 2.5 s, so that kills find producers at work.
+            duration = trial.rng.choice([0, trial.rng.uniform(0.2, 2.5)])
             self.feeder = threading.Thread(target=self._feed, args=(trial.rng.randrange(1 << 30),
-                                                                    trial.rng.choice([0, 0.002, 0.01, 0.03])),
+                                                                    duration / max(1, len(feed))),
                                            daemon=True)
             self.feeder.start()
 
@@ -136,7 +138,7 @@ class P:
                 self.p.stdin.flush()
                 i += k
                 if pace:
-                    time.sleep(r.uniform(0, pace))
+                    time.sleep(r.uniform(0, 2 * pace * k))
             self.p.stdin.close()
         except (BrokenPipeError, OSError, ValueError):
             pass
@@ -245,6 +247,7 @@ class Trial:
         self.workload: list = []
         self.counter = Counter()
         self.messages = 0
+        self.stats = Counter()
         self.mounted = False
         self.stop_file = self.files / "STOP"
 
@@ -611,6 +614,9 @@ class Trial:
                 self.violate(f"{p.name}: printed {len(printed)} offsets for {len(vals)} messages")
             if ok and p.meta.get("printing") and len(printed) != len(vals):
                 self.violate(f"{p.name}: exited 0 but printed {len(printed)} offsets for {len(vals)} messages")
+            self.stats["printed offsets"] += len(printed)
+            self.stats["producers exited 0"] += ok
+            self.stats["producers killed"] += p.killed
             if p.kind in ("batch", "exit", "none"):
                 for i, line in enumerate(printed[:len(vals)]):
                     part, off = map(int, line.split())
@@ -669,6 +675,7 @@ class Trial:
             for f in self.files.glob(f"g{group}-*.out"):
                 delivered.update(complete_lines(f.read_bytes()))
             skipped = [v for v in want if v not in delivered]
+            self.stats[f"{group} delivered"] = len(delivered)
             if skipped:
                 self.violate(f"group {group} skipped {len(skipped)} messages of {topic}", repr(skipped[:5]))
         # mq-tail -f printed only messages of t.
@@ -687,6 +694,8 @@ class Trial:
             f = self.files / f"handled-{group}.txt"
             done = set(complete_lines(f.read_bytes())) if f.exists() else set()
             lost = [v for v in values["q"] if v not in done and v not in dlq[group]]
+            self.stats[f"{group} handled"] = len(done)
+            self.stats[f"{group} dead"] = len(dlq[group])
             if lost:
                 self.violate(f"group {group} (handlers) neither processed nor dead-lettered {len(lost)} messages "
                              "of q", repr(lost[:5]))
@@ -722,6 +731,7 @@ class Trial:
                 if expected.get(src) != x.value:
                     wrong.append((src, x.value, expected.get(src)))
             twice = [s for s, c in copies.items() if c > 1]
+            self.stats["replayed"] = len(copies)
             missing = [s for s in expected if copies[s] == 0]
             if twice or missing or wrong:
                 self.violate("replay t --into r is not exactly once",
@@ -805,6 +815,8 @@ def main(argv=None):
                 print(f"trial {i} ({kind}, seed {tr.seed}): {len(tr.procs)} processes, {tr.messages} messages, "
                       f"{len(tr.violations)} violations, {time.monotonic() - t0:.1f}s"
                       + (f"; notes: {tr.notes}" if tr.notes else ""), flush=True)
+                if args.verbose:
+                    print("  " + ", ".join(f"{k} {v}" for k, v in sorted(tr.stats.items())), flush=True)
             if tr.violations:
                 print(f"  rerun: {sys.argv[0]} --bin {args.bin} --seed {seed} --only {i} --trials {args.trials} -v --keep")
                 print("  workload:\n    " + "\n    ".join(tr.workload))
