@@ -40,7 +40,7 @@ independent validation of every partition directory with Tests/interop/kafka_val
 * no exit status 70, no death by a signal we did not send, no "Fatal error" or other
   runtime trap on stderr, no unexpected exit status, no process outliving its time bound.
 
-Trial i % 50 == 10 (or the trial at a third of a shorter run) puts the log on a 4 MiB
+Trial i % 50 == 10 (or the trial at a third of a shorter run) puts the log on a 2 MiB
 tmpfs: producers must fail with 74 ("full"/"no space") keeping what they acknowledged; the
 tmpfs is then enlarged and the final phase runs as usual. Trial i % 50 == 30 (or at two
 thirds) makes partition 0 of `t` mode 0555 in the middle of the mix and runs mq-produce and
@@ -294,7 +294,7 @@ class Trial:
     def setup(self):
         r = self.rng
         if self.kind == "disk":
-            res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(self.log)],
+            res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(self.log)],
                                  capture_output=True, text=True)
             if res.returncode != 0:
                 self.notes.append(f"cannot mount a tmpfs ({res.stderr.strip()}): ran as a normal trial")
