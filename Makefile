@@ -9,6 +9,7 @@
 #   make completions      regenerate completions/ from the release binaries
 #   make lint-man         mandoc -Tlint on man/
 #   make fuzz             FUZZ_TIME=300 FUZZ_JOBS=1 : the libFuzzer target (Fuzz/, docs/TESTING.md); not part of test
+#   make torture          TORTURE_TRIALS=1000 : random kill -9 trials over every tool (Tests/torture, docs/TESTING.md); not part of test
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -29,8 +30,10 @@ MAN5 = $(wildcard man/*.5)
 PYTESTS = $(wildcard Tests/interop Tests/blackbox)
 FUZZ_TIME ?= 300
 FUZZ_JOBS ?= 1
+TORTURE_TRIALS ?= 1000
+TORTURE_ARGS ?=
 
-.PHONY: all build setup test demo bench goals compare install uninstall completions lint-man fuzz clean
+.PHONY: all build setup test demo bench goals compare install uninstall completions lint-man fuzz torture clean
 
 all: build
 
@@ -102,6 +105,14 @@ lint-man:
 # processes; crashes go to Fuzz/.build/crashes/ (exit status 1 if any).
 fuzz: setup
 	SWIFT="$(SWIFT)" Fuzz/run.sh $(FUZZ_TIME) $(FUZZ_JOBS)
+
+# Random kill -9 trials over every tool at once (Tests/torture/torture.py, docs/TESTING.md);
+# not part of test. Needs root (tmpfs mounts, setpriv). MQ_BIN=DIR uses those binaries
+# instead of building; TORTURE_ARGS adds options (--seed S, -v, --keep, --max-minutes M).
+torture:
+	@if [ -z "$(MQ_BIN)" ]; then $(MAKE) build; fi
+	$(PYTHON) Tests/torture/torture.py --trials $(TORTURE_TRIALS) \
+		--bin "$(if $(MQ_BIN),$(MQ_BIN),$(CURDIR)/$(RELEASE))" $(TORTURE_ARGS)
 
 clean:
 	rm -rf .build Fuzz/.build
