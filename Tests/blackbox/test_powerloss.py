@@ -357,10 +357,6 @@ def test_crash_after_each_durability_call(sweeps, kind):
     assert not r.violations, f"{PROMISES[kind]}:\n{r.describe()}"
 
 
-@pytest.mark.xfail(strict=True, reason="mq-consume's delay mover creates topics/T.delay/mover.offset and "
-                   "mover.journal without an fsync of topics/T.delay/: after a power loss both are gone and the "
-                   "mover moves every delayed message again (FORMAT.md §15 promises at most 1,000 duplicates "
-                   "per crash)")
 def test_delay_mover_duplicates_at_most_1000_per_crash(sweeps):
     r = sweeps("delay")
     assert not r.known, r.describe()

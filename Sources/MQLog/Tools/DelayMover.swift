@@ -95,12 +95,17 @@ final class DelayMover {
         let handle = try FileHandle.open(directory + "/mover.lock", O_RDWR | O_CREAT, creating: true)
         guard try handle.lock(exclusive: true, wait: false) else { handle.close(); return false }
         lock = handle
+        // The progress files' names must survive a crash as their contents
+        // do, or the next mover starts again from offset 0 and moves every
+        // delayed message a second time.
+        let created = !FileSystem.exists(directory + "/mover.journal") || !FileSystem.exists(directory + "/mover.offset")
         let lw = try FileHandle.open(directory + "/mover.offset", O_RDWR | O_CREAT, creating: true)
         lowWaterFile = lw
         lowWaterSlot = try CommittedOffsetFile.read(lw)
         lowWater = lowWaterSlot?.offset ?? 0
         let j = try FileHandle.open(directory + "/mover.journal", O_RDWR | O_CREAT, creating: true)
         journal = j
+        if created { try FileSystem.syncDirectory(directory) }
         journalBytes = try j.size()
         var raw = [UInt8](repeating: 0, count: Int(journalBytes))
         _ = try raw.withUnsafeMutableBytes { try j.read(into: $0.baseAddress!, count: $0.count, at: 0) }
