@@ -177,4 +177,22 @@ import Glibc
         }
         #expect(delivered == 4)
     }
+
+    /// A head whose index sizes are far past what its segment's data can
+    /// have indexed is not trusted: a writer appending at those sizes made a
+    /// 2 GiB index file out of one damaged field (found by the mutation test).
+    @Test func headWithImpossibleIndexSizesIsRejected() {
+        var state = HeadState.emptySegment(base: 34, createdMs: 1)
+        state.endPosition = 226
+        state.nextOffset = 39
+        state.indexBytes = 8
+        state.timeIndexBytes = 12
+        #expect(state.encode().withUnsafeBytes { HeadState.decode($0) } == state)
+        for (index, time) in [(Int64(1) << 31, Int64(12)), (8, 12 * 1000), (8 * 1000, 12)] {
+            var bad = state
+            bad.indexBytes = index
+            bad.timeIndexBytes = time
+            #expect(bad.encode().withUnsafeBytes { HeadState.decode($0) } == nil)
+        }
+    }
 }

@@ -102,7 +102,14 @@ public struct HeadState: Equatable, Sendable {
               positions.contains(s.endPosition), positions.contains(s.flushedPosition), positions.contains(s.bytesSinceIndex),
               positions.contains(s.indexBytes), positions.contains(s.timeIndexBytes),
               s.nextOffset >= s.activeBase, s.flushedPosition <= s.endPosition,
+              s.flushedNextOffset <= s.nextOffset, s.bytesSinceIndex <= s.endPosition,
               s.indexBytes % 8 == 0, s.timeIndexBytes % 12 == 0 else { return nil }
+        // At most one index entry per batch (and one more time entry), a batch
+        // being at least a header long: a writer appends its next entries at
+        // these sizes, so a damaged size must not make it extend the index
+        // files far past their data.
+        let batches = s.endPosition / Int64(BatchLayout.headerSize)
+        guard s.indexBytes <= 8 * (batches + 1), s.timeIndexBytes <= 12 * (batches + 2) else { return nil }
         return s
     }
 }

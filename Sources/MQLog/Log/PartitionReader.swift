@@ -412,7 +412,7 @@ public final class PartitionReader {
         var bytes = [UInt8](repeating: 0, count: 12)
         _ = try bytes.withUnsafeMutableBytes { try index.read(into: $0.baseAddress!, count: 12, at: (size / 12 - 1) * 12) }
         return bytes.withUnsafeBytes { raw in
-            (loadBE(raw.baseAddress!, 0, as: Int64.self), base + Int64(loadBE(raw.baseAddress!, 8, as: UInt32.self)))
+            (loadBE(raw.baseAddress!, 0, as: Int64.self), base &+ Int64(loadBE(raw.baseAddress!, 8, as: UInt32.self)))
         }
     }
 }

@@ -218,8 +218,8 @@ public final class LogCheck {
                     }
                     break
                 }
-                if base + rel < h.baseOffset || base + rel > h.lastOffset {
-                    problems.append("\(at): offset \(base + rel) is not in the batch at byte \(position) (offsets \(h.baseOffset)...\(h.lastOffset))")
+                if base &+ rel < h.baseOffset || base &+ rel > h.lastOffset {
+                    problems.append("\(at): offset \(base &+ rel) is not in the batch at byte \(position) (offsets \(h.baseOffset)...\(h.lastOffset))")
                     break
                 }
                 previous = (rel, position)
@@ -233,7 +233,7 @@ public final class LogCheck {
             var previous: (Int64, Int64)?
             for i in 0..<(bytes.count / 12) {
                 let ts = bytes.withUnsafeBytes { loadBE($0.baseAddress!, i * 12, as: Int64.self) }
-                let offset = base + Int64(bytes.withUnsafeBytes { loadBE($0.baseAddress!, i * 12 + 8, as: UInt32.self) })
+                let offset = base &+ Int64(bytes.withUnsafeBytes { loadBE($0.baseAddress!, i * 12 + 8, as: UInt32.self) })
                 let at = "\(label): \(timePath) at byte \(i * 12)"
                 if let (pt, po) = previous, ts <= pt || offset < po {
                     problems.append("\(at): entry (\(ts), \(offset)) is not after (\(pt), \(po)): timestamps must increase")
