@@ -180,9 +180,7 @@ public final class CopyJournal {
     public static func open(_ log: LogDirectory, id: String, wait: Bool = true) throws -> CopyJournal {
         try validateID(id)
         let dir = directory(log, id: id)
-        if !FileSystem.isDirectory(dir) {
-            try FileSystem.makeDirectoriesDurably(dir)
-        }
+        try FileSystem.makeDirectoriesDurably(dir)
         let lock = try FileHandle.open(dir + "/lock", O_RDWR | O_CREAT, creating: true)
         do {
             if !(try lock.lock(exclusive: true, wait: false)) {

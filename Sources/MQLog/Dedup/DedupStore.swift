@@ -184,9 +184,7 @@ public final class DedupStore {
         self.directory = directory
         self.windowMs = windowMs
         self.retainMs = windowMs
-        if !FileSystem.isDirectory(directory) {
-            try FileSystem.makeDirectoriesDurably(directory)
-        }
+        try FileSystem.makeDirectoriesDurably(directory)
         lockFile = try FileHandle.open(directory + "/lock", O_RDWR | O_CREAT, creating: true)
         do {
             file = try FileHandle.open(directory + "/ids", O_RDWR | O_CREAT, creating: true)

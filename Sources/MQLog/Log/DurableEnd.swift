@@ -18,20 +18,17 @@ public final class DurableEnd {
     public let directory: String
     /// Every record below this offset is known durable.
     public private(set) var known: Int64 = 0
-    private var headFile: FileHandle?
-    private let headBytes = UnsafeMutableRawBufferPointer.allocate(byteCount: HeadState.size, alignment: 8)
+    private let head: HeadFileReader
 
-    public init(directory: String) { self.directory = directory }
-
-    deinit {
-        headFile?.close()
-        headBytes.deallocate()
+    public init(directory: String) {
+        self.directory = directory
+        head = HeadFileReader(directory: directory)
     }
 
     /// Returns when every record below `offset` is on disk.
     public func ensure(below offset: Int64) throws {
         if offset <= known { return }
-        if let state = readHead(), state.bootID == currentBootID {
+        if let raw = head.read(), let state = HeadState.decode(raw), state.bootID == currentBootID {
             // Everything before the active segment was synced at its roll.
             let flushed = max(state.flushedNextOffset, state.activeBase)
             if flushed >= offset {
@@ -48,14 +45,5 @@ public final class DurableEnd {
         defer { log.close() }
         try log.sync()
         known = offset
-    }
-
-    private func readHead() -> HeadState? {
-        if headFile == nil {
-            headFile = try? FileHandle.openIfExists(directory + "/" + SegmentFiles.headName, O_RDONLY)
-        }
-        guard let headFile,
-              (try? headFile.read(into: headBytes.baseAddress!, count: HeadState.size, at: 0)) == HeadState.size else { return nil }
-        return HeadState.decode(UnsafeRawBufferPointer(headBytes))
     }
 }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// The state a partition's writers share, kept in the partition's `head` file.
 ///
 /// `head` is also the partition's writer lock: a writer holds `flock(LOCK_EX)`
@@ -111,5 +113,32 @@ public struct HeadState: Equatable, Sendable {
         let batches = s.endPosition / Int64(BatchLayout.headerSize)
         guard s.indexBytes <= 8 * (batches + 1), s.timeIndexBytes <= 12 * (batches + 2) else { return nil }
         return s
+    }
+}
+
+/// A partition's `head` read without its lock, kept open between reads: for
+/// readers, which look at the writers' state (torn tails, rolls, what is
+/// flushed) but never change it. Not thread-safe.
+final class HeadFileReader {
+    private let path: String
+    private var file: FileHandle?
+    private let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: HeadState.size, alignment: 8)
+
+    init(directory: String) { path = directory + "/" + SegmentFiles.headName }
+
+    deinit {
+        file?.close()
+        bytes.deallocate()
+    }
+
+    /// True once `head` was found (it is opened at the first read that finds it).
+    var isOpen: Bool { file != nil }
+
+    /// The 128 bytes of `head` as they are now, or nil when there is no
+    /// `head` or it is short. Valid until the next call.
+    func read() -> UnsafeRawBufferPointer? {
+        if file == nil { file = try? FileHandle.openIfExists(path, O_RDONLY) }
+        guard let file, (try? file.read(into: bytes.baseAddress!, count: HeadState.size, at: 0)) == HeadState.size else { return nil }
+        return UnsafeRawBufferPointer(bytes)
     }
 }

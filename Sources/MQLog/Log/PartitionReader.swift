@@ -18,9 +18,8 @@ public final class PartitionReader {
     /// Byte position in the current segment of the next batch to return.
     public private(set) var position: Int64 = 0
     private let buffer = ByteBuffer(capacity: 1 << 20)
-    /// The partition's `head`, opened at the first look, and room to read it.
-    private var headFile: FileHandle?
-    private let headBytes = UnsafeMutableRawBufferPointer.allocate(byteCount: HeadState.size, alignment: 8)
+    /// The partition's `head`, opened at the first look.
+    private let head: HeadFileReader
     /// File position of `buffer[0]`; the buffer holds `buffer.count` bytes from there.
     private var bufferStart: Int64 = 0
     private var bufferOffset = 0  // index in buffer of `position`
@@ -35,12 +34,11 @@ public final class PartitionReader {
 
     public init(directory: String) {
         self.directory = directory
+        head = HeadFileReader(directory: directory)
     }
 
     deinit {
         log?.close()
-        headFile?.close()
-        headBytes.deallocate()
     }
 
     // MARK: Positioning
@@ -256,18 +254,7 @@ public final class PartitionReader {
     /// The active segment's base offset as `head` records it, or nil when
     /// there is no valid state to read (no writer yet, or one rewriting it).
     private func recordedActiveBase() -> Int64? {
-        readHead().flatMap { HeadState.activeBase($0) }
-    }
-
-    /// The 128 bytes of `head` as they are now (opened at the first call
-    /// that finds it), or nil when there is no `head` or it is short.
-    private func readHead() -> UnsafeRawBufferPointer? {
-        if headFile == nil {
-            headFile = try? FileHandle.openIfExists(directory + "/" + SegmentFiles.headName, O_RDONLY)
-        }
-        guard let headFile,
-              (try? headFile.read(into: headBytes.baseAddress!, count: HeadState.size, at: 0)) == HeadState.size else { return nil }
-        return UnsafeRawBufferPointer(headBytes)
+        head.read().flatMap { HeadState.activeBase($0) }
     }
 
     /// Lists the segments and caches the listing.
@@ -323,10 +310,10 @@ public final class PartitionReader {
     /// will cut, not corruption.
     private func isPastCommittedEnd() -> Bool {
         for _ in 0..<3 {
-            if let raw = readHead(), let state = HeadState.decode(raw) {
+            if let raw = head.read(), let state = HeadState.decode(raw) {
                 return state.activeBase == segmentBase && position >= state.endPosition
             }
-            if headFile == nil { return false }  // no head at all: no writer's tail to wait for
+            if !head.isOpen { return false }  // no head at all: no writer's tail to wait for
         }
         return true  // a state being rewritten right now: assume the tail is in flux
     }

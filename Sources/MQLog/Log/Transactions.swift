@@ -350,8 +350,16 @@ final class TransactionMarkerScan {
 
     /// The fate the markers already read give the batch of `producerId` at `offset`.
     func known(producerId: Int64, offset: Int64) -> TransactionFates.Fate? {
-        guard offset >= from, let marker = found[producerId]?.first(where: { $0.offset > offset }) else { return nil }
-        return marker.commit ? .committed : .aborted
+        guard offset >= from, let markers = found[producerId] else { return nil }
+        // Markers are in offset order (read forward): the first one after
+        // `offset`, by binary search, as a Kafka producer id may have many.
+        var lo = 0, hi = markers.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if markers[mid].offset > offset { hi = mid } else { lo = mid + 1 }
+        }
+        guard lo < markers.count else { return nil }
+        return markers[lo].commit ? .committed : .aborted
     }
 
     /// Reads on until the first marker of `producerId` after `offset`;

@@ -111,8 +111,8 @@ public struct BatchHeader: Sendable, Equatable {
     /// Total bytes of the batch on disk, header included.
     public var totalSize: Int { Int(batchLength) + BatchLayout.logOverhead }
     /// The offset of the last record. Wraps instead of trapping on a header
-    /// that was not checked: `isPlausible` (which `validateBatch` applies)
-    /// holds for every header a reader acts on, and under it nothing wraps.
+    /// that was not checked: `problem` is nil (`validateBatch` checks it) for
+    /// every header a reader acts on, and then nothing wraps.
     public var lastOffset: Int64 { baseOffset &+ Int64(lastOffsetDelta) }
     public var nextOffset: Int64 { lastOffset &+ 1 }
 

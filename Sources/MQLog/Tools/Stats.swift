@@ -23,8 +23,12 @@ public struct LogStats: Sendable {
         public var deadLetters: Int64?
         /// Messages in `NAME.delay` not yet moved, when it exists.
         public var delayed: Int64?
+        /// Saturates at Int64.max: partitions near the offset limit could add past it.
         public var messages: Int64 {
-            partitions.reduce(0) { total, p in total.addingReportingOverflow(p.endOffset - p.startOffset).overflow ? .max : total + (p.endOffset - p.startOffset) }
+            partitions.reduce(0) { total, p in
+                let (sum, overflow) = total.addingReportingOverflow(p.endOffset - p.startOffset)
+                return overflow ? .max : sum
+            }
         }
     }
 

@@ -170,7 +170,7 @@ public final class Tailer {
         var probes: [PartitionCursor] = []
         for c in cursors { probes.append(try PartitionCursor(partition: c.partition, directory: c.reader.directory, startOffset: c.nextOffset, isolation: options.isolation)) }
         var merge = try TimestampMerge(probes)
-        while let i = try merge.next() {
+        while let i = merge.next() {
             let r = try probes[i].peek()!
             ring.append((i, r.offset))
             if ring.count > n { ring.removeFirst() }
@@ -184,7 +184,6 @@ public final class Tailer {
             cursors[i] = try PartitionCursor(partition: cursors[i].partition, directory: cursors[i].reader.directory, startOffset: start, isolation: options.isolation)
         }
     }
-
 
     // MARK: Output
 
@@ -202,7 +201,7 @@ public final class Tailer {
             return false
         }
         var merge = try TimestampMerge(cursors)
-        while let i = try merge.next() {
+        while let i = merge.next() {
             let c = cursors[i]
             try emit(try c.peek()!, topic: cursorTopic[i], partition: c.partition)
             c.advance()
@@ -238,7 +237,7 @@ struct TimestampMerge {
     }
 
     /// The index of the cursor to take the next record from, or nil when none has one.
-    mutating func next() throws -> Int? { heap.pop()?.index }
+    mutating func next() -> Int? { heap.pop()?.index }
 
     /// Puts cursor `i` back after its record was taken, if it has another.
     mutating func readd(_ i: Int) throws {
