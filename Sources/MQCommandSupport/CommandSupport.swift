@@ -25,6 +25,7 @@ public struct LogOptions: ParsableArguments {
 /// Runs a tool's body, turning errors into one `tool: message` line on
 /// standard error and the error's sysexits status.
 public func runReportingErrors(_ tool: String, _ body: () throws -> Void) throws {
+    _ = FileBudget.shared
     do {
         try body()
     } catch let error as MQError {
