@@ -28,16 +28,16 @@ public func runReportingErrors(_ tool: String, _ body: () throws -> Void) throws
     _ = FileBudget.shared
     do {
         try body()
-    } catch let error as MQError {
-        if error.status == .ok { throw ExitCode.success }
-        printError(tool, error.description)
-        throw ExitCode(error.status.rawValue)
-    } catch let error as CompressionError {
-        printError(tool, "\(error)")
-        throw ExitCode(ExitStatus.dataError.rawValue)
-    } catch let error as BatchProblem {
-        printError(tool, "corrupt data: \(error)")
-        throw ExitCode(ExitStatus.dataError.rawValue)
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as CleanExit {
+        throw error
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        let (status, message) = ErrorReport.classify(error)
+        if let message { printError(tool, message) }
+        throw status == .ok ? ExitCode.success : ExitCode(status.rawValue)
     }
 }
 

@@ -109,8 +109,8 @@ struct MQDlq: ParsableCommand {
             defer { text.count = 0 }
             do {
                 try writeAll(1, text.bytes, what: "standard output")
-            } catch let e as MQError where e.cause == .brokenPipe {
-                throw MQError(.ok, "")
+            } catch {
+                throw MQError.outputClosedOrSelf(error)
             }
         }
     }

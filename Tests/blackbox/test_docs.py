@@ -23,8 +23,8 @@ REGENERATE = "scripts/generate-completions.sh .build/release"
 
 # Every exit status each tool can end with, from Sources/MQLog/Errors/ExitStatus.swift
 # and the code paths that reach it. ArgumentParser itself exits 64 (EX_USAGE) for
-# a bad command line, and 1 only for an error no tool throws. 70 (EX_SOFTWARE) is
-# defined but never returned.
+# a bad command line, and 1 only for an error no tool throws. Every tool ends with
+# 70 (EX_SOFTWARE) for an error it did not expect (a bug; ErrorReport.classify).
 #   64  command line; invalid topic name or partition; bad topic pattern (mq-tail,
 #       mq-consume); invalid group name or --grep expression (mq-consume)
 #   65  bad input (mq-produce); corrupt data found while reading
@@ -44,16 +44,18 @@ REGENERATE = "scripts/generate-completions.sh .build/release"
 #             --into and mq-dlq redrive, after settling what they copied; mq-compact
 #             between two steps, the log consistent
 #   65 also: mq-compact --check/--repair found problems
+#   71  mq-consume handler, mq-produce --atomic -- COMMAND: could not be started
+#       for another reason than not found (66) or not permitted (77)
 EXIT_STATUSES = {
-    "mq-produce": {0, 1, 64, 65, 66, 73, 74, 75, 77, 78, 130, 143},
-    "mq-tail": {0, 64, 65, 66, 73, 74, 77, 78},
-    "mq-topic": {0, 64, 65, 66, 73, 74, 75, 77, 78},
-    "mq-consume": {0, 64, 65, 66, 73, 74, 77, 78, 130, 143},
-    "mq-stat": {0, 64, 65, 66, 73, 74, 77, 78},
+    "mq-produce": {0, 1, 64, 65, 66, 70, 71, 73, 74, 75, 77, 78, 130, 143},
+    "mq-tail": {0, 64, 65, 66, 70, 73, 74, 77, 78},
+    "mq-topic": {0, 64, 65, 66, 70, 73, 74, 75, 77, 78},
+    "mq-consume": {0, 64, 65, 66, 70, 71, 73, 74, 77, 78, 130, 143},
+    "mq-stat": {0, 64, 65, 66, 70, 73, 74, 77, 78},
     "mq-bench": {0, 64, 66, 70, 73, 74},
-    "mq-replay": {0, 64, 65, 66, 73, 74, 75, 77, 78, 130, 143},
-    "mq-dlq": {0, 64, 65, 66, 73, 74, 75, 77, 78, 130, 143},
-    "mq-compact": {0, 64, 65, 66, 73, 74, 75, 77, 78, 130, 143},
+    "mq-replay": {0, 64, 65, 66, 70, 73, 74, 75, 77, 78, 130, 143},
+    "mq-dlq": {0, 64, 65, 66, 70, 73, 74, 75, 77, 78, 130, 143},
+    "mq-compact": {0, 64, 65, 66, 70, 73, 74, 75, 77, 78, 130, 143},
 }
 
 

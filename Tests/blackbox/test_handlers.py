@@ -173,3 +173,26 @@ def test_kill_9_of_the_consumer_redelivers_only_uncommitted(mq, tmp_path):
 def test_handler_flags_need_a_handler(mq):
     res = mq.run("mq-consume", "-g", "g", "--batch", "3", "x", check=64)
     assert res.stderr.startswith("mq-consume: ") and "'--batch' needs a handler command" in res.stderr
+
+
+@pytest.mark.parametrize("kind, status, words", [
+    ("missing", 66, "No such file"),
+    ("not-executable", 77, "Permission denied"),
+    ("bad-format", 71, "Exec format error"),
+])
+def test_a_handler_that_cannot_start_ends_with_its_documented_status(mq, tmp_path, kind, status, words):
+    """mq-consume(1) EXIT STATUS: not found 66, not permitted 77, any other spawn failure 71;
+    nothing is committed, so the message is delivered to the next member."""
+    mq.produce("spawn", b"one\n")
+    path = tmp_path / kind
+    if kind == "not-executable":
+        path.write_text("#!/bin/sh\nexit 0\n")
+    elif kind == "bad-format":
+        path.write_bytes(b"\x7fELF\x02\x01\x01garbage")
+        path.chmod(0o755)
+    for argv in (["mq-consume", "-g", "w", "-e", "spawn", "--", str(path)],
+                 ["mq-produce", "--atomic", "spawn2", "--", str(path)]):
+        res = mq.run(*argv, check=status)
+        assert words in res.stderr and str(path) in res.stderr, res.stderr
+    assert mq.run("mq-consume", "-g", "w", "-e", "spawn").stdout == b"one\n"
+    assert mq.tail("-n", "+0", "spawn2", check=None).status in (0, 66)

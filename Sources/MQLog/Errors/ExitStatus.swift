@@ -18,6 +18,9 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case software = 70
     /// Cannot create a file or directory (`EX_CANTCREAT`).
     case cantCreate = 73
+    /// A system error: a program could not be started (not an executable,
+    /// out of processes or memory) (`EX_OSERR`).
+    case osError = 71
     /// Read or write failed, including a full disk (`EX_IOERR`).
     case ioError = 74
     /// Temporary failure: the resource is busy or in use (`EX_TEMPFAIL`).

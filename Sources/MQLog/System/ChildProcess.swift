@@ -46,7 +46,7 @@ public final class ChildProcess {
         close(errPipe[1])
         guard rc == 0 else {
             close(inPipe[1]); close(errPipe[0])
-            throw MQError(rc == ENOENT ? .noInput : .software, "cannot run handler '\(argv[0])'", cause: Errno(rawValue: rc))
+            throw MQError(ErrorReport.spawnStatus(rc), "cannot run handler '\(argv[0])'", cause: Errno(rawValue: rc))
         }
         for fd in [inPipe[1], errPipe[0]] {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
@@ -185,7 +185,7 @@ public final class GeneratorProcess {
         close(out[1])
         guard rc == 0 else {
             close(out[0])
-            throw MQError(rc == ENOENT ? .noInput : .software, "cannot run '\(argv[0])'", cause: Errno(rawValue: rc))
+            throw MQError(ErrorReport.spawnStatus(rc), "cannot run '\(argv[0])'", cause: Errno(rawValue: rc))
         }
         _ = fcntl(out[0], F_SETFD, FD_CLOEXEC)
         self.pid = pid

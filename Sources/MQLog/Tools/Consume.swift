@@ -139,7 +139,7 @@ public final class Consumer {
             var progressed: Bool
             do {
                 progressed = try deliverAvailable()
-            } catch let e as MQError where e.status == .ok {
+            } catch is OutputClosed {
                 return  // the reader of our output went away
             }
             if let dispatcher {

@@ -200,7 +200,7 @@ public final class Producer {
             if error.status == .interrupted || error.status == .terminated {
                 throw MQError(error.status, "stopped by \(StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"); \(what)")
             }
-            throw MQError(error.status, "\(error.message); \(what)")
+            throw MQError(error.status, "\(error.description); \(what)")
         }
         try txn.commit(writers: writers.compactMap { $0 })
         reportRecoveries()

@@ -45,14 +45,14 @@ public final class RecordPrinter {
     }
 
     /// Writes everything buffered.
-    /// - Throws: `MQError` with status `ok` when the reader of the output went
-    ///   away (EPIPE), so that callers end quietly; other write errors as they are.
+    /// - Throws: `OutputClosed` when the reader of the output went away
+    ///   (EPIPE), so that callers end quietly; other write errors as they are.
     public func flush() throws {
         defer { out.count = 0 }
         do {
             try writeAll(fd, out.bytes, what: "standard output")
-        } catch let e as MQError where e.cause == .brokenPipe {
-            throw MQError(.ok, "")  // the reader went away, as with `| head`: a quiet end
+        } catch {
+            throw MQError.outputClosedOrSelf(error)
         }
     }
 }
