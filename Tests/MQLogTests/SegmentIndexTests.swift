@@ -254,4 +254,53 @@ import Glibc
         let times = try FileSystem.readAll(segment.timeIndexPath)
         #expect(TimeIndex.check(times, baseOffset: 0, active: true, lastOffset: 299) == [])
     }
+
+    // MARK: Recovery
+
+    /// Kafka's `testRecoveryWithCorruptMessage`: nonsense written at a random
+    /// byte; recovery keeps exactly the batches before the damaged one, cuts
+    /// the rest, and rebuilds the indexes the writer had for those batches.
+    @Test func recoveryCutsAtTheDamagedBatch() throws {
+        for round in 0..<50 {
+            let dir = makeTempDirectory()
+            defer { try? FileSystem.removeTree(dir) }
+            let writer = try PartitionWriter(directory: dir, settings: .init(indexIntervalBytes: 200))
+            try appendMessages(writer, from: 0, count: 200, perBatch: 4)
+            let segment = Segment(dir, 0)
+            var starts: [(position: Int64, header: BatchHeader)] = []
+            let scanner = try #require(try SegmentScanner.open(segment.logPath))
+            while case .batch(let position, let h, _) = try scanner.next() { starts.append((position, h)) }
+            let size = try #require(FileSystem.size(segment.logPath))
+            let cleanIndex = try FileSystem.readAll(segment.indexPath)
+            var damagedAt = round == 0 ? size - 1 : Int64.random(in: 0..<size)
+            // partitionLeaderEpoch is neither checksummed nor checked: damage the magic instead.
+            if let b = starts.last(where: { $0.position <= damagedAt }),
+               damagedAt - b.position >= Int64(BatchLayout.partitionLeaderEpoch), damagedAt - b.position < Int64(BatchLayout.magic) {
+                damagedAt = b.position + Int64(BatchLayout.magic)
+            }
+            let file = try FileHandle.open(segment.logPath, O_RDWR)
+            defer { file.close() }
+            var byte: UInt8 = 0
+            _ = try withUnsafeMutableBytes(of: &byte) { try file.read(into: $0.baseAddress!, count: 1, at: damagedAt) }
+            byte ^= 0xFF
+            try withUnsafeBytes(of: &byte) { try file.write($0, at: damagedAt) }
+            let kept = starts.filter { $0.position + Int64($0.header.totalSize) <= damagedAt }
+            let keptEnd = kept.last.map { $0.position + Int64($0.header.totalSize) } ?? 0
+
+            let files = try segment.open(createLog: false)
+            defer { files.close() }
+            var state = HeadState.emptySegment(base: 0, createdMs: 0)
+            let cut = try files.recover(&state, interval: 200, scratch: ByteBuffer(capacity: 64))
+            #expect(state.endPosition == keptEnd, "damaged at \(damagedAt)")
+            #expect(state.nextOffset == (kept.last?.header.nextOffset ?? 0))
+            #expect(cut == size - keptEnd)
+            #expect(FileSystem.size(segment.logPath) == keptEnd)
+            // The rebuilt index is the writer's, up to the batches kept.
+            let rebuilt = try FileSystem.readAll(segment.indexPath)
+            #expect(Int64(rebuilt.count) == state.indexBytes)
+            #expect(Array(cleanIndex.prefix(rebuilt.count)) == rebuilt)
+            let keptPositions = Set(kept.map { UInt32($0.position) })
+            #expect(rebuilt.withUnsafeBytes(OffsetIndex.entries(in:)).allSatisfy { keptPositions.contains($0.position) })
+        }
+    }
 }

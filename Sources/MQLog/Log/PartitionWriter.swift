@@ -253,8 +253,8 @@ public final class PartitionWriter {
 
     /// Kafka's sparse indexing (`SparseIndexer`) on the active segment.
     private func addIndexEntries(_ segment: Segment.Files, position: Int64, size: Int64, lastOffset: Int64, maxTimestamp: Int64) {
-        SparseIndexer.add(&state, index: segment.index, timeIndex: segment.timeIndex, interval: settings.indexIntervalBytes,
-                          position: position, size: size, lastOffset: lastOffset, maxTimestamp: maxTimestamp)
+        segment.addIndexEntries(&state, interval: settings.indexIntervalBytes, position: position, size: size,
+                                lastOffset: lastOffset, maxTimestamp: maxTimestamp)
     }
 
     // MARK: State and segments
@@ -291,7 +291,7 @@ public final class PartitionWriter {
             if size < state.endPosition {
                 try recoverFully()
             } else {
-                try recoverTail(segment, fileSize: size)
+                try recoverTail(segment)
             }
         }
     }
@@ -328,15 +328,8 @@ public final class PartitionWriter {
 
     /// Keeps the whole, valid batches a dead writer left past `endPosition`
     /// and cuts the rest.
-    private func recoverTail(_ segment: Segment.Files, fileSize: Int64) throws {
-        // Index entries past what the state records belong to unrecorded appends.
-        if try segment.index.file.size() != state.indexBytes { try segment.index.file.truncate(to: state.indexBytes) }
-        if try segment.timeIndex.file.size() != state.timeIndexBytes { try segment.timeIndex.file.truncate(to: state.timeIndexBytes) }
-        let end = try scanAndIndex(segment, from: state.endPosition, fileSize: fileSize, expectedOffset: state.nextOffset)
-        if end < fileSize {
-            try segment.log.truncate(to: end)
-            recoveredBytesDropped += fileSize - end
-        }
+    private func recoverTail(_ segment: Segment.Files) throws {
+        recoveredBytesDropped += try segment.recover(&state, interval: settings.indexIntervalBytes, scratch: scratch)
         try storeState()
     }
 
@@ -350,50 +343,12 @@ public final class PartitionWriter {
         let existed = FileSystem.exists(Segment(directory, base).logPath)
         let segment = try openActive()
         if !existed { try FileSystem.syncDirectory(directory) }
-        try segment.index.file.truncate(to: 0)
-        try segment.timeIndex.file.truncate(to: 0)
-        let size = try segment.log.size()
-        // The active segment is never compacted, so its batches start exactly
-        // at its base offset and run on without gaps.
-        let end = try scanAndIndex(segment, from: 0, fileSize: size, expectedOffset: base)
-        if end < size {
-            try segment.log.truncate(to: end)
-            recoveredBytesDropped += size - end
-        }
+        // From an empty state: the indexes are cut to nothing and rebuilt.
+        recoveredBytesDropped += try segment.recover(&state, interval: settings.indexIntervalBytes, scratch: scratch)
+        let end = state.endPosition
         if end > 0 { try segment.log.sync() }
         state.flushedPosition = end
         state.flushedNextOffset = state.nextOffset
         try storeState()
-    }
-
-    /// Walks batches from `position`, checking each (framing, CRC, expected
-    /// offset) and indexing it as an append would. Updates `state`.
-    /// - Returns: the position after the last valid batch.
-    private func scanAndIndex(_ segment: Segment.Files, from start: Int64, fileSize: Int64, expectedOffset: Int64) throws -> Int64 {
-        var position = start
-        var expected = expectedOffset
-        state.endPosition = start
-        state.nextOffset = expected
-        while position < fileSize {
-            let available = Int(min(fileSize - position, Int64(Int32.max)))
-            let headerBytes = min(available, BatchLayout.headerSize)
-            scratch.clear(shrinkingTo: 4 << 20)
-            scratch.reserve(headerBytes)
-            guard try segment.log.read(into: scratch.base, count: headerBytes, at: position) == headerBytes,
-                  headerBytes == BatchLayout.headerSize else { break }
-            let peek = BatchHeader(scratch.base)
-            guard peek.problem == nil, Int64(peek.totalSize) <= fileSize - position else { break }
-            scratch.reserve(peek.totalSize)
-            guard try segment.log.read(into: scratch.base, count: peek.totalSize, at: position) == peek.totalSize else { break }
-            guard case .success(let header) = validateBatch(UnsafeRawBufferPointer(start: scratch.base, count: peek.totalSize)) else { break }
-            if header.baseOffset != expected { break }
-            addIndexEntries(segment, position: position, size: Int64(header.totalSize), lastOffset: header.lastOffset,
-                            maxTimestamp: header.maxTimestamp)
-            position += Int64(header.totalSize)
-            expected = header.nextOffset
-            state.endPosition = position
-            state.nextOffset = expected
-        }
-        return position
     }
 }

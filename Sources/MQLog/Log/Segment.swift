@@ -135,3 +135,57 @@ public enum LogSegments {
         try baseOffsets(in: directory).map { Segment(directory, $0) }
     }
 }
+
+// MARK: Indexing and recovery
+
+extension Segment.Files {
+    /// Kafka's sparse indexing (`SparseIndexer`) of one batch appended at
+    /// `position`, with `state` the segment's indexing state.
+    @inline(__always)
+    func addIndexEntries(_ state: inout HeadState, interval: Int64, position: Int64, size: Int64, lastOffset: Int64, maxTimestamp: Int64) {
+        SparseIndexer.add(&state, index: index, timeIndex: timeIndex, interval: interval,
+                          position: position, size: size, lastOffset: lastOffset, maxTimestamp: maxTimestamp)
+    }
+
+    /// Kafka's `LogSegment.recover`, from what `state` records (docs/FORMAT.md
+    /// §8, full and tail recovery): cuts the indexes to `state.indexBytes`
+    /// and `state.timeIndexBytes` (entries past them belong to unrecorded
+    /// appends), then walks the `.log` from `state.endPosition`, accepting each
+    /// batch that is whole, valid (§4) and has exactly the base offset
+    /// `state.nextOffset` (the active segment is never compacted, so its
+    /// batches run on without gaps; `baseOffset` lies outside the CRC, so
+    /// this is what catches a damaged one), indexing it as an append would,
+    /// and cuts the `.log` after the last one accepted.
+    /// - Parameters:
+    ///   - state: the segment's state; its end, next offset and indexing
+    ///     fields are advanced past the batches accepted.
+    ///   - scratch: a buffer for reading batches.
+    /// - Returns: the bytes cut from the `.log`.
+    func recover(_ state: inout HeadState, interval: Int64, scratch: ByteBuffer) throws -> Int64 {
+        if try index.file.size() != state.indexBytes { try index.file.truncate(to: state.indexBytes) }
+        if try timeIndex.file.size() != state.timeIndexBytes { try timeIndex.file.truncate(to: state.timeIndexBytes) }
+        let fileSize = try log.size()
+        var position = state.endPosition
+        while position < fileSize {
+            let available = Int(min(fileSize - position, Int64(Int32.max)))
+            let headerBytes = min(available, BatchLayout.headerSize)
+            scratch.clear(shrinkingTo: 4 << 20)
+            scratch.reserve(headerBytes)
+            guard try log.read(into: scratch.base, count: headerBytes, at: position) == headerBytes,
+                  headerBytes == BatchLayout.headerSize else { break }
+            let peek = BatchHeader(scratch.base)
+            guard peek.problem == nil, Int64(peek.totalSize) <= fileSize - position else { break }
+            scratch.reserve(peek.totalSize)
+            guard try log.read(into: scratch.base, count: peek.totalSize, at: position) == peek.totalSize else { break }
+            guard case .success(let header) = validateBatch(UnsafeRawBufferPointer(start: scratch.base, count: peek.totalSize)) else { break }
+            if header.baseOffset != state.nextOffset { break }
+            addIndexEntries(&state, interval: interval, position: position, size: Int64(header.totalSize),
+                            lastOffset: header.lastOffset, maxTimestamp: header.maxTimestamp)
+            position += Int64(header.totalSize)
+            state.endPosition = position
+            state.nextOffset = header.nextOffset
+        }
+        if position < fileSize { try log.truncate(to: position) }
+        return fileSize - position
+    }
+}
