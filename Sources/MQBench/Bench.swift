@@ -191,8 +191,8 @@ public final class Bench {
         var rewritten = 0
         for p in 0..<options.partitions {
             let dir = topicPath + "/\(p)"
-            for base in try SegmentFiles.list(dir).dropLast() {
-                rewritten += Int(FileSystem.size(SegmentFiles.log(dir, base)) ?? 0)
+            for base in try LogSegments.baseOffsets(in: dir).dropLast() {
+                rewritten += Int(FileSystem.size(Segment(dir, base).logPath) ?? 0)
             }
         }
         let t = try timed { [try ToolProcess([tool("mq-compact"), "--dir", logDirectory, "--force", "bench"])] }

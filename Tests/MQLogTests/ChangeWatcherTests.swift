@@ -16,35 +16,35 @@ import Glibc
         defer { try? FileSystem.removeTree(dir) }
         let watcher = ChangeWatcher()
         try #require(watcher.usesInotify)
-        try write(SegmentFiles.log(dir, 0), "x")
-        try write(dir + "/" + SegmentFiles.headName, "state")
-        try write(SegmentFiles.index(dir, 0), "index")
+        try write(Segment(dir, 0).logPath, "x")
+        try write(LogSegments.headPath(dir), "state")
+        try write(Segment(dir, 0).indexPath, "index")
         watcher.watch(dir)
         #expect(watcher.wait(timeoutMs: 20).isEmpty)
 
         // Writes to head and the indexes: no wake-up at all.
-        try write(dir + "/" + SegmentFiles.headName, "state")
-        try write(SegmentFiles.index(dir, 0), "index")
+        try write(LogSegments.headPath(dir), "state")
+        try write(Segment(dir, 0).indexPath, "index")
         #expect(!watcher.hasPendingEvents)
 
-        try write(SegmentFiles.log(dir, 0), "data")
+        try write(Segment(dir, 0).logPath, "data")
         #expect(watcher.wait(timeoutMs: 1000) == [dir])
 
         // A roll: the creation wakes, and writes to the new segment do too.
-        try write(SegmentFiles.log(dir, 10), "")
+        try write(Segment(dir, 10).logPath, "")
         #expect(watcher.wait(timeoutMs: 1000) == [dir])
-        try write(SegmentFiles.log(dir, 10), "data")
+        try write(Segment(dir, 10).logPath, "data")
         #expect(watcher.wait(timeoutMs: 1000) == [dir])
         // The old segment is no longer watched for writes.
-        try write(SegmentFiles.log(dir, 0), "late")
+        try write(Segment(dir, 0).logPath, "late")
         #expect(!watcher.hasPendingEvents)
 
         // A segment renamed over the newest one (a compaction swap).
         let replacement = dir + "/replacement"
         try write(replacement, "merged")
-        #expect(rename(replacement, SegmentFiles.log(dir, 10)) == 0)
+        #expect(rename(replacement, Segment(dir, 10).logPath) == 0)
         #expect(watcher.wait(timeoutMs: 1000) == [dir])
-        try write(SegmentFiles.log(dir, 10), "after")
+        try write(Segment(dir, 10).logPath, "after")
         #expect(watcher.wait(timeoutMs: 1000) == [dir])
     }
 
@@ -54,9 +54,9 @@ import Glibc
         let watcher = ChangeWatcher()
         try #require(watcher.usesInotify)
         watcher.watch(dir)
-        try write(SegmentFiles.log(dir, 0), "")
+        try write(Segment(dir, 0).logPath, "")
         #expect(watcher.wait(timeoutMs: 1000) == [dir])
-        try write(SegmentFiles.log(dir, 0), "first")
+        try write(Segment(dir, 0).logPath, "first")
         #expect(watcher.wait(timeoutMs: 1000) == [dir])
     }
 

@@ -68,7 +68,7 @@ private func compactTopic(_ records: [Rec], perBatch: Int, codec: CompressionCod
             let (log, dir, report) = try compactTopic(records, perBatch: 7, codec: codec, config: [:])
             defer { try? FileSystem.removeTree(log.root) }
             let got = try readAll(dir)
-            let active = try SegmentFiles.list(dir).last!
+            let active = try LogSegments.baseOffsets(in: dir).last!
             // Every key's latest record before the active segment survives, at its offset.
             let expected = records.enumerated().filter { i, r in
                 Int64(i) >= active || !records[(i + 1)...].prefix(while: { _ in true }).enumerated().contains { j, s in
@@ -96,12 +96,12 @@ private func compactTopic(_ records: [Rec], perBatch: Int, codec: CompressionCod
         try FileSystem.makeDirectory(dir)
         let writer = try PartitionWriter(directory: dir, settings: .init(segmentBytes: 1024, indexIntervalBytes: 100))
         try write(writer, records, perBatch: 5)
-        let bases = try SegmentFiles.list(dir)
-        let before = try FileSystem.readAll(SegmentFiles.log(dir, bases[0])) + FileSystem.readAll(SegmentFiles.log(dir, bases[1]))
+        let bases = try LogSegments.baseOffsets(in: dir)
+        let before = try FileSystem.readAll(Segment(dir, bases[0]).logPath) + FileSystem.readAll(Segment(dir, bases[1]).logPath)
         let builder = try SegmentBuilder(directory: dir, base: bases[0], indexInterval: 100)
         let rewriter = BatchRewriter()
         for base in bases[0...1] {
-            let scanner = try SegmentScanner.open(SegmentFiles.log(dir, base))!
+            let scanner = try SegmentScanner.open(Segment(dir, base).logPath)!
             while case .batch(_, let h, let bytes) = try scanner.next() {
                 let (outcome, removed) = try rewriter.rewrite(header: h, bytes: bytes) { _ in true }
                 #expect(removed == 0)
@@ -121,7 +121,7 @@ private func compactTopic(_ records: [Rec], perBatch: Int, codec: CompressionCod
         let writer = try PartitionWriter(directory: dir, settings: .init())
         let records = (0..<6).map { Rec(key: "k\($0)", value: "v\($0)", timestamp: 1_000 + Int64($0)) }
         try write(writer, records, perBatch: 6, codec: .gzip)
-        let scanner = try SegmentScanner.open(SegmentFiles.log(dir, 0))!
+        let scanner = try SegmentScanner.open(Segment(dir, 0).logPath)!
         // `bytes` points into the scanner's buffer: keep it alive to the end.
         defer { withExtendedLifetime(scanner) {} }
         guard case .batch(_, let h, let bytes) = try scanner.next() else { Issue.record("no batch"); return }
@@ -176,12 +176,12 @@ private func compactTopic(_ records: [Rec], perBatch: Int, codec: CompressionCod
         let records = (0..<600).map { Rec(key: "k\($0 % 20)", value: "value-\($0)") }
         let (log, dir, report) = try compactTopic(records, perBatch: 4, config: ["segment.bytes": "2048"])
         defer { try? FileSystem.removeTree(log.root) }
-        let bases = try SegmentFiles.list(dir)
+        let bases = try LogSegments.baseOffsets(in: dir)
         // Many small segments were merged into few, each within segment.bytes.
         #expect(report.segmentsCompacted > report.segmentsWritten)
         for b in bases.dropLast() {
             var st = stat()
-            stat(SegmentFiles.log(dir, b), &st)
+            stat(Segment(dir, b).logPath, &st)
             #expect(Int64(st.st_size) <= 2048)
         }
         #expect(try readAll(dir).count < 200)
@@ -195,7 +195,7 @@ private func compactTopic(_ records: [Rec], perBatch: Int, codec: CompressionCod
         let (log, dir, first) = try compactTopic(records, perBatch: 7, config: config, now: now, force: false)
         defer { try? FileSystem.removeTree(log.root) }
         #expect(first.segmentsCompacted > 0)  // no checkpoint yet: all dirty
-        #expect(CleanerCheckpoint.read(dir) == (try SegmentFiles.list(dir)).last!)
+        #expect(CleanerCheckpoint.read(dir) == (try LogSegments.baseOffsets(in: dir)).last!)
         // A little more data: far below the ratio, and younger than the max lag.
         let writer = try PartitionWriter(directory: dir, settings: .init(try log.readConfig("t")))
         try write(writer, (0..<60).map { Rec(key: "k\($0 % 10)", value: "w\($0)", timestamp: now - 5_000) }, perBatch: 7)
@@ -224,14 +224,14 @@ private func compactTopic(_ records: [Rec], perBatch: Int, codec: CompressionCod
         #expect(try SwapJournal.recover(in: root) == .rolledBack)
         #expect(try FileSystem.list(root).isEmpty)
         // Roll forward: the journal is the commit point.
-        for b in [42, 50, 77] as [Int64] { try touch(SegmentFiles.log(root, b), "old\(b)"); try touch(SegmentFiles.index(root, b), "") }
+        for b in [42, 50, 77] as [Int64] { try touch(Segment(root, b).logPath, "old\(b)"); try touch(Segment(root, b).indexPath, "") }
         try touch(SegmentBuilder.logPath(root, 42), "new")
         try touch(SegmentBuilder.indexPath(root, 42), "newindex")
         try touch(root + "/" + SwapJournal.name, String(decoding: j.encode(), as: UTF8.self))
         try FileSystem.writeAtomically(root + "/" + SwapJournal.name, j.encode())
         #expect(try SwapJournal.recover(in: root) == .rolledForward)
         #expect(try FileSystem.list(root).sorted() == ["00000000000000000042.index", "00000000000000000042.log"])
-        #expect(try FileSystem.readAll(SegmentFiles.log(root, 42)) == Array("new".utf8))
+        #expect(try FileSystem.readAll(Segment(root, 42).logPath) == Array("new".utf8))
     }
 
     @Test func scannerReportsTornTailsAndDamage() throws {
@@ -239,7 +239,7 @@ private func compactTopic(_ records: [Rec], perBatch: Int, codec: CompressionCod
         defer { try? FileSystem.removeTree(root) }
         let writer = try PartitionWriter(directory: root, settings: .init())
         try write(writer, (0..<50).map { Rec(key: "k\($0)", value: "v\($0)") }, perBatch: 10)
-        let path = SegmentFiles.log(root, 0)
+        let path = Segment(root, 0).logPath
         let good = try FileSystem.readAll(path)
         func steps(_ bytes: [UInt8], headersOnly: Bool) throws -> (batches: Int, last: SegmentScanner.Step) {
             try FileSystem.writeAtomically(path, bytes)

@@ -152,7 +152,7 @@ import Glibc
         }
         try writer.sync()
         // Damage the second batch's compressed records and fix its CRC.
-        let path = SegmentFiles.log(root, 0)
+        let path = Segment(root, 0).logPath
         var bytes = try FileSystem.readAll(path)
         let second = Int(Int32(bigEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: Int32.self) })) + 12
         var one = Array(bytes[second..<second + (bytes.count / 3)])

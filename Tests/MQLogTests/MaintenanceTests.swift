@@ -133,11 +133,11 @@ import Glibc
                          QueueState.Entry(offset: 100)]
         }
         // Retention removed the first segments.
-        let segments = try SegmentFiles.list(log.topicPath("t") + "/0")
+        let segments = try LogSegments.baseOffsets(in: log.topicPath("t") + "/0")
         try #require(segments.count > 3)
         let start = segments[1]
         for base in segments where base < start {
-            try FileSystem.remove(SegmentFiles.log(log.topicPath("t") + "/0", base))
+            try FileSystem.remove(Segment(log.topicPath("t") + "/0", base).logPath)
         }
         #expect(start > 7 && start < 100)
         let report = try GroupHousekeeping.run(log: log, now: now, expireAfterMs: nil, dryRun: false)

@@ -44,7 +44,7 @@ func readValues(_ dir: String, from offset: Int64 = 0) throws -> [(Int64, String
         let writer = try PartitionWriter(directory: dir, settings: .init(segmentBytes: 4096, indexIntervalBytes: 100))
         try appendMessages(writer, from: 0, count: 1000, perBatch: 7)
         #expect(writer.nextOffset == 1000)
-        let segments = try SegmentFiles.list(dir)
+        let segments = try LogSegments.baseOffsets(in: dir)
         #expect(segments.count > 5)
         #expect(segments.first == 0)
         let values = try readValues(dir)
@@ -80,7 +80,7 @@ func readValues(_ dir: String, from offset: Int64 = 0) throws -> [(Int64, String
             try appendMessages(w, from: 0, count: 30, perBatch: 10)
         }
         // A writer died mid-write: half a batch lands after the recorded end.
-        let log = try FileHandle.open(SegmentFiles.log(dir, 0), O_RDWR)
+        let log = try FileHandle.open(Segment(dir, 0).logPath, O_RDWR)
         let size = try log.size()
         let garbage = [UInt8](repeating: 0xAB, count: 40)
         try garbage.withUnsafeBytes { try log.write($0, at: size) }
@@ -108,7 +108,7 @@ func readValues(_ dir: String, from offset: Int64 = 0) throws -> [(Int64, String
                 }
             }
             // Damage one byte; lose the state file so the whole segment is re-validated.
-            let log = try FileHandle.open(SegmentFiles.log(dir, 0), O_RDWR)
+            let log = try FileHandle.open(Segment(dir, 0).logPath, O_RDWR)
             // Any byte but the partition leader epoch (bytes 12..<16 of a
             // batch), which Kafka's format leaves outside the CRC.
             let starts = [Int64(0)] + ends.dropLast()
@@ -153,7 +153,7 @@ func readValues(_ dir: String, from offset: Int64 = 0) throws -> [(Int64, String
             }
         }
         // Zero the last batch, as lost writes would leave it, and mark the state as from another boot.
-        let log = try FileHandle.open(SegmentFiles.log(dir, 0), O_RDWR)
+        let log = try FileHandle.open(Segment(dir, 0).logPath, O_RDWR)
         let zeros = [UInt8](repeating: 0, count: Int(ends[3] - ends[2]))
         try zeros.withUnsafeBytes { try log.write($0, at: ends[2]) }
         log.close()
@@ -178,7 +178,7 @@ func readValues(_ dir: String, from offset: Int64 = 0) throws -> [(Int64, String
         let dir = makeTempDirectory()
         let writer = try PartitionWriter(directory: dir, settings: .init(segmentBytes: 1024, indexIntervalBytes: 100))
         try appendMessages(writer, from: 0, count: 150, perBatch: 5)
-        let segments = try SegmentFiles.list(dir)
+        let segments = try LogSegments.baseOffsets(in: dir)
         try #require(segments.count >= 3)
         return (dir, segments)
     }
@@ -202,12 +202,12 @@ func readValues(_ dir: String, from offset: Int64 = 0) throws -> [(Int64, String
     func swapIn(_ dir: String, merged: [Int64], keep: (Int64) -> Bool) throws {
         var bytes: [UInt8] = []
         for base in merged {
-            for (offset, b) in try batches(SegmentFiles.log(dir, base)) where keep(offset) { bytes += b }
+            for (offset, b) in try batches(Segment(dir, base).logPath) where keep(offset) { bytes += b }
         }
-        let tmp = SegmentFiles.log(dir, merged[0]) + ".cleaned"
+        let tmp = Segment(dir, merged[0]).logPath + ".cleaned"
         try FileSystem.writeAtomically(tmp, bytes)
-        try FileSystem.remove(SegmentFiles.index(dir, merged[0]))
-        try FileSystem.rename(tmp, to: SegmentFiles.log(dir, merged[0]))
+        try FileSystem.remove(Segment(dir, merged[0]).indexPath)
+        try FileSystem.rename(tmp, to: Segment(dir, merged[0]).logPath)
     }
 
     func drain(_ cursor: PartitionCursor) throws -> [Int64] {
@@ -225,7 +225,7 @@ func readValues(_ dir: String, from offset: Int64 = 0) throws -> [(Int64, String
         // Keep only even batches of segments 0 and 1, merged into segment 0; remove segment 1.
         let keep = { (base: Int64) in (base / 5) % 2 == 0 }
         try swapIn(dir, merged: [seg[0], seg[1]], keep: keep)
-        try FileSystem.remove(SegmentFiles.log(dir, seg[1]))
+        try FileSystem.remove(Segment(dir, seg[1]).logPath)
         seen += try drain(cursor)
         // The open (old) segment 0 is read to its end; from segment 1 on, only kept batches.
         let expected = (0..<150).map(Int64.init).filter { $0 < seg[1] || $0 >= seg[2] || keep($0 / 5 * 5) }
@@ -241,7 +241,7 @@ func readValues(_ dir: String, from offset: Int64 = 0) throws -> [(Int64, String
         while cursor.nextOffset < seg[1], let r = try cursor.peek() { seen.append(r.offset); cursor.advance() }
         let keep = { (base: Int64) in (base / 5) % 3 != 1 }
         try swapIn(dir, merged: [seg[0], seg[1]], keep: keep)
-        try FileSystem.remove(SegmentFiles.log(dir, seg[1]))
+        try FileSystem.remove(Segment(dir, seg[1]).logPath)
         seen += try drain(cursor)
         let expected = (0..<150).map(Int64.init).filter { $0 < seg[1] || $0 >= seg[2] || keep($0 / 5 * 5) }
         #expect(seen == expected)

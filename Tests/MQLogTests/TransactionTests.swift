@@ -127,7 +127,7 @@ private func transactionFiles(_ root: String) -> [String] {
         #expect(try values(dirs[0]) == ["plain", "after"])
         #expect(try values(dirs[1]) == [])
         #expect(try values(dirs[0], isolation: .readUncommitted) == ["x1", "x2", "plain", "after"])
-        let index = try FileSystem.readAll(TransactionFiles.txnIndex(dirs[0], 0))
+        let index = try FileSystem.readAll(Segment(dirs[0], 0).txnIndexPath)
         #expect(index.count == AbortedTransaction.size)
         let entry = index.withUnsafeBytes { AbortedTransaction.decode($0.baseAddress!) }
         #expect(entry == AbortedTransaction(producerId: txn.producerId, firstOffset: 0, lastOffset: 3, lastStableOffset: 4))
@@ -238,11 +238,11 @@ private func transactionFiles(_ root: String) -> [String] {
         let txn = try ProducerTransaction(root: root, timeoutMs: 900_000)
         for i in 0..<5 { try appendTransactional(txn, w0, partition: 0, ["value number \(i) of a long enough batch"]) }
         try txn.abort(writers: [w0])
-        let segments = try SegmentFiles.list(dirs[0])
+        let segments = try LogSegments.baseOffsets(in: dirs[0])
         #expect(segments.count > 1)
         let marker = try controlBatches(dirs[0]).first!.offset
         let holder = segments.last { $0 <= marker }!
-        #expect(FileSystem.exists(TransactionFiles.txnIndex(dirs[0], holder)))
+        #expect(FileSystem.exists(Segment(dirs[0], holder).txnIndexPath))
         #expect(try values(dirs[0]) == [])
     }
 
@@ -251,11 +251,11 @@ private func transactionFiles(_ root: String) -> [String] {
         let a = AbortedTransaction(producerId: 1, firstOffset: 0, lastOffset: 5, lastStableOffset: 6)
         let b = AbortedTransaction(producerId: 2, firstOffset: 7, lastOffset: 12, lastStableOffset: 13)
         let c = AbortedTransaction(producerId: 3, firstOffset: 14, lastOffset: 20, lastStableOffset: 21)
-        try FileSystem.writeAtomically(TransactionFiles.txnIndex(dir, 0), a.encode())
-        try FileSystem.writeAtomically(TransactionFiles.txnIndex(dir, 10), b.encode() + c.encode())
+        try FileSystem.writeAtomically(Segment(dir, 0).txnIndexPath, a.encode())
+        try FileSystem.writeAtomically(Segment(dir, 10).txnIndexPath, b.encode() + c.encode())
         try TxnIndexFiles.merge(into: 0, from: [0, 10, 15], in: dir)
         // A crash before the old file was removed: the rerun adds nothing twice.
         try TxnIndexFiles.merge(into: 0, from: [0, 10, 15], in: dir)
-        #expect(try FileSystem.readAll(TransactionFiles.txnIndex(dir, 0)) == a.encode() + b.encode() + c.encode())
+        #expect(try FileSystem.readAll(Segment(dir, 0).txnIndexPath) == a.encode() + b.encode() + c.encode())
     }
 }

@@ -105,13 +105,13 @@ public struct HeadState: Equatable, Sendable {
               positions.contains(s.indexBytes), positions.contains(s.timeIndexBytes),
               s.nextOffset >= s.activeBase, s.flushedPosition <= s.endPosition,
               s.flushedNextOffset <= s.nextOffset, s.bytesSinceIndex <= s.endPosition,
-              s.indexBytes % 8 == 0, s.timeIndexBytes % 12 == 0 else { return nil }
+              s.indexBytes % Int64(OffsetIndex.entrySize) == 0, s.timeIndexBytes % Int64(TimeIndex.entrySize) == 0 else { return nil }
         // At most one index entry per batch (and one more time entry), a batch
         // being at least a header long: a writer appends its next entries at
         // these sizes, so a damaged size must not make it extend the index
         // files far past their data.
         let batches = s.endPosition / Int64(BatchLayout.headerSize)
-        guard s.indexBytes <= 8 * (batches + 1), s.timeIndexBytes <= 12 * (batches + 2) else { return nil }
+        guard s.indexBytes <= Int64(OffsetIndex.entrySize) * (batches + 1), s.timeIndexBytes <= Int64(TimeIndex.entrySize) * (batches + 2) else { return nil }
         return s
     }
 }
@@ -124,7 +124,7 @@ final class HeadFileReader {
     private var file: FileHandle?
     private let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: HeadState.size, alignment: 8)
 
-    init(directory: String) { path = directory + "/" + SegmentFiles.headName }
+    init(directory: String) { path = LogSegments.headPath(directory) }
 
     deinit {
         file?.close()

@@ -150,7 +150,7 @@ public final class PartitionReader {
     /// The segment file and byte position of the batch `nextBatch` returned
     /// last: where to point a person at when its records do not decode.
     public var lastBatchLocation: (file: String, position: Int64) {
-        (SegmentFiles.log(directory, lastBatchSegment), lastBatchPosition)
+        (Segment(directory, lastBatchSegment).logPath, lastBatchPosition)
     }
     private var lastBatchSegment: Int64 = 0
     private var lastBatchPosition: Int64 = 0
@@ -204,7 +204,7 @@ public final class PartitionReader {
     private func currentSegmentWasReplaced() -> Bool {
         guard let log else { return false }
         var open = stat(), named = stat()
-        guard fstat(log.fd, &open) == 0, stat(SegmentFiles.log(directory, segmentBase), &named) == 0 else { return false }
+        guard fstat(log.fd, &open) == 0, stat(Segment(directory, segmentBase).logPath, &named) == 0 else { return false }
         return open.st_ino != named.st_ino || open.st_dev != named.st_dev
     }
 
@@ -243,7 +243,7 @@ public final class PartitionReader {
         // read of an open file, where a lookup of the next segment's name
         // walks the path and leaves a negative dentry per message followed.
         if let active = recordedActiveBase(), active <= segmentBase, now &- listedAt <= 1_000_000_000 { return nil }
-        if nextOffsetInSegment > segmentBase, FileSystem.exists(SegmentFiles.log(directory, nextOffsetInSegment)) {
+        if nextOffsetInSegment > segmentBase, FileSystem.exists(Segment(directory, nextOffsetInSegment).logPath) {
             cachedSegments.append(nextOffsetInSegment)
             return nextOffsetInSegment
         }
@@ -259,7 +259,7 @@ public final class PartitionReader {
 
     /// Lists the segments and caches the listing.
     private func listSegments() throws -> [Int64] {
-        cachedSegments = try SegmentFiles.list(directory)
+        cachedSegments = try LogSegments.baseOffsets(in: directory)
         listedAt = monotonicNanos()
         return cachedSegments
     }
@@ -319,7 +319,7 @@ public final class PartitionReader {
     }
 
     private func corruption(_ problem: BatchProblem) -> MQError {
-        MQError(.dataError, "corrupt log: \(SegmentFiles.log(directory, segmentBase)) at byte \(position): \(problem) (the segment is damaged: restore it from a copy, or cut the partition at this point)")
+        MQError(.dataError, "corrupt log: \(Segment(directory, segmentBase).logPath) at byte \(position): \(problem) (the segment is damaged: restore it from a copy, or cut the partition at this point)")
     }
 
     /// Reads from `position` so that at least `need` bytes are buffered, if the file has them.
@@ -348,7 +348,7 @@ public final class PartitionReader {
     private func open(segment base: Int64) throws -> Bool {
         if base == segmentBase, log != nil { return true }
         closeSegment()
-        guard let handle = try FileHandle.openIfExists(SegmentFiles.log(directory, base), O_RDONLY) else { return false }
+        guard let handle = try FileHandle.openIfExists(Segment(directory, base).logPath, O_RDONLY) else { return false }
         log = handle
         segmentBase = base
         nextOffsetInSegment = base
@@ -365,42 +365,24 @@ public final class PartitionReader {
     /// A position at or before the batch holding `offset`, from the offset
     /// index when it has a usable entry, else 0.
     private func indexedPosition(base: Int64, offset: Int64) throws -> Int64 {
-        guard let index = try FileHandle.openIfExists(SegmentFiles.index(directory, base), O_RDONLY) else { return 0 }
-        defer { index.close() }
-        let entries = Int(try index.size() / 8)
-        guard entries > 0, let log else { return 0 }
+        guard let file = try FileHandle.openIfExists(Segment(directory, base).indexPath, O_RDONLY) else { return 0 }
+        defer { file.close() }
+        guard let log, let entry = try OffsetIndex(file: file, baseOffset: base).floorEntry(relativeOffset: offset &- base) else { return 0 }
         let logSize = try log.size()
-        let target = offset - base
-        var lo = 0, hi = entries - 1, found = -1
-        var entry = (UInt32(0), UInt32(0))
-        // Largest entry with relative offset <= target.
-        while lo <= hi {
-            let mid = (lo + hi) / 2
-            _ = try withUnsafeMutableBytes(of: &entry) { try index.read(into: $0.baseAddress!, count: 8, at: Int64(mid) * 8) }
-            if Int64(UInt32(bigEndian: entry.0)) <= target { found = mid; lo = mid + 1 } else { hi = mid - 1 }
-        }
-        guard found >= 0 else { return 0 }
-        _ = try withUnsafeMutableBytes(of: &entry) { try index.read(into: $0.baseAddress!, count: 8, at: Int64(found) * 8) }
-        let candidate = Int64(UInt32(bigEndian: entry.1))
+        let candidate = Int64(entry.position)
         // Indexes are not checksummed: trust an entry only if a batch starts there.
         var header = [UInt8](repeating: 0, count: BatchLayout.headerSize)
         guard candidate + Int64(BatchLayout.headerSize) <= logSize,
               try header.withUnsafeMutableBytes({ try log.read(into: $0.baseAddress!, count: BatchLayout.headerSize, at: candidate) }) == BatchLayout.headerSize else { return 0 }
         let h = header.withUnsafeBytes { BatchHeader($0.baseAddress!) }
-        guard h.magic == BatchLayout.currentMagic, h.baseOffset >= base, h.baseOffset <= max(offset, base) || offset == .max else { return 0 }
+        guard h.problem == nil, h.baseOffset >= base, h.baseOffset <= max(offset, base) || offset == .max else { return 0 }
         return candidate
     }
 
-    private func lastTimeIndexEntry(base: Int64) throws -> (timestamp: Int64, offset: Int64)? {
-        guard let index = try FileHandle.openIfExists(SegmentFiles.timeIndex(directory, base), O_RDONLY) else { return nil }
-        defer { index.close() }
-        let size = try index.size()
-        guard size >= 12 else { return nil }
-        var bytes = [UInt8](repeating: 0, count: 12)
-        _ = try bytes.withUnsafeMutableBytes { try index.read(into: $0.baseAddress!, count: 12, at: (size / 12 - 1) * 12) }
-        return bytes.withUnsafeBytes { raw in
-            (loadBE(raw.baseAddress!, 0, as: Int64.self), base &+ Int64(loadBE(raw.baseAddress!, 8, as: UInt32.self)))
-        }
+    private func lastTimeIndexEntry(base: Int64) throws -> TimeIndex.Entry? {
+        guard let file = try FileHandle.openIfExists(Segment(directory, base).timeIndexPath, O_RDONLY) else { return nil }
+        defer { file.close() }
+        return try TimeIndex(file: file, baseOffset: base).lastEntry()
     }
 }
 

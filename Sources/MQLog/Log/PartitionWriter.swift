@@ -45,19 +45,11 @@ public final class PartitionWriter {
         }
     }
 
-    struct OpenSegment {
-        let base: Int64
-        let log: FileHandle
-        let index: FileHandle
-        let timeIndex: FileHandle
-        func close() { log.close(); index.close(); timeIndex.close() }
-    }
-
     public let directory: String
     public let settings: Settings
     private let head: FileHandle
     public private(set) var state = HeadState()
-    private var active: OpenSegment?
+    private var active: Segment.Files?
     private var unsynced = false
     private let scratch = ByteBuffer(capacity: 1 << 16)
     /// Bytes cut from torn tails by recoveries this writer ran.
@@ -68,7 +60,7 @@ public final class PartitionWriter {
     public init(directory: String, settings: Settings) throws {
         self.directory = directory
         self.settings = settings
-        self.head = try FileHandle.open(directory + "/" + SegmentFiles.headName, O_RDWR | O_CREAT, creating: true)
+        self.head = try FileHandle.open(LogSegments.headPath(directory), O_RDWR | O_CREAT, creating: true)
     }
 
     deinit {
@@ -129,7 +121,7 @@ public final class PartitionWriter {
     private var writebackFrom: Int64 = 0
     private var writebackSegment: Int64 = -1
 
-    private func startWriteback(_ segment: OpenSegment, from start: Int64, end: Int64) {
+    private func startWriteback(_ segment: Segment.Files, from start: Int64, end: Int64) {
         guard settings.writebackBytes > 0 else { return }
         if writebackSegment != segment.base || writebackFrom > start {
             writebackSegment = segment.base
@@ -198,7 +190,7 @@ public final class PartitionWriter {
     public func openTransactions() throws -> OpenTransactions { try OpenTransactions.read(partition: directory) }
 
     private func appendTxnIndex(_ entry: AbortedTransaction) throws {
-        let path = TransactionFiles.txnIndex(directory, state.activeBase)
+        let path = Segment(directory, state.activeBase).txnIndexPath
         let existed = FileSystem.exists(path)
         let file = try FileHandle.open(path, O_RDWR | O_CREAT, creating: true)
         defer { file.close() }
@@ -260,9 +252,9 @@ public final class PartitionWriter {
     }
 
     /// Kafka's sparse indexing (`SparseIndexer`) on the active segment.
-    private func addIndexEntries(_ segment: OpenSegment, position: Int64, size: Int64, lastOffset: Int64, maxTimestamp: Int64) {
-        SparseIndexer.add(&state, index: segment.index, timeIndex: segment.timeIndex, interval: settings.indexIntervalBytes,
-                          position: position, size: size, lastOffset: lastOffset, maxTimestamp: maxTimestamp)
+    private func addIndexEntries(_ segment: Segment.Files, position: Int64, size: Int64, lastOffset: Int64, maxTimestamp: Int64) {
+        segment.addIndexEntries(&state, interval: settings.indexIntervalBytes, position: position, size: size,
+                                lastOffset: lastOffset, maxTimestamp: maxTimestamp)
     }
 
     // MARK: State and segments
@@ -287,7 +279,7 @@ public final class PartitionWriter {
             return
         }
         state = loaded
-        let segment: OpenSegment
+        let segment: Segment.Files
         do {
             segment = try openActive()
         } catch let e as MQError where e.cause == .noSuchFileOrDirectory {
@@ -299,28 +291,18 @@ public final class PartitionWriter {
             if size < state.endPosition {
                 try recoverFully()
             } else {
-                try recoverTail(segment, fileSize: size)
+                try recoverTail(segment)
             }
         }
     }
 
     /// Opens the files of `state.activeBase`, creating them while the segment is empty.
-    private func openActive() throws -> OpenSegment {
+    private func openActive() throws -> Segment.Files {
         if let a = active, a.base == state.activeBase { return a }
         active?.close()
         active = nil
         unsynced = false
-        let base = state.activeBase
-        let create = state.endPosition == 0 ? O_CREAT : 0
-        let log = try FileHandle.open(SegmentFiles.log(directory, base), O_RDWR | create, creating: create != 0)
-        let index: FileHandle, timeIndex: FileHandle
-        do {
-            index = try FileHandle.open(SegmentFiles.index(directory, base), O_RDWR | O_CREAT, creating: true)
-        } catch { log.close(); throw error }
-        do {
-            timeIndex = try FileHandle.open(SegmentFiles.timeIndex(directory, base), O_RDWR | O_CREAT, creating: true)
-        } catch { log.close(); index.close(); throw error }
-        let segment = OpenSegment(base: base, log: log, index: index, timeIndex: timeIndex)
+        let segment = try Segment(directory, state.activeBase).open(createLog: state.endPosition == 0)
         active = segment
         return segment
     }
@@ -329,21 +311,15 @@ public final class PartitionWriter {
     private func roll(now: Int64) throws {
         let old = try openActive()
         SparseIndexer.appendTimeEntry(&state, timeIndex: old.timeIndex)
-        try old.log.sync()
-        try old.index.sync()
-        try old.timeIndex.sync()
+        try old.sync()
         unsynced = false
         state = HeadState.emptySegment(base: state.nextOffset, createdMs: now)
         try storeState()
         active?.close()
         active = nil
-        let base = state.activeBase
         // Nothing can have been appended to a segment the state did not name
         // active, so any file already there is debris of an interrupted roll.
-        for path in [SegmentFiles.log(directory, base), SegmentFiles.index(directory, base), SegmentFiles.timeIndex(directory, base)] {
-            let f = try FileHandle.open(path, O_WRONLY | O_CREAT | O_TRUNC, creating: true)
-            f.close()
-        }
+        try Segment(directory, state.activeBase).createEmpty()
         _ = try openActive()
         try FileSystem.syncDirectory(directory)
     }
@@ -352,15 +328,8 @@ public final class PartitionWriter {
 
     /// Keeps the whole, valid batches a dead writer left past `endPosition`
     /// and cuts the rest.
-    private func recoverTail(_ segment: OpenSegment, fileSize: Int64) throws {
-        // Index entries past what the state records belong to unrecorded appends.
-        if try segment.index.size() != state.indexBytes { try segment.index.truncate(to: state.indexBytes) }
-        if try segment.timeIndex.size() != state.timeIndexBytes { try segment.timeIndex.truncate(to: state.timeIndexBytes) }
-        let end = try scanAndIndex(segment, from: state.endPosition, fileSize: fileSize, expectedOffset: state.nextOffset)
-        if end < fileSize {
-            try segment.log.truncate(to: end)
-            recoveredBytesDropped += fileSize - end
-        }
+    private func recoverTail(_ segment: Segment.Files) throws {
+        recoveredBytesDropped += try segment.recover(&state, interval: settings.indexIntervalBytes, scratch: scratch)
         try storeState()
     }
 
@@ -369,57 +338,17 @@ public final class PartitionWriter {
     public func recoverFully() throws {
         active?.close()
         active = nil
-        let bases = try SegmentFiles.list(directory)
-        let base = bases.last ?? 0
+        let base = try LogSegments.baseOffsets(in: directory).last ?? 0
         state = HeadState.emptySegment(base: base, createdMs: currentTimeMillis())
-        let logPath = SegmentFiles.log(directory, base)
-        let existed = FileSystem.exists(logPath)
+        let existed = FileSystem.exists(Segment(directory, base).logPath)
         let segment = try openActive()
         if !existed { try FileSystem.syncDirectory(directory) }
-        try segment.index.truncate(to: 0)
-        try segment.timeIndex.truncate(to: 0)
-        let size = try segment.log.size()
-        // The active segment is never compacted, so its batches start exactly
-        // at its base offset and run on without gaps.
-        let end = try scanAndIndex(segment, from: 0, fileSize: size, expectedOffset: base)
-        if end < size {
-            try segment.log.truncate(to: end)
-            recoveredBytesDropped += size - end
-        }
+        // From an empty state: the indexes are cut to nothing and rebuilt.
+        recoveredBytesDropped += try segment.recover(&state, interval: settings.indexIntervalBytes, scratch: scratch)
+        let end = state.endPosition
         if end > 0 { try segment.log.sync() }
         state.flushedPosition = end
         state.flushedNextOffset = state.nextOffset
         try storeState()
-    }
-
-    /// Walks batches from `position`, checking each (framing, CRC, expected
-    /// offset) and indexing it as an append would. Updates `state`.
-    /// - Returns: the position after the last valid batch.
-    private func scanAndIndex(_ segment: OpenSegment, from start: Int64, fileSize: Int64, expectedOffset: Int64) throws -> Int64 {
-        var position = start
-        var expected = expectedOffset
-        state.endPosition = start
-        state.nextOffset = expected
-        while position < fileSize {
-            let available = Int(min(fileSize - position, Int64(Int32.max)))
-            let headerBytes = min(available, BatchLayout.headerSize)
-            scratch.clear(shrinkingTo: 4 << 20)
-            scratch.reserve(headerBytes)
-            guard try segment.log.read(into: scratch.base, count: headerBytes, at: position) == headerBytes,
-                  headerBytes == BatchLayout.headerSize else { break }
-            let peek = BatchHeader(scratch.base)
-            guard peek.problem == nil, Int64(peek.totalSize) <= fileSize - position else { break }
-            scratch.reserve(peek.totalSize)
-            guard try segment.log.read(into: scratch.base, count: peek.totalSize, at: position) == peek.totalSize else { break }
-            guard case .success(let header) = validateBatch(UnsafeRawBufferPointer(start: scratch.base, count: peek.totalSize)) else { break }
-            if header.baseOffset != expected { break }
-            addIndexEntries(segment, position: position, size: Int64(header.totalSize), lastOffset: header.lastOffset,
-                            maxTimestamp: header.maxTimestamp)
-            position += Int64(header.totalSize)
-            expected = header.nextOffset
-            state.endPosition = position
-            state.nextOffset = expected
-        }
-        return position
     }
 }

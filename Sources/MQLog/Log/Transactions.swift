@@ -6,7 +6,7 @@ import Glibc
 //   ROOT/transactions/PID           the transaction record: partitions touched, start, timeout
 //   ROOT/transactions/PID.decision  "commit" or "abort", created once with link(2): the decision
 //   P/transactions                  the partition's open transactions (producer id, epoch, first offset)
-//   P/%020d.txnindex                Kafka's aborted-transaction index of a segment
+//   P/%020d.txnindex                Kafka's aborted-transaction index of a segment (`Segment.txnIndexPath`)
 //
 // PID is the producer id in 16 lowercase hexadecimal digits.
 
@@ -14,7 +14,6 @@ import Glibc
 public enum TransactionFiles {
     public static let directoryName = "transactions"
     public static let partitionListName = "transactions"
-    public static let txnIndexSuffix = ".txnindex"
 
     public static func directory(_ root: String) -> String { root + "/" + directoryName }
     public static func hex(_ producerId: Int64) -> String {
@@ -25,9 +24,6 @@ public enum TransactionFiles {
     public static func lock(_ root: String, _ producerId: Int64) -> String { record(root, producerId) + ".lock" }
     public static func decision(_ root: String, _ producerId: Int64) -> String { record(root, producerId) + ".decision" }
     public static func partitionList(_ partitionDir: String) -> String { partitionDir + "/" + partitionListName }
-    public static func txnIndex(_ partitionDir: String, _ base: Int64) -> String {
-        partitionDir + "/" + SegmentFiles.baseName(base) + txnIndexSuffix
-    }
 
     /// The log root of a partition directory `ROOT/topics/TOPIC/P`.
     public static func root(ofPartition dir: String) -> String {
@@ -265,11 +261,10 @@ final class AbortedTransactionIndex {
     /// whose segment is gone: its entries then name offsets no longer read).
     func refresh() throws {
         let bases = try FileSystem.list(directory).compactMap { name -> Int64? in
-            guard name.hasSuffix(TransactionFiles.txnIndexSuffix) else { return nil }
-            return SegmentFiles.baseOffset(ofLogName: String(name.dropLast(TransactionFiles.txnIndexSuffix.count)) + SegmentFiles.logSuffix)
+            Segment.baseOffset(ofFileName: name, suffix: Segment.txnIndexSuffix)
         }
         for base in bases {
-            guard let handle = try FileHandle.openIfExists(TransactionFiles.txnIndex(directory, base), O_RDONLY) else { continue }
+            guard let handle = try FileHandle.openIfExists(Segment(directory, base).txnIndexPath, O_RDONLY) else { continue }
             defer { handle.close() }
             let size = try handle.size() / Int64(AbortedTransaction.size) * Int64(AbortedTransaction.size)
             let from = bytesRead[base] ?? 0
@@ -404,7 +399,7 @@ public enum TxnIndexFiles {
         var seen = Set<[UInt8]>()
         var fromOthers = false
         for b in [base] + bases.filter({ $0 != base }) {
-            let path = TransactionFiles.txnIndex(directory, b)
+            let path = Segment(directory, b).txnIndexPath
             guard FileSystem.exists(path) else { continue }
             let data = try FileSystem.readAll(path)
             var at = 0
@@ -417,7 +412,7 @@ public enum TxnIndexFiles {
                 at += AbortedTransaction.size
             }
         }
-        if fromOthers { try FileSystem.writeAtomically(TransactionFiles.txnIndex(directory, base), bytes) }
+        if fromOthers { try FileSystem.writeAtomically(Segment(directory, base).txnIndexPath, bytes) }
     }
 }
 

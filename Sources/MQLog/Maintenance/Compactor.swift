@@ -82,10 +82,10 @@ public final class Compactor {
         case .rolledBack: report.rewritesUndone += 1
         case .nothing: break
         }
-        var bases = try SegmentFiles.list(dir)
+        var bases = try LogSegments.baseOffsets(in: dir)
         let active = Compactor.activeBase(dir, bases)
         var sizes: [Int64: Int64] = [:]
-        for b in bases { sizes[b] = FileSystem.size(SegmentFiles.log(dir, b)) ?? 0 }
+        for b in bases { sizes[b] = FileSystem.size(Segment(dir, b).logPath) ?? 0 }
         let config = topic.config
         let policies = config.value("cleanup.policy").split(separator: ",").map { $0.trimmingSpaces }
         if policies.contains("delete") {
@@ -99,7 +99,7 @@ public final class Compactor {
     /// The active segment: the `head` state's, or the last one when the state cannot be read.
     static func activeBase(_ dir: String, _ bases: [Int64]) -> Int64 {
         let last = bases.last ?? 0
-        guard let bytes = try? FileSystem.readAll(dir + "/" + SegmentFiles.headName),
+        guard let bytes = try? FileSystem.readAll(LogSegments.headPath(dir)),
               let state = bytes.withUnsafeBytes({ HeadState.decode($0) }) else { return last }
         return min(state.activeBase, last)
     }
@@ -107,7 +107,7 @@ public final class Compactor {
     /// Timestamps of a segment from its batch headers.
     func scan(_ dir: String, base: Int64, nextBase: Int64, size: Int64) throws -> SegmentInfo {
         var info = SegmentInfo(base: base, nextBase: nextBase, size: size)
-        guard let scanner = try SegmentScanner.open(SegmentFiles.log(dir, base)) else { return info }
+        guard let scanner = try SegmentScanner.open(Segment(dir, base).logPath) else { return info }
         while true {
             switch try scanner.nextHeader() {
             case .batch(_, let h, _):
@@ -171,10 +171,9 @@ public final class Compactor {
             try stopIfSignalled()
             if !options.dryRun {
                 // The .log first: readers and writers know segments by their .log names.
-                try FileSystem.remove(SegmentFiles.log(dir, base))
-                try FileSystem.remove(SegmentFiles.index(dir, base))
-                try FileSystem.remove(SegmentFiles.timeIndex(dir, base))
-                try FileSystem.remove(TransactionFiles.txnIndex(dir, base))
+                let segment = Segment(dir, base)
+                try segment.removeFiles()
+                try FileSystem.remove(segment.txnIndexPath)
             }
             deleted += 1
             report.segmentsDeleted += 1
@@ -220,7 +219,7 @@ public final class Compactor {
         let fates = TransactionFates(directory: dir)
         for info in cleanable {
             try stopIfSignalled()
-            guard let scanner = try SegmentScanner.open(SegmentFiles.log(dir, info.base)) else { continue }
+            guard let scanner = try SegmentScanner.open(Segment(dir, info.base).logPath) else { continue }
             scan: while true {
                 switch try scanner.next() {
                 case .batch(let position, let h, let bytes):
@@ -299,7 +298,7 @@ public final class Compactor {
     /// Copies a segment's surviving records into `builder`.
     /// - Returns: whether anything differs from a plain copy, and the records dropped.
     func clean(_ info: SegmentInfo, _ dir: String, into builder: SegmentBuilder, keep: (RecordView) -> Bool) throws -> (changed: Bool, removed: Int64) {
-        guard let scanner = try SegmentScanner.open(SegmentFiles.log(dir, info.base)) else { return (true, 0) }
+        guard let scanner = try SegmentScanner.open(Segment(dir, info.base).logPath) else { return (true, 0) }
         var changed = false
         var removed: Int64 = 0
         while true {

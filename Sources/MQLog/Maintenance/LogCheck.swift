@@ -54,10 +54,10 @@ public final class LogCheck {
         }
         _ = try SwapJournal.recover(in: dir)
         let names = try FileSystem.list(dir)
-        let bases = try SegmentFiles.list(dir)
-        let logNames = Set(bases.map { SegmentFiles.baseName($0) })
+        let bases = try LogSegments.baseOffsets(in: dir)
+        let logNames = Set(bases.map { Segment.name($0) })
         for name in names.sorted() {
-            for suffix in [SegmentFiles.indexSuffix, SegmentFiles.timeIndexSuffix, TransactionFiles.txnIndexSuffix] where name.hasSuffix(suffix) {
+            for suffix in Segment.indexSuffixes where name.hasSuffix(suffix) {
                 let stem = String(name.dropLast(suffix.count))
                 guard stem.count == 20, stem.allSatisfy(\.isNumber), !logNames.contains(stem) else { continue }
                 if repair {
@@ -74,7 +74,7 @@ public final class LogCheck {
         for (i, base) in bases.enumerated() {
             segments += 1
             let nextBase = i + 1 < bases.count ? bases[i + 1] : nil
-            let path = SegmentFiles.log(dir, base)
+            let path = Segment(dir, base).logPath
             var scan = try scanSegment(path, base: base, nextBase: nextBase, after: previousLast, label: label)
             // A writer may complete a batch (and record its end) between the
             // scan's look at the file size and the look at the state: read again.
@@ -112,7 +112,7 @@ public final class LogCheck {
                 }
             }
             if base >= active && repair && scan.stop == nil
-                && !(FileSystem.exists(SegmentFiles.index(dir, base)) && FileSystem.exists(SegmentFiles.timeIndex(dir, base))) {
+                && !(FileSystem.exists(Segment(dir, base).indexPath) && FileSystem.exists(Segment(dir, base).timeIndexPath)) {
                 activeNeedsRecovery = true
             }
             if base < active && repair && scan.stop == nil {
@@ -129,7 +129,7 @@ public final class LogCheck {
 
     /// The head state's `endPosition` when it names `base` as active.
     static func committedEnd(_ dir: String, _ base: Int64) -> Int64? {
-        guard let bytes = try? FileSystem.readAll(dir + "/" + SegmentFiles.headName),
+        guard let bytes = try? FileSystem.readAll(LogSegments.headPath(dir)),
               let state = bytes.withUnsafeBytes({ HeadState.decode($0) }), state.activeBase == base else { return nil }
         return state.endPosition
     }
@@ -192,59 +192,20 @@ public final class LogCheck {
     }
 
     func checkIndexes(_ dir: String, _ base: Int64, scan: Scan, label: String, active: Bool) {
-        let indexPath = SegmentFiles.index(dir, base)
+        let indexPath = Segment(dir, base).indexPath
         // A writer rolling to a new segment creates its indexes just after
         // its log, and recreates missing ones of the active segment itself.
-        for path in [indexPath, SegmentFiles.timeIndex(dir, base)] where !active && !FileSystem.exists(path) {
+        for path in [indexPath, Segment(dir, base).timeIndexPath] where !active && !FileSystem.exists(path) {
             problems.append("\(label): \(path): missing (--repair rebuilds it)")
         }
         if let bytes = try? FileSystem.readAll(indexPath) {
-            if bytes.count % OffsetIndexEntry.size != 0 && !active {
-                problems.append("\(label): \(indexPath) at byte \(bytes.count - bytes.count % 8): size \(bytes.count) is not a multiple of 8")
-            }
-            var previous: (Int64, Int64)?
-            for i in 0..<(bytes.count / 8) {
-                let rel = Int64(bytes.withUnsafeBytes { loadBE($0.baseAddress!, i * 8, as: UInt32.self) })
-                let position = Int64(bytes.withUnsafeBytes { loadBE($0.baseAddress!, i * 8 + 4, as: UInt32.self) })
-                let at = "\(label): \(indexPath) at byte \(i * 8)"
-                if let (pr, pp) = previous, rel <= pr || position < pp {
-                    problems.append("\(at): entry (\(rel), \(position)) does not increase from (\(pr), \(pp))")
-                    break
-                }
-                guard let h = scan.starts[position] else {
-                    // In the active segment an entry may point at a batch appended after the scan.
-                    if !(active && position >= scan.end) {
-                        problems.append("\(at): position \(position) is not the start of a batch")
-                    }
-                    break
-                }
-                if base &+ rel < h.baseOffset || base &+ rel > h.lastOffset {
-                    problems.append("\(at): offset \(base &+ rel) is not in the batch at byte \(position) (offsets \(h.baseOffset)...\(h.lastOffset))")
-                    break
-                }
-                previous = (rel, position)
-            }
+            let found = OffsetIndex.check(bytes, baseOffset: base, active: active, scannedEnd: scan.end) { scan.starts[$0] }
+            problems += found.map { "\(label): \(indexPath) \($0)" }
         }
-        let timePath = SegmentFiles.timeIndex(dir, base)
+        let timePath = Segment(dir, base).timeIndexPath
         if let bytes = try? FileSystem.readAll(timePath) {
-            if bytes.count % TimeIndexEntry.size != 0 && !active {
-                problems.append("\(label): \(timePath) at byte \(bytes.count - bytes.count % 12): size \(bytes.count) is not a multiple of 12")
-            }
-            var previous: (Int64, Int64)?
-            for i in 0..<(bytes.count / 12) {
-                let ts = bytes.withUnsafeBytes { loadBE($0.baseAddress!, i * 12, as: Int64.self) }
-                let offset = base &+ Int64(bytes.withUnsafeBytes { loadBE($0.baseAddress!, i * 12 + 8, as: UInt32.self) })
-                let at = "\(label): \(timePath) at byte \(i * 12)"
-                if let (pt, po) = previous, ts <= pt || offset < po {
-                    problems.append("\(at): entry (\(ts), \(offset)) is not after (\(pt), \(po)): timestamps must increase")
-                    break
-                }
-                if !active, let last = scan.lastOffset, offset > last {
-                    problems.append("\(at): offset \(offset) is past the segment's last offset \(last)")
-                    break
-                }
-                previous = (ts, offset)
-            }
+            let found = TimeIndex.check(bytes, baseOffset: base, active: active, lastOffset: scan.lastOffset)
+            problems += found.map { "\(label): \(timePath) \($0)" }
         }
     }
 
@@ -257,39 +218,40 @@ public final class LogCheck {
         let timeIndex = try FileHandle.open(timeTmp, O_RDWR | O_CREAT | O_TRUNC, creating: true)
         defer { timeIndex.close() }
         var state = HeadState.emptySegment(base: base, createdMs: 0)
+        let offsets = OffsetIndex(file: index, baseOffset: base), times = TimeIndex(file: timeIndex, baseOffset: base)
         for position in scan.positions {
             let h = scan.starts[position]!
-            SparseIndexer.add(&state, index: index, timeIndex: timeIndex, interval: config.indexIntervalBytes, position: position,
+            SparseIndexer.add(&state, index: offsets, timeIndex: times, interval: config.indexIntervalBytes, position: position,
                               size: Int64(h.totalSize), lastOffset: h.lastOffset, maxTimestamp: h.maxTimestamp)
         }
-        SparseIndexer.appendTimeEntry(&state, timeIndex: timeIndex)
+        SparseIndexer.appendTimeEntry(&state, timeIndex: times)
         try index.sync()
         try timeIndex.sync()
-        let before = (try? FileSystem.readAll(SegmentFiles.index(dir, base))) ?? []
-        let beforeTime = (try? FileSystem.readAll(SegmentFiles.timeIndex(dir, base))) ?? []
+        let before = (try? FileSystem.readAll(Segment(dir, base).indexPath)) ?? []
+        let beforeTime = (try? FileSystem.readAll(Segment(dir, base).timeIndexPath)) ?? []
         let after = try FileSystem.readAll(indexTmp), afterTime = try FileSystem.readAll(timeTmp)
-        if before == after && beforeTime == afterTime && FileSystem.exists(SegmentFiles.index(dir, base))
-            && FileSystem.exists(SegmentFiles.timeIndex(dir, base)) {
+        if before == after && beforeTime == afterTime && FileSystem.exists(Segment(dir, base).indexPath)
+            && FileSystem.exists(Segment(dir, base).timeIndexPath) {
             try FileSystem.remove(indexTmp)
             try FileSystem.remove(timeTmp)
             return
         }
-        try FileSystem.rename(indexTmp, to: SegmentFiles.index(dir, base))
-        try FileSystem.rename(timeTmp, to: SegmentFiles.timeIndex(dir, base))
+        try FileSystem.rename(indexTmp, to: Segment(dir, base).indexPath)
+        try FileSystem.rename(timeTmp, to: Segment(dir, base).timeIndexPath)
         try FileSystem.syncDirectory(dir)
-        repairs.append("\(label): \(SegmentFiles.log(dir, base)): indexes rebuilt")
+        repairs.append("\(label): \(Segment(dir, base).logPath): indexes rebuilt")
     }
 
     /// Runs the writer's full recovery on the active segment, under the
     /// partition's writer lock: cuts a torn tail, rebuilds its indexes and the state.
     func recoverActive(_ dir: String, config: TopicConfig, label: String) throws {
-        let lock = try FileHandle.open(dir + "/" + SegmentFiles.headName, O_RDWR | O_CREAT, creating: true)
+        let lock = try FileHandle.open(LogSegments.headPath(dir), O_RDWR | O_CREAT, creating: true)
         defer { lock.close() }
         try lock.lock(exclusive: true)
         defer { lock.unlock() }
         let writer = try PartitionWriter(directory: dir, settings: PartitionWriter.Settings(config))
         try writer.recoverFully()
         let cut = writer.recoveredBytesDropped
-        repairs.append("\(label): \(SegmentFiles.log(dir, writer.state.activeBase)): recovered the active segment\(cut > 0 ? ", cut \(cut) bytes of a torn tail" : ""), indexes rebuilt")
+        repairs.append("\(label): \(Segment(dir, writer.state.activeBase).logPath): recovered the active segment\(cut > 0 ? ", cut \(cut) bytes of a torn tail" : ""), indexes rebuilt")
     }
 }

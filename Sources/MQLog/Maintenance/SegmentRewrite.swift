@@ -147,7 +147,7 @@ public final class SegmentBuilder {
 
     public let directory: String
     public let base: Int64
-    private let files: (log: FileHandle, index: FileHandle, timeIndex: FileHandle)?
+    private let files: Segment.Files?
     private let indexInterval: Int64
     /// Indexing state of the new segment (`activeBase` is its base).
     private var state: HeadState
@@ -156,9 +156,9 @@ public final class SegmentBuilder {
     /// The last offset written, or nil.
     public private(set) var lastOffset: Int64?
 
-    public static func logPath(_ dir: String, _ base: Int64) -> String { SegmentFiles.log(dir, base) + suffix }
-    public static func indexPath(_ dir: String, _ base: Int64) -> String { SegmentFiles.index(dir, base) + suffix }
-    public static func timeIndexPath(_ dir: String, _ base: Int64) -> String { SegmentFiles.timeIndex(dir, base) + suffix }
+    public static func logPath(_ dir: String, _ base: Int64) -> String { Segment(dir, base).path(Segment.logSuffix + suffix) }
+    public static func indexPath(_ dir: String, _ base: Int64) -> String { Segment(dir, base).path(Segment.indexSuffix + suffix) }
+    public static func timeIndexPath(_ dir: String, _ base: Int64) -> String { Segment(dir, base).path(Segment.timeIndexSuffix + suffix) }
 
     public init(directory: String, base: Int64, indexInterval: Int64, countOnly: Bool = false) throws {
         self.directory = directory
@@ -177,10 +177,11 @@ public final class SegmentBuilder {
         do { timeIndex = try FileHandle.open(Self.timeIndexPath(directory, base), flags, creating: true) } catch {
             log.close(); index.close(); throw error
         }
-        files = (log, index, timeIndex)
+        files = Segment.Files(base: base, log: log, index: OffsetIndex(file: index, baseOffset: base),
+                              timeIndex: TimeIndex(file: timeIndex, baseOffset: base))
     }
 
-    deinit { files.map { $0.log.close(); $0.index.close(); $0.timeIndex.close() } }
+    deinit { files?.close() }
 
     /// Appends one whole batch (its base offset already set).
     public func append(_ batch: UnsafeRawBufferPointer) throws {
@@ -203,8 +204,8 @@ public final class SegmentBuilder {
     public func rollBack(to mark: Mark) throws {
         if let files {
             try files.log.truncate(to: mark.size)
-            try files.index.truncate(to: mark.state.indexBytes)
-            try files.timeIndex.truncate(to: mark.state.timeIndexBytes)
+            try files.index.file.truncate(to: mark.state.indexBytes)
+            try files.timeIndex.file.truncate(to: mark.state.timeIndexBytes)
         }
         size = mark.size
         lastOffset = mark.lastOffset
@@ -215,9 +216,7 @@ public final class SegmentBuilder {
     public func finish() throws {
         guard let files else { return }
         SparseIndexer.appendTimeEntry(&state, timeIndex: files.timeIndex)
-        try files.log.sync()
-        try files.index.sync()
-        try files.timeIndex.sync()
+        try files.sync()
     }
 
     /// Removes the files (a group that changed nothing, or an interrupted run).

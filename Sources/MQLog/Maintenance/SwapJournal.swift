@@ -75,23 +75,23 @@ public struct SwapJournal: Equatable, Sendable {
     /// 4. fsync the directory, remove the journal, fsync again.
     static func finish(_ journal: SwapJournal, in directory: String) throws {
         let b = journal.newBase
+        let segment = Segment(directory, b)
         if FileSystem.exists(SegmentBuilder.logPath(directory, b)) {
-            try FileSystem.remove(SegmentFiles.index(directory, b))
-            try FileSystem.remove(SegmentFiles.timeIndex(directory, b))
-            try FileSystem.rename(SegmentBuilder.logPath(directory, b), to: SegmentFiles.log(directory, b))
+            try FileSystem.remove(segment.indexPath)
+            try FileSystem.remove(segment.timeIndexPath)
+            try FileSystem.rename(SegmentBuilder.logPath(directory, b), to: segment.logPath)
         }
-        for (from, to) in [(SegmentBuilder.indexPath(directory, b), SegmentFiles.index(directory, b)),
-                           (SegmentBuilder.timeIndexPath(directory, b), SegmentFiles.timeIndex(directory, b))] where FileSystem.exists(from) {
+        for (from, to) in [(SegmentBuilder.indexPath(directory, b), segment.indexPath),
+                           (SegmentBuilder.timeIndexPath(directory, b), segment.timeIndexPath)] where FileSystem.exists(from) {
             try FileSystem.rename(from, to: to)
         }
         // Aborted transactions of the merged segments (docs/FORMAT.md §18):
         // merged into the new segment's .txnindex before their files go.
         try TxnIndexFiles.merge(into: b, from: journal.oldBases, in: directory)
         for old in journal.oldBases where old != b {
-            try FileSystem.remove(SegmentFiles.log(directory, old))
-            try FileSystem.remove(SegmentFiles.index(directory, old))
-            try FileSystem.remove(SegmentFiles.timeIndex(directory, old))
-            try FileSystem.remove(TransactionFiles.txnIndex(directory, old))
+            let oldSegment = Segment(directory, old)
+            try oldSegment.removeFiles()
+            try FileSystem.remove(oldSegment.txnIndexPath)
         }
         try FileSystem.syncDirectory(directory)
         try FileSystem.remove(directory + "/" + name)

@@ -36,7 +36,7 @@ public final class ChangeWatcher {
     /// is found by the read that follows the wake-up.
     public func watch(_ directory: String) {
         guard addWatch(directory, mask: UInt32(IN_CREATE | IN_MOVED_TO | IN_DELETE)), fd >= 0 else { return }
-        if let newest = (try? SegmentFiles.list(directory))?.last { watchSegment(newest, in: directory) }
+        if let newest = (try? LogSegments.baseOffsets(in: directory))?.last { watchSegment(newest, in: directory) }
     }
 
     /// Watches `directory` for any file in it written, created, renamed in
@@ -62,7 +62,7 @@ public final class ChangeWatcher {
     /// Moves the directory's write watch to segment `base` (a new file, or
     /// a file renamed in under the name already watched).
     private func watchSegment(_ base: Int64, in directory: String) {
-        let wd = inotify_add_watch(fd, SegmentFiles.log(directory, base), UInt32(IN_MODIFY | IN_CLOSE_WRITE))
+        let wd = inotify_add_watch(fd, Segment(directory, base).logPath, UInt32(IN_MODIFY | IN_CLOSE_WRITE))
         guard wd >= 0 else { return }  // gone already: a newer one's event follows
         if let old = segments[directory], old.wd != wd {
             inotify_rm_watch(fd, old.wd)
@@ -122,7 +122,7 @@ public final class ChangeWatcher {
                     changed.insert(path)
                     if event.mask & UInt32(IN_CREATE | IN_MOVED_TO) != 0 && event.len > 0 {
                         let name = String(cString: (buffer + offset + MemoryLayout<inotify_event>.size).assumingMemoryBound(to: CChar.self))
-                        if let base = SegmentFiles.baseOffset(ofLogName: name), base >= segments[path]?.base ?? -1 {
+                        if let base = Segment.baseOffset(ofLogName: name), base >= segments[path]?.base ?? -1 {
                             watchSegment(base, in: path)
                         }
                     }

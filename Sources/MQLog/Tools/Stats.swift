@@ -80,10 +80,10 @@ public struct LogStats: Sendable {
 
     static func partitionStats(_ log: LogDirectory, _ topic: String, _ p: Int32, now: Int64) throws -> PartitionStats {
         let dir = log.topicPath(topic) + "/\(p)"
-        let bases = FileSystem.isDirectory(dir) ? try SegmentFiles.list(dir) : []
+        let bases = FileSystem.isDirectory(dir) ? try LogSegments.baseOffsets(in: dir) : []
         var bytes: Int64 = 0
         for base in bases {
-            bytes += FileSystem.size(SegmentFiles.log(dir, base)) ?? 0
+            bytes += FileSystem.size(Segment(dir, base).logPath) ?? 0
         }
         let reader = PartitionReader(directory: dir)
         let start = try reader.logStartOffset()

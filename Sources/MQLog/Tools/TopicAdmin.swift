@@ -20,10 +20,10 @@ public struct TopicDescription: Sendable {
         for p in 0..<config.partitions {
             let dir = log.topicPath(name) + "/\(p)"
             let reader = PartitionReader(directory: dir)
-            let bases = FileSystem.isDirectory(dir) ? try SegmentFiles.list(dir) : []
+            let bases = FileSystem.isDirectory(dir) ? try LogSegments.baseOffsets(in: dir) : []
             var bytes: Int64 = 0
             for base in bases {
-                bytes += FileSystem.size(SegmentFiles.log(dir, base)) ?? 0
+                bytes += FileSystem.size(Segment(dir, base).logPath) ?? 0
             }
             parts.append(Partition(partition: p, startOffset: try reader.logStartOffset(), endOffset: try reader.logEndOffset(),
                                    segments: bases.count, bytes: bytes))

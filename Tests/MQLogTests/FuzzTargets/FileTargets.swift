@@ -78,10 +78,10 @@ extension Targets {
             base = max(0, log.withUnsafeBytes { loadBE($0.baseAddress!, 0, as: Int64.self) })
         }
         let dir = Scratch.empty("partition")
-        if options & 1 != 0 { Scratch.write(dir + "/" + SegmentFiles.headName, head) }
-        Scratch.write(SegmentFiles.log(dir, base), log)
-        Scratch.write(SegmentFiles.index(dir, base), index)
-        Scratch.write(SegmentFiles.timeIndex(dir, base), timeIndex)
+        if options & 1 != 0 { Scratch.write(LogSegments.headPath(dir), head) }
+        Scratch.write(Segment(dir, base).logPath, log)
+        Scratch.write(Segment(dir, base).indexPath, index)
+        Scratch.write(Segment(dir, base).timeIndexPath, timeIndex)
         let target = base &+ Int64(input.parameter)
         let time = Int64(input.parameter) << 8
 
@@ -109,7 +109,7 @@ extension Targets {
             }
         }
 
-        if let scanner = try? SegmentScanner.open(SegmentFiles.log(dir, base)) {
+        if let scanner = try? SegmentScanner.open(Segment(dir, base).logPath) {
             var steps = 0
             scan: while steps < 4096, let step = try? scanner.next() {
                 steps += 1
@@ -119,7 +119,7 @@ extension Targets {
                 }
             }
         }
-        if let scanner = try? SegmentScanner.open(SegmentFiles.log(dir, base)) {
+        if let scanner = try? SegmentScanner.open(Segment(dir, base).logPath) {
             var steps = 0
             scan: while steps < 4096, let step = try? scanner.nextHeader() {
                 steps += 1
@@ -130,7 +130,7 @@ extension Targets {
 
         let check = LogCheck(log: LogDirectory(root: Scratch.directory), repair: false)
         _ = LogCheck.committedEnd(dir, base)
-        if let scan = try? check.scanSegment(SegmentFiles.log(dir, base), base: base, nextBase: nil, after: nil, label: "fuzz") {
+        if let scan = try? check.scanSegment(Segment(dir, base).logPath, base: base, nextBase: nil, after: nil, label: "fuzz") {
             check.checkIndexes(dir, base, scan: scan, label: "fuzz", active: options & 8 != 0)
         }
     }
