@@ -60,31 +60,13 @@ public struct LogStats: Sendable {
         let selection = try TopicSelection(topicFilter)
         try selection.requireExact(in: log)
         let names = topicFilter.isEmpty ? all.filter { !$0.hasSuffix(".delay") } : try selection.existing(in: log)
-        // Partitions are read by as many threads as there are CPUs; each
-        // error is thrown where the sequential order would have met it first.
-        var jobs: [(topic: String, partition: Int32)] = []
-        var configError: (topic: Int, error: any Error)?
-        for (i, name) in names.enumerated() {
-            do {
-                let config = try log.readConfig(name)
-                jobs += (0..<config.partitions).map { (name, $0) }
-            } catch {
-                configError = (i, error)
-                break
-            }
-        }
-        let partitionResults = concurrentMap(jobs.count, threads: onlineProcessorCount()) { i in
-            try partitionStats(log, jobs[i].topic, jobs[i].partition, now: now)
-        }
         var topics: [TopicStats] = []
         var ends: [String: [Int64]] = [:]
-        var next = 0
-        for (i, name) in names.enumerated() {
-            if let configError, configError.topic == i { throw configError.error }
+        for name in names {
+            let config = try log.readConfig(name)
             var parts: [PartitionStats] = []
-            while next < jobs.count && jobs[next].topic == name {
-                let s = try partitionResults[next].get()
-                next += 1
+            for p in 0..<config.partitions {
+                let s = try partitionStats(log, name, p, now: now)
                 parts.append(s)
                 ends[name, default: []].append(s.endOffset)
             }
@@ -148,52 +130,40 @@ public struct LogStats: Sendable {
         let root = log.root + "/groups"
         guard FileSystem.isDirectory(root) else { return [] }
         let holders = flockHolders()
-        // What to look at, in the order of the output; read by as many
-        // threads as there are CPUs, the first error in that order thrown.
-        var jobs: [(group: String, topic: String, partition: Int, end: Int64, queue: Bool)] = []
+        var out: [GroupPartitionStats] = []
         for group in try FileSystem.list(root).sorted() where LogDirectory.isValidTopicName(group) {
-            for queue in [false, true] {
-                for topic in (try? FileSystem.list(root + "/\(group)/" + (queue ? "queue" : "offsets")))?.sorted() ?? [] {
-                    guard let topicEnds = ends[topic] else { continue }
-                    jobs += topicEnds.enumerated().map { (group, topic, $0.offset, $0.element, queue) }
+            for topic in (try? FileSystem.list(root + "/\(group)/offsets"))?.sorted() ?? [] {
+                guard let topicEnds = ends[topic] else { continue }
+                for (p, end) in topicEnds.enumerated() {
+                    let path = root + "/\(group)/offsets/\(topic)/\(p)"
+                    guard let f = try FileHandle.openIfExists(path, O_RDONLY) else { continue }
+                    let committed = try CommittedOffsetFile.read(f)?.offset
+                    var st = stat()
+                    fstat(f.fd, &st)
+                    f.close()
+                    let position = committed ?? 0
+                    let lagMs = position < end ? (try timestamp(log.topicPath(topic) + "/\(p)", Int32(p), at: position)).map { LogStats.age(now, $0) } ?? 0 : 0
+                    out.append(GroupPartitionStats(group: group, topic: topic, partition: Int32(p), committed: committed,
+                                                   lagMessages: max(0, end - position), lagMs: lagMs,
+                                                   ownerPIDs: holders[UInt64(st.st_ino)] ?? [], inFlight: 0, retrying: 0, queue: false))
+                }
+            }
+            for topic in (try? FileSystem.list(root + "/\(group)/queue"))?.sorted() ?? [] {
+                guard let topicEnds = ends[topic] else { continue }
+                for (p, end) in topicEnds.enumerated() {
+                    let dir = root + "/\(group)/queue/\(topic)/\(p)"
+                    guard FileSystem.exists(dir + "/a") else { continue }
+                    let state = try QueuePartition(directory: dir).read()
+                    let lagMs = state.low < end ? (try timestamp(log.topicPath(topic) + "/\(p)", Int32(p), at: state.low)).map { LogStats.age(now, $0) } ?? 0 : 0
+                    let inFlight = state.entries.filter { !$0.done && $0.leaseUntil > now }.count
+                    let retrying = state.entries.filter { !$0.done && $0.leaseUntil <= now && $0.visibleAt > now }.count
+                    out.append(GroupPartitionStats(group: group, topic: topic, partition: Int32(p), committed: state.low,
+                                                   lagMessages: max(0, end - state.low), lagMs: lagMs, ownerPIDs: [],
+                                                   inFlight: inFlight, retrying: retrying, queue: true))
                 }
             }
         }
-        let results = concurrentMap(jobs.count, threads: onlineProcessorCount()) { i in
-            let j = jobs[i]
-            return j.queue ? try queueStats(log, j.group, j.topic, j.partition, end: j.end, now: now)
-                           : try groupStats(log, j.group, j.topic, j.partition, end: j.end, now: now, holders: holders)
-        }
-        return try results.compactMap { try $0.get() }
-    }
-
-    /// A consumer group's partition, or nil when the group has no offset file for it.
-    static func groupStats(_ log: LogDirectory, _ group: String, _ topic: String, _ p: Int, end: Int64, now: Int64,
-                           holders: [UInt64: [Int32]]) throws -> GroupPartitionStats? {
-        let path = log.root + "/groups/\(group)/offsets/\(topic)/\(p)"
-        guard let f = try FileHandle.openIfExists(path, O_RDONLY) else { return nil }
-        let committed = try CommittedOffsetFile.read(f)?.offset
-        var st = stat()
-        fstat(f.fd, &st)
-        f.close()
-        let position = committed ?? 0
-        let lagMs = position < end ? (try timestamp(log.topicPath(topic) + "/\(p)", Int32(p), at: position)).map { LogStats.age(now, $0) } ?? 0 : 0
-        return GroupPartitionStats(group: group, topic: topic, partition: Int32(p), committed: committed,
-                                   lagMessages: max(0, end - position), lagMs: lagMs,
-                                   ownerPIDs: holders[UInt64(st.st_ino)] ?? [], inFlight: 0, retrying: 0, queue: false)
-    }
-
-    /// A work queue's partition, or nil when the queue has no state for it.
-    static func queueStats(_ log: LogDirectory, _ group: String, _ topic: String, _ p: Int, end: Int64, now: Int64) throws -> GroupPartitionStats? {
-        let dir = log.root + "/groups/\(group)/queue/\(topic)/\(p)"
-        guard FileSystem.exists(dir + "/a") else { return nil }
-        let state = try QueuePartition(directory: dir).read()
-        let lagMs = state.low < end ? (try timestamp(log.topicPath(topic) + "/\(p)", Int32(p), at: state.low)).map { LogStats.age(now, $0) } ?? 0 : 0
-        let inFlight = state.entries.filter { !$0.done && $0.leaseUntil > now }.count
-        let retrying = state.entries.filter { !$0.done && $0.leaseUntil <= now && $0.visibleAt > now }.count
-        return GroupPartitionStats(group: group, topic: topic, partition: Int32(p), committed: state.low,
-                                   lagMessages: max(0, end - state.low), lagMs: lagMs, ownerPIDs: [],
-                                   inFlight: inFlight, retrying: retrying, queue: true)
+        return out
     }
 
     /// Process ids holding flock()s, by inode, from /proc/locks.
