@@ -4,6 +4,8 @@ import csv
 import io
 import json
 import os
+import resource
+import subprocess
 
 
 def bench(mq, *args, check=0, timeout=300):
@@ -79,3 +81,23 @@ def test_bad_partition_counts(mq):
         assert "'--partitions' must be" in res.stderr
     res = bench(mq, "--csv", "produce", "partitions", check=64)
     assert "'--csv'" in res.stderr
+
+
+def test_partitions_records_a_failing_tool_and_goes_on(mq):
+    # With 256 open files, mq-produce cannot hold 4 files for each of 300 partitions (issue 12
+    # measured this at 5,000 partitions and a limit of 20,000).
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    argv = mq.argv("mq-bench", ["-n", "2000", "--partitions", "1,300", "partitions"], dir_flag=False)
+    env = mq.env(False, {"MQ_BIN": str(mq.bin), "TMPDIR": str(mq.dir.parent)})
+    p = subprocess.run(argv, env=env, capture_output=True, timeout=300, preexec_fn=low_limit)
+    assert p.returncode == 0, p.stderr
+    rows = [line.split() for line in p.stdout.decode().splitlines()[1:]]
+    assert rows[0][:2] == ["1", "2000"] and all(float(f) > 0 for f in rows[0][2:])
+    assert rows[1] == ["300", "2000", "exit", "73", "-", "-", "-", "-", "-"], rows
+    assert b"Too many open files" in p.stderr
+    p = subprocess.run(argv[:-1] + ["--json", "partitions"], env=env, capture_output=True, timeout=300, preexec_fn=low_limit)
+    failed = json.loads(p.stdout.decode().splitlines()[1])
+    assert failed["produce_exit_status"] == 73 and failed["produce_seconds"] is None
+    assert failed["tail_seconds"] is None and failed["consume_ratio"] is None and "tail_exit_status" not in failed
