@@ -295,16 +295,15 @@ public final class Bench {
 }
 
 /// The writers `e2e` appends through, one per partition, opened when first
-/// used; at most as many are kept open as a tool's budget allows
-/// (`FileBudget.writers`), the one opened first closed first.
+/// used. The first ones stay open, as many as a tool's budget allows
+/// (`FileBudget.writers`); a writer for any other partition is used once and
+/// closed. (Messages go round the partitions in order, and such a cycle
+/// would make a cache that evicts the oldest miss on every append.)
 private final class RoundRobinWriters {
     let topicPath: String
     let partitions: Int
     private let capacity: Int
     private var open: [Int: PartitionWriter] = [:]
-    /// Partitions in the order their writers were opened, a ring of `capacity`.
-    private var order: [Int] = []
-    private var oldest = 0
 
     init(topicPath: String, partitions: Int) {
         self.topicPath = topicPath
@@ -314,15 +313,8 @@ private final class RoundRobinWriters {
 
     func writer(_ partition: Int) throws -> PartitionWriter {
         if let w = open[partition] { return w }
-        if order.count < capacity {
-            order.append(partition)
-        } else {
-            open[order[oldest]] = nil
-            order[oldest] = partition
-            oldest = (oldest + 1) % capacity
-        }
         let w = try PartitionWriter(directory: topicPath + "/\(partition)", settings: .init())
-        open[partition] = w
+        if open.count < capacity { open[partition] = w }
         return w
     }
 }
