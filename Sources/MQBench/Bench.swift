@@ -52,7 +52,7 @@ public final class Bench {
 
     public init(options: BenchOptions) { self.options = options }
 
-    public static let scenarios = ["produce", "consume", "e2e", "queue", "compact"]
+    public static let scenarios = ["produce", "consume", "e2e", "queue", "compact", "partitions"]
 
     public func run(_ scenario: String) throws -> BenchResult {
         try prepareDirectory()
@@ -63,13 +63,14 @@ public final class Bench {
         case "e2e": return try endToEnd()
         case "queue": return try queue()
         case "compact": return try compact()
+        case "partitions": throw MQError.usage("the 'partitions' scenario has rows of its own: run it with runPartitions(_:)")
         default: throw MQError.usage("unknown scenario '\(scenario)' (scenarios: \(Bench.scenarios.joined(separator: ", ")))")
         }
     }
 
     // MARK: Directory and data
 
-    private func prepareDirectory() throws {
+    func prepareDirectory() throws {
         if let d = options.directory {
             workDirectory = d + "/mq-bench.\(getpid())"
             try FileSystem.makeDirectories(workDirectory)
@@ -84,17 +85,17 @@ public final class Bench {
         ownsDirectory = true
     }
 
-    private func cleanUp() {
+    func cleanUp() {
         if ownsDirectory { try? FileSystem.removeTree(workDirectory) }
     }
 
-    private var logDirectory: String { workDirectory + "/log" }
+    var logDirectory: String { workDirectory + "/log" }
 
-    private func tool(_ name: String) -> String { options.binDirectory + "/" + name }
+    func tool(_ name: String) -> String { options.binDirectory + "/" + name }
 
     /// Writes `count` messages of `size` bytes (newline included) to a file;
     /// with `keys`, each line starts with its key `kN ` (N = i mod keys).
-    private func makeInput(_ name: String, count: Int, first: Int = 0, keys: Int? = nil) throws -> String {
+    func makeInput(_ name: String, count: Int, first: Int = 0, keys: Int? = nil) throws -> String {
         let path = workDirectory + "/" + name
         let f = try FileHandle.open(path, O_WRONLY | O_CREAT | O_TRUNC, creating: true)
         defer { f.close() }
@@ -117,13 +118,15 @@ public final class Bench {
         return path
     }
 
-    private func createTopic(_ name: String, configs: [String] = []) throws {
-        let p = try ToolProcess([tool("mq-topic"), "create", "--dir", logDirectory, name, "--partitions", String(options.partitions)]
+    /// Creates a topic with `partitions` (default: `options.partitions`) partitions.
+    func createTopic(_ name: String, partitions: Int? = nil, configs: [String] = []) throws {
+        let count = partitions ?? options.partitions
+        let p = try ToolProcess([tool("mq-topic"), "create", "--dir", logDirectory, name, "--partitions", String(count)]
                                 + configs.flatMap { ["--config", $0] })
         guard p.wait().status == 0 else { throw MQError.internalError("mq-topic create failed") }
     }
 
-    private func produceArguments(_ topic: String) -> [String] {
+    func produceArguments(_ topic: String) -> [String] {
         var args = [tool("mq-produce"), "--dir", logDirectory, "-z", options.codec, "--sync", options.sync, topic]
         if let b = options.batchBytes { args += ["--batch-bytes", b] }
         return args
@@ -201,7 +204,9 @@ public final class Bench {
     }
 
     /// Appends one message at a time, each carrying its monotonic send time,
-    /// and measures when a following `mq-tail -f` prints it.
+    /// and measures when a following `mq-tail -f` prints it. With several
+    /// partitions, message i goes to partition i mod P, so that the follower
+    /// watches them all and finds each message in a different one.
     ///
     /// A thread of its own waits on the follower's output and takes the time
     /// as soon as a line arrives, so the figure is the follower's delivery,
@@ -210,10 +215,23 @@ public final class Bench {
         try createTopic("bench")
         let follower = try ToolProcess([tool("mq-tail"), "--dir", logDirectory, "-f", "-n", "0", "bench"], pipeStdout: true)
         let topicPath = LogDirectory(root: logDirectory).topicPath("bench")
-        let writer = try PartitionWriter(directory: topicPath + "/0", settings: .init())
+        let writers = RoundRobinWriters(topicPath: topicPath, partitions: options.partitions)
         let builder = RecordBatchBuilder(codec: .none, capacity: 4096)
         let noHeaders = RecordBatchBuilder.encodeHeaders([])
-        usleep(200_000)  // let the follower start watching
+        func append(_ text: String, to writer: PartitionWriter) throws {
+            builder.reset()
+            var value = text
+            value.withUTF8 { v in noHeaders.withUnsafeBytes { h in
+                builder.append(timestamp: currentTimeMillis(), key: nil, value: UnsafeRawBufferPointer(v), headers: h)
+            } }
+            _ = try builder.finish()
+            try writer.append(builder.output)
+        }
+        if options.partitions == 1 {
+            usleep(200_000)  // let the follower start watching
+        } else {
+            try awaitFollower(follower, writers) { try append($0, to: $1) }
+        }
         let interval = UInt64(1_000_000_000 / max(1, options.rate))
         let t0 = monotonicNanos()
         let receiver = LatencyReceiver(fd: follower.stdoutFD!, expected: options.messages,
@@ -221,13 +239,8 @@ public final class Bench {
         try receiver.start()
         for i in 0..<options.messages {
             sleepUntil(t0 + UInt64(i) * interval)
-            builder.reset()
-            var value = String(monotonicNanos())
-            value.withUTF8 { v in noHeaders.withUnsafeBytes { h in
-                builder.append(timestamp: currentTimeMillis(), key: nil, value: UnsafeRawBufferPointer(v), headers: h)
-            } }
-            _ = try builder.finish()
-            try writer.append(builder.output)
+            let writer = try writers.writer(i % options.partitions)
+            try append(String(monotonicNanos()), to: writer)
             if options.progress && i % max(1, options.rate) == 0 {
                 progress("\re2e: \(i)/\(options.messages)")
             }
@@ -247,6 +260,62 @@ public final class Bench {
                            seconds: elapsed, userCPU: seconds(usage.ru_utime), systemCPU: seconds(usage.ru_stime),
                            maxRSSKiB: Int(usage.ru_maxrss),
                            latency: ["p50": us(50), "p90": us(90), "p99": us(99), "p99.9": us(99.9), "max": Double(histogram.max) / 1000])
+    }
+
+    /// Waits until the follower prints a marker from every partition, so that
+    /// it has opened them all: appends `ready P` to each partition not seen
+    /// yet, reads what the follower printed for 200 ms, and again, for at
+    /// most two minutes. Markers arriving later are ignored by the receiver,
+    /// as any line that is not a number is.
+    private func awaitFollower(_ follower: ToolProcess, _ writers: RoundRobinWriters,
+                               append: (String, PartitionWriter) throws -> Void) throws {
+        let fd = follower.stdoutFD!
+        var unseen = Set(0..<writers.partitions)
+        var pending: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let deadline = monotonicNanos() + 120_000_000_000
+        while !unseen.isEmpty {
+            guard monotonicNanos() < deadline else {
+                throw MQError.internalError("the follower printed markers from \(writers.partitions - unseen.count) of \(writers.partitions) partitions in 2 minutes")
+            }
+            for p in unseen.sorted() { try append("ready \(p)", writers.writer(p)) }
+            while !waitReadable([fd], timeoutMs: 200).isEmpty {
+                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+                guard n > 0 else { throw MQError.internalError("the follower stopped") }
+                pending.append(contentsOf: chunk[0..<n])
+                while let nl = pending.firstIndex(of: 10) {
+                    let line = String(decoding: pending[..<nl], as: UTF8.self)
+                    if line.hasPrefix("ready "), let p = Int(line.dropFirst(6)) { unseen.remove(p) }
+                    pending.removeSubrange(...nl)
+                }
+                if unseen.isEmpty { break }
+            }
+        }
+    }
+}
+
+/// The writers `e2e` appends through, one per partition, opened when first
+/// used. The first ones stay open, as many as a tool's budget allows
+/// (`FileBudget.writers`); a writer for any other partition is used once and
+/// closed. (Messages go round the partitions in order, and such a cycle
+/// would make a cache that evicts the oldest miss on every append.)
+private final class RoundRobinWriters {
+    let topicPath: String
+    let partitions: Int
+    private let capacity: Int
+    private var open: [Int: PartitionWriter] = [:]
+
+    init(topicPath: String, partitions: Int) {
+        self.topicPath = topicPath
+        self.partitions = partitions
+        capacity = max(1, min(partitions, FileBudget.current().writers))
+    }
+
+    func writer(_ partition: Int) throws -> PartitionWriter {
+        if let w = open[partition] { return w }
+        let w = try PartitionWriter(directory: topicPath + "/\(partition)", settings: .init())
+        if open.count < capacity { open[partition] = w }
+        return w
     }
 }
 

@@ -40,12 +40,14 @@ final class ToolProcess {
 
     deinit { if let fd = stdoutFD { close(fd) } }
 
-    /// Waits for the process; returns its exit status and resource usage.
+    /// Waits for the process; returns its exit status (128 + N when killed
+    /// by signal N, as a shell reports it) and resource usage.
     func wait() -> (status: Int32, usage: rusage) {
         var status: Int32 = 0
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-        return ((status >> 8) & 0xFF, usage)
+        let signal = status & 0x7F
+        return (signal == 0 ? (status >> 8) & 0xFF : 128 + signal, usage)
     }
 }
 

@@ -8,13 +8,13 @@ import MQLog
 struct MQBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mq-bench",
-        abstract: "Measure mq's own tools: produce, consume, end-to-end latency, work queues.",
+        abstract: "Measure mq's own tools: produce, consume, end-to-end latency, work queues, cost against partitions.",
         discussion: "Runs the real mq-* tools (found beside mq-bench, or in $MQ_BIN) on generated data in a temporary log directory, removed afterwards. See mq-bench(1).",
         version: mqVersion)
 
     static func main() { runMain("mq-bench") }
 
-    @Argument(help: ArgumentHelp("Scenarios to run: produce, consume, e2e, queue, compact (default: produce consume e2e).", valueName: "scenario"))
+    @Argument(help: ArgumentHelp("Scenarios to run: produce, consume, e2e, queue, compact, partitions (default: produce consume e2e).", valueName: "scenario"))
     var scenarios: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Run in a directory made inside DIR instead of a temporary one.", valueName: "dir"))
@@ -25,8 +25,8 @@ struct MQBenchCommand: ParsableCommand {
     var size: Int = 100
     @Option(name: .long, help: "produce: producer processes.")
     var producers: Int = 1
-    @Option(name: .long, help: "Partitions of the benchmark topic.")
-    var partitions: Int = 1
+    @Option(name: .long, help: ArgumentHelp("Partitions of the benchmark topic; a comma-separated list runs each scenario once per count (partitions: default 1,10,100,1000).", valueName: "n[,n...]"))
+    var partitions: String?
     @Option(name: [.customShort("z"), .long], help: "Compression codec for producers.")
     var compression: CompressionCodec = .none
     @Option(name: .long, help: "Producers' --sync policy: exit, batch or none.")
@@ -54,7 +54,13 @@ struct MQBenchCommand: ParsableCommand {
             throw ValidationError("unknown scenario '\(s)' (scenarios: \(Bench.scenarios.joined(separator: ", ")))")
         }
         if let messages, messages < 1 { throw ValidationError("'--messages' must be at least 1") }
-        if size < 2 || producers < 1 || partitions < 1 || rate < 1 || workers < 1 || handlerBatch < 1 || keys < 1 {
+        if let partitions, Bench.parsePartitionCounts(partitions) == nil {
+            throw ValidationError("'--partitions' must be a count or a comma-separated list of counts, each from 1 to \(TopicConfig.maximumPartitions)")
+        }
+        if csv && scenarios.contains("partitions") && scenarios.contains(where: { $0 != "partitions" }) {
+            throw ValidationError("'--csv' prints the 'partitions' scenario alone")
+        }
+        if size < 2 || producers < 1 || rate < 1 || workers < 1 || handlerBatch < 1 || keys < 1 {
             throw ValidationError("'--size' must be at least 2, and counts at least 1")
         }
     }
@@ -64,7 +70,6 @@ struct MQBenchCommand: ParsableCommand {
             var options = BenchOptions(binDirectory: toolDirectory())
             options.size = size
             options.producers = producers
-            options.partitions = partitions
             options.codec = compression.name
             options.sync = sync.rawValue
             options.batchBytes = batchBytes
@@ -75,15 +80,28 @@ struct MQBenchCommand: ParsableCommand {
             options.keys = keys
             options.directory = dir
             options.progress = isatty(2) != 0
-            var results: [BenchResult] = []
+            let counts = partitions.flatMap(Bench.parsePartitionCounts)
+            var results: [BenchResult] = [], scaling: [PartitionScalingRow] = []
             for scenario in scenarios.isEmpty ? ["produce", "consume", "e2e"] : scenarios {
                 options.messages = messages ?? (scenario == "e2e" ? 5000 : (scenario == "queue" ? 100_000 : 1_000_000))
-                let result = try Bench(options: options).run(scenario)
-                results.append(result)
-                if json { print(BenchReport.json(result)) }
+                if scenario == "partitions" {
+                    scaling = try Bench(options: options).runPartitions(counts ?? Bench.defaultPartitionCounts)
+                    if json { for row in scaling { print(BenchReport.partitionsJSON(row, rows: scaling)) } }
+                    continue
+                }
+                for count in counts ?? [1] {
+                    options.partitions = count
+                    var result = try Bench(options: options).run(scenario)
+                    if (counts?.count ?? 1) > 1 { result.scenario += ", \(count) partition" + (count == 1 ? "" : "s") }
+                    results.append(result)
+                    if json { print(BenchReport.json(result)) }
+                }
             }
-            if csv { print(BenchReport.csv(results), terminator: "") }
-            if !json && !csv { print(BenchReport.table(results), terminator: "") }
+            if csv { print(scaling.isEmpty ? BenchReport.csv(results) : BenchReport.partitionsCSV(scaling), terminator: "") }
+            if !json && !csv {
+                if !results.isEmpty { print(BenchReport.table(results), terminator: "") }
+                if !scaling.isEmpty { print((results.isEmpty ? "" : "\n") + BenchReport.partitionsTable(scaling), terminator: "") }
+            }
         }
     }
 

@@ -44,3 +44,22 @@ def test_tail_system_calls_grow_with_partitions_not_records(mq, tmp_path, partit
         f"{partitions} partitions: {many['total']} system calls for {N} messages "
         f"(one partition: {one['total']}; budget {budget}); pread64: {many.get('pread64')}")
     assert many.get("pread64", 0) <= one.get("pread64", 0) + 4 * partitions, many
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (scripts/setup.sh installs it)")
+def test_stat_system_calls_grow_with_partitions(mq, tmp_path):
+    """mq-stat (issue 12: 1,000 topics x 10 partitions in under a second) costs a bounded
+    number of calls per partition and per group partition, whatever the number of topics:
+    about 20 each here, about 60 when groups lag (a cursor per lagging group partition)."""
+    counts = {}
+    for topics in (2, 20):
+        for t in range(topics):
+            name = f"s{topics}x{t}"
+            mq.create(name, 4)
+            mq.produce(name, b"".join(b"k%d:v%d\n" % (i, i) for i in range(8)), "-K", ":")
+        mq.run("mq-consume", "-g", f"g{topics}", "-e", f"s{topics}x.*", check=0)
+        counts[topics] = syscalls(mq, tmp_path, ["mq-stat", f"s{topics}x.*"], f"stat{topics}")["total"]
+    # The pattern selects one run's topics: 8 or 80 partitions, each also read for its group.
+    per_partition = (counts[20] - counts[2]) / (2 * (80 - 8))
+    assert per_partition <= 80, (counts, per_partition)
+    print(f"mq-stat: {counts} system calls, {per_partition:.1f} per partition")

@@ -56,6 +56,7 @@ public struct LogStats: Sendable {
     public static func collect(_ log: LogDirectory, topics topicFilter: [String] = []) throws -> LogStats {
         let now = currentTimeMillis()
         let all = try log.listTopics()
+        let existing = Set(all)
         let selection = try TopicSelection(topicFilter)
         try selection.requireExact(in: log)
         let names = topicFilter.isEmpty ? all.filter { !$0.hasSuffix(".delay") } : try selection.existing(in: log)
@@ -70,8 +71,8 @@ public struct LogStats: Sendable {
                 ends[name, default: []].append(s.endOffset)
             }
             var t = TopicStats(name: name, partitions: parts)
-            if all.contains(name + ".dlq") { t.deadLetters = try DeadLetters.unsettledCount(log, topic: name + ".dlq") }
-            if all.contains(DelayQueue.topicName(for: name)) { t.delayed = try delayedCount(log, name) }
+            if existing.contains(name + ".dlq") { t.deadLetters = try DeadLetters.unsettledCount(log, topic: name + ".dlq") }
+            if existing.contains(DelayQueue.topicName(for: name)) { t.delayed = try delayedCount(log, name) }
             topics.append(t)
         }
         let groups = try groupStats(log, ends: ends, now: now)
@@ -89,10 +90,15 @@ public struct LogStats: Sendable {
         let start = try reader.logStartOffset()
         let end = try reader.logEndOffset()
         var oldest: Int64? = nil
-        if end > start, let t = try timestamp(dir, p, at: start) { oldest = LogStats.age(now, t) }
-        let minuteAgo = try reader.offset(forTime: now - 60_000)
+        var appendedLastMinute: Int64 = 0
+        if end > start {
+            if let t = try timestamp(dir, p, at: start) { oldest = LogStats.age(now, t) }
+            // An empty partition appended nothing: no need to look for the offset.
+            let minuteAgo = try reader.offset(forTime: now - 60_000)
+            appendedLastMinute = max(0, end - max(minuteAgo, start))
+        }
         return PartitionStats(topic: topic, partition: p, bytes: bytes, segments: bases.count, startOffset: start, endOffset: end,
-                              oldestAgeMs: oldest, ratePerSecond: Double(max(0, end - max(minuteAgo, start))) / 60)
+                              oldestAgeMs: oldest, ratePerSecond: Double(appendedLastMinute) / 60)
     }
 
     /// Milliseconds from `timestamp` to `now`, 0 for a timestamp in the
