@@ -55,6 +55,7 @@ public final class PartitionReader {
     /// position and the buffered bytes stay: reading on needs no file until
     /// the buffer is used up.
     func releaseFiles() {
+        ReaderPool.shared.forget(self)
         if log != nil {
             log?.close()
             log = nil
@@ -62,6 +63,9 @@ public final class PartitionReader {
         }
         head.close()
     }
+
+    /// True while the current segment is open (not released, not at the start).
+    var isHoldingSegment: Bool { log != nil }
 
     /// Counts this reader among those holding files (before it opens or uses one).
     private func useFiles() {
