@@ -4,14 +4,30 @@ Not timed: the system calls of `mq-tail -n +0` are counted with strace(1). Readi
 spread over P partitions must cost O(P + batches) calls; merging partitions by scanning every
 cursor for every record (what mq-tail did) went back to the disk for each exhausted cursor on
 each record: 109,724 preads for 20,000 messages over 64 partitions, against 384 now.
+
+Followers (`mq-tail -f`, a group's `mq-consume`) read only the partitions inotify reports as
+changed; a group member syncs its commits together; and with 256 open files at most, a topic of
+3,000 partitions is still read whole, by mq-tail, mq-tail -f and one or two group members.
 """
 
 import shutil
+import time
 import subprocess
 
 import pytest
 
+import mqtest
+
 N = 20000
+
+
+def strace_counts(path):
+    counts = {}
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[-1].isidentifier() and fields[3].isdigit():
+            counts[fields[-1]] = int(fields[3])
+    return counts
 
 
 def syscalls(mq, tmp_path, argv, name):
@@ -19,12 +35,7 @@ def syscalls(mq, tmp_path, argv, name):
     p = subprocess.run(["strace", "-f", "-c", "-o", str(out)] + mq.argv(argv[0], argv[1:]),
                        env=mq.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
     assert p.returncode == 0, p.stderr
-    counts = {}
-    for line in out.read_text().splitlines():
-        fields = line.split()
-        if len(fields) >= 5 and fields[-1].isidentifier() and fields[3].isdigit():
-            counts[fields[-1]] = int(fields[3])
-    return counts
+    return strace_counts(out)
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (scripts/setup.sh installs it)")
@@ -63,3 +74,113 @@ def test_stat_system_calls_grow_with_partitions(mq, tmp_path):
     per_partition = (counts[20] - counts[2]) / (2 * (80 - 8))
     assert per_partition <= 80, (counts, per_partition)
     print(f"mq-stat: {counts} system calls, {per_partition:.1f} per partition")
+
+
+def start_raw(mq, argv):
+    """Starts argv as is (a wrapper such as strace or prlimit around a tool), killed at the end."""
+    proc = mqtest.Proc([str(a) for a in argv], mq.env())
+    mq.procs.append(proc)
+    return proc
+
+
+def follow_syscalls(mq, tmp_path, tool, topic, wakes, name):
+    """System calls of a follower of `topic` (`mq-tail -f`, or a group's `mq-consume`) while
+    partition 0 gets `wakes` messages, one producer run (one wake-up) each."""
+    before = len(mq.tail("-n", "+0", topic).lines())
+    args = [topic, "-f", "-n", "+0"] if tool == "mq-tail" else ["-g", "G", topic]
+    out = tmp_path / f"strace.{name}"
+    proc = start_raw(mq, ["strace", "-f", "-c", "-o", out] + mq.argv(tool, args + ["-c", before + wakes]))
+    assert proc.out.wait_for(lambda d: d.count(b"\n") >= before, 60), proc.err.snapshot()
+    time.sleep(0.5)
+    for i in range(wakes):
+        mq.produce(topic, b"m%d\n" % i, "-p", "0")
+        assert proc.out.wait_for(lambda d: d.count(b"\n") > before + i, 20), proc.err.snapshot()
+    res = proc.finish(30)
+    assert res.status == 0, res.stderr
+    assert res.stdout.count(b"\n") == before + wakes
+    return strace_counts(out)
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (scripts/setup.sh installs it)")
+@pytest.mark.parametrize("tool", ["mq-tail", "mq-consume"])
+def test_follow_reads_only_the_partitions_that_changed(mq, tmp_path, tool):
+    """A follower over P partitions woken by one partition reads that one, not all P: on main
+    each wake-up peeked every cursor (P preads per message)."""
+    partitions, wakes = 200, 30
+    mq.create("one", 1)
+    mq.create("many", partitions)
+    mq.produce("one", b"".join(b"k%d:v\n" % i for i in range(2 * partitions)), "-K", ":")
+    mq.produce("many", b"".join(b"k%d:v\n" % i for i in range(2 * partitions)), "-K", ":")
+    one = follow_syscalls(mq, tmp_path, tool, "one", wakes, "one")
+    many = follow_syscalls(mq, tmp_path, tool, "many", wakes, "many")
+    # Start-up costs a few calls per partition (a group member also reads each offset file,
+    # the log start and end, head); each wake-up must not: 30 wake-ups visiting every
+    # partition cost more than 6,000 preads.
+    preads, calls = (4, 40) if tool == "mq-tail" else (20, 100)
+    assert many.get("pread64", 0) <= one.get("pread64", 0) + preads * partitions, (one, many)
+    assert many["total"] <= one["total"] + calls * partitions, (one, many)
+
+
+def limited(mq, *argv):
+    """argv for a tool run with a soft and hard limit of 256 open files."""
+    return ["prlimit", "--nofile=256:256", "--"] + mq.argv(argv[0], argv[1:])
+
+
+LOW_PARTITIONS = 3000
+
+
+@pytest.fixture
+def wide(mq):
+    """A topic with 3,000 partitions and two keyed messages in each (on average)."""
+    mq.create("wide", LOW_PARTITIONS)
+    expected = sorted(b"v%d" % i for i in range(2 * LOW_PARTITIONS))
+    mq.produce("wide", b"".join(b"k%d:v%d\n" % (i, i) for i in range(2 * LOW_PARTITIONS)), "-K", ":", timeout=600)
+    return expected
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit is not installed")
+def test_tail_reads_3000_partitions_with_256_open_files(mq, wide):
+    p = subprocess.run(limited(mq, "mq-tail", "-n", "+0", "wide"), env=mq.env(), capture_output=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert sorted(p.stdout.split()) == wide
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit is not installed")
+def test_tail_follows_3000_partitions_with_256_open_files(mq, wide):
+    tail = start_raw(mq, limited(mq, "mq-tail", "-f", "-n", "+0", "wide"))
+    assert tail.out.wait_for(lambda d: d.count(b"\n") >= len(wide), 300), tail.err.snapshot()[-2000:]
+    mq.produce("wide", b"new\n", "-p", str(LOW_PARTITIONS - 1))
+    assert tail.out.wait_for(lambda d: d.count(b"\n") > len(wide), 30), tail.err.snapshot()[-2000:]
+    tail.kill()
+    assert sorted(tail.out.snapshot().split()) == sorted(wide + [b"new"])
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit is not installed")
+@pytest.mark.parametrize("members", [1, 2])
+def test_group_reads_3000_partitions_with_256_open_files(mq, wide, members):
+    procs = [start_raw(mq, limited(mq, "mq-consume", "-g", "G", "-e", "wide")) for _ in range(members)]
+    got = []
+    for proc in procs:
+        res = proc.finish(600)
+        assert res.status == 0, res.stderr[-2000:]
+        got += res.stdout.split()
+    assert sorted(got) == wide
+    # Everything was committed: the group reads nothing more.
+    assert mq.run("mq-consume", "-g", "G", "-e", "wide", check=0).stdout == b""
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (scripts/setup.sh installs it)")
+def test_group_commits_sync_each_offset_file_once(mq, tmp_path):
+    """Taking and committing P partitions syncs each offset file once and each directory once,
+    not three times per partition (size, name, commit)."""
+    partitions = 200
+    mq.create("t", partitions)
+    mq.produce("t", b"".join(b"k%d:v\n" % i for i in range(4 * partitions)), "-K", ":")
+    out = tmp_path / "strace.group"
+    p = subprocess.run(["strace", "-f", "-c", "-o", str(out)] + mq.argv("mq-consume", ["-g", "G", "-e", "t"]),
+                       env=mq.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert len(p.stdout.split()) == 4 * partitions
+    counts = strace_counts(out)
+    syncs = counts.get("fsync", 0) + counts.get("fdatasync", 0)
+    assert syncs <= partitions + 16, counts

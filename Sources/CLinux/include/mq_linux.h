@@ -10,4 +10,8 @@
  * Returns 0, or -1 with errno set. */
 int mq_start_writeback(int fd, int64_t offset, int64_t length);
 
+/* Commits the whole file system holding fd to stable storage (syncfs(2),
+ * which Swift's Glibc module does not declare). Returns 0, or -1 with errno set. */
+int mq_syncfs(int fd);
+
 #endif

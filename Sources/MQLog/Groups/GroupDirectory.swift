@@ -135,38 +135,96 @@ public final class PartitionLease {
     public let partition: Int32
     private let handle: FileHandle
     public private(set) var committed: CommittedOffsetFile.Slot?
+    /// The directory holding the offset file.
+    public let directory: String
+    /// True while the offset file's name may not be durable yet: it was
+    /// created by `tryAcquire(…, syncingName: false)` and no
+    /// `syncNames` has run since.
+    public private(set) var nameUnsynced = false
 
-    private init(topic: String, partition: Int32, handle: FileHandle) throws {
+    private init(topic: String, partition: Int32, handle: FileHandle, directory: String, nameUnsynced: Bool) throws {
         self.topic = topic
         self.partition = partition
         self.handle = handle
+        self.directory = directory
+        self.nameUnsynced = nameUnsynced
         self.committed = try CommittedOffsetFile.read(handle)
     }
 
     deinit { handle.close() }
 
     /// Takes the lease if no other process holds it.
+    ///
+    /// A new offset file (or one cut short by a crash) is sized to 64 bytes.
+    /// With `syncingName`, the file and its directory are then synced, one
+    /// fdatasync and one fsync per new file. Without, nothing is synced: the
+    /// first commit's fdatasync makes the size durable with the slot, and the
+    /// holder calls `syncNames` on its leases after committing, one fsync per
+    /// directory however many files are new (a consumer taking thousands of
+    /// partitions).
     /// - Returns: nil when another consumer owns the partition.
-    public static func tryAcquire(_ group: GroupDirectory, topic: String, partition: Int32) throws -> PartitionLease? {
+    public static func tryAcquire(_ group: GroupDirectory, topic: String, partition: Int32, syncingName: Bool = true) throws -> PartitionLease? {
         let handle = try FileHandle.open(group.offsetPath(topic, partition), O_RDWR | O_CREAT, mode: 0o644, creating: true)
         guard try handle.lock(exclusive: true, wait: false) else {
             handle.close()
             return nil
         }
+        var unsynced = false
         if try handle.size() < Int64(2 * CommittedOffsetFile.slotSize) {
             // New (or cut short by a crash): sized, then its name made durable,
             // so that a commit's fdatasync leaves a file that is found again.
             try handle.truncate(to: Int64(2 * CommittedOffsetFile.slotSize))
-            try handle.sync()
-            try FileSystem.syncDirectory(group.offsetsPath(topic))
+            if syncingName {
+                try handle.sync()
+                try FileSystem.syncDirectory(group.offsetsPath(topic))
+            } else {
+                unsynced = true
+            }
         }
-        return try PartitionLease(topic: topic, partition: partition, handle: handle)
+        return try PartitionLease(topic: topic, partition: partition, handle: handle, directory: group.offsetsPath(topic), nameUnsynced: unsynced)
     }
 
     /// Commits `offset` (the next offset to consume) durably, unless it is already committed.
     public func commit(_ offset: Int64) throws {
         guard offset != committed?.offset else { return }
         committed = try CommittedOffsetFile.commit(handle, after: committed, offset: offset)
+    }
+
+    /// Commits at once this many offset files or more are written together
+    /// and made durable with one `syncfs` per file system.
+    public static let fileSystemSyncThreshold = 32
+
+    /// Commits `offset` for each lease, as `commit` does, unless it is
+    /// already committed. With `fileSystemSyncThreshold` files or more to
+    /// write, writes them all and then makes them durable with one
+    /// syncfs(2) per file system holding them, instead of one fdatasync each
+    /// (a consumer committing thousands of partitions); either way, all are
+    /// durable when it returns.
+    public static func commitAll(_ commits: [(lease: PartitionLease, offset: Int64)]) throws {
+        let due = commits.filter { $0.offset != $0.lease.committed?.offset }
+        guard due.count >= fileSystemSyncThreshold else {
+            for c in due { try c.lease.commit(c.offset) }
+            return
+        }
+        var slots: [CommittedOffsetFile.Slot] = []
+        for c in due { slots.append(try CommittedOffsetFile.commit(c.lease.handle, after: c.lease.committed, offset: c.offset, sync: false)) }
+        var directories = Set<String>(), devices = Set<UInt64>()
+        for c in due where directories.insert(c.lease.directory).inserted {
+            if devices.insert(try c.lease.handle.deviceID()).inserted { try c.lease.handle.syncFileSystem() }
+        }
+        for (c, slot) in zip(due, slots) {
+            c.lease.committed = slot
+            c.lease.nameUnsynced = false  // syncfs made the directories durable too
+        }
+    }
+
+    /// Makes the names of the offset files of `leases` durable: one fsync
+    /// per directory that holds a file created without (`tryAcquire(…,
+    /// syncingName: false)`). Call it after committing, before going on.
+    public static func syncNames(_ leases: some Sequence<PartitionLease>) throws {
+        let pending = leases.filter(\.nameUnsynced)
+        for directory in Set(pending.map(\.directory)) { try FileSystem.syncDirectory(directory) }
+        for lease in pending { lease.nameUnsynced = false }
     }
 
     /// Moves the committed offset to `offset`, backward or forward (an

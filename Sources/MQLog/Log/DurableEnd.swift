@@ -28,6 +28,9 @@ public final class DurableEnd {
     /// Returns when every record below `offset` is on disk.
     public func ensure(below offset: Int64) throws {
         if offset <= known { return }
+        // `head` is opened for each look: a consumer holding thousands of
+        // partitions does not keep a descriptor per partition for it.
+        defer { head.close() }
         if let raw = head.read(), let state = HeadState.decode(raw), state.bootID == currentBootID {
             // Everything before the active segment was synced at its roll.
             let flushed = max(state.flushedNextOffset, state.activeBase)

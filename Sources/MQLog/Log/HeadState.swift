@@ -134,6 +134,12 @@ final class HeadFileReader {
     /// True once `head` was found (it is opened at the first read that finds it).
     var isOpen: Bool { file != nil }
 
+    /// Closes `head`; the next `read` opens it again.
+    func close() {
+        file?.close()
+        file = nil
+    }
+
     /// The 128 bytes of `head` as they are now, or nil when there is no
     /// `head` or it is short. Valid until the next call.
     func read() -> UnsafeRawBufferPointer? {

@@ -39,6 +39,55 @@ public final class PartitionReader {
 
     deinit {
         log?.close()
+        ReaderPool.shared.forget(self)
+    }
+
+    // MARK: Released files
+
+    /// The file `log` refers to (device, inode): a released segment is opened
+    /// again only if its name still refers to it.
+    private var openFile: (dev: UInt64, ino: UInt64) = (0, 0)
+    /// True when `ReaderPool` closed the segment (and `head`) to stay within
+    /// the open-file budget; the next read from disk opens it again.
+    private var released = false
+
+    /// Closes the segment and `head` (the pool is over its limit). The
+    /// position and the buffered bytes stay: reading on needs no file until
+    /// the buffer is used up.
+    func releaseFiles() {
+        ReaderPool.shared.forget(self)
+        if log != nil {
+            log?.close()
+            log = nil
+            released = true
+        }
+        head.close()
+    }
+
+    /// True while the current segment is open (not released, not at the start).
+    var isHoldingSegment: Bool { log != nil }
+
+    /// Counts this reader among those holding files (before it opens or uses one).
+    private func useFiles() {
+        ReaderPool.shared.use(self)
+    }
+
+    /// Opens the released segment again. If its name now refers to another
+    /// file (a compaction swapped one in) or to none (retention, a merge),
+    /// continues at the resume offset in whichever segment holds it now, as
+    /// at the end of a segment (rule 3a).
+    private func reopenReleased() throws {
+        released = false
+        useFiles()
+        if let handle = try FileHandle.openIfExists(Segment(directory, segmentBase).logPath, O_RDONLY) {
+            var st = stat()
+            if fstat(handle.fd, &st) == 0, UInt64(st.st_dev) == openFile.dev, UInt64(st.st_ino) == openFile.ino {
+                log = handle
+                return
+            }
+            handle.close()
+        }
+        try reposition(at: max(returnedEnd, nextOffsetInSegment))
     }
 
     // MARK: Positioning
@@ -147,6 +196,17 @@ public final class PartitionReader {
         return BatchHeader(buffer.base + bufferOffset).totalSize <= available
     }
 
+    /// The next batch when the buffer holds all of it and it is valid: what
+    /// a released reader returns without opening its segment again.
+    private func bufferedBatch() -> (BatchHeader, UnsafeRawBufferPointer)? {
+        guard hasBufferedBatch else { return nil }
+        let header = BatchHeader(buffer.base + bufferOffset)
+        guard header.problem == nil else { return nil }
+        let bytes = UnsafeRawBufferPointer(start: buffer.base + bufferOffset, count: header.totalSize)
+        guard case .success(let h) = validateBatch(bytes) else { return nil }
+        return (h, bytes)
+    }
+
     /// The segment file and byte position of the batch `nextBatch` returned
     /// last: where to point a person at when its records do not decode.
     public var lastBatchLocation: (file: String, position: Int64) {
@@ -202,10 +262,10 @@ public final class PartitionReader {
     /// True when the current segment's name now refers to another file: a
     /// compaction swapped a rewritten segment in.
     private func currentSegmentWasReplaced() -> Bool {
-        guard let log else { return false }
-        var open = stat(), named = stat()
-        guard fstat(log.fd, &open) == 0, stat(Segment(directory, segmentBase).logPath, &named) == 0 else { return false }
-        return open.st_ino != named.st_ino || open.st_dev != named.st_dev
+        guard log != nil || released else { return false }
+        var named = stat()
+        guard openFile != (0, 0), stat(Segment(directory, segmentBase).logPath, &named) == 0 else { return false }
+        return UInt64(named.st_ino) != openFile.ino || UInt64(named.st_dev) != openFile.dev
     }
 
     /// Continues in whichever segment file now holds `offset` (or the first
@@ -254,7 +314,8 @@ public final class PartitionReader {
     /// The active segment's base offset as `head` records it, or nil when
     /// there is no valid state to read (no writer yet, or one rewriting it).
     private func recordedActiveBase() -> Int64? {
-        head.read().flatMap { HeadState.activeBase($0) }
+        useFiles()
+        return head.read().flatMap { HeadState.activeBase($0) }
     }
 
     /// Lists the segments and caches the listing.
@@ -265,6 +326,12 @@ public final class PartitionReader {
     }
 
     private func batchInCurrentSegment() throws -> (BatchHeader, UnsafeRawBufferPointer)? {
+        if released {
+            if let buffered = bufferedBatch() { return buffered }
+            try reopenReleased()
+        } else if log != nil {
+            useFiles()
+        }
         guard let log else { return nil }
         if buffer.count - bufferOffset < BatchLayout.headerSize {
             try refill(log, need: BatchLayout.headerSize)
@@ -309,6 +376,7 @@ public final class PartitionReader {
     /// the active segment: bytes there are a torn write that the next writer
     /// will cut, not corruption.
     private func isPastCommittedEnd() -> Bool {
+        useFiles()
         for _ in 0..<3 {
             if let raw = head.read(), let state = HeadState.decode(raw) {
                 return state.activeBase == segmentBase && position >= state.endPosition
@@ -348,7 +416,10 @@ public final class PartitionReader {
     private func open(segment base: Int64) throws -> Bool {
         if base == segmentBase, log != nil { return true }
         closeSegment()
+        useFiles()
         guard let handle = try FileHandle.openIfExists(Segment(directory, base).logPath, O_RDONLY) else { return false }
+        var st = stat()
+        openFile = fstat(handle.fd, &st) == 0 ? (UInt64(st.st_dev), UInt64(st.st_ino)) : (0, 0)
         log = handle
         segmentBase = base
         nextOffsetInSegment = base
@@ -358,6 +429,7 @@ public final class PartitionReader {
     private func closeSegment() {
         log?.close()
         log = nil
+        released = false
     }
 
     // MARK: Indexes
@@ -504,6 +576,9 @@ public final class PartitionCursor {
             throw reader.undecodable(batchHeader!, error)
         }
     }
+
+    /// True while an open transaction holds the cursor back.
+    public var isHeldByTransaction: Bool { blockedAt != nil || !holdFor.isEmpty }
 
     /// True when the next record can be had without reading from disk.
     public var hasBufferedRecord: Bool {

@@ -4,7 +4,11 @@ import Glibc
 ///
 /// When inotify is not available (or `MQ_POLL=1` is set), it falls back to
 /// waking every `pollInterval` milliseconds and reporting every directory as
-/// changed; it never busy-waits. Not thread-safe.
+/// changed; it never busy-waits. Directories that inotify refuses to watch
+/// (past `fs.inotify.max_user_watches`: ENOSPC) are polled the same way while
+/// the others are watched: they are reported as changed by every `drain` and
+/// `wait`, and no wait lasts longer than the poll interval. The first refusal
+/// prints one notice on standard error. Not thread-safe.
 public final class ChangeWatcher {
     public let pollIntervalMs: Int32
     private let fd: Int32
@@ -12,6 +16,10 @@ public final class ChangeWatcher {
     private let buffer = UnsafeMutableRawPointer.allocate(byteCount: 64 << 10, alignment: 8)
 
     public var usesInotify: Bool { fd >= 0 }
+
+    /// Directories without a working watch, polled (see above).
+    public private(set) var unwatched = Set<String>()
+    private var noticed = false
 
     public init(pollIntervalMs: Int32 = 100) {
         self.pollIntervalMs = pollIntervalMs
@@ -35,7 +43,8 @@ public final class ChangeWatcher {
     /// returns, so data written to the new segment before the watch existed
     /// is found by the read that follows the wake-up.
     public func watch(_ directory: String) {
-        guard addWatch(directory, mask: UInt32(IN_CREATE | IN_MOVED_TO | IN_DELETE)), fd >= 0 else { return }
+        guard addWatch(directory, mask: UInt32(IN_CREATE | IN_MOVED_TO | IN_DELETE)) else { pollInstead(directory); return }
+        guard fd >= 0 else { return }
         if let newest = (try? LogSegments.baseOffsets(in: directory))?.last { watchSegment(newest, in: directory) }
     }
 
@@ -56,6 +65,22 @@ public final class ChangeWatcher {
         return true
     }
 
+    /// Polls `directory` from now on: inotify refused a watch it needs.
+    private func pollInstead(_ directory: String) {
+        unwatched.insert(directory)
+        guard !noticed else { return }
+        noticed = true
+        let limit = (try? FileSystem.readAll("/proc/sys/fs/inotify/max_user_watches")).map { String(decoding: $0.prefix { $0 != 10 }, as: UTF8.self) } ?? "?"
+        var text = Array("notice: inotify refused a watch (fs.inotify.max_user_watches is \(limit)): partitions past the limit are polled every \(pollIntervalMs) ms\n".utf8)
+        _ = text.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    }
+
+    /// The wait for events: at most one poll interval while some directories are polled.
+    private func capped(_ timeoutMs: Int32) -> Int32 {
+        guard !unwatched.isEmpty else { return timeoutMs }
+        return timeoutMs < 0 ? pollIntervalMs : min(timeoutMs, pollIntervalMs)
+    }
+
     /// The segment watched for writes in each directory: its base offset and watch.
     private var segments: [String: (base: Int64, wd: Int32)] = [:]
 
@@ -63,7 +88,10 @@ public final class ChangeWatcher {
     /// a file renamed in under the name already watched).
     private func watchSegment(_ base: Int64, in directory: String) {
         let wd = inotify_add_watch(fd, Segment(directory, base).logPath, UInt32(IN_MODIFY | IN_CLOSE_WRITE))
-        guard wd >= 0 else { return }  // gone already: a newer one's event follows
+        guard wd >= 0 else {
+            if errno == ENOSPC || errno == ENOMEM { pollInstead(directory) }
+            return  // else gone already: a newer one's event follows
+        }
         if let old = segments[directory], old.wd != wd {
             inotify_rm_watch(fd, old.wd)
             paths[old.wd] = nil
@@ -82,8 +110,8 @@ public final class ChangeWatcher {
             _ = waitReady(others, timeoutMs: wait)
             return Set(paths.values)
         }
-        let ready = waitReady([(fd: fd, events: Int16(POLLIN))] + others, timeoutMs: timeoutMs)
-        guard ready.contains(0) else { return [] }
+        let ready = waitReady([(fd: fd, events: Int16(POLLIN))] + others, timeoutMs: capped(timeoutMs))
+        guard ready.contains(0) else { return unwatched }
         return drain()
     }
 
@@ -96,7 +124,7 @@ public final class ChangeWatcher {
             _ = waitReady([], timeoutMs: timeoutMs < 0 ? pollIntervalMs : min(timeoutMs, pollIntervalMs))
             return true
         }
-        return !waitReady([(fd: fd, events: Int16(POLLIN))], timeoutMs: timeoutMs).isEmpty
+        return !waitReady([(fd: fd, events: Int16(POLLIN))], timeoutMs: capped(timeoutMs)).isEmpty || !unwatched.isEmpty
     }
 
     /// True when events are queued: a `wait` would return at once.
@@ -108,7 +136,7 @@ public final class ChangeWatcher {
 
     /// Reads pending events without blocking.
     public func drain() -> Set<String> {
-        var changed = Set<String>()
+        var changed = unwatched
         guard fd >= 0 else { return Set(paths.values) }
         while true {
             let n = read(fd, buffer, 64 << 10)
@@ -116,7 +144,10 @@ public final class ChangeWatcher {
             var offset = 0
             while offset + MemoryLayout<inotify_event>.size <= n {
                 let event = buffer.load(fromByteOffset: offset, as: inotify_event.self)
-                if event.mask & UInt32(IN_IGNORED) != 0 {
+                if event.mask & UInt32(IN_Q_OVERFLOW) != 0 {
+                    // Events were lost: any directory may have changed.
+                    changed.formUnion(paths.values)
+                } else if event.mask & UInt32(IN_IGNORED) != 0 {
                     forget(event.wd)
                 } else if let path = paths[event.wd] {
                     changed.insert(path)

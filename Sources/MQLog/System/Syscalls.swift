@@ -3,6 +3,7 @@
 // the path. Pointers to caller buffers appear only in this file and in
 // Compression/.
 import Glibc
+import CLinux
 import SystemPackage
 
 @inline(__always)
@@ -80,6 +81,13 @@ public struct FileHandle: Sendable {
         return Int64(st.st_size)
     }
 
+    /// The device of the file system holding the file. The C function is `fstat`.
+    public func deviceID() throws -> UInt64 {
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw MQError.system("cannot stat", path: path, currentErrno()) }
+        return UInt64(st.st_dev)
+    }
+
     /// Cuts the file to `length` bytes. The C function is `ftruncate`.
     public func truncate(to length: Int64) throws {
         while ftruncate(fd, off_t(length)) != 0 {
@@ -94,6 +102,16 @@ public struct FileHandle: Sendable {
         while fdatasync(fd) != 0 {
             if errno == EINTR { continue }
             throw MQError.system("cannot sync", path: path, currentErrno())
+        }
+    }
+
+    /// Flushes every file of the file system holding this one to stable
+    /// storage: one call in place of many `sync`s of files written together.
+    /// The C function is `syncfs`.
+    public func syncFileSystem() throws {
+        while mq_syncfs(fd) != 0 {
+            if errno == EINTR { continue }
+            throw MQError.system("cannot sync the file system of", path: path, currentErrno())
         }
     }
 

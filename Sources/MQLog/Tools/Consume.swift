@@ -40,7 +40,10 @@ public struct ConsumeOptions {
 /// group each partition is read by at most one consumer process at a time:
 /// the one holding its lease. Each consumer takes its fair share
 /// (partitions / live members, rounded up) and gives back any excess, so
-/// ownership rebalances as consumers come and go. Not thread-safe.
+/// ownership rebalances as consumers come and go. It holds at most
+/// `FileBudget.shared.leases` leases at once: with a larger share, it
+/// rotates, giving back the partitions it has read to their end and taking
+/// the next ones (docs/FORMAT.md §13, "Assignment"). Not thread-safe.
 public final class Consumer {
     struct Owned {
         let topic: String
@@ -56,16 +59,19 @@ public final class Consumer {
         /// With a handler: offsets handed to it and not complete, ascending.
         var outstanding: [Int64] = []
 
+        var key: PartitionKey { PartitionKey(topic: topic, partition: partition) }
+
         /// Where the group may resume: before the first message not yet complete.
         var commitPosition: Int64 { outstanding.first ?? delivered }
 
-        /// Commits `commitPosition` once the records below it are durable.
-        func commit() throws {
-            guard let lease else { return }
+        /// The commit of `commitPosition` still to write, once the records
+        /// below it are durable (nil when there is nothing to commit).
+        func dueCommit() throws -> (lease: PartitionLease, offset: Int64)? {
+            guard let lease else { return nil }
             let position = commitPosition
-            guard position != lease.committed?.offset else { return }
+            guard position != lease.committed?.offset else { return nil }
             try durable?.ensure(below: position)
-            try lease.commit(position)
+            return (lease, position)
         }
     }
 
@@ -75,6 +81,20 @@ public final class Consumer {
     private var group: GroupDirectory?
     private var membership: GroupMembership?
     private var owned: [Owned] = []
+    /// The partitions in `owned`.
+    private var ownedKeys = Set<PartitionKey>()
+    /// Most leases held at once.
+    private let leaseBudget = FileBudget.shared.leases
+    /// True when the share is larger than `leaseBudget`: partitions rotate.
+    private var rotating = false
+    /// The partition list of the last rebalance, and where rotation goes on in it.
+    private var listed: [(topic: String, partition: Int32)] = []
+    private var rotationNext = 0
+    /// With `exitAtEnd`, the partitions given back read to their end.
+    private var finished = Set<PartitionKey>()
+    /// Directories of held partitions that may have something to read: the
+    /// others are parked at their end until the watcher reports a change.
+    private var awake = Set<String>()
     private var topics: [String: Topic] = [:]
     private var selection = TopicSelection()
     private var emitted = 0
@@ -151,16 +171,20 @@ public final class Consumer {
             }
             if !progressed {
                 try commit(force: dispatcher == nil)
-                if options.exitAtEnd && (dispatcher?.isIdle ?? true) && atEnd { return }
+                let idle = dispatcher?.isIdle ?? true
+                if rotating && idle && atEnd, try rotate() { continue }
+                if options.exitAtEnd && idle && atEnd { return }
                 var remainingMs = Int64(bitPattern: nextRebalance &- monotonicNanos()) / 1_000_000
                 if let d = dispatcher?.nextDeadlineMs() { remainingMs = min(remainingMs, d) }
                 if !movers.isEmpty { remainingMs = min(remainingMs, Int64(bitPattern: nextMoverTick &- monotonicNanos()) / 1_000_000) }
                 let wait = Int32(max(0, min(remainingMs, 1000)))
                 let extra = dispatcher?.pollRequests ?? []
-                _ = watcher.wait(timeoutMs: wait, alsoWake: [StopSignals.fd], alsoWatch: extra)
+                wake(watcher.wait(timeoutMs: wait, alsoWake: [StopSignals.fd], alsoWatch: extra))
                 StopSignals.drain()
             } else {
                 try commit(force: false)
+                // Partitions parked while others are busy are not left behind.
+                if watcher.hasPendingEvents || !watcher.usesInotify || !watcher.unwatched.isEmpty { wake(watcher.wait(timeoutMs: 0)) }
             }
         }
     }
@@ -172,15 +196,30 @@ public final class Consumer {
         throw MQError(StopSignals.exitStatus, group == nil ? "stopped by \(name)" : "stopped by \(name); delivered messages are committed")
     }
 
+    /// Marks the partitions in `changed` (directories) to be read. When
+    /// nothing changed (a timeout), so are those an open transaction holds
+    /// back: one whose producer died ends with no write to report.
+    private func wake(_ changed: Set<String>) {
+        awake.formUnion(changed)
+        if changed.isEmpty {
+            for o in owned where o.cursor.isHeldByTransaction { awake.insert(o.cursor.reader.directory) }
+        }
+    }
+
     /// Prints what the owned partitions have now, a bounded slice of each in
-    /// turn so that one busy partition does not starve the others.
+    /// turn so that one busy partition does not starve the others. Only the
+    /// partitions in `awake` are read; those found at their end are parked.
     /// - Returns: whether anything was read.
     private func deliverAvailable() throws -> Bool {
         try dedup?.refresh()
         if let dispatcher { return try dispatchAvailable(dispatcher) }
         var progressed = false
         let filter = options.filter, limit = options.count ?? .max
-        for i in owned.indices {
+        var stillAwake = Set<String>()
+        defer { awake = stillAwake }
+        for i in owned.indices where !awake.isEmpty {
+            let directory = owned[i].cursor.reader.directory
+            guard awake.remove(directory) != nil else { continue }
             // The per-message loop works on locals: the partition's entry in
             // `owned` is read once and written back once.
             let cursor = owned[i].cursor, topic = owned[i].topic, partition = owned[i].partition
@@ -198,7 +237,10 @@ public final class Consumer {
             }
             // Skipped control batches and the like move the position too.
             owned[i].pending = max(pending, cursor.nextOffset)
-            if n > 0 { progressed = true }
+            if n > 0 {
+                progressed = true
+                stillAwake.insert(directory)
+            }
             if emitted >= limit { break }
         }
         if progressed || printer.pendingBytes > 0 {
@@ -261,7 +303,14 @@ public final class Consumer {
         guard force || now &- lastCommitNanos >= UInt64(options.commitIntervalMs) * 1_000_000 else { return }
         lastCommitNanos = now
         try dedup?.record()
-        for o in owned { try o.commit() }
+        try commitAll(owned)
+    }
+
+    /// Commits each of `entries` (together: `PartitionLease.commitAll`),
+    /// then makes the names of new offset files durable.
+    private func commitAll(_ entries: some Collection<Owned>) throws {
+        try PartitionLease.commitAll(entries.compactMap { try $0.dueCommit() })
+        try PartitionLease.syncNames(entries.lazy.compactMap(\.lease))
     }
 
     // MARK: Membership and assignment
@@ -286,31 +335,72 @@ public final class Consumer {
         let all = try subscribedPartitions()
         if !startedUp { initialTopics = Set(all.map(\.topic)) }
         guard let group, let membership else {
-            for (t, p) in all where !owned.contains(where: { $0.topic == t && $0.partition == p }) {
+            for (t, p) in all where !ownedKeys.contains(PartitionKey(topic: t, partition: p)) {
                 try take(topic: t, partition: p, lease: nil)
             }
             return
         }
         let members = try membership.liveMembers()
         let share = all.isEmpty ? 0 : (all.count + max(members.count, 1) - 1) / max(members.count, 1)
-        if owned.count > share { try dedup?.record() }
-        while owned.count > share {
+        let limit = min(share, leaseBudget)
+        rotating = share > limit
+        listed = all
+        if owned.count > limit { try dedup?.record() }
+        while owned.count > limit {
             let victim = owned.removeLast()
-            try victim.commit()
+            ownedKeys.remove(victim.key)
+            try commitAll(CollectionOfOne(victim))
         }
-        guard owned.count < share else { return }
+        guard owned.count < limit else { return }
         // Start looking at a different place for each member, so that
         // consumers starting together do not all race for the same partitions.
         let index = members.firstIndex(of: membership.id) ?? 0
         let first = (index * share) % all.count
-        for k in 0..<all.count where owned.count < share {
+        var prepared = Set<String>()
+        for k in 0..<all.count where owned.count < limit {
             let (t, p) = all[(first + k) % all.count]
-            if owned.contains(where: { $0.topic == t && $0.partition == p }) { continue }
-            try group.prepare(topic: t)
-            if let lease = try PartitionLease.tryAcquire(group, topic: t, partition: p) {
-                try take(topic: t, partition: p, lease: lease)
-            }
+            try tryTake(group, topic: t, partition: p, prepared: &prepared)
         }
+    }
+
+    /// Takes partition `p` of `t` if this member does not hold it, has not
+    /// finished it (`exitAtEnd`), and its lease is free.
+    private func tryTake(_ group: GroupDirectory, topic t: String, partition p: Int32, prepared: inout Set<String>) throws {
+        let key = PartitionKey(topic: t, partition: p)
+        if ownedKeys.contains(key) || finished.contains(key) { return }
+        if prepared.insert(t).inserted { try group.prepare(topic: t) }
+        if let lease = try PartitionLease.tryAcquire(group, topic: t, partition: p, syncingName: false) {
+            try take(topic: t, partition: p, lease: lease)
+        }
+    }
+
+    /// With more partitions in its share than leases in its budget, once
+    /// every partition held is read to its end: gives them all back
+    /// (committed) and takes the next ones in the list, skipping those
+    /// another member holds and, with `exitAtEnd`, those already read.
+    /// - Returns: true when it took partitions and should read them at once;
+    ///   false when there is nothing left to take (`exitAtEnd`), or, when
+    ///   following, once it has gone round the whole list (so that it waits
+    ///   before the next round).
+    private func rotate() throws -> Bool {
+        guard let group, !listed.isEmpty else { return false }
+        try dedup?.record()
+        try commitAll(owned)
+        if options.exitAtEnd { finished.formUnion(ownedKeys) }
+        owned.removeAll()
+        ownedKeys.removeAll()
+        var prepared = Set<String>()
+        var wrapped = false
+        for _ in 0..<listed.count where owned.count < leaseBudget {
+            if rotationNext >= listed.count {
+                rotationNext = 0
+                wrapped = true
+            }
+            let (t, p) = listed[rotationNext]
+            rotationNext += 1
+            try tryTake(group, topic: t, partition: p, prepared: &prepared)
+        }
+        return !owned.isEmpty && (options.exitAtEnd || !wrapped)
     }
 
     private func take(topic: String, partition: Int32, lease: PartitionLease?) throws {
@@ -329,9 +419,17 @@ public final class Consumer {
         let cursor = try PartitionCursor(partition: partition, directory: dir, startOffset: start, isolation: options.isolation)
         owned.append(Owned(topic: topic, partition: partition, lease: lease, cursor: cursor,
                            durable: lease == nil ? nil : DurableEnd(directory: dir), delivered: start, pending: start))
+        ownedKeys.insert(PartitionKey(topic: topic, partition: partition))
+        awake.insert(dir)
         if !watched.contains(dir) {
             watched.insert(dir)
             watcher.watch(dir)
         }
     }
+}
+
+/// A partition of a topic, as a set element.
+struct PartitionKey: Hashable {
+    let topic: String
+    let partition: Int32
 }

@@ -108,22 +108,30 @@ public final class Tailer {
         for name in selected { try addTopic(name, start: options.start) }
         if case .last(let n) = options.start { try positionAtLast(n) }
 
-        while true {
-            if try drain() { break }
-            guard options.follow, let watcher else { break }
+        if try drain(cursors.indices) { return try flushOutput() }
+        while options.follow, let watcher {
             try flushOutput()
-            // Deliver first, then take the events: anything written after
-            // this drain's reads has its event still queued, and the drain at
-            // the top of the loop reads it.
-            if watcher.waitForEvents(timeoutMs: 1000) {
-                if try drain() { break }
-                try flushOutput()
-            }
+            // Only the partitions that changed are read again: the others
+            // are parked at their end. The events are taken before the reads,
+            // so anything written after a read has its event still queued.
+            let woken = watcher.waitForEvents(timeoutMs: 1000)
             let changed = watcher.drain()
+            let known = cursors.count
             if changed.contains(log.topicsPath) || !watcher.usesInotify { try discoverTopics() }
+            var visit = changed.compactMap { cursorIndex[$0] }.filter { $0 < known }
+            visit += known..<cursors.count
+            // A transaction whose producer died ends with no write to wake
+            // anyone: a cursor it holds back looks again at every timeout.
+            if !woken || changed.isSubset(of: watcher.unwatched) {
+                visit += cursors.indices.filter { cursors[$0].isHeldByTransaction }
+            }
+            if try drain(Set(visit).sorted()) { break }
         }
         try flushOutput()
     }
+
+    /// The cursor of each partition directory.
+    private var cursorIndex: [String: Int] = [:]
 
     private var pendingExact: Set<String> = []
 
@@ -145,6 +153,7 @@ public final class Tailer {
         for p in partitions {
             let dir = topic.partitionPath(p)
             let startOffset = try start.offset(in: PartitionReader(directory: dir))
+            cursorIndex[dir] = cursors.count
             cursors.append(try PartitionCursor(partition: p, directory: dir, startOffset: startOffset, isolation: options.isolation))
             cursorTopic.append(name)
             watcher?.watch(dir)
@@ -187,9 +196,11 @@ public final class Tailer {
 
     // MARK: Output
 
-    /// Prints every record available now. Returns true when `count` is reached.
-    private func drain() throws -> Bool {
+    /// Prints every record available now in the cursors `visit` (ascending
+    /// indexes). Returns true when `count` is reached.
+    private func drain(_ visit: some Collection<Int>) throws -> Bool {
         if cursors.count == 1 {
+            guard !visit.isEmpty else { return false }
             let c = cursors[0]
             while let r = try c.peek() {
                 try emit(r, topic: cursorTopic[0], partition: c.partition)
@@ -200,7 +211,7 @@ public final class Tailer {
             }
             return false
         }
-        var merge = try TimestampMerge(cursors)
+        var merge = try TimestampMerge(cursors, visiting: visit)
         while let i = merge.next() {
             let c = cursors[i]
             try emit(try c.peek()!, topic: cursorTopic[i], partition: c.partition)
@@ -232,8 +243,14 @@ struct TimestampMerge {
     }
 
     init(_ cursors: [PartitionCursor]) throws {
+        try self.init(cursors, visiting: cursors.indices)
+    }
+
+    /// Merges only the cursors `visit` (indexes into `cursors`, ascending):
+    /// the others are known to have nothing to read.
+    init(_ cursors: [PartitionCursor], visiting visit: some Sequence<Int>) throws {
         self.cursors = cursors
-        for i in cursors.indices { try readd(i) }
+        for i in visit { try readd(i) }
     }
 
     /// The index of the cursor to take the next record from, or nil when none has one.

@@ -1,0 +1,80 @@
+import Testing
+import Glibc
+@testable import MQLog
+
+@Suite struct ReaderPoolTests {
+    @Test func aReleasedReaderReadsOnWhereItWas() throws {
+        let dir = makeTempDirectory()
+        defer { try? FileSystem.removeTree(dir) }
+        let writer = try PartitionWriter(directory: dir, settings: .init(segmentBytes: 4096, indexIntervalBytes: 100))
+        try appendMessages(writer, from: 0, count: 500, perBatch: 7)
+        let cursor = try PartitionCursor(partition: 0, directory: dir, startOffset: 3)
+        var offsets: [Int64] = []
+        func readAll() throws {
+            while let r = try cursor.peek() {
+                offsets.append(r.offset)
+                cursor.advance()
+                cursor.reader.releaseFiles()
+                #expect(!cursor.reader.isHoldingSegment)
+            }
+        }
+        try readAll()
+        // Written (and rolled) while the reader held no file.
+        cursor.reader.releaseFiles()
+        try appendMessages(writer, from: 500, count: 500, perBatch: 7)
+        try readAll()
+        #expect(offsets == Array(3..<1000))
+    }
+
+    @Test func aReleasedReaderWhoseSegmentWasReplacedResumesAfterWhatItReturned() throws {
+        let dir = makeTempDirectory()
+        defer { try? FileSystem.removeTree(dir) }
+        let writer = try PartitionWriter(directory: dir, settings: .init(segmentBytes: 1 << 20, indexIntervalBytes: 100))
+        try appendMessages(writer, from: 0, count: 100, perBatch: 10)
+        let cursor = try PartitionCursor(partition: 0, directory: dir, startOffset: 0)
+        var offsets: [Int64] = []
+        for _ in 0..<35 {
+            offsets.append(try cursor.peek()!.offset)
+            cursor.advance()
+        }
+        cursor.reader.releaseFiles()
+        // Another file under the segment's name, with the same batches (as a compaction that kept them).
+        let name = Segment(dir, 0).logPath
+        let bytes = try FileSystem.readAll(name)
+        let tmp = dir + "/replacement"
+        let fd = open(tmp, O_WRONLY | O_CREAT, 0o644)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        #expect(rename(tmp, name) == 0)
+        while let r = try cursor.peek() {
+            offsets.append(r.offset)
+            cursor.advance()
+        }
+        #expect(offsets == Array(0..<100))
+    }
+
+    @Test func thePoolReleasesTheLeastRecentlyUsedReader() throws {
+        let dir = makeTempDirectory()
+        defer { try? FileSystem.removeTree(dir) }
+        let writer = try PartitionWriter(directory: dir, settings: .init(segmentBytes: 1 << 20, indexIntervalBytes: 100))
+        try appendMessages(writer, from: 0, count: 10, perBatch: 1)
+        let readers = (0..<3).map { _ in PartitionReader(directory: dir) }
+        for r in readers { try r.seek(toOffset: 0) }
+        #expect(readers.allSatisfy { $0.isHoldingSegment })
+        let pool = ReaderPool(limit: 2)
+        pool.use(readers[0])
+        pool.use(readers[1])
+        pool.use(readers[0])
+        pool.use(readers[2])
+        #expect(pool.releases == 1 && pool.holding == 2)
+        #expect(readers[0].isHoldingSegment && !readers[1].isHoldingSegment && readers[2].isHoldingSegment)
+        // Used many times, the queue stays small and the count right.
+        for _ in 0..<10_000 { pool.use(readers[0]); pool.use(readers[2]) }
+        #expect(pool.releases == 1 && pool.holding == 2)
+        // The released reader serves what it had buffered, then opens its segment again.
+        var bases: [Int64] = []
+        while let (header, _) = try readers[1].nextBatch() { bases.append(header.baseOffset) }
+        #expect(bases == Array(0..<10))
+        #expect(readers[1].isHoldingSegment)
+    }
+}
