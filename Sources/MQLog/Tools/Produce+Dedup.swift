@@ -168,7 +168,7 @@ extension Producer {
                     continue
                 }
                 firstInChunk.insertNewer(m.id, DedupEntry(timestampMs: 0, partition: 0, offset: Int64(i)))
-                let p = withOptionalBytes(m.key) { choosePartition(forced: m.partition, key: $0, otherwise: sticky) }
+                let p = withOptionalBytes(m.key) { choosePartition(forced: m.partition, key: $0, otherwise: appender.sticky) }
                 if perPartition[p] == nil { order.append(p) }
                 perPartition[p, default: []].append(i)
             }
@@ -177,14 +177,14 @@ extension Producer {
                 for p in order { ends.append((p, try writer(p).currentEndOffset())) }
                 try d.store.beginChunk(ends, idHeader: d.idHeader)
                 for p in order { try writePartition(p, perPartition[p]!, chunk, &placed) }
-                for p in order { try writer(p).sync() }
+                for p in order { try appender.pool.sync(appender.directory(p)) }
                 var ids: [(IDHash, DedupEntry)] = []
                 ids.reserveCapacity(firstInChunk.count)
                 for i in chunk.indices where !placed[i].dup && placed[i].offset >= 0 {
                     ids.append((chunk[i].id, DedupEntry(timestampMs: now, partition: placed[i].partition, offset: placed[i].offset)))
                 }
                 try d.store.record(ids, done: true, sync: false)
-                if options.partition == nil { sticky = (sticky + 1) % topic.partitions }
+                appender.advanceSticky()
             }
             for i in chunk.indices where dupOf[i] >= 0 {
                 let first = placed[dupOf[i]]
@@ -200,13 +200,11 @@ extension Producer {
 
     /// Writes the chunk's messages for one partition in batches, noting their offsets.
     private func writePartition(_ p: Int32, _ indices: [Int], _ chunk: [ProducerDedup.Pending], _ placed: inout [(dup: Bool, partition: Int32, offset: Int64)]) throws {
-        let w = try writer(p)
         let builder = RecordBatchBuilder(codec: codec, capacity: batchBytes)
         var inBatch: [Int] = []
         func write() throws {
             guard !builder.isEmpty else { return }
-            _ = try builder.finish()
-            let base = try w.append(builder.output)
+            let base = try appender.write(builder, to: p)
             for (k, i) in inBatch.enumerated() { placed[i] = (false, p, base + Int64(k)) }
             inBatch.removeAll(keepingCapacity: true)
             builder.reset()
