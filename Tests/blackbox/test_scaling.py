@@ -107,3 +107,28 @@ def test_replay_into_thousands_of_partitions_under_a_low_open_file_limit(mq):
     low_limit(mq, "mq-replay", "src", "--into", "wide")
     assert_exactly_once(mq, "wide", n)
     assert partitions_written(mq, "wide") > PARTITIONS * 3 // 4  # 1 - e^-2 of them, by murmur2
+
+
+# The dead-letter writer and the delay mover keep at most 8 writers open (each of their batches is
+# fsynced, so closing one costs only opening it again): many partitions exercise the closing.
+
+def test_delay_mover_into_many_partitions_moves_each_message_once(mq):
+    n, partitions = 2000, 300
+    mq.create("dk", partitions)
+    mq.produce("dk", keyed(n), "-K", ":", "--delay", "1ms")
+    assert mq.tail("-n", "+0", "dk").lines() == []
+    res = mq.run("mq-consume", "-g", "g", "dk", "-c", str(n), check=0, timeout=120)
+    assert sorted(res.lines()) == sorted("v%d" % i for i in range(n))
+    assert_exactly_once(mq, "dk", n)
+    assert partitions_written(mq, "dk") > partitions * 3 // 4
+
+
+def test_dead_letters_into_many_partitions_are_each_written_once(mq, tmp_path):
+    n, partitions = 300, 100
+    mq.create("jobs", 1)
+    mq.create("jobs.dlq", partitions)
+    mq.produce("jobs", keyed(n), "-K", ":")
+    mq.run("mq-consume", "-g", "w", "-e", "--max-attempts", "1", "--backoff", "1ms", "jobs", "--", "false",
+           check=0, timeout=120)
+    assert_exactly_once(mq, "jobs.dlq", n)
+    assert partitions_written(mq, "jobs.dlq") > partitions * 3 // 4
