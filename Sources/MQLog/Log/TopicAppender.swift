@@ -30,7 +30,11 @@ final class TopicAppender {
     var transaction: ProducerTransaction?
     /// Called after `flushAll` with each message's partition and offset, in
     /// the order the messages were added (`--print-offsets`).
-    var placed: (([(partition: Int32, offset: Int64)]) throws -> Void)?
+    var placed: (([(partition: Int32, offset: Int64)]) throws -> Void)? {
+        didSet { tracksOrder = placed != nil }
+    }
+    /// `placed != nil`, read per message without copying the closure.
+    private var tracksOrder = false
 
     private var builders: [RecordBatchBuilder?]
     private var order: [Int32] = []
@@ -87,15 +91,15 @@ final class TopicAppender {
     func add(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer,
              partition forced: Int32?, timestamp: Int64, recordSize: Int) throws {
         let p = partition(forced: forced, key: key, otherwise: sticky)
-        let builder = self.builder(p)
+        let builder = builders[Int(p)] ?? newBuilder(p)
         if !builder.isEmpty && (builder.recordBytes + recordSize > batchBytes || Int(builder.count) >= batchMessages) {
-            if placed != nil { try flushAll() } else { try flush(p) }
+            if tracksOrder { try flushAll() } else { try flush(p) }
         }
         if pendingCount == 0 { oldestPendingNanos = monotonicNanos() }
         builder.append(timestamp: timestamp, key: key, value: value, headers: headers)
         pendingCount += 1
         pendingBytes += recordSize
-        if placed != nil { order.append(p) }
+        if tracksOrder { order.append(p) }
         // Bound memory when many partitions each hold a partial batch.
         if pendingBytes > maxPendingBytes { try flushAll() }
     }
@@ -113,8 +117,8 @@ final class TopicAppender {
         }
     }
 
-    private func builder(_ partition: Int32) -> RecordBatchBuilder {
-        if let b = builders[Int(partition)] { return b }
+    @inline(never)
+    private func newBuilder(_ partition: Int32) -> RecordBatchBuilder {
         // One partition gets the whole batch size at once; many start small.
         let capacity = topic.partitions == 1 ? batchBytes : min(batchBytes, 16 << 10)
         let b = RecordBatchBuilder(codec: codec, capacity: capacity)

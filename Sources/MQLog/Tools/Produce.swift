@@ -107,23 +107,18 @@ public final class Producer {
     public var warn: (String) -> Void = { _ in }
 
     var topic: Topic!
-    /// Partition choice, batches, writers and sync (plain, delayed and atomic modes).
+    /// Partition choice, batches, writers and sync: the append path every mode shares.
     var appender: TopicAppender!
-    /// Messages held by `--id-header` or `--producer` and not yet written, and since when.
-    var pendingCount = 0
-    var oldestPendingNanos: UInt64 = 0
+    /// Where accepted messages go: the writer of the mode (ProduceWriters.swift).
+    var modeWriter: ProduceWriter!
     var codec: CompressionCodec = .none
     var maxMessageBytes = 1_048_588
     var batchBytes = 1 << 20
     private var fixedHeaders: [UInt8] = []
-    let output = ByteBuffer(capacity: 1 << 16)
     var summary = ProduceSummary()
     /// The topic written to, when not the named one (the delay topic).
     private var writeTopicName: String?
     private var headersTimestamp: Int64 = .min
-    /// `--id-header` and `--producer` (Produce+Dedup.swift).
-    var dedup: ProducerDedup?
-    var named: NamedProducer?
     /// Where messages are read from: the input, or the command's output.
     private var inputFD: Int32
 
@@ -139,7 +134,7 @@ public final class Producer {
     ///   status interrupted/terminated, after committing what was accepted).
     public func run() throws -> ProduceSummary {
         try openTopic()
-        try openDedup()
+        modeWriter = try makeWriter(appender: appender)
         StopSignals.install()
         if options.atomic { return try runAtomic() }
         do {
@@ -154,7 +149,7 @@ public final class Producer {
         try flushAll()
         try syncAll()
         reportRecoveries()
-        closeDedup()
+        modeWriter.close(warn: warn)
         return summary
     }
 
@@ -265,12 +260,6 @@ public final class Producer {
         appender = TopicAppender(topic: topic, pool: WriterPool(), sync: options.sync, codec: codec,
                                  batchMessages: options.batchMessages, batchBytes: batchBytes,
                                  settings: settings, fixedPartition: options.partition)
-        if options.printOffsets && options.idHeader == nil && options.producerName == nil {
-            appender.placed = { [unowned self] offsets in
-                for (p, o) in offsets { self.output.append("\(p) \(o)\n") }
-                try self.writeOutput()
-            }
-        }
     }
 
     // MARK: Input
@@ -290,10 +279,9 @@ public final class Producer {
         while true {
             if StopSignals.signal != 0 { throw stopError() }
             var timeout: Int32 = -1
-            let (pendingCount, oldestPendingNanos) = dedup != nil || named != nil ? (self.pendingCount, self.oldestPendingNanos)
-                : (appender.pendingCount, appender.oldestPendingNanos)
+            let pendingCount = modeWriter.pendingCount
             if pendingCount > 0 {
-                let waited = Int64((monotonicNanos() &- oldestPendingNanos) / 1_000_000)
+                let waited = Int64((monotonicNanos() &- modeWriter.oldestPendingNanos) / 1_000_000)
                 timeout = Int32(max(0, min(options.lingerMs - waited, 60_000)))
             }
             let ready = waitReadable([inputFD, StopSignals.fd], timeoutMs: timeout)
@@ -419,8 +407,8 @@ public final class Producer {
                 key = UnsafeRawBufferPointer(rebasing: bytes[0..<at])
                 value = UnsafeRawBufferPointer(rebasing: bytes[(at + kd.count)...])
             }
-            if dedup != nil {
-                try acceptKeyed(key: key, value: value, number: number, timestamp: timestamp)
+            if let idHeader = options.idHeader {
+                try acceptKeyed(key: key, value: value, number: number, timestamp: timestamp, idHeader: idHeader)
                 return
             }
         } else if let fixed = options.fixedKey {
@@ -465,8 +453,8 @@ public final class Producer {
             try reject("line \(number): partition \(p) does not exist: topic '\(options.topic)' has \(topic.partitions) partition\(topic.partitions == 1 ? "" : "s")")
             return
         }
-        if dedup != nil {
-            try acceptEnvelope(message, number: number, timestamp: timestamp)
+        if let idHeader = options.idHeader {
+            try acceptEnvelope(message, number: number, timestamp: timestamp, idHeader: idHeader)
             return
         }
         let delay = options.isDelayed ? DelayQueue.headers(target: options.topic, due: dueTime(timestamp)) : []
@@ -481,47 +469,29 @@ public final class Producer {
         }
     }
 
+    /// Checks a message against `max.message.bytes` and hands it to the mode's writer.
     @inline(__always)
-    private func add(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer, partition forced: Int32?, timestamp: Int64, number: Int) throws {
+    func add(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer, partition forced: Int32?,
+             timestamp: Int64, number: Int, id: [UInt8]? = nil) throws {
         let recordSize = RecordBatchBuilder.maxRecordSize(keyCount: key?.count, valueCount: value?.count, encodedHeadersCount: headers.count)
         if recordSize + BatchLayout.headerSize > maxMessageBytes {
             try reject("\(unitName) \(number): message of \(recordSize) bytes (with record overhead) is over max.message.bytes (\(maxMessageBytes) bytes) of topic '\(options.topic)'")
             return
         }
-        if named != nil {
-            try addNamed(key: key, value: value, headers: headers, partition: forced, timestamp: timestamp, number: number)
-            return
-        }
         summary.accepted += 1
-        try appender.add(key: key, value: value, headers: headers, partition: forced, timestamp: timestamp, recordSize: recordSize)
-    }
-
-    /// `-p`, else the envelope's partition, else the key's (murmur2), else `otherwise`.
-    @inline(__always)
-    func choosePartition(forced: Int32?, key: UnsafeRawBufferPointer?, otherwise: @autoclosure () -> Int32) -> Int32 {
-        appender.partition(forced: forced, key: key, otherwise: otherwise())
+        try modeWriter.add(key: key, value: value, headers: headers, partition: forced, timestamp: timestamp, number: number, recordSize: recordSize, id: id)
     }
 
     // MARK: Writing
 
-    func writer(_ partition: Int32) throws -> PartitionWriter { try appender.writer(partition) }
-
     /// Writes every pending message (and prints offsets with `--print-offsets`).
     private func flushAll() throws {
-        if dedup != nil || named != nil {
-            try flushDedup()
-            return
-        }
-        try appender.flushAll()
-    }
-
-    func writeOutput() throws {
-        defer { output.count = 0 }
-        try writeAll(options.outputFD, output.bytes, what: "standard output")
+        try modeWriter.flush()
+        summary.duplicates = modeWriter.duplicates
     }
 
     private func syncAll() throws {
-        try appender.syncAll()
+        try modeWriter.sync()
     }
 }
 
