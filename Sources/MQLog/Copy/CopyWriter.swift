@@ -48,7 +48,8 @@ public final class CopyWriter {
     }
 
     private var topics: [String: Topic] = [:]
-    private var writers: [TopicPartition: PartitionWriter] = [:]
+    /// The destinations' writers, a bounded number open at once.
+    private let pool = WriterPool()
     private var open: [TopicPartition: OpenBatch] = [:]
     /// Finished batches per destination, and the order destinations appeared in.
     private var finished: [TopicPartition: [ByteBuffer]] = [:]
@@ -138,11 +139,8 @@ public final class CopyWriter {
     }
 
     private func writer(_ destination: TopicPartition) throws -> PartitionWriter {
-        if let w = writers[destination] { return w }
         let topic = try self.topic(destination.topic)
-        let w = try PartitionWriter(directory: topic.partitionPath(destination.partition), settings: .init(topic.config))
-        writers[destination] = w
-        return w
+        return try pool.writer(topic.partitionPath(destination.partition), settings: .init(topic.config))
     }
 
     /// Writes the chunk: saves the destinations' log ends as pending, appends
@@ -178,7 +176,7 @@ public final class CopyWriter {
                 first = false
             }
         }
-        for d in destinationOrder { try writers[d]!.sync() }
+        for d in destinationOrder { try pool.sync(try topic(d.topic).partitionPath(d.partition)) }
         if crash == .afterSync { throw SimulatedCrash() }
         try journal.endChunk(settling: chunk)
         copied += chunkRecords

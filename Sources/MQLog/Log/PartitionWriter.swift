@@ -50,7 +50,8 @@ public final class PartitionWriter {
     private let head: FileHandle
     public private(set) var state = HeadState()
     private var active: Segment.Files?
-    private var unsynced = false
+    /// Appends since the last fsync of the active segment (for `WriterPool`).
+    private(set) var unsynced = false
     private let scratch = ByteBuffer(capacity: 1 << 16)
     /// Bytes cut from torn tails by recoveries this writer ran.
     public private(set) var recoveredBytesDropped: Int64 = 0
@@ -228,6 +229,19 @@ public final class PartitionWriter {
             state.flushedNextOffset = synced.next
             try storeState()
         }
+    }
+
+    /// Makes the active segment durable even when this writer appended
+    /// nothing to it: for appends of an earlier writer of the partition
+    /// that was closed before it synced (`WriterPool`).
+    public func syncActiveSegment() throws {
+        if active == nil {
+            try head.lock(exclusive: true)
+            defer { head.unlock() }
+            try loadState()
+        }
+        unsynced = true
+        try sync()
     }
 
     /// The log end offset as of the last lock this writer held.

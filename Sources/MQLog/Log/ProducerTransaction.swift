@@ -66,28 +66,36 @@ public final class ProducerTransaction {
 
     /// Commits: makes every batch durable, records the decision (the commit
     /// point), then writes the COMMIT markers and removes the record.
-    /// - Parameter writers: the writers of every partition written to.
+    /// - Parameter pool: the pool the transaction's batches were written
+    ///   through (its writers may have been closed since).
     /// - Throws: `TransactionError.fenced` when another process aborted the
     ///   transaction first (its timeout passed).
-    public func commit(writers: [PartitionWriter]) throws {
-        for w in writers { try w.sync() }
+    public func commit(pool: WriterPool) throws {
+        for d in registered.sorted() { try pool.sync(d) }
         let decision = try TransactionDecision.decide(.commit, root, producerId)
-        try finish(writers: writers, decision: decision)
+        try finish(pool: pool, decision: decision)
         if decision == .abort { throw TransactionError.fenced(producerId) }
     }
 
     /// Aborts: records the decision, then the .txnindex entries and ABORT
     /// markers, and removes the record.
-    public func abort(writers: [PartitionWriter]) throws {
+    public func abort(pool: WriterPool) throws {
         let decision = try TransactionDecision.decide(.abort, root, producerId)
-        try finish(writers: writers, decision: decision)
+        try finish(pool: pool, decision: decision)
     }
 
-    private func finish(writers: [PartitionWriter], decision: TransactionDecision) throws {
-        for w in writers where registered.contains(w.directory) {
-            try w.finishTransaction(producerId: producerId, decision: decision)
+    /// `commit(pool:)` with the writers of every partition written to.
+    public func commit(writers: [PartitionWriter]) throws { try commit(pool: WriterPool(adopting: writers)) }
+
+    /// `abort(pool:)` with the writers of every partition written to.
+    public func abort(writers: [PartitionWriter]) throws { try abort(pool: WriterPool(adopting: writers)) }
+
+    private func finish(pool: WriterPool, decision: TransactionDecision) throws {
+        let directories = registered.sorted()
+        for d in directories {
+            try pool.writer(d).finishTransaction(producerId: producerId, decision: decision)
         }
-        for w in writers { try w.sync() }
+        for d in directories { try pool.sync(d) }
         try FileSystem.remove(TransactionFiles.record(root, producerId))
         try FileSystem.remove(TransactionFiles.decision(root, producerId))
         try FileSystem.remove(TransactionFiles.lock(root, producerId))

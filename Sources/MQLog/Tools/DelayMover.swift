@@ -33,8 +33,8 @@ final class DelayMover {
     private var journal: FileHandle?
     private var journalBytes: Int64 = 0
     private var targetTopic: Topic?
-    private var writers: [PartitionWriter?] = []
-    private let builder = RecordBatchBuilder(codec: .none, capacity: 1 << 20)
+    /// Writes moved messages to the target, each partition's batch fsynced.
+    private var appender: TopicAppender?
     private var roundRobin: Int32 = 0
     private var nextTry: UInt64 = 0
 
@@ -113,8 +113,11 @@ final class DelayMover {
         let (offsets, at) = DelayMover.journalEntries(raw)
         for offset in offsets where offset >= lowWater { moved.insert(offset) }
         if at != raw.count { try j.truncate(to: Int64(at)); journalBytes = Int64(at) }
-        targetTopic = try log.openTopic(target)
-        writers = Array(repeating: nil, count: Int(targetTopic!.partitions))
+        let topic = try log.openTopic(target)
+        targetTopic = topic
+        // Every batch is fsynced, so a small pool costs only reopening.
+        appender = TopicAppender(topic: topic, pool: WriterPool(capacity: min(FileBudget.shared.writers, 8)), sync: .batch, codec: .none,
+                                 batchMessages: Int.max, batchBytes: 1 << 20, settings: .init(topic.config))
         cursor = try PartitionCursor(partition: 0, directory: log.topicPath(delayTopic) + "/0", startOffset: lowWater)
         return true
     }
@@ -146,34 +149,18 @@ final class DelayMover {
 
     private func move(_ entries: [(due: Int64, offset: Int64, message: Message)]) throws {
         guard let topic = targetTopic else { return }
-        var byPartition: [Int32: [Message]] = [:]
+        guard let appender else { return }
+        // Keyed messages go to their key's partition, the others in turn;
+        // each partition's messages become one batch (more when over 1 MiB).
         for e in entries {
-            let p: Int32
-            if let key = e.message.key {
-                p = key.withUnsafeBytes { Partitioner.partition(forKey: $0, partitions: topic.partitions) }
-            } else {
-                p = roundRobin
+            var forced: Int32? = nil
+            if e.message.key == nil {
+                forced = roundRobin
                 roundRobin = (roundRobin + 1) % topic.partitions
             }
-            byPartition[p, default: []].append(e.message)
+            try appender.add(e.message, partition: forced, timestamp: e.message.timestamp ?? currentTimeMillis())
         }
-        for (p, messages) in byPartition.sorted(by: { $0.key < $1.key }) {
-            if writers[Int(p)] == nil {
-                writers[Int(p)] = try PartitionWriter(directory: topic.partitionPath(p), settings: .init(topic.config))
-            }
-            builder.reset()
-            for m in messages {
-                let h = RecordBatchBuilder.encodeHeaders(m.headers)
-                h.withUnsafeBytes { hp in
-                    withOptionalBytes(m.key) { k in
-                        withOptionalBytes(m.value) { v in builder.append(timestamp: m.timestamp ?? currentTimeMillis(), key: k, value: v, headers: hp) }
-                    }
-                }
-            }
-            _ = try builder.finish()
-            try writers[Int(p)]!.append(builder.output)
-            try writers[Int(p)]!.sync()
-        }
+        try appender.flushAll()
         // Only now, with the messages durable in the target, record the move.
         var bytes = [UInt8](repeating: 0, count: 16 * entries.count)
         bytes.withUnsafeMutableBytes { raw in

@@ -85,6 +85,8 @@ final class HandlerDispatcher {
     private var retries: [(due: UInt64, job: Job)] = []
     private var running: [Running] = []
     private var deadLetters: [String: DeadLetterWriter] = [:]
+    /// The dead-letter topics' writers (each letter is fsynced, so closing one costs nothing).
+    private let deadLetterPool = WriterPool(capacity: min(FileBudget.shared.writers, 8))
     private var stopping = false
     /// Jobs handed to the dispatcher and not complete yet.
     private(set) var outstanding = 0
@@ -282,7 +284,7 @@ final class HandlerDispatcher {
 
     private func deadLetter(_ job: Job, reason: String) throws {
         let topic = options.deadLetterTopic ?? job.topic + ".dlq"
-        if deadLetters[topic] == nil { deadLetters[topic] = try DeadLetterWriter(log: log, topic: topic) }
+        if deadLetters[topic] == nil { deadLetters[topic] = try DeadLetterWriter(log: log, topic: topic, pool: deadLetterPool) }
         var headers = job.headers
         func add(_ name: String, _ value: String) { headers.append(Header(name: name, value: Array(value.utf8))) }
         add("mq.dlq.reason", reason)
@@ -315,32 +317,19 @@ func inheritedEnvironment() -> [String] {
 /// missing), each fsynced before it counts as written.
 final class DeadLetterWriter {
     let topic: Topic
-    private var writers: [PartitionWriter?]
-    private let builder = RecordBatchBuilder(codec: .none, capacity: 64 << 10)
+    private let appender: TopicAppender
 
-    init(log: LogDirectory, topic name: String) throws {
+    init(log: LogDirectory, topic name: String, pool: WriterPool) throws {
         try LogDirectory.validateTopicName(name)
         if !log.topicExists(name) { try log.createTopic(name, config: TopicConfig(partitions: 1)) }
         topic = try log.openTopic(name)
-        writers = Array(repeating: nil, count: Int(topic.partitions))
+        appender = TopicAppender(topic: topic, pool: pool, sync: .batch, codec: .none, batchMessages: 1, batchBytes: 64 << 10,
+                                 settings: .init(topic.config))
     }
 
+    /// Appends one letter as a batch of its own: to its key's partition, or 0 without a key.
     func append(_ m: Message) throws {
-        let partition = m.key.map { k in k.withUnsafeBytes { Partitioner.partition(forKey: $0, partitions: topic.partitions) } } ?? 0
-        if writers[Int(partition)] == nil {
-            writers[Int(partition)] = try PartitionWriter(directory: topic.partitionPath(partition), settings: .init(topic.config))
-        }
-        builder.reset()
-        let headers = RecordBatchBuilder.encodeHeaders(m.headers)
-        headers.withUnsafeBytes { h in
-            withOptionalBytes(m.key) { k in
-                withOptionalBytes(m.value) { v in
-                    builder.append(timestamp: m.timestamp ?? currentTimeMillis(), key: k, value: v, headers: h)
-                }
-            }
-        }
-        _ = try builder.finish()
-        try writers[Int(partition)]!.append(builder.output)
-        try writers[Int(partition)]!.sync()
+        try appender.add(m, partition: m.key == nil ? 0 : nil, timestamp: m.timestamp ?? currentTimeMillis())
+        try appender.flushAll()
     }
 }

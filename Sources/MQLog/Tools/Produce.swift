@@ -107,27 +107,18 @@ public final class Producer {
     public var warn: (String) -> Void = { _ in }
 
     var topic: Topic!
-    var writers: [PartitionWriter?] = []
-    private var builders: [RecordBatchBuilder?] = []
-    private var pendingOrder: [Int32] = []
-    var pendingCount = 0
-    var pendingBytes = 0
-    var oldestPendingNanos: UInt64 = 0
-    var sticky: Int32 = 0
+    /// Partition choice, batches, writers and sync: the append path every mode shares.
+    var appender: TopicAppender!
+    /// Where accepted messages go: the writer of the mode (ProduceWriters.swift).
+    var modeWriter: ProduceWriter!
     var codec: CompressionCodec = .none
     var maxMessageBytes = 1_048_588
     var batchBytes = 1 << 20
     private var fixedHeaders: [UInt8] = []
-    let output = ByteBuffer(capacity: 1 << 16)
     var summary = ProduceSummary()
     /// The topic written to, when not the named one (the delay topic).
     private var writeTopicName: String?
     private var headersTimestamp: Int64 = .min
-    /// `--id-header` and `--producer` (Produce+Dedup.swift).
-    var dedup: ProducerDedup?
-    var named: NamedProducer?
-    /// The transaction of an `--atomic` run.
-    private var transaction: ProducerTransaction?
     /// Where messages are read from: the input, or the command's output.
     private var inputFD: Int32
 
@@ -143,7 +134,7 @@ public final class Producer {
     ///   status interrupted/terminated, after committing what was accepted).
     public func run() throws -> ProduceSummary {
         try openTopic()
-        try openDedup()
+        modeWriter = try makeWriter(appender: appender)
         StopSignals.install()
         if options.atomic { return try runAtomic() }
         do {
@@ -158,7 +149,7 @@ public final class Producer {
         try flushAll()
         try syncAll()
         reportRecoveries()
-        closeDedup()
+        modeWriter.close(warn: warn)
         return summary
     }
 
@@ -178,7 +169,7 @@ public final class Producer {
     private func runAtomic() throws -> ProduceSummary {
         try TransactionRecovery.recoverOrphans(root: log.root)
         let txn = try ProducerTransaction(root: log.root, timeoutMs: options.transactionTimeoutMs)
-        transaction = txn
+        appender.transaction = txn
         var generator: GeneratorProcess?
         do {
             if let argv = options.command {
@@ -194,7 +185,7 @@ public final class Producer {
             }
         } catch let error as MQError {
             generator?.stop()
-            try txn.abort(writers: writers.compactMap { $0 })
+            try txn.abort(pool: appender.pool)
             let n = summary.accepted
             let what = "the transaction was aborted: none of its \(n) message\(n == 1 ? " is" : "s is") visible"
             if error.status == .interrupted || error.status == .terminated {
@@ -202,7 +193,7 @@ public final class Producer {
             }
             throw MQError(error.status, "\(error.description); \(what)")
         }
-        try txn.commit(writers: writers.compactMap { $0 })
+        try txn.commit(pool: appender.pool)
         reportRecoveries()
         return summary
     }
@@ -221,8 +212,11 @@ public final class Producer {
     /// Tells the user when opening a partition cut a torn write left by a
     /// writer that died: those bytes were never reported as written.
     private func reportRecoveries() {
-        for (p, w) in writers.enumerated() where (w?.recoveredBytesDropped ?? 0) > 0 {
-            warn("recovered partition \(p) of '\(options.topic)': cut \(w!.recoveredBytesDropped) bytes of an incomplete write left by a writer that died")
+        for p in 0..<topic.partitions {
+            let dropped = appender.recoveredBytesDropped(p)
+            if dropped > 0 {
+                warn("recovered partition \(p) of '\(options.topic)': cut \(dropped) bytes of an incomplete write left by a writer that died")
+            }
         }
     }
 
@@ -256,13 +250,16 @@ public final class Producer {
         if let p = options.partition, p < 0 || p >= partitions {
             throw MQError.usage("partition \(p) does not exist: topic '\(options.topic)' has \(partitions) partition\(partitions == 1 ? "" : "s") (0-\(partitions - 1))")
         }
-        writers = Array(repeating: nil, count: Int(partitions))
-        builders = Array(repeating: nil, count: Int(partitions))
         codec = options.codec ?? topic.config.defaultCodec
         maxMessageBytes = topic.config.maxMessageBytes
         batchBytes = max(1024, min(options.batchBytes ?? (1 << 20), maxMessageBytes - BatchLayout.headerSize))
         fixedHeaders = RecordBatchBuilder.encodeHeaders(options.headers)
-        sticky = Int32.random(in: 0..<partitions)
+        var settings = PartitionWriter.Settings(topic.config)
+        // An fsync at exit will write everything: let the disk start early.
+        if options.sync == .exit { settings.writebackBytes = Self.writebackBytes }
+        appender = TopicAppender(topic: topic, pool: WriterPool(), sync: options.sync, codec: codec,
+                                 batchMessages: options.batchMessages, batchBytes: batchBytes,
+                                 settings: settings, fixedPartition: options.partition)
     }
 
     // MARK: Input
@@ -282,8 +279,9 @@ public final class Producer {
         while true {
             if StopSignals.signal != 0 { throw stopError() }
             var timeout: Int32 = -1
+            let pendingCount = modeWriter.pendingCount
             if pendingCount > 0 {
-                let waited = Int64((monotonicNanos() &- oldestPendingNanos) / 1_000_000)
+                let waited = Int64((monotonicNanos() &- modeWriter.oldestPendingNanos) / 1_000_000)
                 timeout = Int32(max(0, min(options.lingerMs - waited, 60_000)))
             }
             let ready = waitReadable([inputFD, StopSignals.fd], timeoutMs: timeout)
@@ -409,8 +407,8 @@ public final class Producer {
                 key = UnsafeRawBufferPointer(rebasing: bytes[0..<at])
                 value = UnsafeRawBufferPointer(rebasing: bytes[(at + kd.count)...])
             }
-            if dedup != nil {
-                try acceptKeyed(key: key, value: value, number: number, timestamp: timestamp)
+            if let idHeader = options.idHeader {
+                try acceptKeyed(key: key, value: value, number: number, timestamp: timestamp, idHeader: idHeader)
                 return
             }
         } else if let fixed = options.fixedKey {
@@ -455,8 +453,8 @@ public final class Producer {
             try reject("line \(number): partition \(p) does not exist: topic '\(options.topic)' has \(topic.partitions) partition\(topic.partitions == 1 ? "" : "s")")
             return
         }
-        if dedup != nil {
-            try acceptEnvelope(message, number: number, timestamp: timestamp)
+        if let idHeader = options.idHeader {
+            try acceptEnvelope(message, number: number, timestamp: timestamp, idHeader: idHeader)
             return
         }
         let delay = options.isDelayed ? DelayQueue.headers(target: options.topic, due: dueTime(timestamp)) : []
@@ -471,115 +469,29 @@ public final class Producer {
         }
     }
 
+    /// Checks a message against `max.message.bytes` and hands it to the mode's writer.
     @inline(__always)
-    private func add(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer, partition forced: Int32?, timestamp: Int64, number: Int) throws {
+    func add(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer, partition forced: Int32?,
+             timestamp: Int64, number: Int, id: [UInt8]? = nil) throws {
         let recordSize = RecordBatchBuilder.maxRecordSize(keyCount: key?.count, valueCount: value?.count, encodedHeadersCount: headers.count)
         if recordSize + BatchLayout.headerSize > maxMessageBytes {
             try reject("\(unitName) \(number): message of \(recordSize) bytes (with record overhead) is over max.message.bytes (\(maxMessageBytes) bytes) of topic '\(options.topic)'")
             return
         }
-        if named != nil {
-            try addNamed(key: key, value: value, headers: headers, partition: forced, timestamp: timestamp, number: number)
-            return
-        }
-        let partition = choosePartition(forced: forced, key: key, otherwise: sticky)
-        var builder = builders[Int(partition)]
-        if builder == nil {
-            builder = RecordBatchBuilder(codec: codec, capacity: batchBytes)
-            builders[Int(partition)] = builder
-        }
-        if !builder!.isEmpty && (builder!.recordBytes + recordSize > batchBytes || Int(builder!.count) >= options.batchMessages) {
-            if options.printOffsets { try flushAll() } else { try flush(partition) }
-        }
-        if pendingCount == 0 { oldestPendingNanos = monotonicNanos() }
-        builder!.append(timestamp: timestamp, key: key, value: value, headers: headers)
-        pendingCount += 1
-        pendingBytes += recordSize
         summary.accepted += 1
-        if options.printOffsets { pendingOrder.append(partition) }
-        // Bound memory when many partitions each hold a partial batch.
-        if pendingBytes > 16 << 20 { try flushAll() }
-    }
-
-    /// `-p`, else the envelope's partition, else the key's (murmur2), else `otherwise`.
-    @inline(__always)
-    func choosePartition(forced: Int32?, key: UnsafeRawBufferPointer?, otherwise: @autoclosure () -> Int32) -> Int32 {
-        if let forced = forced ?? options.partition { return forced }
-        if let key { return Partitioner.partition(forKey: key, partitions: topic.partitions) }
-        return otherwise()
+        try modeWriter.add(key: key, value: value, headers: headers, partition: forced, timestamp: timestamp, number: number, recordSize: recordSize, id: id)
     }
 
     // MARK: Writing
 
-    func writer(_ partition: Int32) throws -> PartitionWriter {
-        if let w = writers[Int(partition)] { return w }
-        var settings = PartitionWriter.Settings(topic.config)
-        // An fsync at exit will write everything: let the disk start early.
-        if options.sync == .exit { settings.writebackBytes = Self.writebackBytes }
-        let w = try PartitionWriter(directory: topic.partitionPath(partition), settings: settings)
-        writers[Int(partition)] = w
-        return w
-    }
-
-    /// Writes one partition's pending batch. Returns its base offset.
-    @discardableResult
-    private func flush(_ partition: Int32) throws -> Int64? {
-        guard let builder = builders[Int(partition)], !builder.isEmpty else { return nil }
-        let count = Int(builder.count)
-        let w = try writer(partition)
-        let base: Int64
-        if let transaction {
-            let (register, sequence) = try transaction.willAppend(topic: topic.name, partition: partition, directory: w.directory, records: builder.count)
-            builder.producerId = transaction.producerId
-            builder.producerEpoch = transaction.epoch
-            builder.baseSequence = sequence
-            builder.extraAttributes = BatchAttributes.transactional
-            _ = try builder.finish()
-            base = try w.appendTransactional(builder.output, producerId: transaction.producerId, epoch: transaction.epoch, register: register)
-        } else {
-            _ = try builder.finish()
-            base = try w.append(builder.output)
-        }
-        if options.sync == .batch { try w.sync() }
-        builder.reset()
-        pendingCount -= count
-        if pendingCount == 0 { pendingBytes = 0 }
-        if options.partition == nil && partition == sticky {
-            sticky = (sticky + 1) % topic.partitions
-        }
-        return base
-    }
-
-    /// Writes every pending batch, then prints their offsets in input order.
+    /// Writes every pending message (and prints offsets with `--print-offsets`).
     private func flushAll() throws {
-        if dedup != nil || named != nil {
-            try flushDedup()
-            return
-        }
-        guard pendingCount > 0 else { return }
-        var next = [Int64](repeating: -1, count: builders.count)
-        for p in builders.indices {
-            if let base = try flush(Int32(p)) { next[p] = base }
-        }
-        pendingBytes = 0
-        if options.printOffsets {
-            for p in pendingOrder {
-                output.append("\(p) \(next[Int(p)])\n")
-                next[Int(p)] += 1
-            }
-            pendingOrder.removeAll(keepingCapacity: true)
-            try writeOutput()
-        }
-    }
-
-    func writeOutput() throws {
-        defer { output.count = 0 }
-        try writeAll(options.outputFD, output.bytes, what: "standard output")
+        try modeWriter.flush()
+        summary.duplicates = modeWriter.duplicates
     }
 
     private func syncAll() throws {
-        guard options.sync != .none else { return }
-        for w in writers { try w?.sync() }
+        try modeWriter.sync()
     }
 }
 

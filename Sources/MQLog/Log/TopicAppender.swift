@@ -1,0 +1,196 @@
+/// Appends messages to one topic: the one way every tool writes messages
+/// (`mq-produce`, dead letters, the delay mover).
+///
+/// It chooses partitions (a forced one, else murmur2 of the key, else a
+/// sticky partition that moves on after each batch), collects one batch per
+/// partition, writes a batch when it is full (`batchMessages` records, or
+/// `batchBytes` of records) and all of them when pending records pass
+/// `maxPendingBytes`, opens partitions through a `WriterPool`, and fsyncs as
+/// `sync` says (`.batch`: after every batch; `.exit`: in `syncAll`).
+///
+/// Batch buffers start small and grow, so 10,000 partitions with a partial
+/// batch each cost their records, not 10,000 × `batchBytes`.
+/// Not thread-safe.
+final class TopicAppender {
+    let topic: Topic
+    let pool: WriterPool
+    let sync: SyncPolicy
+    let codec: CompressionCodec
+    /// Most records in one batch.
+    let batchMessages: Int
+    /// Most bytes of records (before compression) in one batch.
+    let batchBytes: Int
+    /// All pending batches are written when their records pass this.
+    let maxPendingBytes: Int
+    /// Settings of the partitions' writers.
+    let settings: PartitionWriter.Settings
+    /// The partition of every message (`-p`), if any.
+    let fixedPartition: Int32?
+    /// When set, batches are written as part of this transaction.
+    var transaction: ProducerTransaction?
+    /// Called after `flushAll` with each message's partition and offset, in
+    /// the order the messages were added (`--print-offsets`).
+    var placed: (([(partition: Int32, offset: Int64)]) throws -> Void)? {
+        didSet { tracksOrder = placed != nil }
+    }
+    /// `placed != nil`, read per message without copying the closure.
+    private var tracksOrder = false
+
+    private var builders: [RecordBatchBuilder?]
+    private var order: [Int32] = []
+    private(set) var pendingCount = 0
+    private var pendingBytes = 0
+    /// When the oldest pending message was added (monotonic ns).
+    private(set) var oldestPendingNanos: UInt64 = 0
+    private(set) var sticky: Int32
+
+    init(topic: Topic, pool: WriterPool, sync: SyncPolicy, codec: CompressionCodec, batchMessages: Int, batchBytes: Int,
+         maxPendingBytes: Int = 16 << 20, settings: PartitionWriter.Settings, fixedPartition: Int32? = nil) {
+        self.topic = topic
+        self.pool = pool
+        self.sync = sync
+        self.codec = codec
+        self.batchMessages = batchMessages
+        self.batchBytes = batchBytes
+        self.maxPendingBytes = maxPendingBytes
+        self.settings = settings
+        self.fixedPartition = fixedPartition
+        self.builders = Array(repeating: nil, count: Int(topic.partitions))
+        self.sticky = Int32.random(in: 0..<topic.partitions)
+    }
+
+    // MARK: Partitions
+
+    /// The fixed partition, else `forced`, else the key's (murmur2), else `otherwise`.
+    @inline(__always)
+    func partition(forced: Int32?, key: UnsafeRawBufferPointer?, otherwise: @autoclosure () -> Int32) -> Int32 {
+        if let p = forced ?? fixedPartition { return p }
+        if let key { return Partitioner.partition(forKey: key, partitions: topic.partitions) }
+        return otherwise()
+    }
+
+    /// The sticky partition moves on (after a batch, or a chunk, was written to it).
+    func advanceSticky() {
+        if fixedPartition == nil { sticky = (sticky + 1) % topic.partitions }
+    }
+
+    func directory(_ partition: Int32) -> String { topic.partitionPath(partition) }
+
+    /// The writer of `partition` (from the pool; do not keep it across another call).
+    func writer(_ partition: Int32) throws -> PartitionWriter {
+        try pool.writer(directory(partition), settings: settings)
+    }
+
+    // MARK: Adding messages
+
+    /// Adds one message to its partition's batch, writing batches as they fill.
+    /// - Parameters:
+    ///   - recordSize: `RecordBatchBuilder.maxRecordSize` of the message.
+    ///   - partition: a partition to use instead of choosing one.
+    @inline(__always)
+    func add(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer,
+             partition forced: Int32?, timestamp: Int64, recordSize: Int) throws {
+        let p = partition(forced: forced, key: key, otherwise: sticky)
+        let builder = builders[Int(p)] ?? newBuilder(p)
+        if !builder.isEmpty && (builder.recordBytes + recordSize > batchBytes || Int(builder.count) >= batchMessages) {
+            if tracksOrder { try flushAll() } else { try flush(p) }
+        }
+        if pendingCount == 0 { oldestPendingNanos = monotonicNanos() }
+        builder.append(timestamp: timestamp, key: key, value: value, headers: headers)
+        pendingCount += 1
+        pendingBytes += recordSize
+        if tracksOrder { order.append(p) }
+        // Bound memory when many partitions each hold a partial batch.
+        if pendingBytes > maxPendingBytes { try flushAll() }
+    }
+
+    /// Adds a message held as arrays (`add(key:value:headers:…)` for bytes already at hand).
+    func add(_ m: Message, partition forced: Int32?, timestamp: Int64) throws {
+        let headers = RecordBatchBuilder.encodeHeaders(m.headers)
+        let size = RecordBatchBuilder.maxRecordSize(keyCount: m.key?.count, valueCount: m.value?.count, encodedHeadersCount: headers.count)
+        try headers.withUnsafeBytes { h in
+            try withOptionalBytes(m.key) { k in
+                try withOptionalBytes(m.value) { v in
+                    try add(key: k, value: v, headers: h, partition: forced, timestamp: timestamp, recordSize: size)
+                }
+            }
+        }
+    }
+
+    @inline(never)
+    private func newBuilder(_ partition: Int32) -> RecordBatchBuilder {
+        // One partition gets the whole batch size at once; many start small.
+        let capacity = topic.partitions == 1 ? batchBytes : min(batchBytes, 16 << 10)
+        let b = RecordBatchBuilder(codec: codec, capacity: capacity)
+        builders[Int(partition)] = b
+        return b
+    }
+
+    // MARK: Writing
+
+    /// Writes one partition's pending batch (and fsyncs it with `.batch`).
+    /// - Returns: its base offset, or nil when nothing was pending.
+    @discardableResult
+    func flush(_ partition: Int32) throws -> Int64? {
+        guard let builder = builders[Int(partition)], !builder.isEmpty else { return nil }
+        let count = Int(builder.count)
+        let base = try write(builder, to: partition)
+        builder.reset(keepCapacity: topic.partitions == 1 ? 8 << 20 : 64 << 10)
+        pendingCount -= count
+        if pendingCount == 0 { pendingBytes = 0 }
+        if partition == sticky { advanceSticky() }
+        return base
+    }
+
+    /// Appends the records of `builder` as one batch (of the transaction, if
+    /// any) and fsyncs it with `.batch`. Leaves the builder finished.
+    /// - Returns: the batch's base offset.
+    func write(_ builder: RecordBatchBuilder, to partition: Int32) throws -> Int64 {
+        let w = try writer(partition)
+        let base: Int64
+        if let transaction {
+            let (register, sequence) = try transaction.willAppend(topic: topic.name, partition: partition, directory: w.directory, records: builder.count)
+            builder.producerId = transaction.producerId
+            builder.producerEpoch = transaction.epoch
+            builder.baseSequence = sequence
+            builder.extraAttributes = BatchAttributes.transactional
+            _ = try builder.finish()
+            base = try w.appendTransactional(builder.output, producerId: transaction.producerId, epoch: transaction.epoch, register: register)
+        } else {
+            _ = try builder.finish()
+            base = try w.append(builder.output)
+        }
+        if sync == .batch { try w.sync() }
+        return base
+    }
+
+    /// Writes every pending batch, in partition order, then reports where
+    /// each message went (`placed`).
+    func flushAll() throws {
+        guard pendingCount > 0 else { return }
+        var next = [Int64](repeating: -1, count: placed != nil ? builders.count : 0)
+        for p in builders.indices {
+            if let base = try flush(Int32(p)), placed != nil { next[p] = base }
+        }
+        pendingBytes = 0
+        if let placed {
+            var offsets: [(partition: Int32, offset: Int64)] = []
+            offsets.reserveCapacity(order.count)
+            for p in order {
+                offsets.append((p, next[Int(p)]))
+                next[Int(p)] += 1
+            }
+            order.removeAll(keepingCapacity: true)
+            try placed(offsets)
+        }
+    }
+
+    /// Makes every batch written durable, unless the policy is `.none`.
+    func syncAll() throws {
+        guard sync != .none else { return }
+        try pool.syncAll()
+    }
+
+    /// Bytes cut by recoveries when opening `partition` (a writer died mid-append).
+    func recoveredBytesDropped(_ partition: Int32) -> Int64 { pool.recoveredBytesDropped(directory(partition)) }
+}

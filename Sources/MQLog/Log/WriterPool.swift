@@ -1,0 +1,132 @@
+/// A bounded set of open `PartitionWriter`s, keyed by partition directory,
+/// closing the least recently used when full.
+///
+/// A writer holds 4 descriptors (head, `.log`, `.index`, `.timeindex`), so a
+/// tool writing to 10,000 partitions cannot keep one open per partition
+/// under the usual limit of open files. Every tool that appends goes
+/// through a pool sized from `FileBudget.shared.writers`.
+///
+/// Durability across eviction: closing a writer never loses a sync. When
+/// the evicted writer holds appends not yet fsynced, the pool remembers its
+/// directory; `sync(_:)` and `syncAll()` then fsync that partition's active
+/// segment through a new writer (a roll fsyncs the segment it leaves, so
+/// the active one is all that can still hold those appends). Eviction itself
+/// does not fsync: a `--sync exit` producer pays one fsync per partition at
+/// the end, as it did with every writer open.
+///
+/// Other state a writer carries that outlives it:
+/// - bytes its recoveries cut (`recoveredBytesDropped(_:)` adds the closed
+///   writers' counts);
+/// - the writeback hint position is only a hint and starts over.
+///
+/// Contract for callers: do not keep a writer returned by `writer(_:settings:)`
+/// across another call to `writer`, which may close it.
+/// Not thread-safe.
+public final class WriterPool {
+    /// How many writers may be open at once (at least 1).
+    public let capacity: Int
+
+    private struct Entry {
+        let writer: PartitionWriter
+        var lastUse: UInt64
+    }
+
+    private var open: [String: Entry] = [:]
+    private var clock: UInt64 = 0
+    /// The settings of every directory opened, to open it again.
+    private var settingsOf: [String: PartitionWriter.Settings] = [:]
+    /// Directories whose closed writers left appends that are not yet fsynced.
+    private var unsyncedClosed: Set<String> = []
+    private var droppedByClosed: [String: Int64] = [:]
+    /// Writers closed to make room (for tests and figures).
+    public private(set) var evictions = 0
+
+    /// - Parameter capacity: the most writers open at once; by default what
+    ///   the file budget allows.
+    public init(capacity: Int = FileBudget.shared.writers) {
+        self.capacity = max(1, capacity)
+    }
+
+    /// A pool holding `writers` (at least as many as there are).
+    public init(adopting writers: [PartitionWriter], capacity: Int = FileBudget.shared.writers) {
+        self.capacity = max(1, capacity, writers.count)
+        for w in writers {
+            clock &+= 1
+            open[w.directory] = Entry(writer: w, lastUse: clock)
+            settingsOf[w.directory] = w.settings
+        }
+    }
+
+    /// Number of writers open now.
+    public var openCount: Int { open.count }
+
+    /// The open writer of `directory`, or a new one (closing the least
+    /// recently used writer first when the pool is full).
+    /// - Parameter settings: used only when a writer is opened.
+    /// - Throws: `MQError` when the partition's head file cannot be opened.
+    public func writer(_ directory: String, settings: @autoclosure () throws -> PartitionWriter.Settings) throws -> PartitionWriter {
+        clock &+= 1
+        if let e = open[directory] {
+            open[directory]!.lastUse = clock
+            return e.writer
+        }
+        if open.count >= capacity { evictLeastRecentlyUsed() }
+        let s = try settings()
+        let w = try PartitionWriter(directory: directory, settings: s)
+        open[directory] = Entry(writer: w, lastUse: clock)
+        settingsOf[directory] = s
+        return w
+    }
+
+    /// The writer of a directory this pool opened before, opened again if it was closed.
+    public func writer(_ directory: String) throws -> PartitionWriter {
+        guard let settings = settingsOf[directory] else {
+            preconditionFailure("WriterPool: '\(directory)' was never opened through this pool")
+        }
+        return try writer(directory, settings: settings)
+    }
+
+    private func evictLeastRecentlyUsed() {
+        // A linear scan: evictions happen at most once per batch written,
+        // and a batch costs far more than a pass over the pool.
+        guard let victim = open.min(by: { $0.value.lastUse < $1.value.lastUse })?.key else { return }
+        close(victim)
+        evictions += 1
+    }
+
+    /// Closes the writer of `directory`, remembering what it leaves unsynced.
+    private func close(_ directory: String) {
+        guard let e = open.removeValue(forKey: directory) else { return }
+        if e.writer.unsynced { unsyncedClosed.insert(directory) }
+        if e.writer.recoveredBytesDropped > 0 { droppedByClosed[directory, default: 0] += e.writer.recoveredBytesDropped }
+    }
+
+    /// Makes everything appended to `directory` through this pool durable.
+    public func sync(_ directory: String) throws {
+        if unsyncedClosed.contains(directory) {
+            try writer(directory).syncActiveSegment()
+            unsyncedClosed.remove(directory)
+        } else if let e = open[directory] {
+            try e.writer.sync()
+        }
+    }
+
+    /// Makes everything appended through this pool durable: the open
+    /// writers first, then the partitions of closed writers with unsynced
+    /// appends (opening them may close writers synced just before, which
+    /// leave nothing behind).
+    public func syncAll() throws {
+        for directory in open.keys.sorted() { try open[directory]!.writer.sync() }
+        for directory in unsyncedClosed.sorted() { try sync(directory) }
+    }
+
+    /// Bytes cut from torn tails by recoveries of every writer of `directory` this pool opened.
+    public func recoveredBytesDropped(_ directory: String) -> Int64 {
+        (droppedByClosed[directory] ?? 0) + (open[directory]?.writer.recoveredBytesDropped ?? 0)
+    }
+
+    /// Closes every writer. Appends they left unsynced stay unsynced.
+    public func closeAll() {
+        for directory in Array(open.keys) { close(directory) }
+    }
+}

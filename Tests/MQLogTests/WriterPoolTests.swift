@@ -1,0 +1,84 @@
+import Testing
+import Glibc
+@testable import MQLog
+
+@Suite struct WriterPoolTests {
+    /// Three partition directories under a fresh temporary directory.
+    private func partitions(_ n: Int) throws -> (root: String, dirs: [String]) {
+        let root = makeTempDirectory()
+        let dirs = (0..<n).map { root + "/\($0)" }
+        for d in dirs { _ = try FileSystem.makeDirectory(d) }
+        return (root, dirs)
+    }
+
+    /// The durable part of a partition as its head file records it.
+    private func flushed(_ dir: String) throws -> (flushed: Int64, end: Int64) {
+        let w = try PartitionWriter(directory: dir, settings: .init())
+        _ = try w.currentEndOffset()
+        return (w.state.flushedPosition, w.state.endPosition)
+    }
+
+    @Test func closesTheLeastRecentlyUsedWriter() throws {
+        let (root, dirs) = try partitions(3)
+        defer { try? FileSystem.removeTree(root) }
+        let pool = WriterPool(capacity: 2)
+        let a = try pool.writer(dirs[0], settings: .init())
+        let b = try pool.writer(dirs[1], settings: .init())
+        #expect(try pool.writer(dirs[0], settings: .init()) === a)  // a is now the most recent
+        _ = try pool.writer(dirs[2], settings: .init())
+        #expect(pool.openCount == 2 && pool.evictions == 1)
+        #expect(try pool.writer(dirs[0], settings: .init()) === a)
+        #expect(try pool.writer(dirs[1], settings: .init()) !== b)   // b was closed and opened again
+        #expect(pool.evictions == 2)
+    }
+
+    @Test func syncCoversAppendsOfClosedWriters() throws {
+        let (root, dirs) = try partitions(5)
+        defer { try? FileSystem.removeTree(root) }
+        let pool = WriterPool(capacity: 2)
+        for (i, d) in dirs.enumerated() {
+            try appendMessages(try pool.writer(d, settings: .init()), from: 0, count: 10 + i, perBatch: 5)
+        }
+        #expect(pool.openCount == 2 && pool.evictions == 3)
+        // Closing did not fsync: the closed writers' appends are not yet durable.
+        for d in dirs.prefix(3) {
+            let (f, e) = try flushed(d)
+            #expect(f == 0 && e > 0)
+        }
+        try pool.sync(dirs[0])
+        #expect(try flushed(dirs[0]).flushed == flushed(dirs[0]).end)
+        #expect(try flushed(dirs[1]).flushed == 0)
+        try pool.syncAll()
+        for d in dirs {
+            let (f, e) = try flushed(d)
+            #expect(f == e && e > 0, "\(d): flushed \(f) of \(e)")
+        }
+        #expect(pool.openCount <= 2)
+    }
+
+    @Test func aTransactionCommitsThroughClosedWriters() throws {
+        let (root, dirs) = try partitions(4)
+        defer { try? FileSystem.removeTree(root) }
+        let pool = WriterPool(capacity: 1)
+        let txn = try ProducerTransaction(root: root, timeoutMs: 60_000)
+        for (p, d) in dirs.enumerated() {
+            let builder = RecordBatchBuilder(codec: .none)
+            let h = RecordBatchBuilder.encodeHeaders([])
+            h.withUnsafeBytes { hp in Array("m\(p)".utf8).withUnsafeBytes { v in builder.append(timestamp: 1, key: nil, value: v, headers: hp) } }
+            let (register, sequence) = try txn.willAppend(topic: "t", partition: Int32(p), directory: d, records: 1)
+            builder.producerId = txn.producerId
+            builder.producerEpoch = txn.epoch
+            builder.baseSequence = sequence
+            builder.extraAttributes = BatchAttributes.transactional
+            _ = try builder.finish()
+            try pool.writer(d, settings: .init()).appendTransactional(builder.output, producerId: txn.producerId, epoch: txn.epoch, register: register)
+        }
+        try txn.commit(pool: pool)
+        for d in dirs {
+            let w = try PartitionWriter(directory: d, settings: .init())
+            #expect(try w.openTransactions().entries.isEmpty)
+            #expect(try w.currentEndOffset() == 2)   // the record and the COMMIT marker
+            #expect(w.state.flushedNextOffset == 2)
+        }
+    }
+}
