@@ -32,6 +32,9 @@ public final class PartitionReader {
     /// Batches that end at or before it are not returned again.
     private var returnedEnd: Int64 = -1
 
+    /// The pool that bounds open files: the one of the thread that made this reader.
+    private let pool = ReaderPool.current
+
     public init(directory: String) {
         self.directory = directory
         head = HeadFileReader(directory: directory)
@@ -39,7 +42,7 @@ public final class PartitionReader {
 
     deinit {
         log?.close()
-        ReaderPool.shared.forget(self)
+        pool.forget(self)
     }
 
     // MARK: Released files
@@ -55,7 +58,7 @@ public final class PartitionReader {
     /// position and the buffered bytes stay: reading on needs no file until
     /// the buffer is used up.
     func releaseFiles() {
-        ReaderPool.shared.forget(self)
+        pool.forget(self)
         if log != nil {
             log?.close()
             log = nil
@@ -69,7 +72,7 @@ public final class PartitionReader {
 
     /// Counts this reader among those holding files (before it opens or uses one).
     private func useFiles() {
-        ReaderPool.shared.use(self)
+        pool.use(self)
     }
 
     /// Opens the released segment again. If its name now refers to another

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Bounds the partition files that `PartitionReader`s keep open.
 ///
 /// A reader holds its current segment's `.log` and the partition's `head`
@@ -9,11 +11,19 @@
 /// at its next read from disk (docs/FORMAT.md §9, "Released files").
 ///
 /// Each use (a read from disk, a look at `head`) moves the reader to the
-/// back of the queue, in O(1) amortized time. Not thread-safe: the tools read
-/// partitions from one thread.
+/// back of the queue, in O(1) amortized time. Not thread-safe: each thread
+/// has its own pool (`ReaderPool.current`), and a reader uses the pool of the
+/// thread that made it (a pool releases files of its own readers only, so a
+/// reader is never closed under another thread that is reading it).
 final class ReaderPool {
-    /// The pool readers use, sized by `FileBudget.shared.readers`.
-    nonisolated(unsafe) static let shared = ReaderPool(limit: FileBudget.shared.readers)
+    /// The calling thread's pool, sized by `FileBudget.shared.readers`.
+    static var current: ReaderPool {
+        let key = threadKey.key
+        if let p = pthread_getspecific(key) { return Unmanaged<ReaderPool>.fromOpaque(p).takeUnretainedValue() }
+        let pool = ReaderPool(limit: FileBudget.shared.readers)
+        pthread_setspecific(key, Unmanaged.passRetained(pool).toOpaque())
+        return pool
+    }
 
     /// Most readers holding files at once.
     let limit: Int
@@ -63,3 +73,18 @@ final class ReaderPool {
         tokens[ObjectIdentifier(reader)] = nil
     }
 }
+
+/// The thread-specific key of `ReaderPool.current`; a thread's pool is
+/// released when the thread ends.
+private struct ThreadKey: @unchecked Sendable {
+    let key: pthread_key_t
+    init() {
+        var k = pthread_key_t()
+        pthread_key_create(&k) { p in
+            guard let p else { return }
+            Unmanaged<ReaderPool>.fromOpaque(p).release()
+        }
+        key = k
+    }
+}
+private let threadKey = ThreadKey()
