@@ -97,9 +97,9 @@ public final class Bench {
     /// with `keys`, each line starts with its key `kN ` (N = i mod keys).
     func makeInput(_ name: String, count: Int, first: Int = 0, keys: Int? = nil) throws -> String {
         let path = workDirectory + "/" + name
-        let f = try FileHandle.open(path, O_WRONLY | O_CREAT | O_TRUNC, creating: true)
+        let f = try OpenFile.open(path, O_WRONLY | O_CREAT | O_TRUNC, creating: true)
         defer { f.close() }
-        let buffer = ByteBuffer(capacity: 1 << 20)
+        let buffer = GrowableBytes(capacity: 1 << 20)
         var written: Int64 = 0
         let filler = max(0, options.size - 1)
         for i in first..<first + count {

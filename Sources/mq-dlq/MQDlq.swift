@@ -90,7 +90,7 @@ struct MQDlq: ParsableCommand {
                 query.includeSettled = all
                 let settled = try DeadLetters.savedSettled(log, topic: topic)
                 let printer = RecordPrinter(mode: .json, fd: 1)
-                let text = ByteBuffer(capacity: 1 << 16)
+                let text = GrowableBytes(capacity: 1 << 16)
                 try DeadLetters.scan(log, topic: topic, query: query, now: now, settled: settled) { r, letter in
                     if json {
                         try printer.print(r, topic: letter.topic, partition: letter.partition)
@@ -105,7 +105,7 @@ struct MQDlq: ParsableCommand {
             }
         }
 
-        private func flush(_ text: ByteBuffer) throws {
+        private func flush(_ text: GrowableBytes) throws {
             defer { text.count = 0 }
             do {
                 try writeAll(1, text.bytes, what: "standard output")

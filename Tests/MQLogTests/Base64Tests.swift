@@ -33,7 +33,7 @@ import Testing
     }
 
     @Test func encodeAppendsToExistingContents() {
-        let out = ByteBuffer(capacity: 16)
+        let out = GrowableBytes(capacity: 16)
         out.append("x:")
         [UInt8](repeating: 0xFF, count: 100).withUnsafeBytes { Base64.encode($0, into: out) }
         let text = String(decoding: out.bytes, as: UTF8.self)

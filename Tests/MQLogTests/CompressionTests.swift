@@ -54,13 +54,13 @@ import Testing
     // MARK: Helpers
 
     static func compress(_ codec: CompressionCodec, _ input: [UInt8], level: Int32? = nil) throws -> [UInt8] {
-        let output = ByteBuffer()
+        let output = GrowableBytes()
         try input.withUnsafeBytes { try Compression.compress(codec, $0, into: output, level: level) }
         return output.array
     }
 
     static func decompress(_ codec: CompressionCodec, _ input: [UInt8], limit: Int = 64 << 20) throws -> [UInt8] {
-        let output = ByteBuffer()
+        let output = GrowableBytes()
         try input.withUnsafeBytes { try Compression.decompress(codec, $0, into: output, limit: limit) }
         return output.array
     }
@@ -101,13 +101,13 @@ import Testing
     @Test(arguments: [CompressionCodec.none, .gzip, .snappy, .lz4, .zstd])
     func appendsAfterExistingBytes(_ codec: CompressionCodec) throws {
         let prefix: [UInt8] = [1, 2, 3]
-        let output = ByteBuffer(capacity: 16)
+        let output = GrowableBytes(capacity: 16)
         output.append(prefix)
         try Self.mixed.withUnsafeBytes { try Compression.compress(codec, $0, into: output, level: nil) }
         let compressed = Array(output.array.dropFirst(3))
         #expect(Array(output.array.prefix(3)) == prefix)
 
-        let restored = ByteBuffer(capacity: 16)
+        let restored = GrowableBytes(capacity: 16)
         restored.append(prefix)
         try compressed.withUnsafeBytes { try Compression.decompress(codec, $0, into: restored, limit: Self.mixed.count) }
         #expect(restored.array == prefix + Self.mixed)
@@ -136,7 +136,7 @@ import Testing
     @Test func invalidLevelsAreRejected() {
         let bad: [(CompressionCodec, Int32)] = [(.gzip, 0), (.gzip, 10), (.lz4, 0), (.lz4, 18), (.zstd, 23)]
         for (codec, level) in bad {
-            let output = ByteBuffer()
+            let output = GrowableBytes()
             let error = Self.error {
                 try [UInt8](repeating: 1, count: 100).withUnsafeBytes { raw in
                     try Compression.compress(codec, raw, into: output, level: level)
@@ -320,7 +320,7 @@ import Testing
     func truncatedInputThrows(_ codec: CompressionCodec) throws {
         let compressed = try Self.compress(codec, Self.mixed)
         for cut in [0, 1, 5, 12, compressed.count / 2, compressed.count - 1] {
-            let output = ByteBuffer()
+            let output = GrowableBytes()
             let error = Self.error {
                 try Array(compressed.prefix(cut)).withUnsafeBytes { raw in
                     try Compression.decompress(codec, raw, into: output, limit: 1 << 30)
@@ -395,7 +395,7 @@ import Testing
         let compressed = try Self.compress(codec, input)
         #expect(try Self.decompress(codec, compressed, limit: input.count) == input)
         for limit in [0, 1, 1000, input.count - 1] {
-            let output = ByteBuffer()
+            let output = GrowableBytes()
             let error = Self.error {
                 try compressed.withUnsafeBytes { raw in
                     try Compression.decompress(codec, raw, into: output, limit: limit)
@@ -411,7 +411,7 @@ import Testing
         let zeros = [UInt8](repeating: 0, count: 64 << 20)
         let compressed = try Self.compress(codec, zeros)
         #expect(compressed.count < zeros.count / 10)
-        let output = ByteBuffer()
+        let output = GrowableBytes()
         let error = Self.error {
             try compressed.withUnsafeBytes { raw in
                 try Compression.decompress(codec, raw, into: output, limit: 1 << 20)

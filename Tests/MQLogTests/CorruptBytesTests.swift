@@ -146,7 +146,7 @@ import Glibc
         let writer = try PartitionWriter(directory: root, settings: .init())
         for _ in 0..<3 {
             let b = try batch(4, codec: .zstd)
-            let buffer = ByteBuffer(capacity: b.count)
+            let buffer = GrowableBytes(capacity: b.count)
             b.withUnsafeBytes { buffer.append($0) }
             _ = try writer.append(buffer)
         }

@@ -75,7 +75,7 @@ import Testing
         // A writer died after writing part of its next entry.
         var torn: [UInt8] = []
         DedupStore.encode(.id, hash: IDHash.of("y"), partition: 0, timestampMs: now, offset: 1, into: &torn)
-        let h = try FileHandle.open(dir + "/ids", O_WRONLY)
+        let h = try OpenFile.open(dir + "/ids", O_WRONLY)
         try Array(torn[0..<20]).withUnsafeBytes { try h.write($0, at: Int64(DedupStore.entrySize)) }
         h.close()
         let b = try DedupStore(directory: dir, windowMs: 60_000)

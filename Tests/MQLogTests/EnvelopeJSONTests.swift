@@ -10,7 +10,7 @@ private func withOptional<R>(_ a: [UInt8]?, _ body: (UnsafeRawBufferPointer?) ->
 
 /// Writes one envelope for headers given as (name bytes, value bytes).
 private func writeBytes(topic: String = "t", partition: Int32 = 0, offset: Int64 = 5, timestamp: Int64 = 1_700_000_000_000,
-                        key: [UInt8]?, value: [UInt8]?, headers: [([UInt8], [UInt8]?)] = [], into out: ByteBuffer = ByteBuffer()) -> [UInt8] {
+                        key: [UInt8]?, value: [UInt8]?, headers: [([UInt8], [UInt8]?)] = [], into out: GrowableBytes = GrowableBytes()) -> [UInt8] {
     var views: [HeaderView] = []
     func build(_ i: Int) {
         if i == headers.count {
@@ -106,7 +106,7 @@ private func failure(_ line: String) -> EnvelopeError? {
     }
 
     @Test func appendsWithoutNewline() {
-        let out = ByteBuffer()
+        let out = GrowableBytes()
         out.append("> ")
         let written = writeBytes(key: nil, value: bytes("x"), into: out)
         #expect(written.starts(with: bytes("> {\"topic\"")))

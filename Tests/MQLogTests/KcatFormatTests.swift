@@ -5,7 +5,7 @@ private func render(_ format: String, key: [UInt8]? = Array("k1".utf8), value: [
                     headers: [(String, [UInt8]?)] = [], topic: String = "orders",
                     partition: Int32 = 3, offset: Int64 = 42, timestamp: Int64 = 1_700_000_000_000) throws -> String {
     let f = try KcatFormat(format)
-    let out = ByteBuffer()
+    let out = GrowableBytes()
     out.append("|")
     let names = headers.map { Array($0.0.utf8) }
     func withOptional<R>(_ a: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
@@ -68,7 +68,7 @@ private func usageMessage(_ format: String) -> String? {
 
     @Test func binaryValuesAreCopiedAsTheyAre() throws {
         let f = try KcatFormat("%s")
-        let out = ByteBuffer()
+        let out = GrowableBytes()
         ([0xFF, 0x00, 0x0A] as [UInt8]).withUnsafeBytes { v in
             f.render(topic: "t", partition: 0, offset: 0, timestamp: 0, key: nil, value: v, headers: [], into: out)
         }

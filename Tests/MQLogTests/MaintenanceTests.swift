@@ -16,7 +16,7 @@ import Glibc
     func commit(_ log: LogDirectory, group: String, topic: String, partition: Int32, offset: Int64, at ms: Int64? = nil) throws {
         let g = try GroupDirectory(log: log, group: group)
         try g.prepare(topic: topic)
-        let f = try FileHandle.open(g.offsetPath(topic, partition), O_RDWR | O_CREAT, creating: true)
+        let f = try OpenFile.open(g.offsetPath(topic, partition), O_RDWR | O_CREAT, creating: true)
         defer { f.close() }
         var slot = try CommittedOffsetFile.commit(f, after: try CommittedOffsetFile.read(f), offset: offset)
         if let ms {
@@ -46,7 +46,7 @@ import Glibc
         defer { try? FileSystem.removeTree(root) }
         try log.createTopic("t.delay", config: TopicConfig(partitions: 1))
         #expect(try RetentionGuard.firstNeededOffset(log: log, topic: "t.delay", partition: 0) == 0)
-        let f = try FileHandle.open(log.topicPath("t.delay") + "/mover.offset", O_RDWR | O_CREAT, creating: true)
+        let f = try OpenFile.open(log.topicPath("t.delay") + "/mover.offset", O_RDWR | O_CREAT, creating: true)
         _ = try CommittedOffsetFile.commit(f, after: nil, offset: 12)
         f.close()
         #expect(try RetentionGuard.firstNeededOffset(log: log, topic: "t.delay", partition: 0) == 12)
@@ -57,7 +57,7 @@ import Glibc
         defer { try? FileSystem.removeTree(root) }
         try log.createTopic("t.delay", config: TopicConfig(partitions: 1))
         let dir = log.topicPath("t.delay")
-        let mark = try FileHandle.open(dir + "/mover.offset", O_RDWR | O_CREAT, creating: true)
+        let mark = try OpenFile.open(dir + "/mover.offset", O_RDWR | O_CREAT, creating: true)
         _ = try CommittedOffsetFile.commit(mark, after: nil, offset: 10)
         mark.close()
         var journal: [UInt8] = []
@@ -74,7 +74,7 @@ import Glibc
         #expect(report.trimmedJournalEntries == 1)
         let kept = try FileSystem.readAll(dir + "/mover.journal")
         #expect(kept == Array(journal[16...]))
-        #expect(DelayMover.journalEntries(kept).offsets == [12, 15])
+        #expect(DelayMoverFiles.journalEntries(kept).offsets == [12, 15])
     }
 
     @Test func idleGroupsExpireLiveOnesStay() throws {
@@ -89,7 +89,7 @@ import Glibc
         // A dead member: a member file nobody locks.
         let dead = root + "/groups/recent/members/dead-1"
         try FileSystem.makeDirectories(root + "/groups/recent/members")
-        try FileHandle.open(dead, O_RDWR | O_CREAT, creating: true).close()
+        try OpenFile.open(dead, O_RDWR | O_CREAT, creating: true).close()
 
         let dry = try GroupHousekeeping.run(log: log, now: now, expireAfterMs: 7 * day, dryRun: true)
         #expect(dry.expiredGroups == ["old"])

@@ -80,7 +80,7 @@ func readValues(_ dir: String, from offset: Int64 = 0) throws -> [(Int64, String
             try appendMessages(w, from: 0, count: 30, perBatch: 10)
         }
         // A writer died mid-write: half a batch lands after the recorded end.
-        let log = try FileHandle.open(Segment(dir, 0).logPath, O_RDWR)
+        let log = try OpenFile.open(Segment(dir, 0).logPath, O_RDWR)
         let size = try log.size()
         let garbage = [UInt8](repeating: 0xAB, count: 40)
         try garbage.withUnsafeBytes { try log.write($0, at: size) }
@@ -108,7 +108,7 @@ func readValues(_ dir: String, from offset: Int64 = 0) throws -> [(Int64, String
                 }
             }
             // Damage one byte; lose the state file so the whole segment is re-validated.
-            let log = try FileHandle.open(Segment(dir, 0).logPath, O_RDWR)
+            let log = try OpenFile.open(Segment(dir, 0).logPath, O_RDWR)
             // Any byte but the partition leader epoch (bytes 12..<16 of a
             // batch), which Kafka's format leaves outside the CRC.
             let starts = [Int64(0)] + ends.dropLast()
@@ -153,7 +153,7 @@ func readValues(_ dir: String, from offset: Int64 = 0) throws -> [(Int64, String
             }
         }
         // Zero the last batch, as lost writes would leave it, and mark the state as from another boot.
-        let log = try FileHandle.open(Segment(dir, 0).logPath, O_RDWR)
+        let log = try OpenFile.open(Segment(dir, 0).logPath, O_RDWR)
         let zeros = [UInt8](repeating: 0, count: Int(ends[3] - ends[2]))
         try zeros.withUnsafeBytes { try log.write($0, at: ends[2]) }
         log.close()

@@ -35,7 +35,7 @@ import Testing
         try q.update(durable: true) { $0.low = 3 }
         #expect(try q.read().low == 3 && q.read().next == 5 && q.read().generation == 2)
         // Tear the newest copy (generation 2 lives in file "a"): the previous state wins.
-        let a = try FileHandle.open(dir + "/q/a", O_RDWR)
+        let a = try OpenFile.open(dir + "/q/a", O_RDWR)
         try a.truncate(to: 20)
         a.close()
         let s = try q.read()

@@ -55,16 +55,16 @@ import Glibc
         (0..<(T.bitWidth / 8)).reversed().map { UInt8(truncatingIfNeeded: v >> ($0 * 8)) }
     }
 
-    static func withFile<R>(_ bytes: [UInt8], _ body: (FileHandle) throws -> R) throws -> R {
+    static func withFile<R>(_ bytes: [UInt8], _ body: (OpenFile) throws -> R) throws -> R {
         let dir = makeTempDirectory()
         defer { try? FileSystem.removeTree(dir) }
         try FileSystem.writeAtomically(dir + "/f", bytes)
-        let file = try FileHandle.open(dir + "/f", O_RDWR)
+        let file = try OpenFile.open(dir + "/f", O_RDWR)
         defer { file.close() }
         return try body(file)
     }
 
-    static func contents(_ file: FileHandle) throws -> [UInt8] {
+    static func contents(_ file: OpenFile) throws -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: Int(try file.size()))
         let n = try bytes.withUnsafeMutableBytes { try file.read(into: $0.baseAddress!, count: $0.count, at: 0) }
         return Array(bytes[..<n])
@@ -73,7 +73,7 @@ import Glibc
     @Test func offsetIndexLayout() throws {
         let entries = [OffsetIndex.Entry(relativeOffset: 0x0102_0304, position: 0xA0B0_C0D0), OffsetIndex.Entry(relativeOffset: 7, position: 9)]
         let expected = entries.flatMap { Self.bigEndian($0.relativeOffset) + Self.bigEndian($0.position) }
-        let written = try Self.withFile([]) { (file: FileHandle) throws in
+        let written = try Self.withFile([]) { (file: OpenFile) throws in
             let index = OffsetIndex(file: file, baseOffset: 100)
             for (i, e) in entries.enumerated() { #expect(index.append(e, at: Int64(i * OffsetIndex.entrySize))) }
             #expect(try index.count() == 2)
@@ -92,7 +92,7 @@ import Glibc
     @Test func timeIndexLayout() throws {
         let entries = [TimeIndex.Entry(timestamp: 0x0102_0304_0506_0708, relativeOffset: 0xA0B0_C0D0), TimeIndex.Entry(timestamp: -1, relativeOffset: 3)]
         let expected = entries.flatMap { Self.bigEndian($0.timestamp) + Self.bigEndian($0.relativeOffset) }
-        let written = try Self.withFile([]) { (file: FileHandle) throws in
+        let written = try Self.withFile([]) { (file: OpenFile) throws in
             let index = TimeIndex(file: file, baseOffset: 5)
             #expect(try index.lastEntry() == nil)
             for (i, e) in entries.enumerated() { #expect(index.append(e, at: Int64(i * TimeIndex.entrySize))) }
@@ -128,7 +128,7 @@ import Glibc
             return OffsetIndex.Entry(relativeOffset: rel, position: position)
         }
         let bytes = entries.flatMap { Self.bigEndian($0.relativeOffset) + Self.bigEndian($0.position) }
-        try Self.withFile(bytes) { (file: FileHandle) throws in
+        try Self.withFile(bytes) { (file: OpenFile) throws in
             let index = OffsetIndex(file: file, baseOffset: 1000)
             var targets: [Int64] = [.min, -1, 0, 1, 2, .max, Int64(UInt32.max), Int64(rel) + 10]
             for e in entries { targets += [Int64(e.relativeOffset) - 1, Int64(e.relativeOffset), Int64(e.relativeOffset) + 1] }
@@ -146,7 +146,7 @@ import Glibc
             return TimeIndex.Entry(timestamp: ts, relativeOffset: UInt32(i * 3))
         }
         let bytes = entries.flatMap { Self.bigEndian($0.timestamp) + Self.bigEndian($0.relativeOffset) }
-        try Self.withFile(bytes) { (file: FileHandle) throws in
+        try Self.withFile(bytes) { (file: OpenFile) throws in
             let index = TimeIndex(file: file, baseOffset: 0)
             #expect(try index.lastEntry() == entries.last)
             var targets: [Int64] = [.min, -21, -20, 0, .max, ts]
@@ -162,7 +162,7 @@ import Glibc
         var rng = SystemRandomNumberGenerator()
         for length in [0, 1, 7, 8, 11, 12, 13, 23, 24, 25, 97, 400] {
             let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
-            try Self.withFile(bytes) { (file: FileHandle) throws in
+            try Self.withFile(bytes) { (file: OpenFile) throws in
                 let offsets = OffsetIndex(file: file, baseOffset: .max)
                 #expect(try offsets.count() == Int64(length / 8))
                 let all = bytes.withUnsafeBytes(OffsetIndex.entries(in:))
@@ -178,7 +178,7 @@ import Glibc
             }
         }
         // Entries past what a shrunk file holds read as nothing.
-        try Self.withFile([0, 0, 0, 1, 0, 0, 0, 2, 9]) { (file: FileHandle) throws in
+        try Self.withFile([0, 0, 0, 1, 0, 0, 0, 2, 9]) { (file: OpenFile) throws in
             let index = OffsetIndex(file: file, baseOffset: 0)
             #expect(try index.entry(at: 0) == OffsetIndex.Entry(relativeOffset: 1, position: 2))
             #expect(try index.entry(at: 1) == nil)
@@ -244,7 +244,7 @@ import Glibc
         #expect(entries.count > 10)
         for e in entries { #expect(batches[Int64(e.position)]?.lastOffset == e.offset(from: 0)) }
         #expect(OffsetIndex.check(indexBytes, baseOffset: 0, active: false, scannedEnd: .max) { batches[$0] } == [])
-        let file = try FileHandle.open(segment.indexPath, O_RDONLY)
+        let file = try OpenFile.open(segment.indexPath, O_RDONLY)
         defer { file.close() }
         let index = OffsetIndex(file: file, baseOffset: 0)
         for offset: Int64 in [0, 1, 50, 151, 299, 300, .max] {
@@ -278,7 +278,7 @@ import Glibc
                damagedAt - b.position >= Int64(BatchLayout.partitionLeaderEpoch), damagedAt - b.position < Int64(BatchLayout.magic) {
                 damagedAt = b.position + Int64(BatchLayout.magic)
             }
-            let file = try FileHandle.open(segment.logPath, O_RDWR)
+            let file = try OpenFile.open(segment.logPath, O_RDWR)
             defer { file.close() }
             var byte: UInt8 = 0
             _ = try withUnsafeMutableBytes(of: &byte) { try file.read(into: $0.baseAddress!, count: 1, at: damagedAt) }
@@ -290,7 +290,7 @@ import Glibc
             let files = try segment.open(createLog: false)
             defer { files.close() }
             var state = HeadState.emptySegment(base: 0, createdMs: 0)
-            let cut = try files.recover(&state, interval: 200, scratch: ByteBuffer(capacity: 64))
+            let cut = try files.recover(&state, interval: 200, scratch: GrowableBytes(capacity: 64))
             #expect(state.endPosition == keptEnd, "damaged at \(damagedAt)")
             #expect(state.nextOffset == (kept.last?.header.nextOffset ?? 0))
             #expect(cut == size - keptEnd)

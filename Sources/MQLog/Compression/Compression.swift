@@ -10,7 +10,7 @@ import CZstd
 /// | lz4    | LZ4 frame as Kafka writes it: independent 64 KiB blocks, no content size, no checksums, end mark; decoding takes any valid frame |
 /// | zstd   | zstd frames; decoding takes frames without a content size and several frames back to back |
 ///
-/// Both calls append to a `ByteBuffer`; when they throw, the buffer is left as it was.
+/// Both calls append to a `GrowableBytes`; when they throw, the buffer is left as it was.
 /// They are safe to call from several threads at once: codec contexts are kept in
 /// small pools and reused across calls, so the producer's hot path does not set up a
 /// compressor per batch.
@@ -20,7 +20,7 @@ public enum Compression {
     /// - Parameter level: the codec's level, as Kafka's `compression.<codec>.level` takes it;
     ///   `nil` for Kafka's default (see `defaultLevel(for:)`). Ignored by snappy and none.
     public static func compress(
-        _ codec: CompressionCodec, _ input: UnsafeRawBufferPointer, into output: ByteBuffer, level: Int32? = nil
+        _ codec: CompressionCodec, _ input: UnsafeRawBufferPointer, into output: GrowableBytes, level: Int32? = nil
     ) throws(CompressionError) {
         let start = output.count
         do throws(CompressionError) {
@@ -45,7 +45,7 @@ public enum Compression {
     /// Appends the decompressed form of `input` to `output`; throws if the result would exceed `limit` bytes
     /// (guards against decompression bombs), or if the input is corrupt or truncated.
     public static func decompress(
-        _ codec: CompressionCodec, _ input: UnsafeRawBufferPointer, into output: ByteBuffer, limit: Int
+        _ codec: CompressionCodec, _ input: UnsafeRawBufferPointer, into output: GrowableBytes, limit: Int
     ) throws(CompressionError) {
         let limit = max(limit, 0)
         let start = output.count
@@ -112,7 +112,7 @@ public enum Compression {
 /// without knowing the final size in advance. `want` is a size hint; the buffer grows
 /// geometrically from there.
 @inline(__always)
-func decoderRoom(_ output: ByteBuffer, produced: Int, limit: Int, want: Int) -> Int {
+func decoderRoom(_ output: GrowableBytes, produced: Int, limit: Int, want: Int) -> Int {
     let left = limit - produced
     let allowance = left == Int.max ? left : left + 1
     output.reserve(min(allowance, max(want, produced, 64 * 1024)))
@@ -121,6 +121,6 @@ func decoderRoom(_ output: ByteBuffer, produced: Int, limit: Int, want: Int) -> 
 
 /// A readable address for `input`, even when it is empty (C libraries want non-null).
 @inline(__always)
-func startAddress(_ input: UnsafeRawBufferPointer, _ output: ByteBuffer) -> UnsafeRawPointer {
+func startAddress(_ input: UnsafeRawBufferPointer, _ output: GrowableBytes) -> UnsafeRawPointer {
     input.baseAddress ?? UnsafeRawPointer(output.base)
 }

@@ -55,7 +55,7 @@ enum Gzip {
     private static let deflaters = ContextPool<Deflater>()
     private static let inflaters = ContextPool<Inflater>()
 
-    static func compress(_ input: UnsafeRawBufferPointer, into output: ByteBuffer, level: Int32) throws(CompressionError) {
+    static func compress(_ input: UnsafeRawBufferPointer, into output: GrowableBytes, level: Int32) throws(CompressionError) {
         let deflater = try deflaters.take(where: { $0.level == level }) { () throws(CompressionError) in
             try Deflater(level: level)
         }
@@ -92,7 +92,7 @@ enum Gzip {
         }
     }
 
-    static func decompress(_ input: UnsafeRawBufferPointer, into output: ByteBuffer, limit: Int) throws(CompressionError) {
+    static func decompress(_ input: UnsafeRawBufferPointer, into output: GrowableBytes, limit: Int) throws(CompressionError) {
         guard input.count > 0 else { throw CompressionError.truncated(.gzip, "stream (empty input)") }
         let inflater = try inflaters.take(orMake: Inflater.init)
         let z = inflater.stream

@@ -64,7 +64,7 @@ enum LZ4 {
         return preferences
     }
 
-    static func compress(_ input: UnsafeRawBufferPointer, into output: ByteBuffer, level: Int32) throws(CompressionError) {
+    static func compress(_ input: UnsafeRawBufferPointer, into output: GrowableBytes, level: Int32) throws(CompressionError) {
         let compressor = try compressors.take(orMake: Compressor.init)
         var preferences = preferences(level: level)
         let bound = Int(LZ4F_HEADER_SIZE_MAX) + LZ4F_compressBound(input.count, &preferences)
@@ -89,7 +89,7 @@ enum LZ4 {
         compressors.give(compressor)  // LZ4F_compressBegin starts afresh on reuse
     }
 
-    static func decompress(_ input: UnsafeRawBufferPointer, into output: ByteBuffer, limit: Int) throws(CompressionError) {
+    static func decompress(_ input: UnsafeRawBufferPointer, into output: GrowableBytes, limit: Int) throws(CompressionError) {
         guard input.count > 0 else { throw CompressionError.truncated(.lz4, "frame (empty input)") }
         let decompressor = try decompressors.take(orMake: Decompressor.init)
         let context = decompressor.context
@@ -101,7 +101,7 @@ enum LZ4 {
         decompressors.give(decompressor)
     }
 
-    private static func decode(_ input: UnsafeRawBufferPointer, with context: OpaquePointer, into output: ByteBuffer, limit: Int) throws(CompressionError) {
+    private static func decode(_ input: UnsafeRawBufferPointer, with context: OpaquePointer, into output: GrowableBytes, limit: Int) throws(CompressionError) {
         guard let source = input.baseAddress else { throw CompressionError.truncated(.lz4, "frame (empty input)") }
         var position = 0
         var produced = 0

@@ -15,7 +15,7 @@ enum Snappy {
     /// xerial's default block size, which Kafka uses.
     static let blockSize = 32 * 1024
 
-    static func compress(_ input: UnsafeRawBufferPointer, into output: ByteBuffer) throws(CompressionError) {
+    static func compress(_ input: UnsafeRawBufferPointer, into output: GrowableBytes) throws(CompressionError) {
         output.reserve(headerSize + 4 + snappy_max_compressed_length(min(input.count, blockSize)))
         output.append(magic)
         output.appendBigEndian(Int32(1))
@@ -38,7 +38,7 @@ enum Snappy {
         }
     }
 
-    static func decompress(_ input: UnsafeRawBufferPointer, into output: ByteBuffer, limit: Int) throws(CompressionError) {
+    static func decompress(_ input: UnsafeRawBufferPointer, into output: GrowableBytes, limit: Int) throws(CompressionError) {
         guard input.count > 0 else { throw CompressionError.truncated(.snappy, "block (empty input)") }
         var produced = 0
         guard hasMagic(input, at: 0) else {
@@ -78,7 +78,7 @@ enum Snappy {
 
     /// Decodes one raw snappy block; its declared size is checked against `limit` first.
     private static func decodeBlock(
-        _ block: UnsafeRawBufferPointer, into output: ByteBuffer, produced: inout Int, limit: Int
+        _ block: UnsafeRawBufferPointer, into output: GrowableBytes, produced: inout Int, limit: Int
     ) throws(CompressionError) {
         guard let base = block.baseAddress else { throw CompressionError.truncated(.snappy, "block") }
         let compressed = base.assumingMemoryBound(to: CChar.self)

@@ -32,7 +32,7 @@ enum Zstd {
     private static let compressors = ContextPool<Compressor>()
     private static let decompressors = ContextPool<Decompressor>()
 
-    static func compress(_ input: UnsafeRawBufferPointer, into output: ByteBuffer, level: Int32) throws(CompressionError) {
+    static func compress(_ input: UnsafeRawBufferPointer, into output: GrowableBytes, level: Int32) throws(CompressionError) {
         let compressor = try compressors.take(orMake: Compressor.init)
         let bound = ZSTD_compressBound(input.count)
         if ZSTD_isError(bound) != 0 {
@@ -51,7 +51,7 @@ enum Zstd {
         compressors.give(compressor)
     }
 
-    static func decompress(_ input: UnsafeRawBufferPointer, into output: ByteBuffer, limit: Int) throws(CompressionError) {
+    static func decompress(_ input: UnsafeRawBufferPointer, into output: GrowableBytes, limit: Int) throws(CompressionError) {
         guard input.count > 0 else { throw CompressionError.truncated(.zstd, "frame (empty input)") }
         let decompressor = try decompressors.take(orMake: Decompressor.init)
         defer { decompressors.give(decompressor) }

@@ -155,7 +155,7 @@ public final class CopyJournal {
     public let id: String
     public let log: LogDirectory
     public let directory: String
-    private var lock: FileHandle?
+    private var lock: OpenFile?
     public private(set) var state: CopyState
 
     /// The caller's metadata; saved with the next `saveMetadata`, `flush` or `markSettled`.
@@ -181,13 +181,13 @@ public final class CopyJournal {
         try validateID(id)
         let dir = directory(log, id: id)
         try FileSystem.makeDirectoriesDurably(dir)
-        let lock = try FileHandle.open(dir + "/lock", O_RDWR | O_CREAT, creating: true)
+        let lock = try OpenFile.open(dir + "/lock", O_RDWR | O_CREAT, creating: true)
         do {
             if !(try lock.lock(exclusive: true, wait: false)) {
                 if !wait {
                     var st = stat()
                     fstat(lock.fd, &st)
-                    let holders = (LogStats.flockHolders()[UInt64(st.st_ino)] ?? []).filter { $0 != getpid() }
+                    let holders = (FlockHolders.byInode()[UInt64(st.st_ino)] ?? []).filter { $0 != getpid() }
                     let by = holders.isEmpty ? "another process" : "process " + holders.map(String.init).joined(separator: ", ")
                     throw MQError(.tempFail, "copy '\(id)' is in use by \(by) (\(dir)/lock); wait for it to finish, or run without --no-wait to wait")
                 }
@@ -202,7 +202,7 @@ public final class CopyJournal {
         }
     }
 
-    private init(id: String, log: LogDirectory, directory: String, lock: FileHandle, state: CopyState) {
+    private init(id: String, log: LogDirectory, directory: String, lock: OpenFile, state: CopyState) {
         self.id = id
         self.log = log
         self.directory = directory

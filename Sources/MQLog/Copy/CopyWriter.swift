@@ -52,7 +52,7 @@ public final class CopyWriter {
     private let pool = WriterPool()
     private var open: [TopicPartition: OpenBatch] = [:]
     /// Finished batches per destination, and the order destinations appeared in.
-    private var finished: [TopicPartition: [ByteBuffer]] = [:]
+    private var finished: [TopicPartition: [GrowableBytes]] = [:]
     private var destinationOrder: [TopicPartition] = []
     private var chunk: [TopicPartition: OffsetRanges] = [:]
     private var chunkRecords = 0
@@ -133,7 +133,7 @@ public final class CopyWriter {
     private func finishBatch(_ destination: TopicPartition) throws {
         guard let o = open.removeValue(forKey: destination) else { return }
         let bytes = try o.builder.finish()
-        let copy = ByteBuffer(capacity: bytes.count)
+        let copy = GrowableBytes(capacity: bytes.count)
         copy.append(bytes)
         finished[destination]!.append(copy)
     }

@@ -165,8 +165,8 @@ public final class DedupStore {
     public private(set) var retainMs: Int64
     private var windowNoted = false
 
-    private let lockFile: FileHandle
-    private var file: FileHandle
+    private let lockFile: OpenFile
+    private var file: OpenFile
     private var inode: UInt64
     private var readPosition: Int64 = 0
     private var seen = IDTable()
@@ -185,9 +185,9 @@ public final class DedupStore {
         self.windowMs = windowMs
         self.retainMs = windowMs
         try FileSystem.makeDirectoriesDurably(directory)
-        lockFile = try FileHandle.open(directory + "/lock", O_RDWR | O_CREAT, creating: true)
+        lockFile = try OpenFile.open(directory + "/lock", O_RDWR | O_CREAT, creating: true)
         do {
-            file = try FileHandle.open(directory + "/ids", O_RDWR | O_CREAT, creating: true)
+            file = try OpenFile.open(directory + "/ids", O_RDWR | O_CREAT, creating: true)
         } catch {
             lockFile.close()
             throw error
@@ -200,7 +200,7 @@ public final class DedupStore {
         lockFile.close()
     }
 
-    private static func inode(of handle: FileHandle) -> UInt64 {
+    private static func inode(of handle: OpenFile) -> UInt64 {
         var st = stat()
         fstat(handle.fd, &st)
         return UInt64(st.st_ino)
@@ -231,7 +231,7 @@ public final class DedupStore {
     private func refresh() throws {
         var st = stat()
         if stat(path, &st) == 0, UInt64(st.st_ino) != inode {
-            let replacement = try FileHandle.open(path, O_RDWR)
+            let replacement = try OpenFile.open(path, O_RDWR)
             file.close()
             file = replacement
             inode = UInt64(st.st_ino)
@@ -431,7 +431,7 @@ public final class DedupStore {
         bytes.reserveCapacity(seen.count * DedupStore.entrySize)
         seen.forEach { h, e in DedupStore.encode(.id, hash: h, partition: e.partition, timestampMs: e.timestampMs, offset: e.offset, into: &bytes) }
         try FileSystem.writeAtomically(path, bytes)
-        let replacement = try FileHandle.open(path, O_RDWR)
+        let replacement = try OpenFile.open(path, O_RDWR)
         file.close()
         file = replacement
         inode = DedupStore.inode(of: file)

@@ -34,7 +34,7 @@ public struct GroupDirectory: Sendable {
 
     /// The committed offset of a partition, read without taking its lease, or nil if none.
     public func committedOffset(_ topic: String, _ partition: Int32) throws -> Int64? {
-        guard let handle = try FileHandle.openIfExists(offsetPath(topic, partition), O_RDONLY) else { return nil }
+        guard let handle = try OpenFile.openIfExists(offsetPath(topic, partition), O_RDONLY) else { return nil }
         defer { handle.close() }
         return try CommittedOffsetFile.read(handle)?.offset
     }
@@ -43,7 +43,7 @@ public struct GroupDirectory: Sendable {
     /// and its owner holds its lock (§13's liveness test).
     public func isMemberAlive(_ id: String) -> Bool {
         guard !id.isEmpty, !id.contains("/"),
-              let other = try? FileHandle.openIfExists(membersPath + "/" + id, O_RDONLY) else { return false }
+              let other = try? OpenFile.openIfExists(membersPath + "/" + id, O_RDONLY) else { return false }
         defer { other.close() }
         return (try? other.lock(exclusive: false, wait: false)) != true
     }
@@ -97,7 +97,7 @@ public enum CommittedOffsetFile {
     }
 
     /// The newest valid slot, or nil when nothing was ever committed.
-    public static func read(_ handle: FileHandle) throws -> Slot? {
+    public static func read(_ handle: OpenFile) throws -> Slot? {
         // A short file reads as if zero-padded: that is what it becomes when a
         // commit extends it, so readers and writers agree on every slot.
         var raw = [UInt8](repeating: 0, count: 2 * slotSize)
@@ -115,7 +115,7 @@ public enum CommittedOffsetFile {
     }
 
     /// Writes the next generation with `offset` and makes it durable.
-    public static func commit(_ handle: FileHandle, after previous: Slot?, offset: Int64, sync: Bool = true) throws -> Slot {
+    public static func commit(_ handle: OpenFile, after previous: Slot?, offset: Int64, sync: Bool = true) throws -> Slot {
         guard (previous?.generation ?? 0) < UInt64.max else {
             throw MQError.corrupt("committed-offset file '\(handle.path)' has an impossible generation; remove it to reset the partition's position")
         }
@@ -133,7 +133,7 @@ public enum CommittedOffsetFile {
 public final class PartitionLease {
     public let topic: String
     public let partition: Int32
-    private let handle: FileHandle
+    private let handle: OpenFile
     public private(set) var committed: CommittedOffsetFile.Slot?
     /// The directory holding the offset file.
     public let directory: String
@@ -142,7 +142,7 @@ public final class PartitionLease {
     /// `syncNames` has run since.
     public private(set) var nameUnsynced = false
 
-    private init(topic: String, partition: Int32, handle: FileHandle, directory: String, nameUnsynced: Bool) throws {
+    private init(topic: String, partition: Int32, handle: OpenFile, directory: String, nameUnsynced: Bool) throws {
         self.topic = topic
         self.partition = partition
         self.handle = handle
@@ -164,7 +164,7 @@ public final class PartitionLease {
     /// partitions).
     /// - Returns: nil when another consumer owns the partition.
     public static func tryAcquire(_ group: GroupDirectory, topic: String, partition: Int32, syncingName: Bool = true) throws -> PartitionLease? {
-        let handle = try FileHandle.open(group.offsetPath(topic, partition), O_RDWR | O_CREAT, mode: 0o644, creating: true)
+        let handle = try OpenFile.open(group.offsetPath(topic, partition), O_RDWR | O_CREAT, mode: 0o644, creating: true)
         guard try handle.lock(exclusive: true, wait: false) else {
             handle.close()
             return nil
@@ -242,9 +242,9 @@ public final class PartitionLease {
 public final class GroupMembership {
     public let group: GroupDirectory
     public let id: String
-    private let handle: FileHandle
+    private let handle: OpenFile
     /// The member file made again after it went missing.
-    private var replaced: FileHandle?
+    private var replaced: OpenFile?
 
     public init(_ group: GroupDirectory) throws {
         self.group = group
@@ -257,9 +257,9 @@ public final class GroupMembership {
     /// Creates the member file already locked: made and locked under a
     /// temporary name, then renamed into place, so no other member can see it
     /// unlocked and take it for a dead one.
-    private static func createLocked(_ group: GroupDirectory, _ id: String) throws -> FileHandle {
+    private static func createLocked(_ group: GroupDirectory, _ id: String) throws -> OpenFile {
         let tmp = group.membersPath + "/~" + id
-        let handle = try FileHandle.open(tmp, O_RDWR | O_CREAT, creating: true)
+        let handle = try OpenFile.open(tmp, O_RDWR | O_CREAT, creating: true)
         do {
             try handle.lock(exclusive: true)
             try FileSystem.rename(tmp, to: group.membersPath + "/" + id)
@@ -292,7 +292,7 @@ public final class GroupMembership {
         }
         for name in try FileSystem.list(group.membersPath) {
             if name == id || name.hasPrefix("~") { continue }
-            guard let other = try? FileHandle.openIfExists(group.membersPath + "/" + name, O_RDONLY) else { continue }
+            guard let other = try? OpenFile.openIfExists(group.membersPath + "/" + name, O_RDONLY) else { continue }
             defer { other.close() }
             if (try? other.lock(exclusive: false, wait: false)) == true {
                 try? FileSystem.remove(group.membersPath + "/" + name)  // its owner is gone

@@ -122,16 +122,16 @@ public struct QueueState: Equatable, Sendable {
 /// Work-queue access to one partition's `QueueState`. Not thread-safe.
 public final class QueuePartition {
     public let directory: String
-    private let lockFile: FileHandle
-    private let files: [FileHandle]
+    private let lockFile: OpenFile
+    private let files: [OpenFile]
 
     public init(directory: String) throws {
         self.directory = directory
         try FileSystem.makeDirectoriesDurably(directory)
         let created = !FileSystem.exists(directory + "/b")
-        lockFile = try FileHandle.open(directory + "/lock", O_RDWR | O_CREAT, creating: true)
-        files = [try FileHandle.open(directory + "/a", O_RDWR | O_CREAT, creating: true),
-                 try FileHandle.open(directory + "/b", O_RDWR | O_CREAT, creating: true)]
+        lockFile = try OpenFile.open(directory + "/lock", O_RDWR | O_CREAT, creating: true)
+        files = [try OpenFile.open(directory + "/a", O_RDWR | O_CREAT, creating: true),
+                 try OpenFile.open(directory + "/b", O_RDWR | O_CREAT, creating: true)]
         // The state files' names must survive a crash as their contents do.
         if created { try FileSystem.syncDirectory(directory) }
     }
@@ -144,7 +144,7 @@ public final class QueuePartition {
     /// The current state, read without the lock (for monitoring).
     public func read() throws -> QueueState {
         // Decode the copy with the larger generation first; the other only if it is damaged.
-        var generations: [(UInt64, FileHandle)] = []
+        var generations: [(UInt64, OpenFile)] = []
         for f in files {
             var header = [UInt8](repeating: 0, count: 16)
             guard try header.withUnsafeMutableBytes({ try f.read(into: $0.baseAddress!, count: 16, at: 0) }) == 16 else { continue }

@@ -41,7 +41,7 @@ public final class DurableEnd {
         }
         // The segment holding offset - 1 is the last one starting below `offset`.
         guard let base = try LogSegments.baseOffsets(in: directory).last(where: { $0 < offset }) else { return }
-        guard let log = try FileHandle.openIfExists(Segment(directory, base).logPath, O_RDONLY) else {
+        guard let log = try OpenFile.openIfExists(Segment(directory, base).logPath, O_RDONLY) else {
             // Removed meanwhile (retention or compaction): its records were synced by whoever removed or rewrote it.
             return
         }

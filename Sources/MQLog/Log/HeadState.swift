@@ -121,7 +121,7 @@ public struct HeadState: Equatable, Sendable {
 /// flushed) but never change it. Not thread-safe.
 final class HeadFileReader {
     private let path: String
-    private var file: FileHandle?
+    private var file: OpenFile?
     private let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: HeadState.size, alignment: 8)
 
     init(directory: String) { path = LogSegments.headPath(directory) }
@@ -143,7 +143,7 @@ final class HeadFileReader {
     /// The 128 bytes of `head` as they are now, or nil when there is no
     /// `head` or it is short. Valid until the next call.
     func read() -> UnsafeRawBufferPointer? {
-        if file == nil { file = try? FileHandle.openIfExists(path, O_RDONLY) }
+        if file == nil { file = try? OpenFile.openIfExists(path, O_RDONLY) }
         guard let file, (try? file.read(into: bytes.baseAddress!, count: HeadState.size, at: 0)) == HeadState.size else { return nil }
         return UnsafeRawBufferPointer(bytes)
     }

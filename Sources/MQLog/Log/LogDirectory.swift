@@ -85,7 +85,7 @@ public struct LogDirectory: Sendable {
         do {
             try FileSystem.makeDirectory(tmp)
             for p in 0..<config.partitions { try FileSystem.makeDirectory(tmp + "/\(p)") }
-            let lock = try FileHandle.open(tmp + "/lock", O_WRONLY | O_CREAT, creating: true)
+            let lock = try OpenFile.open(tmp + "/lock", O_WRONLY | O_CREAT, creating: true)
             lock.close()
             try FileSystem.writeAtomically(tmp + "/topic.properties", Array(config.serialize().utf8))
             for p in 0..<config.partitions { try FileSystem.syncDirectory(tmp + "/\(p)") }
@@ -117,7 +117,7 @@ public struct LogDirectory: Sendable {
     /// Opens a topic for use: reads its config and takes its shared "in use" lock.
     public func openTopic(_ name: String) throws -> Topic {
         let config = try readConfig(name)
-        let lock = try FileHandle.open(topicPath(name) + "/lock", O_RDONLY | O_CREAT, creating: true)
+        let lock = try OpenFile.open(topicPath(name) + "/lock", O_RDONLY | O_CREAT, creating: true)
         try lock.lock(exclusive: false)
         guard FileSystem.exists(topicPath(name) + "/topic.properties") else {
             lock.close()
@@ -150,7 +150,7 @@ public struct LogDirectory: Sendable {
         guard FileSystem.isDirectory(topicPath(name)) else {
             throw MQError(.noInput, "topic '\(name)' does not exist in \(root)")
         }
-        let lock = try FileHandle.open(topicPath(name) + "/lock", O_RDONLY | O_CREAT, creating: true)
+        let lock = try OpenFile.open(topicPath(name) + "/lock", O_RDONLY | O_CREAT, creating: true)
         defer { lock.close() }
         if !(try lock.lock(exclusive: true, wait: false)) && !force {
             throw MQError(.tempFail, "topic '\(name)' is in use by another process (a producer or reader has it open); stop it first or use --force")
@@ -168,9 +168,9 @@ public final class Topic: @unchecked Sendable {
     public let name: String
     public let path: String
     public let config: TopicConfig
-    private let useLock: FileHandle
+    private let useLock: OpenFile
 
-    init(name: String, path: String, config: TopicConfig, useLock: FileHandle) {
+    init(name: String, path: String, config: TopicConfig, useLock: OpenFile) {
         self.name = name
         self.path = path
         self.config = config

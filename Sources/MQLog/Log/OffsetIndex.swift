@@ -35,11 +35,11 @@ public struct OffsetIndex: SegmentIndex {
     static let relativeOffsetField = 0
     static let positionField = relativeOffsetField + 4
 
-    public let file: FileHandle
+    public let file: OpenFile
     /// The segment's base offset, which relative offsets count from.
     public let baseOffset: Int64
 
-    public init(file: FileHandle, baseOffset: Int64) {
+    public init(file: OpenFile, baseOffset: Int64) {
         self.file = file
         self.baseOffset = baseOffset
     }

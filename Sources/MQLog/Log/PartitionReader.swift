@@ -14,10 +14,10 @@ import Glibc
 public final class PartitionReader {
     public let directory: String
     private var segmentBase: Int64 = -1
-    private var log: FileHandle?
+    private var log: OpenFile?
     /// Byte position in the current segment of the next batch to return.
     public private(set) var position: Int64 = 0
-    private let buffer = ByteBuffer(capacity: 1 << 20)
+    private let buffer = GrowableBytes(capacity: 1 << 20)
     /// The partition's `head`, opened at the first look.
     private let head: HeadFileReader
     /// File position of `buffer[0]`; the buffer holds `buffer.count` bytes from there.
@@ -82,7 +82,7 @@ public final class PartitionReader {
     private func reopenReleased() throws {
         released = false
         useFiles()
-        if let handle = try FileHandle.openIfExists(Segment(directory, segmentBase).logPath, O_RDONLY) {
+        if let handle = try OpenFile.openIfExists(Segment(directory, segmentBase).logPath, O_RDONLY) {
             var st = stat()
             if fstat(handle.fd, &st) == 0, UInt64(st.st_dev) == openFile.dev, UInt64(st.st_ino) == openFile.ino {
                 log = handle
@@ -394,7 +394,7 @@ public final class PartitionReader {
     }
 
     /// Reads from `position` so that at least `need` bytes are buffered, if the file has them.
-    private func refill(_ log: FileHandle, need: Int) throws {
+    private func refill(_ log: OpenFile, need: Int) throws {
         let capacity = max(need, 1 << 20)
         buffer.clear(shrinkingTo: 64 << 20)
         buffer.reserve(capacity)
@@ -420,7 +420,7 @@ public final class PartitionReader {
         if base == segmentBase, log != nil { return true }
         closeSegment()
         useFiles()
-        guard let handle = try FileHandle.openIfExists(Segment(directory, base).logPath, O_RDONLY) else { return false }
+        guard let handle = try OpenFile.openIfExists(Segment(directory, base).logPath, O_RDONLY) else { return false }
         var st = stat()
         openFile = fstat(handle.fd, &st) == 0 ? (UInt64(st.st_dev), UInt64(st.st_ino)) : (0, 0)
         log = handle
@@ -440,7 +440,7 @@ public final class PartitionReader {
     /// A position at or before the batch holding `offset`, from the offset
     /// index when it has a usable entry, else 0.
     private func indexedPosition(base: Int64, offset: Int64) throws -> Int64 {
-        guard let file = try FileHandle.openIfExists(Segment(directory, base).indexPath, O_RDONLY) else { return 0 }
+        guard let file = try OpenFile.openIfExists(Segment(directory, base).indexPath, O_RDONLY) else { return 0 }
         defer { file.close() }
         guard let log, let entry = try OffsetIndex(file: file, baseOffset: base).floorEntry(relativeOffset: offset &- base) else { return 0 }
         let logSize = try log.size()
@@ -455,7 +455,7 @@ public final class PartitionReader {
     }
 
     private func lastTimeIndexEntry(base: Int64) throws -> TimeIndex.Entry? {
-        guard let file = try FileHandle.openIfExists(Segment(directory, base).timeIndexPath, O_RDONLY) else { return nil }
+        guard let file = try OpenFile.openIfExists(Segment(directory, base).timeIndexPath, O_RDONLY) else { return nil }
         defer { file.close() }
         return try TimeIndex(file: file, baseOffset: base).lastEntry()
     }

@@ -47,12 +47,12 @@ public final class PartitionWriter {
 
     public let directory: String
     public let settings: Settings
-    private let head: FileHandle
+    private let head: OpenFile
     public private(set) var state = HeadState()
     private var active: Segment.Files?
     /// Appends since the last fsync of the active segment (for `WriterPool`).
     private(set) var unsynced = false
-    private let scratch = ByteBuffer(capacity: 1 << 16)
+    private let scratch = GrowableBytes(capacity: 1 << 16)
     /// Bytes cut from torn tails by recoveries this writer ran.
     public private(set) var recoveredBytesDropped: Int64 = 0
 
@@ -61,7 +61,7 @@ public final class PartitionWriter {
     public init(directory: String, settings: Settings) throws {
         self.directory = directory
         self.settings = settings
-        self.head = try FileHandle.open(LogSegments.headPath(directory), O_RDWR | O_CREAT, creating: true)
+        self.head = try OpenFile.open(LogSegments.headPath(directory), O_RDWR | O_CREAT, creating: true)
     }
 
     deinit {
@@ -76,7 +76,7 @@ public final class PartitionWriter {
     /// - Returns: the base offset assigned.
     /// - Throws: `MQError` on I/O failure; the log is left valid and without the batch.
     @discardableResult
-    public func append(_ batch: ByteBuffer) throws -> Int64 {
+    public func append(_ batch: GrowableBytes) throws -> Int64 {
         precondition(batch.count >= BatchLayout.headerSize)
         try head.lock(exclusive: true)
         defer { head.unlock() }
@@ -86,7 +86,7 @@ public final class PartitionWriter {
 
     /// Appends a batch (under the lock, state loaded). `beforeWrite` runs
     /// after any roll, with the offset the batch will get.
-    private func appendLocked(_ batch: ByteBuffer, beforeWrite: ((Int64) throws -> Void)? = nil) throws -> Int64 {
+    private func appendLocked(_ batch: GrowableBytes, beforeWrite: ((Int64) throws -> Void)? = nil) throws -> Int64 {
         let header = BatchHeader(batch.base)
         let now = currentTimeMillis()
         if settings.logAppendTime { stampLogAppendTime(batch, now: now) }
@@ -143,7 +143,7 @@ public final class PartitionWriter {
     /// - Throws: `MQError` (tempFail) when the transaction was aborted by
     ///   another process (its timeout passed): the producer is fenced.
     @discardableResult
-    public func appendTransactional(_ batch: ByteBuffer, producerId: Int64, epoch: Int16, register: Bool) throws -> Int64 {
+    public func appendTransactional(_ batch: GrowableBytes, producerId: Int64, epoch: Int16, register: Bool) throws -> Int64 {
         precondition(batch.count >= BatchLayout.headerSize)
         try head.lock(exclusive: true)
         defer { head.unlock() }
@@ -193,7 +193,7 @@ public final class PartitionWriter {
     private func appendTxnIndex(_ entry: AbortedTransaction) throws {
         let path = Segment(directory, state.activeBase).txnIndexPath
         let existed = FileSystem.exists(path)
-        let file = try FileHandle.open(path, O_RDWR | O_CREAT, creating: true)
+        let file = try OpenFile.open(path, O_RDWR | O_CREAT, creating: true)
         defer { file.close() }
         // A torn entry (a crash mid-write) is cut first.
         let size = try file.size()
@@ -257,7 +257,7 @@ public final class PartitionWriter {
         return state.nextOffset
     }
 
-    private func stampLogAppendTime(_ batch: ByteBuffer, now: Int64) {
+    private func stampLogAppendTime(_ batch: GrowableBytes, now: Int64) {
         let attributes = BatchHeader(batch.base).attributes | BatchAttributes.timestampTypeLogAppend
         batch.setBigEndian(attributes, at: BatchLayout.attributes)
         batch.setBigEndian(now, at: BatchLayout.maxTimestamp)

@@ -11,7 +11,7 @@ public final class ProducerTransaction {
     public let root: String
     public let producerId: Int64
     public let epoch: Int16 = 0
-    private let lock: FileHandle
+    private let lock: OpenFile
     private var record: TransactionRecord
     private var registered: Set<String> = []
     /// Batches written per partition directory: the next base sequence.
@@ -25,7 +25,7 @@ public final class ProducerTransaction {
         // The lock file gets its name only once it is locked: a lock file
         // that is there and free always means a producer that is gone.
         let tmp = dir + "/new.lock.~tmp.\(getpid())"
-        let handle = try FileHandle.open(tmp, O_RDONLY | O_CREAT | O_TRUNC, creating: true)
+        let handle = try OpenFile.open(tmp, O_RDONLY | O_CREAT | O_TRUNC, creating: true)
         defer { try? FileSystem.remove(tmp) }
         var pid: Int64 = 0
         do {

@@ -69,7 +69,7 @@ extension Segment {
     /// (or a rewrite) holds them. Close with `close()`.
     struct Files {
         let base: Int64
-        let log: FileHandle
+        let log: OpenFile
         let index: OffsetIndex
         let timeIndex: TimeIndex
 
@@ -87,13 +87,13 @@ extension Segment {
     /// missing (they are derived data); the `.log` only with `createLog`.
     /// - Throws: `MQError`, with cause `.noSuchFileOrDirectory` when the `.log` is missing.
     func open(createLog: Bool) throws -> Files {
-        let log = try FileHandle.open(logPath, O_RDWR | (createLog ? O_CREAT : 0), creating: createLog)
-        let index: FileHandle, timeIndex: FileHandle
+        let log = try OpenFile.open(logPath, O_RDWR | (createLog ? O_CREAT : 0), creating: createLog)
+        let index: OpenFile, timeIndex: OpenFile
         do {
-            index = try FileHandle.open(indexPath, O_RDWR | O_CREAT, creating: true)
+            index = try OpenFile.open(indexPath, O_RDWR | O_CREAT, creating: true)
         } catch { log.close(); throw error }
         do {
-            timeIndex = try FileHandle.open(timeIndexPath, O_RDWR | O_CREAT, creating: true)
+            timeIndex = try OpenFile.open(timeIndexPath, O_RDWR | O_CREAT, creating: true)
         } catch { log.close(); index.close(); throw error }
         return Files(base: baseOffset, log: log, index: OffsetIndex(file: index, baseOffset: baseOffset),
                      timeIndex: TimeIndex(file: timeIndex, baseOffset: baseOffset))
@@ -103,7 +103,7 @@ extension Segment {
     /// truncating any file already there (debris of an interrupted roll).
     func createEmpty() throws {
         for path in [logPath, indexPath, timeIndexPath] {
-            let f = try FileHandle.open(path, O_WRONLY | O_CREAT | O_TRUNC, creating: true)
+            let f = try OpenFile.open(path, O_WRONLY | O_CREAT | O_TRUNC, creating: true)
             f.close()
         }
     }
@@ -161,7 +161,7 @@ extension Segment.Files {
     ///     fields are advanced past the batches accepted.
     ///   - scratch: a buffer for reading batches.
     /// - Returns: the bytes cut from the `.log`.
-    func recover(_ state: inout HeadState, interval: Int64, scratch: ByteBuffer) throws -> Int64 {
+    func recover(_ state: inout HeadState, interval: Int64, scratch: GrowableBytes) throws -> Int64 {
         if try index.file.size() != state.indexBytes { try index.file.truncate(to: state.indexBytes) }
         if try timeIndex.file.size() != state.timeIndexBytes { try timeIndex.file.truncate(to: state.timeIndexBytes) }
         let fileSize = try log.size()

@@ -15,7 +15,7 @@ public protocol SegmentIndex {
     static func encode(_ entry: Entry, into out: UnsafeMutableRawPointer)
     /// Decodes the `entrySize` bytes at `p`.
     static func decode(_ p: UnsafeRawPointer) -> Entry
-    var file: FileHandle { get }
+    var file: OpenFile { get }
 }
 
 extension SegmentIndex {

@@ -31,10 +31,10 @@ public struct TimeIndex: SegmentIndex {
     static let timestampField = 0
     static let relativeOffsetField = timestampField + 8
 
-    public let file: FileHandle
+    public let file: OpenFile
     public let baseOffset: Int64
 
-    public init(file: FileHandle, baseOffset: Int64) {
+    public init(file: OpenFile, baseOffset: Int64) {
         self.file = file
         self.baseOffset = baseOffset
     }

@@ -1,3 +1,13 @@
+/// When appended data is fsynced (`mq-produce --sync`).
+public enum SyncPolicy: String, Sendable, CaseIterable {
+    /// Once, before a successful exit (and on SIGINT/SIGTERM).
+    case exit
+    /// After every batch, before its offsets are printed.
+    case batch
+    /// Never: the operating system writes the data back in its own time.
+    case none
+}
+
 /// Appends messages to one topic: the one way every tool writes messages
 /// (`mq-produce`, dead letters, the delay mover).
 ///

@@ -66,7 +66,7 @@ public enum TransactionDecision: String, Sendable {
     static func decide(_ self_: TransactionDecision, _ root: String, _ producerId: Int64) throws -> TransactionDecision {
         let path = TransactionFiles.decision(root, producerId)
         let tmp = path + ".~tmp.\(getpid())"
-        let handle = try FileHandle.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, creating: true)
+        let handle = try OpenFile.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, creating: true)
         defer { try? FileSystem.remove(tmp) }
         do {
             try Array((self_.rawValue + "\n").utf8).withUnsafeBytes { try handle.write($0, at: 0) }
@@ -198,7 +198,7 @@ public struct OpenTransactions: Equatable, Sendable {
     /// Reads a partition's list (empty when the file does not exist).
     public static func read(partition dir: String) throws -> OpenTransactions {
         let path = TransactionFiles.partitionList(dir)
-        guard let handle = try FileHandle.openIfExists(path, O_RDONLY) else { return OpenTransactions() }
+        guard let handle = try OpenFile.openIfExists(path, O_RDONLY) else { return OpenTransactions() }
         defer { handle.close() }
         var bytes = [UInt8](repeating: 0, count: Int(try handle.size()))
         let n = try bytes.withUnsafeMutableBytes { try handle.read(into: $0.baseAddress!, count: $0.count, at: 0) }
@@ -264,7 +264,7 @@ final class AbortedTransactionIndex {
             Segment.baseOffset(ofFileName: name, suffix: Segment.txnIndexSuffix)
         }
         for base in bases {
-            guard let handle = try FileHandle.openIfExists(Segment(directory, base).txnIndexPath, O_RDONLY) else { continue }
+            guard let handle = try OpenFile.openIfExists(Segment(directory, base).txnIndexPath, O_RDONLY) else { continue }
             defer { handle.close() }
             let size = try handle.size() / Int64(AbortedTransaction.size) * Int64(AbortedTransaction.size)
             let from = bytesRead[base] ?? 0
@@ -435,7 +435,7 @@ public enum TransactionRecovery {
     public static func resolve(partitionDir: String, producerId: Int64) throws -> Status {
         let root = TransactionFiles.root(ofPartition: partitionDir)
         let lockPath = TransactionFiles.lock(root, producerId)
-        guard let lock = try FileHandle.openIfExists(lockPath, O_RDONLY) else {
+        guard let lock = try OpenFile.openIfExists(lockPath, O_RDONLY) else {
             // Record gone: every partition it named is done; finish this one.
             let decision = try TransactionDecision.read(root, producerId) ?? .abort
             try finish(partitionDir: partitionDir, producerId: producerId, decision: decision, checkForMarker: true)
@@ -487,7 +487,7 @@ public enum TransactionRecovery {
             guard let v = UInt64(name.dropLast(5), radix: 16) else { continue }
             let producerId = Int64(bitPattern: v)
             let lockPath = TransactionFiles.lock(root, producerId)
-            guard let lock = try FileHandle.openIfExists(lockPath, O_RDONLY) else { continue }
+            guard let lock = try OpenFile.openIfExists(lockPath, O_RDONLY) else { continue }
             defer { lock.close() }
             guard try lock.lock(exclusive: true, wait: false) else { continue }
             defer { lock.unlock() }
@@ -544,7 +544,7 @@ public enum TransactionError {
 /// control) of one record whose key is int16 version 0 + int16 type (0 ABORT,
 /// 1 COMMIT) and whose value is int16 version 0 + int32 coordinator epoch (0).
 public enum TransactionMarker {
-    public static func batch(producerId: Int64, epoch: Int16, decision: TransactionDecision, timestamp: Int64) -> ByteBuffer {
+    public static func batch(producerId: Int64, epoch: Int16, decision: TransactionDecision, timestamp: Int64) -> GrowableBytes {
         let builder = RecordBatchBuilder(codec: .none, capacity: 64)
         builder.producerId = producerId
         builder.producerEpoch = epoch

@@ -72,7 +72,7 @@ public enum GroupHousekeeping {
                 _ = try removeIfStale(log.topicsPath + "/" + name, now: now, dryRun: dryRun, report: &report)
             }
             for topic in try log.listTopics() {
-                if topic.hasSuffix(".delay") { try trimMoverJournal(log.topicPath(topic), dryRun: dryRun, report: &report) }
+                if DerivedTopics.isDelayTopic(topic) { try trimMoverJournal(log.topicPath(topic), dryRun: dryRun, report: &report) }
                 try trimDedup(log.topicPath(topic) + "/dedup", now: now, dryRun: dryRun, report: &report)
             }
         }
@@ -97,7 +97,7 @@ public enum GroupHousekeeping {
         if FileSystem.isDirectory(group.membersPath) {
             for member in try FileSystem.list(group.membersPath) where !member.hasPrefix("~") {
                 let path = group.membersPath + "/" + member
-                guard let f = try FileHandle.openIfExists(path, O_RDONLY) else { continue }
+                guard let f = try OpenFile.openIfExists(path, O_RDONLY) else { continue }
                 defer { f.close() }
                 if try f.lock(exclusive: true, wait: false) {
                     // Its owner is gone. Removed while holding the lock, so a
@@ -143,7 +143,7 @@ public enum GroupHousekeeping {
         // Members joining and leaving change the members directory.
         if stat(group.membersPath, &st) == 0 { newest = modified(st) }
         for partitionPath in try partitionPaths(under: group.path + "/offsets") {
-            guard let f = try FileHandle.openIfExists(partitionPath, O_RDONLY) else { continue }
+            guard let f = try OpenFile.openIfExists(partitionPath, O_RDONLY) else { continue }
             defer { f.close() }
             if let slot = try CommittedOffsetFile.read(f) { newest = max(newest, slot.committedMs) }
         }
@@ -175,7 +175,7 @@ public enum GroupHousekeeping {
         let members = grave + "/members"
         if FileSystem.isDirectory(members) {
             for member in try FileSystem.list(members) {
-                guard let f = try FileHandle.openIfExists(members + "/" + member, O_RDONLY) else { continue }
+                guard let f = try OpenFile.openIfExists(members + "/" + member, O_RDONLY) else { continue }
                 defer { f.close() }
                 if !(try f.lock(exclusive: true, wait: false)) {
                     // Someone joined while we looked: put the group back.
@@ -193,7 +193,7 @@ public enum GroupHousekeeping {
     private static func isHeld(_ dir: String, queue: Bool) throws -> Bool {
         for p in try FileSystem.list(dir) {
             let path = dir + "/" + p + (queue ? "/lock" : "")
-            guard let f = try FileHandle.openIfExists(path, O_RDONLY) else { continue }
+            guard let f = try OpenFile.openIfExists(path, O_RDONLY) else { continue }
             defer { f.close() }
             if !(try f.lock(exclusive: true, wait: false)) { return true }
         }
@@ -226,19 +226,19 @@ public enum GroupHousekeeping {
     /// Rewrites `mover.journal` without the entries below the low-water mark,
     /// unless a mover holds `mover.lock`.
     private static func trimMoverJournal(_ dir: String, dryRun: Bool, report: inout Report) throws {
-        let journalPath = dir + "/mover.journal"
-        guard let journal = try FileHandle.openIfExists(journalPath, O_RDONLY) else { return }
+        let journalPath = DelayMoverFiles.journalPath(dir)
+        guard let journal = try OpenFile.openIfExists(journalPath, O_RDONLY) else { return }
         defer { journal.close() }
         guard try journal.size() > 0 else { return }
-        let lock = try FileHandle.open(dir + "/mover.lock", O_RDWR | O_CREAT, creating: true)
+        let lock = try OpenFile.open(DelayMoverFiles.lockPath(dir), O_RDWR | O_CREAT, creating: true)
         defer { lock.close() }
         guard try lock.lock(exclusive: true, wait: false) else { return }
-        let lowWater = try DelayMover.lowWaterMark(dir)
+        let lowWater = try DelayMoverFiles.lowWaterMark(dir)
         let raw = try FileSystem.readAll(journalPath)
         var kept: [UInt8] = []
         var dropped = 0
-        for (i, offset) in DelayMover.journalEntries(raw).offsets.enumerated() {
-            if offset >= lowWater { kept += raw[i * 16..<i * 16 + 16] } else { dropped += 1 }
+        for (i, offset) in DelayMoverFiles.journalEntries(raw).offsets.enumerated() {
+            if offset >= lowWater { kept += raw[i * DelayMoverFiles.journalEntrySize..<(i + 1) * DelayMoverFiles.journalEntrySize] } else { dropped += 1 }
         }
         guard dropped > 0 else { return }
         report.trimmedJournalEntries += dropped

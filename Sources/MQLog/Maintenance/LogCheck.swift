@@ -100,7 +100,7 @@ public final class LogCheck {
                         problems.append("\(label): \(path) at byte \(stop.position): \(stop.problem)")
                     }
                 } else if stop.torn && repair {
-                    let handle = try FileHandle.open(path, O_RDWR)
+                    let handle = try OpenFile.open(path, O_RDWR)
                     defer { handle.close() }
                     let size = try handle.size()
                     try handle.truncate(to: stop.position)
@@ -213,9 +213,9 @@ public final class LogCheck {
     /// temporary files renamed over the old ones.
     func rebuildIndexes(_ dir: String, _ base: Int64, config: TopicConfig, scan: Scan, label: String) throws {
         let indexTmp = SegmentBuilder.indexPath(dir, base), timeTmp = SegmentBuilder.timeIndexPath(dir, base)
-        let index = try FileHandle.open(indexTmp, O_RDWR | O_CREAT | O_TRUNC, creating: true)
+        let index = try OpenFile.open(indexTmp, O_RDWR | O_CREAT | O_TRUNC, creating: true)
         defer { index.close() }
-        let timeIndex = try FileHandle.open(timeTmp, O_RDWR | O_CREAT | O_TRUNC, creating: true)
+        let timeIndex = try OpenFile.open(timeTmp, O_RDWR | O_CREAT | O_TRUNC, creating: true)
         defer { timeIndex.close() }
         var state = HeadState.emptySegment(base: base, createdMs: 0)
         let offsets = OffsetIndex(file: index, baseOffset: base), times = TimeIndex(file: timeIndex, baseOffset: base)
@@ -245,7 +245,7 @@ public final class LogCheck {
     /// Runs the writer's full recovery on the active segment, under the
     /// partition's writer lock: cuts a torn tail, rebuilds its indexes and the state.
     func recoverActive(_ dir: String, config: TopicConfig, label: String) throws {
-        let lock = try FileHandle.open(LogSegments.headPath(dir), O_RDWR | O_CREAT, creating: true)
+        let lock = try OpenFile.open(LogSegments.headPath(dir), O_RDWR | O_CREAT, creating: true)
         defer { lock.close() }
         try lock.lock(exclusive: true)
         defer { lock.unlock() }

@@ -34,7 +34,7 @@ public struct MaintenanceRun {
             if verbose { output("mq-compact: \(log.root) does not exist: nothing to do") }
             return
         }
-        let lock = try FileHandle.open(log.root + "/" + MaintenanceRun.lockName, O_RDONLY | O_CREAT, creating: true)
+        let lock = try OpenFile.open(log.root + "/" + MaintenanceRun.lockName, O_RDONLY | O_CREAT, creating: true)
         defer { lock.close() }
         try takeLock(lock)
         let names: [String]
@@ -80,7 +80,7 @@ public struct MaintenanceRun {
 
     /// Takes the global lock: blocking (while SIGINT/SIGTERM can still stop
     /// the wait) or, without `wait`, failing with status 75.
-    func takeLock(_ lock: FileHandle) throws {
+    func takeLock(_ lock: OpenFile) throws {
         while !(try lock.lock(exclusive: true, wait: false)) {
             if !wait { throw MQError(.tempFail, "another mq-compact is running on \(log.root) (it holds \(lock.path))") }
             try stopIfSignalled(while: "waiting for another mq-compact")
@@ -104,7 +104,7 @@ extension Compactor.Report {
         if let groups, !groups.summary.isEmpty { parts.append(groups.summary) }
         let reclaimed = bytesReclaimed + (groups?.bytesReclaimed ?? 0)
         let time = String(Int(seconds * 10) / 10) + "." + String(Int(seconds * 10) % 10)
-        return "mq-compact: \(plural(topics, "topic")), \(plural(partitions, "partition")): \(parts.joined(separator: ", ")), \(LogStats.bytes(reclaimed)) \(dryRun ? "would be " : "")reclaimed in \(time) s"
+        return "mq-compact: \(plural(topics, "topic")), \(plural(partitions, "partition")): \(parts.joined(separator: ", ")), \(Sizes.format(reclaimed)) \(dryRun ? "would be " : "")reclaimed in \(time) s"
     }
 }
 

@@ -21,7 +21,7 @@ public enum RetentionGuard {
         if FileSystem.isDirectory(groups) {
             for group in try FileSystem.list(groups) where LogDirectory.isValidTopicName(group) {
                 let offsetPath = groups + "/\(group)/offsets/\(topic)/\(partition)"
-                if let f = try FileHandle.openIfExists(offsetPath, O_RDONLY) {
+                if let f = try OpenFile.openIfExists(offsetPath, O_RDONLY) {
                     defer { f.close() }
                     // A partition file with no valid commit yet: the group starts from the beginning.
                     hold(try CommittedOffsetFile.read(f)?.offset ?? 0)
@@ -32,9 +32,9 @@ public enum RetentionGuard {
                 }
             }
         }
-        if topic.hasSuffix(".delay"), partition == 0 {
+        if DerivedTopics.isDelayTopic(topic), partition == 0 {
             // 0 when no mover has run: every delayed message still waits.
-            hold(try DelayMover.lowWaterMark(log.topicPath(topic)))
+            hold(try DelayMoverFiles.lowWaterMark(log.topicPath(topic)))
         }
         return floor
     }

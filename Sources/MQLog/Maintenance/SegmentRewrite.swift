@@ -81,7 +81,7 @@ public final class BatchRewriter {
 
     private let decoder = BatchDecoder()
     private var builders: [Int16: RecordBatchBuilder] = [:]
-    private let headerScratch = ByteBuffer(capacity: 256)
+    private let headerScratch = GrowableBytes(capacity: 256)
     private var keepFlags: [Bool] = []
 
     public init() {}
@@ -170,11 +170,11 @@ public final class SegmentBuilder {
             return
         }
         let flags = O_RDWR | O_CREAT | O_TRUNC
-        let log = try FileHandle.open(Self.logPath(directory, base), flags, creating: true)
-        let index: FileHandle
-        do { index = try FileHandle.open(Self.indexPath(directory, base), flags, creating: true) } catch { log.close(); throw error }
-        let timeIndex: FileHandle
-        do { timeIndex = try FileHandle.open(Self.timeIndexPath(directory, base), flags, creating: true) } catch {
+        let log = try OpenFile.open(Self.logPath(directory, base), flags, creating: true)
+        let index: OpenFile
+        do { index = try OpenFile.open(Self.indexPath(directory, base), flags, creating: true) } catch { log.close(); throw error }
+        let timeIndex: OpenFile
+        do { timeIndex = try OpenFile.open(Self.timeIndexPath(directory, base), flags, creating: true) } catch {
             log.close(); index.close(); throw error
         }
         files = Segment.Files(base: base, log: log, index: OffsetIndex(file: index, baseOffset: base),

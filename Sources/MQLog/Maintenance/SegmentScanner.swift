@@ -18,16 +18,16 @@ public final class SegmentScanner {
     }
 
     public let path: String
-    public let file: FileHandle
+    public let file: OpenFile
     public let size: Int64
     /// Position of the next batch.
     public private(set) var position: Int64 = 0
-    private let buffer = ByteBuffer(capacity: 1 << 20)
+    private let buffer = GrowableBytes(capacity: 1 << 20)
     private var bufferStart: Int64 = 0
 
     /// Opens `path` for reading; nil when it does not exist.
     public static func open(_ path: String) throws -> SegmentScanner? {
-        guard let file = try FileHandle.openIfExists(path, O_RDONLY) else { return nil }
+        guard let file = try OpenFile.openIfExists(path, O_RDONLY) else { return nil }
         do {
             return SegmentScanner(path: path, file: file, size: try file.size())
         } catch {
@@ -36,7 +36,7 @@ public final class SegmentScanner {
         }
     }
 
-    init(path: String, file: FileHandle, size: Int64) {
+    init(path: String, file: OpenFile, size: Int64) {
         self.path = path
         self.file = file
         self.size = size

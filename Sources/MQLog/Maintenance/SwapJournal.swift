@@ -27,7 +27,7 @@ public struct SwapJournal: Equatable, Sendable {
     }
 
     public func encode() -> [UInt8] {
-        let b = ByteBuffer(capacity: 24 + 8 * oldBases.count)
+        let b = GrowableBytes(capacity: 24 + 8 * oldBases.count)
         b.append(SwapJournal.magic)
         var v = newBase.littleEndian
         withUnsafeBytes(of: &v) { b.append($0) }

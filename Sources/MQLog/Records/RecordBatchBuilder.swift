@@ -8,9 +8,9 @@ public final class RecordBatchBuilder {
     public let codec: CompressionCodec
     /// The batch being built: header space, then records (uncompressed codec),
     /// or, after `finish`, the whole batch.
-    public let output: ByteBuffer
+    public let output: GrowableBytes
     /// Records before compression, when a codec is set.
-    private let staging: ByteBuffer?
+    private let staging: GrowableBytes?
     public private(set) var count: Int32 = 0
     public private(set) var baseTimestamp: Int64 = 0
     public private(set) var maxTimestamp: Int64 = -1
@@ -31,8 +31,8 @@ public final class RecordBatchBuilder {
 
     public init(codec: CompressionCodec, capacity: Int = 1 << 20) {
         self.codec = codec
-        self.output = ByteBuffer(capacity: capacity + BatchLayout.headerSize)
-        self.staging = codec == .none ? nil : ByteBuffer(capacity: capacity)
+        self.output = GrowableBytes(capacity: capacity + BatchLayout.headerSize)
+        self.staging = codec == .none ? nil : GrowableBytes(capacity: capacity)
         reset()
     }
 
@@ -59,7 +59,7 @@ public final class RecordBatchBuilder {
     /// each header), so a producer that adds the same headers to every
     /// message encodes them a single time.
     public static func encodeHeaders(_ headers: [Header]) -> [UInt8] {
-        let buffer = ByteBuffer(capacity: 64)
+        let buffer = GrowableBytes(capacity: 64)
         buffer.appendVarint(Int32(headers.count))
         for h in headers {
             var name = h.name

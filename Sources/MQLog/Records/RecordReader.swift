@@ -122,7 +122,7 @@ public struct RecordIterator {
 
 /// Gives the record bytes of a batch, decompressing into a reusable buffer.
 public final class BatchDecoder {
-    private let scratch = ByteBuffer(capacity: 1 << 20)
+    private let scratch = GrowableBytes(capacity: 1 << 20)
     /// Largest decompressed size accepted for one batch.
     public var limit: Int
 

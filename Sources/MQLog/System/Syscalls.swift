@@ -11,25 +11,25 @@ public func currentErrno() -> Errno { Errno(rawValue: errno) }
 
 /// An open file descriptor plus the path it was opened from (for messages).
 /// Not thread-safe; the owner closes it.
-public struct FileHandle: Sendable {
+public struct OpenFile: Sendable {
     public let fd: Int32
     public let path: String
 
     /// Opens `path`. The corresponding C function is `open`.
-    public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644, creating: Bool = false) throws -> FileHandle {
+    public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644, creating: Bool = false) throws -> OpenFile {
         while true {
             let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
-            if fd >= 0 { return FileHandle(fd: fd, path: path) }
+            if fd >= 0 { return OpenFile(fd: fd, path: path) }
             if errno == EINTR { continue }
             throw MQError.system(creating ? "cannot create" : "cannot open", path: path, currentErrno(), creating: creating)
         }
     }
 
     /// Like `open`, but returns nil when the file does not exist.
-    public static func openIfExists(_ path: String, _ flags: Int32) throws -> FileHandle? {
+    public static func openIfExists(_ path: String, _ flags: Int32) throws -> OpenFile? {
         while true {
             let fd = Glibc.open(path, flags | O_CLOEXEC)
-            if fd >= 0 { return FileHandle(fd: fd, path: path) }
+            if fd >= 0 { return OpenFile(fd: fd, path: path) }
             if errno == EINTR { continue }
             if errno == ENOENT { return nil }
             throw MQError.system("cannot open", path: path, currentErrno())
@@ -244,7 +244,7 @@ public enum FileSystem {
 
     /// Makes a directory's entries durable (after create, rename or unlink inside it).
     public static func syncDirectory(_ path: String) throws {
-        let handle = try FileHandle.open(path, O_RDONLY | O_DIRECTORY)
+        let handle = try OpenFile.open(path, O_RDONLY | O_DIRECTORY)
         defer { handle.close() }
         while fsync(handle.fd) != 0 {
             if errno == EINTR { continue }
@@ -256,7 +256,7 @@ public enum FileSystem {
     /// directory, fsync, rename over `path`, fsync the directory.
     public static func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
         let tmp = path + ".~tmp.\(getpid())"
-        let handle = try FileHandle.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, creating: true)
+        let handle = try OpenFile.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, creating: true)
         do {
             try bytes.withUnsafeBytes { (raw) throws in try handle.write(raw, at: 0) }
             try handle.sync()
@@ -273,7 +273,7 @@ public enum FileSystem {
     /// Reads a whole (small) file. Reads until end of file rather than
     /// trusting the size `fstat` reports, which is 0 for procfs files.
     public static func readAll(_ path: String) throws -> [UInt8] {
-        let handle = try FileHandle.open(path, O_RDONLY)
+        let handle = try OpenFile.open(path, O_RDONLY)
         defer { handle.close() }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: max(4096, Int(try handle.size()) + 1))

@@ -10,7 +10,7 @@ public enum Base64 {
     public static func encodedCount(_ count: Int) -> Int { (count + 2) / 3 * 4 }
 
     /// Appends the padded encoding of `bytes` to `out`.
-    public static func encode(_ bytes: UnsafeRawBufferPointer, into out: ByteBuffer) {
+    public static func encode(_ bytes: UnsafeRawBufferPointer, into out: GrowableBytes) {
         let n = bytes.count
         guard n > 0, let src = bytes.baseAddress else { return }
         let total = encodedCount(n)
@@ -42,7 +42,7 @@ public enum Base64 {
 
     /// The encoding of `bytes` as a string.
     public static func encode(_ bytes: [UInt8]) -> String {
-        let out = ByteBuffer(capacity: encodedCount(bytes.count))
+        let out = GrowableBytes(capacity: encodedCount(bytes.count))
         bytes.withUnsafeBytes { encode($0, into: out) }
         return String(decoding: out.bytes, as: UTF8.self)
     }

@@ -10,7 +10,7 @@ public enum EnvelopeJSON {
     public static func append(
         topic: String, partition: Int32, offset: Int64, timestamp: Int64,
         key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
-        headers: [HeaderView], to out: ByteBuffer
+        headers: [HeaderView], to out: GrowableBytes
     ) {
         var o = TextCursor(out)
         o.literal("{\"topic\":")

@@ -92,7 +92,7 @@ public struct KcatFormat: Sendable {
     public func render(
         topic: String, partition: Int32, offset: Int64, timestamp: Int64,
         key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?,
-        headers: [HeaderView], into out: ByteBuffer
+        headers: [HeaderView], into out: GrowableBytes
     ) {
         var o = TextCursor(out)
         literals.withUnsafeBytes { lit in

@@ -40,4 +40,13 @@ public enum Sizes {
         }
         return total
     }
+
+    /// `n` bytes for a person: `512B`, `1.5KiB`, `20.0MiB` (binary units, one
+    /// decimal, truncated).
+    public static func format(_ n: Int64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var v = Double(n), u = 0
+        while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+        return u == 0 ? "\(n)B" : String(Int(v * 10) / 10) + "." + String(Int(v * 10) % 10) + units[u]
+    }
 }

@@ -136,7 +136,7 @@ enum Targets {
     /// small one), then a round trip of the same bytes through the codec.
     static func codec(_ codec: CompressionCodec, _ payload: [UInt8], _ input: FuzzInput) {
         payload.withUnsafeBytes { raw in
-            let out = ByteBuffer(capacity: 64)
+            let out = GrowableBytes(capacity: 64)
             out.append([1, 2, 3])
             for limit in [4 << 20, Int(input.parameter) * 61] {
                 out.count = 3
@@ -148,13 +148,13 @@ enum Targets {
                     invariant(out.count == 3, "\(codec.name): a failed decompression left \(out.count - 3) bytes in the buffer")
                 }
             }
-            let packed = ByteBuffer(capacity: 64)
+            let packed = GrowableBytes(capacity: 64)
             do {
                 try Compression.compress(codec, raw, into: packed)
             } catch {
                 invariant(false, "\(codec.name): compressing \(raw.count) bytes failed: \(error)")
             }
-            let back = ByteBuffer(capacity: 64)
+            let back = GrowableBytes(capacity: 64)
             do {
                 try Compression.decompress(codec, packed.bytes, into: back, limit: raw.count)
             } catch {
@@ -197,7 +197,7 @@ enum Targets {
         }
         let path = Scratch.directory + "/offsets"
         Scratch.write(path, bytes)
-        if let handle = try? FileHandle.open(path, O_RDONLY) {
+        if let handle = try? OpenFile.open(path, O_RDONLY) {
             _ = try? CommittedOffsetFile.read(handle)
             handle.close()
         }

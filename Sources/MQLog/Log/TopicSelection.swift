@@ -1,3 +1,5 @@
+import Glibc
+
 /// The topics a reader asked for: exact names, and anchored POSIX extended
 /// regular expressions for arguments with characters no topic name can have.
 struct TopicSelection {
@@ -30,10 +32,30 @@ struct TopicSelection {
     func existing(in log: LogDirectory) throws -> [String] {
         var names = exact.filter { log.topicExists($0) }
         if !patterns.isEmpty {
-            for name in try log.listTopics() where !names.contains(name) && !name.hasSuffix(".delay") && matchesPattern(name) {
+            for name in try log.listTopics() where !names.contains(name) && !DerivedTopics.isDelayTopic(name) && matchesPattern(name) {
                 names.append(name)
             }
         }
         return names.sorted()
     }
+}
+
+/// A topic pattern: an anchored POSIX extended regular expression (regcomp(3)).
+struct TopicPattern {
+    let source: String
+    private let regex: UnsafeMutablePointer<regex_t>
+
+    init(_ source: String) throws {
+        self.source = source
+        regex = .allocate(capacity: 1)
+        let rc = regcomp(regex, "^(" + source + ")$", REG_EXTENDED | REG_NOSUB)
+        if rc != 0 {
+            var message = [CChar](repeating: 0, count: 256)
+            regerror(rc, regex, &message, message.count)
+            regex.deallocate()
+            throw MQError.usage("invalid topic pattern '\(source)': \(String(cString: message)) (a name with characters other than letters, digits, '.', '_' and '-' is read as a regular expression)")
+        }
+    }
+
+    func matches(_ name: String) -> Bool { regexec(regex, name, 0, nil, 0) == 0 }
 }

@@ -34,7 +34,7 @@ protocol ProduceWriter: AnyObject {
 /// to standard output once per flush.
 final class OffsetPrinter {
     let fd: Int32
-    private let buffer = ByteBuffer(capacity: 1 << 16)
+    private let buffer = GrowableBytes(capacity: 1 << 16)
 
     init(fd: Int32) { self.fd = fd }
 

@@ -3,7 +3,7 @@
 public final class RecordPrinter {
     public let mode: OutputMode
     public let fd: Int32
-    private let out = ByteBuffer(capacity: 1 << 17)
+    private let out = GrowableBytes(capacity: 1 << 17)
 
     public init(mode: OutputMode, fd: Int32) {
         self.mode = mode
@@ -22,13 +22,13 @@ public final class RecordPrinter {
 
     /// The record as this mode prints it.
     public func rendered(_ r: RecordView, topic: String, partition: Int32) throws -> [UInt8] {
-        let buffer = ByteBuffer(capacity: (r.value?.count ?? 0) + 64)
+        let buffer = GrowableBytes(capacity: (r.value?.count ?? 0) + 64)
         try append(r, topic: topic, partition: partition, to: buffer)
         return buffer.array
     }
 
     @inline(__always)
-    private func append(_ r: RecordView, topic: String, partition: Int32, to out: ByteBuffer) throws {
+    private func append(_ r: RecordView, topic: String, partition: Int32, to out: GrowableBytes) throws {
         switch mode {
         case .values(let delimiter):
             if let v = r.value { out.append(v) }

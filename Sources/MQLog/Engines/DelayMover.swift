@@ -3,14 +3,7 @@ import Glibc
 /// Moves due messages from `T.delay` into `T`. Every `mq-consume` of T runs
 /// one; a flock makes exactly one of them active at a time.
 ///
-/// State, in the delay topic's directory:
-///
-///     mover.lock      flock(LOCK_EX) by the active mover
-///     mover.offset    low-water mark: every delay-topic offset below it was moved
-///                     (the committed-offset file format: two ping-pong slots)
-///     mover.journal   offsets moved at or above the low-water mark, 16 bytes
-///                     each: offset (int64 LE), CRC-32C of those 8 bytes
-///                     (uint32 LE), zero (uint32)
+/// State: `DelayMoverFiles`, in partition 0 of the delay topic.
 ///
 /// A move appends the due messages to T, fsyncs T, then appends their offsets
 /// to the journal and fsyncs it. A crash between the two repeats that one move
@@ -23,14 +16,14 @@ final class DelayMover {
     let log: LogDirectory
     let target: String
     let delayTopic: String
-    private var lock: FileHandle?
+    private var lock: OpenFile?
     private var cursor: PartitionCursor?
     private var pending = MinHeap<(due: Int64, offset: Int64, message: Message)>(by: { ($0.due, $0.offset) < ($1.due, $1.offset) })
     private var moved = Set<Int64>()
     private var lowWater: Int64 = 0
     private var lowWaterSlot: CommittedOffsetFile.Slot?
-    private var lowWaterFile: FileHandle?
-    private var journal: FileHandle?
+    private var lowWaterFile: OpenFile?
+    private var journal: OpenFile?
     private var journalBytes: Int64 = 0
     private var targetTopic: Topic?
     /// Writes moved messages to the target, each partition's batch fsynced.
@@ -92,25 +85,25 @@ final class DelayMover {
     }
 
     private func becomeMover() throws -> Bool {
-        let handle = try FileHandle.open(directory + "/mover.lock", O_RDWR | O_CREAT, creating: true)
+        let handle = try OpenFile.open(DelayMoverFiles.lockPath(directory), O_RDWR | O_CREAT, creating: true)
         guard try handle.lock(exclusive: true, wait: false) else { handle.close(); return false }
         lock = handle
         // The progress files' names must survive a crash as their contents
         // do, or the next mover starts again from offset 0 and moves every
         // delayed message a second time.
-        let created = !FileSystem.exists(directory + "/mover.journal") || !FileSystem.exists(directory + "/mover.offset")
-        let lw = try FileHandle.open(directory + "/mover.offset", O_RDWR | O_CREAT, creating: true)
+        let created = !FileSystem.exists(DelayMoverFiles.journalPath(directory)) || !FileSystem.exists(DelayMoverFiles.lowWaterPath(directory))
+        let lw = try OpenFile.open(DelayMoverFiles.lowWaterPath(directory), O_RDWR | O_CREAT, creating: true)
         lowWaterFile = lw
         lowWaterSlot = try CommittedOffsetFile.read(lw)
         lowWater = lowWaterSlot?.offset ?? 0
-        let j = try FileHandle.open(directory + "/mover.journal", O_RDWR | O_CREAT, creating: true)
+        let j = try OpenFile.open(DelayMoverFiles.journalPath(directory), O_RDWR | O_CREAT, creating: true)
         journal = j
         if created { try FileSystem.syncDirectory(directory) }
         journalBytes = try j.size()
         var raw = [UInt8](repeating: 0, count: Int(journalBytes))
         _ = try raw.withUnsafeMutableBytes { try j.read(into: $0.baseAddress!, count: $0.count, at: 0) }
         // A torn last entry is cut: that move is repeated.
-        let (offsets, at) = DelayMover.journalEntries(raw)
+        let (offsets, at) = DelayMoverFiles.journalEntries(raw)
         for offset in offsets where offset >= lowWater { moved.insert(offset) }
         if at != raw.count { try j.truncate(to: Int64(at)); journalBytes = Int64(at) }
         let topic = try log.openTopic(target)
@@ -120,31 +113,6 @@ final class DelayMover {
                                  batchMessages: Int.max, batchBytes: 1 << 20, settings: .init(topic.config))
         cursor = try PartitionCursor(partition: 0, directory: log.topicPath(delayTopic) + "/0", startOffset: lowWater)
         return true
-    }
-
-    /// The low-water mark in a delay topic's directory, read without the
-    /// mover's lock: every offset below it was moved (0 when no mover ran).
-    static func lowWaterMark(_ delayTopicDirectory: String) throws -> Int64 {
-        guard let f = try FileHandle.openIfExists(delayTopicDirectory + "/mover.offset", O_RDONLY) else { return 0 }
-        defer { f.close() }
-        return try CommittedOffsetFile.read(f)?.offset ?? 0
-    }
-
-    /// The offsets of a journal's entries, up to the first torn or damaged
-    /// one, and the bytes those entries take.
-    static func journalEntries(_ raw: [UInt8]) -> (offsets: [Int64], validBytes: Int) {
-        var offsets: [Int64] = []
-        var at = 0
-        raw.withUnsafeBytes { p in
-            while at + 16 <= p.count {
-                let offset = Int64(littleEndian: p.loadUnaligned(fromByteOffset: at, as: Int64.self))
-                let crc = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self))
-                guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: p[at..<at + 8])) == crc else { break }
-                offsets.append(offset)
-                at += 16
-            }
-        }
-        return (offsets, at)
     }
 
     private func move(_ entries: [(due: Int64, offset: Int64, message: Message)]) throws {

@@ -59,7 +59,7 @@ public struct LogStats: Sendable {
         let existing = Set(all)
         let selection = try TopicSelection(topicFilter)
         try selection.requireExact(in: log)
-        let names = topicFilter.isEmpty ? all.filter { !$0.hasSuffix(".delay") } : try selection.existing(in: log)
+        let names = topicFilter.isEmpty ? all.filter { !DerivedTopics.isDelayTopic($0) } : try selection.existing(in: log)
         var topics: [TopicStats] = []
         var ends: [String: [Int64]] = [:]
         for name in names {
@@ -71,7 +71,8 @@ public struct LogStats: Sendable {
                 ends[name, default: []].append(s.endOffset)
             }
             var t = TopicStats(name: name, partitions: parts)
-            if existing.contains(name + ".dlq") { t.deadLetters = try DeadLetters.unsettledCount(log, topic: name + ".dlq") }
+            let dlq = DerivedTopics.deadLetterTopic(of: name)
+            if existing.contains(dlq) { t.deadLetters = try DeadLetters.unsettledCount(log, topic: dlq) }
             if existing.contains(DelayQueue.topicName(for: name)) { t.delayed = try delayedCount(log, name) }
             topics.append(t)
         }
@@ -119,24 +120,24 @@ public struct LogStats: Sendable {
         let delay = DelayQueue.topicName(for: topic)
         let dir = log.topicPath(delay)
         let end = try PartitionReader(directory: dir + "/0").logEndOffset()
-        let mark = try DelayMover.lowWaterMark(dir)
+        let mark = try DelayMoverFiles.lowWaterMark(dir)
         var journaled: Int64 = 0
         var st = stat()
-        if stat(dir + "/mover.journal", &st) == 0 { journaled = Int64(st.st_size) / 16 }
+        if stat(DelayMoverFiles.journalPath(dir), &st) == 0 { journaled = Int64(st.st_size) / Int64(DelayMoverFiles.journalEntrySize) }
         return max(0, end - mark - journaled)
     }
 
     static func groupStats(_ log: LogDirectory, ends: [String: [Int64]], now: Int64) throws -> [GroupPartitionStats] {
         let root = log.root + "/groups"
         guard FileSystem.isDirectory(root) else { return [] }
-        let holders = flockHolders()
+        let holders = FlockHolders.byInode()
         var out: [GroupPartitionStats] = []
         for group in try FileSystem.list(root).sorted() where LogDirectory.isValidTopicName(group) {
             for topic in (try? FileSystem.list(root + "/\(group)/offsets"))?.sorted() ?? [] {
                 guard let topicEnds = ends[topic] else { continue }
                 for (p, end) in topicEnds.enumerated() {
                     let path = root + "/\(group)/offsets/\(topic)/\(p)"
-                    guard let f = try FileHandle.openIfExists(path, O_RDONLY) else { continue }
+                    guard let f = try OpenFile.openIfExists(path, O_RDONLY) else { continue }
                     let committed = try CommittedOffsetFile.read(f)?.offset
                     var st = stat()
                     fstat(f.fd, &st)
@@ -162,19 +163,6 @@ public struct LogStats: Sendable {
                                                    inFlight: inFlight, retrying: retrying, queue: true))
                 }
             }
-        }
-        return out
-    }
-
-    /// Process ids holding flock()s, by inode, from /proc/locks.
-    static func flockHolders() -> [UInt64: [Int32]] {
-        guard let bytes = try? FileSystem.readAll("/proc/locks") else { return [:] }
-        var out: [UInt64: [Int32]] = [:]
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
-            // "1: FLOCK  ADVISORY  WRITE 1234 00:2a:56789 0 EOF"
-            let f = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard f.count >= 6, f[1] == "FLOCK", let pid = Int32(f[4]), let inode = f[5].split(separator: ":").last.flatMap({ UInt64($0) }) else { continue }
-            out[inode, default: []].append(pid)
         }
         return out
     }

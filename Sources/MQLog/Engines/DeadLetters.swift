@@ -97,7 +97,7 @@ public enum DeadLetters {
             try LogDirectory.validateTopicName(name)
             throw MQError(.noInput, "topic '\(name)' does not exist in \(log.root)")
         }
-        let found = explicit.isEmpty ? try log.listTopics().filter { $0.hasSuffix(".dlq") } : explicit
+        let found = explicit.isEmpty ? try log.listTopics().filter(DerivedTopics.isDeadLetterTopic) : explicit
         var seen = Set<String>()
         return found.filter { seen.insert($0).inserted }
     }

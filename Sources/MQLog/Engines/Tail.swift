@@ -261,23 +261,3 @@ struct TimestampMerge {
         if let r = try cursors[i].peek() { heap.push((r.timestamp, i)) }
     }
 }
-
-/// A topic pattern: an anchored POSIX extended regular expression (regcomp(3)).
-struct TopicPattern {
-    let source: String
-    private let regex: UnsafeMutablePointer<regex_t>
-
-    init(_ source: String) throws {
-        self.source = source
-        regex = .allocate(capacity: 1)
-        let rc = regcomp(regex, "^(" + source + ")$", REG_EXTENDED | REG_NOSUB)
-        if rc != 0 {
-            var message = [CChar](repeating: 0, count: 256)
-            regerror(rc, regex, &message, message.count)
-            regex.deallocate()
-            throw MQError.usage("invalid topic pattern '\(source)': \(String(cString: message)) (a name with characters other than letters, digits, '.', '_' and '-' is read as a regular expression)")
-        }
-    }
-
-    func matches(_ name: String) -> Bool { regexec(regex, name, 0, nil, 0) == 0 }
-}

@@ -325,7 +325,7 @@ public final class Consumer {
         var all: [(String, Int32)] = []
         for name in names {
             if topics[name] == nil { topics[name] = try log.openTopic(name) }
-            if movers[name] == nil && !name.hasSuffix(".delay") { movers[name] = DelayMover(log: log, target: name) }
+            if movers[name] == nil && !DerivedTopics.isDelayTopic(name) { movers[name] = DelayMover(log: log, target: name) }
             for p in 0..<topics[name]!.partitions { all.append((name, p)) }
         }
         return all

@@ -10,16 +10,6 @@ public enum InputFraming: Sendable, Equatable {
     case json
 }
 
-/// When `mq-produce` calls fsync.
-public enum SyncPolicy: String, Sendable, CaseIterable {
-    /// Once, before a successful exit (and on SIGINT/SIGTERM).
-    case exit
-    /// After every batch, before its offsets are printed.
-    case batch
-    /// Never: the operating system writes the data back in its own time.
-    case none
-}
-
 public struct ProduceOptions: Sendable {
     public var topic: String
     public var framing: InputFraming = .delimited([10])
@@ -299,7 +289,7 @@ public final class Producer {
     }
 
     /// Reads more input into `buffer`. Returns false at end of input.
-    private func fill(_ buffer: ByteBuffer) throws -> Bool {
+    private func fill(_ buffer: GrowableBytes) throws -> Bool {
         try waitForInput()
         buffer.reserve(1 << 20)
         while true {
@@ -316,7 +306,7 @@ public final class Producer {
     }
 
     private func readDelimited(_ delimiter: [UInt8], json: Bool = false) throws {
-        let buffer = ByteBuffer(capacity: 1 << 20)
+        let buffer = GrowableBytes(capacity: 1 << 20)
         var scanFrom = 0       // where to look for the next delimiter
         var start = 0          // start of the current message
         var number = 0         // 1-based number of the current message
@@ -377,7 +367,7 @@ public final class Producer {
     }
 
     private func readWhole() throws {
-        let buffer = ByteBuffer(capacity: 1 << 20)
+        let buffer = GrowableBytes(capacity: 1 << 20)
         while try fill(buffer) {
             if buffer.count > maxMessageBytes {
                 throw MQError.data("input: message is over max.message.bytes (\(maxMessageBytes) bytes) of topic '\(options.topic)'")

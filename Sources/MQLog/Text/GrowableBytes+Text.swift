@@ -1,6 +1,6 @@
 /// Text helpers for the writers: literals, decimal numbers and JSON strings,
 /// appended in place without intermediate allocations.
-extension ByteBuffer {
+extension GrowableBytes {
     /// Appends the bytes of a literal.
     @inline(__always)
     func appendLiteral(_ literal: StaticString) {
@@ -22,7 +22,7 @@ extension ByteBuffer {
     }
 }
 
-/// A write position in a `ByteBuffer` kept in local variables.
+/// A write position in a `GrowableBytes` kept in local variables.
 ///
 /// The writers make many small appends per message; going through the
 /// buffer's class properties for each would cost a dynamic exclusivity check
@@ -30,13 +30,13 @@ extension ByteBuffer {
 /// `finish()`, to publish the new count. Nothing else may use the buffer
 /// until then.
 struct TextCursor {
-    let buffer: ByteBuffer
+    let buffer: GrowableBytes
     var base: UnsafeMutableRawPointer
     var position: Int
     var capacity: Int
 
     @inline(__always)
-    init(_ buffer: ByteBuffer) {
+    init(_ buffer: GrowableBytes) {
         self.buffer = buffer
         base = buffer.base
         position = buffer.count

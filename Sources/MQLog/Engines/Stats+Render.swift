@@ -8,13 +8,6 @@ extension LogStats {
         return "\(ms / 86_400_000)d"
     }
 
-    static func bytes(_ n: Int64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var v = Double(n), u = 0
-        while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
-        return u == 0 ? "\(n)B" : String(Int(v * 10) / 10) + "." + String(Int(v * 10) % 10) + units[u]
-    }
-
     static func pad(_ rows: [[String]]) -> String {
         guard let first = rows.first else { return "" }
         var widths = [Int](repeating: 0, count: first.count)
@@ -30,7 +23,7 @@ extension LogStats {
         for t in topics {
             for p in t.partitions {
                 rows.append([t.name, "\(p.partition)", "\(p.startOffset)", "\(p.endOffset)", "\(p.endOffset - p.startOffset)",
-                             LogStats.bytes(p.bytes), "\(p.segments)", String(Int(p.ratePerSecond.rounded())),
+                             Sizes.format(p.bytes), "\(p.segments)", String(Int(p.ratePerSecond.rounded())),
                              LogStats.seconds(p.oldestAgeMs), t.deadLetters.map(String.init) ?? "-", t.delayed.map(String.init) ?? "-"])
             }
         }

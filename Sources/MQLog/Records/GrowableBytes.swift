@@ -5,7 +5,7 @@ import Glibc
 /// The batch builder, the compressors and the output writers all append into
 /// one of these; it exposes its storage as raw pointers so the hot paths do no
 /// per-byte bounds checks. Not thread-safe: one owner at a time.
-public final class ByteBuffer: @unchecked Sendable {
+public final class GrowableBytes: @unchecked Sendable {
     public private(set) var base: UnsafeMutableRawPointer
     public private(set) var capacity: Int
     /// Bytes in use, from `base`.

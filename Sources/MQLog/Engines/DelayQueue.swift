@@ -9,7 +9,7 @@ public enum DelayQueue {
     public static let deliverAtHeader = "mq.deliver.at"
     public static let targetHeader = "mq.delay.target"
 
-    public static func topicName(for topic: String) -> String { topic + ".delay" }
+    public static func topicName(for topic: String) -> String { DerivedTopics.delayTopic(of: topic) }
 
     static func headers(target: String, due: Int64) -> [Header] {
         [Header(name: deliverAtHeader, value: Array(String(due).utf8)), Header(name: targetHeader, value: Array(target.utf8))]

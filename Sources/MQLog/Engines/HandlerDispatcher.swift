@@ -283,7 +283,7 @@ final class HandlerDispatcher {
     }
 
     private func deadLetter(_ job: Job, reason: String) throws {
-        let topic = options.deadLetterTopic ?? job.topic + ".dlq"
+        let topic = options.deadLetterTopic ?? DerivedTopics.deadLetterTopic(of: job.topic)
         if deadLetters[topic] == nil { deadLetters[topic] = try DeadLetterWriter(log: log, topic: topic, pool: deadLetterPool) }
         var headers = job.headers
         func add(_ name: String, _ value: String) { headers.append(Header(name: name, value: Array(value.utf8))) }
