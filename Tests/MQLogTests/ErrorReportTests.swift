@@ -25,9 +25,9 @@ import Testing
     }
 
     @Test func spawnFailuresMapToDocumentedStatuses() {
-        #expect(ErrorReport.spawnStatus(ENOENT) == .noInput)
-        #expect(ErrorReport.spawnStatus(EACCES) == .noPermission)
-        #expect(ErrorReport.spawnStatus(ENOEXEC) == .osError)
-        #expect(ErrorReport.spawnStatus(EAGAIN) == .osError)
+        #expect(SpawnFailure.status(ENOENT) == .noInput)
+        #expect(SpawnFailure.status(EACCES) == .noPermission)
+        #expect(SpawnFailure.status(ENOEXEC) == .osError)
+        #expect(SpawnFailure.status(EAGAIN) == .osError)
     }
 }

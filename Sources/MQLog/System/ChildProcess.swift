@@ -46,7 +46,7 @@ public final class ChildProcess {
         close(errPipe[1])
         guard rc == 0 else {
             close(inPipe[1]); close(errPipe[0])
-            throw MQError(ErrorReport.spawnStatus(rc), "cannot run handler '\(argv[0])'", cause: Errno(rawValue: rc))
+            throw MQError(SpawnFailure.status(rc), "cannot run handler '\(argv[0])'", cause: Errno(rawValue: rc))
         }
         for fd in [inPipe[1], errPipe[0]] {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
@@ -185,7 +185,7 @@ public final class GeneratorProcess {
         close(out[1])
         guard rc == 0 else {
             close(out[0])
-            throw MQError(ErrorReport.spawnStatus(rc), "cannot run '\(argv[0])'", cause: Errno(rawValue: rc))
+            throw MQError(SpawnFailure.status(rc), "cannot run '\(argv[0])'", cause: Errno(rawValue: rc))
         }
         _ = fcntl(out[0], F_SETFD, FD_CLOEXEC)
         self.pid = pid
@@ -222,5 +222,19 @@ public final class GeneratorProcess {
         _ = kill(pid, SIGTERM)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    }
+}
+
+/// What a failed `posix_spawn` means for the exit status.
+public enum SpawnFailure {
+    /// The status for a program that `posix_spawn` could not start:
+    /// not found 66, not permitted 77, anything else (not an executable,
+    /// out of processes or memory) 71.
+    public static func status(_ errno: Int32) -> ExitStatus {
+        switch errno {
+        case ENOENT, ENOTDIR: return .noInput
+        case EACCES, EPERM: return .noPermission
+        default: return .osError
+        }
     }
 }

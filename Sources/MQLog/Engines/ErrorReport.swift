@@ -27,17 +27,6 @@ public enum ErrorReport {
             return (.software, "internal error (a bug; please report it): \(error)")
         }
     }
-
-    /// The status for a program that `posix_spawn` could not start:
-    /// not found 66, not permitted 77, anything else (not an executable,
-    /// out of processes or memory) 71.
-    public static func spawnStatus(_ errno: Int32) -> ExitStatus {
-        switch errno {
-        case ENOENT, ENOTDIR: return .noInput
-        case EACCES, EPERM: return .noPermission
-        default: return .osError
-        }
-    }
 }
 
 extension MQError {
