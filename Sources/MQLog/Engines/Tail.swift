@@ -175,23 +175,170 @@ public final class Tailer {
     /// overall, in timestamp order, and start each partition there.
     private func positionAtLast(_ n: Int) throws {
         guard cursors.count > 1 else { return }
+        if try !positionAtLastFromTheEnd(n) { try positionAtLastByMerging(n) }
+    }
+
+    /// The reference: a forward `TimestampMerge` of every partition's own
+    /// last N, keeping the last N taken. P x N records for P partitions.
+    private func positionAtLastByMerging(_ n: Int) throws {
+        // The last n taken, in a circular buffer: `ring[next]` is the oldest once full.
         var ring: [(cursor: Int, offset: Int64)] = []
+        var next = 0
         var probes: [PartitionCursor] = []
         for c in cursors { probes.append(try PartitionCursor(partition: c.partition, directory: c.reader.directory, startOffset: c.nextOffset, isolation: options.isolation)) }
         var merge = try TimestampMerge(probes)
         while let i = merge.next() {
             let r = try probes[i].peek()!
-            ring.append((i, r.offset))
-            if ring.count > n { ring.removeFirst() }
+            if ring.count < n {
+                ring.append((i, r.offset))
+            } else if n > 0 {
+                ring[next] = (i, r.offset)
+                next = (next + 1) % n
+            }
             probes[i].advance()
             try merge.readd(i)
         }
         var starts = [Int64?](repeating: nil, count: cursors.count)
-        for entry in ring where starts[entry.cursor] == nil { starts[entry.cursor] = entry.offset }
+        for k in ring.indices {
+            let entry = ring[(next + k) % ring.count]
+            if starts[entry.cursor] == nil { starts[entry.cursor] = entry.offset }
+        }
         for i in cursors.indices {
             let start = starts[i] ?? probes[i].nextOffset
             cursors[i] = try PartitionCursor(partition: cursors[i].partition, directory: cursors[i].reader.directory, startOffset: start, isolation: options.isolation)
         }
+    }
+
+    /// One partition in `positionAtLastFromTheEnd`: its batches from its own
+    /// last-N start, and the records decoded so far, a suffix of them.
+    private struct LastRecords {
+        /// The first offset of each batch at or after the start, and the
+        /// batch header's largest timestamp (a bound on its records').
+        var batches: [(start: Int64, bound: Int64)] = []
+        /// `bounds[j]`: the largest bound of `batches[..<j]` (nil: none).
+        var bounds: [Int64?] = []
+        /// `batches[decodedFrom...]` are decoded into `records`.
+        var decodedFrom = 0
+        var records: [(offset: Int64, timestamp: Int64)] = []
+        /// `records[taken...]` are among the last N.
+        var taken = 0
+        /// Leaders of the runs in `records[..<taken]` known to be runs of
+        /// the whole suffix (see below), ascending.
+        var leaders: [Int] = []
+    }
+
+    /// `positionAtLastByMerging`'s result, reading each partition backward
+    /// only as far as its records can be among the last N: about N records
+    /// plus each partition's batch headers from its own last N.
+    ///
+    /// Why it is the same. Split a partition's records (from its start) into
+    /// runs, each beginning at a *leader*, a record whose timestamp is larger
+    /// than every earlier one's. A forward merge takes the heads by key
+    /// (timestamp, cursor index); once it takes a leader, the rest of its run
+    /// has keys at most the leader's, and every other head is a leader with a
+    /// larger key, so the whole run follows at once. The merge's output is
+    /// therefore the runs of all partitions in ascending key of their leader,
+    /// and its last N are the runs of largest leader key, the lowest one cut.
+    ///
+    /// Leaders depend on every earlier record, but a bound on them is enough: when only
+    /// `batches[j...]` are decoded and B is the largest header timestamp of
+    /// the batches before, the decoded records that exceed both B and the
+    /// records before them are leaders of the whole, with the same runs; any
+    /// other run of the partition has a leader key at most (B, index). So the
+    /// runs are taken from a max-heap holding, per partition, its next known
+    /// run or else that bound, which when taken decodes more (doubling).
+    ///
+    /// Returns false, to use the merge instead, when a transaction is open
+    /// (where a cursor stops depends on its start) or a decoded record's
+    /// timestamp exceeds its batch header's largest. The headers of batches
+    /// never decoded are trusted to bound their records, as Kafka's are.
+    private func positionAtLastFromTheEnd(_ n: Int) throws -> Bool {
+        if options.isolation == .readCommitted {
+            for c in cursors where try !OpenTransactions.read(partition: c.reader.directory).entries.isEmpty { return false }
+        }
+        var parts: [LastRecords] = []
+        parts.reserveCapacity(cursors.count)
+        for c in cursors {
+            // Its reader, positioned at the start, lists the batches and stays at the end.
+            var p = LastRecords()
+            var bound: Int64? = nil
+            while let (header, _) = try c.reader.nextBatch() {
+                p.bounds.append(bound)
+                p.batches.append((max(header.baseOffset, c.nextOffset), header.maxTimestamp))
+                bound = max(bound ?? header.maxTimestamp, header.maxTimestamp)
+            }
+            p.bounds.append(bound)
+            p.decodedFrom = p.batches.count
+            parts.append(p)
+        }
+
+        /// Decodes more of partition i: twice as many batches. False when a
+        /// record breaks its batch's bound.
+        func decodeMore(_ i: Int) throws -> Bool {
+            let from = parts[i].decodedFrom, count = parts[i].batches.count
+            let newFrom = max(0, from - max(1, count - from))
+            let stop = from < count ? parts[i].batches[from].start : .max
+            let cursor = try PartitionCursor(partition: cursors[i].partition, directory: cursors[i].reader.directory,
+                                             startOffset: parts[i].batches[newFrom].start, isolation: options.isolation)
+            var fresh: [(offset: Int64, timestamp: Int64)] = []
+            var j = newFrom
+            while let r = try cursor.peek(), r.offset < stop {
+                while j + 1 < from && r.offset >= parts[i].batches[j + 1].start { j += 1 }
+                if r.timestamp > parts[i].batches[j].bound { return false }
+                fresh.append((r.offset, r.timestamp))
+                cursor.advance()
+            }
+            parts[i].records = fresh + parts[i].records
+            parts[i].taken += fresh.count
+            parts[i].decodedFrom = newFrom
+            var highest = parts[i].bounds[newFrom]
+            parts[i].leaders = []
+            for k in 0..<parts[i].taken where highest.map({ parts[i].records[k].timestamp > $0 }) ?? true {
+                parts[i].leaders.append(k)
+                highest = parts[i].records[k].timestamp
+            }
+            return true
+        }
+
+        typealias Item = (timestamp: Int64, index: Int, isBound: Bool)
+        func nextItem(_ i: Int) -> Item? {
+            if let l = parts[i].leaders.last { return (parts[i].records[l].timestamp, i, false) }
+            if parts[i].decodedFrom > 0, let b = parts[i].bounds[parts[i].decodedFrom] { return (b, i, true) }
+            return nil
+        }
+        // Largest key first; keys never tie (a run's leader exceeds its partition's bound).
+        var heap = MinHeap<Item> { a, b in a.timestamp > b.timestamp || (a.timestamp == b.timestamp && a.index > b.index) }
+        for i in parts.indices { if let item = nextItem(i) { heap.push(item) } }
+        var total = 0
+        var cut: (cursor: Int, record: Int)? = nil
+        while total < n, let item = heap.pop() {
+            let i = item.index
+            if item.isBound {
+                guard try decodeMore(i) else { return false }
+            } else {
+                let leader = parts[i].leaders.removeLast()
+                total += parts[i].taken - leader
+                parts[i].taken = leader
+                if total >= n { cut = (i, leader + total - n) }
+            }
+            if let next = nextItem(i) { heap.push(next) }
+        }
+        for i in cursors.indices {
+            let p = parts[i]
+            let start: Int64
+            if cut?.cursor == i {
+                start = p.records[cut!.record].offset
+            } else if p.taken < p.records.count {
+                start = p.records[p.taken].offset
+            } else {
+                // Nothing of it among the last N: the merge's cursor stopped
+                // after its last record, with nothing to deliver up to the
+                // end, where this cursor's reader is now. It stays.
+                continue
+            }
+            cursors[i] = try PartitionCursor(partition: cursors[i].partition, directory: cursors[i].reader.directory, startOffset: start, isolation: options.isolation)
+        }
+        return true
     }
 
     // MARK: Output
