@@ -117,6 +117,8 @@ public final class PartitionReader {
                 consumePeeked(header)
             }
         }
+        // Stopped where the last `logEndOffset` did, in the same file: its answer stands.
+        if let known = knownEnd, known.segment == segmentBase, known.position == position, log != nil { return known.offset }
         return try logEndOffset()
     }
 
@@ -164,8 +166,13 @@ public final class PartitionReader {
             end = header.nextOffset
             consumePeeked(header)
         }
+        knownEnd = log == nil ? nil : (segmentBase, position, end)
         return end
     }
+
+    /// Where the last `logEndOffset` stopped in the file open now (segment,
+    /// position) and the offset it found there.
+    private var knownEnd: (segment: Int64, position: Int64, offset: Int64)?
 
     // MARK: Reading
 
@@ -427,6 +434,7 @@ public final class PartitionReader {
     private func closeSegment() {
         log?.close()
         log = nil
+        knownEnd = nil
     }
 
     // MARK: Indexes

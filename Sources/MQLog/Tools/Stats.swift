@@ -93,11 +93,13 @@ public struct LogStats: Sendable {
         }
         let reader = PartitionReader(directory: dir, segments: bases)
         let start = try reader.logStartOffset()
+        // Read while the first batch is still in memory; none when the partition is empty.
+        let first = try timestamp(reader, p, at: start)
         let end = try reader.logEndOffset()
         var oldest: Int64? = nil
         var appendedLastMinute: Int64 = 0
         if end > start {
-            if let t = try timestamp(reader, p, at: start) { oldest = LogStats.age(now, t) }
+            if let t = first { oldest = LogStats.age(now, t) }
             // An empty partition appended nothing: no need to look for the offset.
             let minuteAgo = try reader.offset(forTime: now - 60_000)
             appendedLastMinute = max(0, end - max(minuteAgo, start))
