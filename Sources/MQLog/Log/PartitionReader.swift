@@ -88,7 +88,7 @@ public final class PartitionReader {
     /// `head` record the largest timestamp so far, so no segment is read
     /// whole to find it (docs/FORMAT.md §6, Lookups): a segment rolled away is
     /// skipped when its last time-index entry (its largest timestamp) is
-    /// earlier; the active one is read from the end `head` records when the
+    /// earlier and names a batch with that timestamp; the active one is read from the end `head` records when the
     /// largest timestamp there is earlier; otherwise a segment is read from
     /// the batch its time index names (`seekInSegment`).
     public func offset(forTime time: Int64) throws -> Int64 {
