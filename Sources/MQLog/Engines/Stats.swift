@@ -62,13 +62,15 @@ public struct LogStats: Sendable {
         let names = topicFilter.isEmpty ? all.filter { !DerivedTopics.isDelayTopic($0) } : try selection.existing(in: log)
         var topics: [TopicStats] = []
         var ends: [String: [Int64]] = [:]
+        var listings: [String: [[Int64]]] = [:]
         for name in names {
             let config = try log.readConfig(name)
             var parts: [PartitionStats] = []
             for p in 0..<config.partitions {
-                let s = try partitionStats(log, name, p, now: now)
+                let (s, segments) = try partitionStats(log, name, p, now: now)
                 parts.append(s)
                 ends[name, default: []].append(s.endOffset)
+                listings[name, default: []].append(segments)
             }
             var t = TopicStats(name: name, partitions: parts)
             let dlq = DerivedTopics.deadLetterTopic(of: name)
@@ -76,30 +78,35 @@ public struct LogStats: Sendable {
             if existing.contains(DelayQueue.topicName(for: name)) { t.delayed = try delayedCount(log, name) }
             topics.append(t)
         }
-        let groups = try groupStats(log, ends: ends, now: now)
+        let groups = try groupStats(log, ends: ends, listings: listings, now: now)
         return LogStats(takenMs: now, topics: topics, groups: groups)
     }
 
-    static func partitionStats(_ log: LogDirectory, _ topic: String, _ p: Int32, now: Int64) throws -> PartitionStats {
+    /// One partition's statistics, and its segments' base offsets as listed
+    /// for them. The directory is listed once: one reader answers every
+    /// question from that listing.
+    static func partitionStats(_ log: LogDirectory, _ topic: String, _ p: Int32, now: Int64) throws -> (PartitionStats, [Int64]) {
         let dir = log.topicPath(topic) + "/\(p)"
-        let bases = FileSystem.isDirectory(dir) ? try LogSegments.baseOffsets(in: dir) : []
+        let bases = try LogSegments.baseOffsets(in: dir)
         var bytes: Int64 = 0
         for base in bases {
             bytes += FileSystem.size(Segment(dir, base).logPath) ?? 0
         }
-        let reader = PartitionReader(directory: dir)
+        let reader = PartitionReader(directory: dir, segments: bases)
         let start = try reader.logStartOffset()
+        // Read while the first batch is still in memory; none when the partition is empty.
+        let first = try timestamp(reader, p, at: start)
         let end = try reader.logEndOffset()
         var oldest: Int64? = nil
         var appendedLastMinute: Int64 = 0
         if end > start {
-            if let t = try timestamp(dir, p, at: start) { oldest = LogStats.age(now, t) }
+            if let t = first { oldest = LogStats.age(now, t) }
             // An empty partition appended nothing: no need to look for the offset.
             let minuteAgo = try reader.offset(forTime: now - 60_000)
             appendedLastMinute = max(0, end - max(minuteAgo, start))
         }
-        return PartitionStats(topic: topic, partition: p, bytes: bytes, segments: bases.count, startOffset: start, endOffset: end,
-                              oldestAgeMs: oldest, ratePerSecond: Double(appendedLastMinute) / 60)
+        return (PartitionStats(topic: topic, partition: p, bytes: bytes, segments: bases.count, startOffset: start, endOffset: end,
+                               oldestAgeMs: oldest, ratePerSecond: Double(appendedLastMinute) / 60), bases)
     }
 
     /// Milliseconds from `timestamp` to `now`, 0 for a timestamp in the
@@ -109,10 +116,9 @@ public struct LogStats: Sendable {
         return overflow ? (timestamp < 0 ? .max : 0) : max(0, d)
     }
 
-    /// The timestamp of the record at `offset` (or the first after it).
-    static func timestamp(_ dir: String, _ p: Int32, at offset: Int64) throws -> Int64? {
-        let cursor = try PartitionCursor(partition: p, directory: dir, startOffset: offset)
-        return try cursor.peek()?.timestamp
+    /// The timestamp of the record at `offset` (or the first after it), read through `reader`.
+    static func timestamp(_ reader: PartitionReader, _ p: Int32, at offset: Int64) throws -> Int64? {
+        try PartitionCursor(partition: p, reader: reader, startOffset: offset).peek()?.timestamp
     }
 
     /// Messages of `TOPIC.delay` at or above the mover's low-water mark and not in its journal.
@@ -127,14 +133,17 @@ public struct LogStats: Sendable {
         return max(0, end - mark - journaled)
     }
 
-    static func groupStats(_ log: LogDirectory, ends: [String: [Int64]], now: Int64) throws -> [GroupPartitionStats] {
+    /// - Parameters:
+    ///   - ends: each topic's partitions' end offsets, by partition.
+    ///   - listings: each topic's partitions' segments, as listed for `ends`.
+    static func groupStats(_ log: LogDirectory, ends: [String: [Int64]], listings: [String: [[Int64]]], now: Int64) throws -> [GroupPartitionStats] {
         let root = log.root + "/groups"
         guard FileSystem.isDirectory(root) else { return [] }
         let holders = FlockHolders.byInode()
         var out: [GroupPartitionStats] = []
         for group in try FileSystem.list(root).sorted() where LogDirectory.isValidTopicName(group) {
             for topic in (try? FileSystem.list(root + "/\(group)/offsets"))?.sorted() ?? [] {
-                guard let topicEnds = ends[topic] else { continue }
+                guard let topicEnds = ends[topic], let segments = listings[topic] else { continue }
                 for (p, end) in topicEnds.enumerated() {
                     let path = root + "/\(group)/offsets/\(topic)/\(p)"
                     guard let f = try OpenFile.openIfExists(path, O_RDONLY) else { continue }
@@ -143,19 +152,19 @@ public struct LogStats: Sendable {
                     fstat(f.fd, &st)
                     f.close()
                     let position = committed ?? 0
-                    let lagMs = position < end ? (try timestamp(log.topicPath(topic) + "/\(p)", Int32(p), at: position)).map { LogStats.age(now, $0) } ?? 0 : 0
+                    let lagMs = try position < end ? lag(log, topic, Int32(p), segments[p], at: position, now: now) : 0
                     out.append(GroupPartitionStats(group: group, topic: topic, partition: Int32(p), committed: committed,
                                                    lagMessages: max(0, end - position), lagMs: lagMs,
                                                    ownerPIDs: holders[UInt64(st.st_ino)] ?? [], inFlight: 0, retrying: 0, queue: false))
                 }
             }
             for topic in (try? FileSystem.list(root + "/\(group)/queue"))?.sorted() ?? [] {
-                guard let topicEnds = ends[topic] else { continue }
+                guard let topicEnds = ends[topic], let segments = listings[topic] else { continue }
                 for (p, end) in topicEnds.enumerated() {
                     let dir = root + "/\(group)/queue/\(topic)/\(p)"
                     guard FileSystem.exists(dir + "/a") else { continue }
                     let state = try QueuePartition(directory: dir).read()
-                    let lagMs = state.low < end ? (try timestamp(log.topicPath(topic) + "/\(p)", Int32(p), at: state.low)).map { LogStats.age(now, $0) } ?? 0 : 0
+                    let lagMs = try state.low < end ? lag(log, topic, Int32(p), segments[p], at: state.low, now: now) : 0
                     let inFlight = state.entries.filter { !$0.done && $0.leaseUntil > now }.count
                     let retrying = state.entries.filter { !$0.done && $0.leaseUntil <= now && $0.visibleAt > now }.count
                     out.append(GroupPartitionStats(group: group, topic: topic, partition: Int32(p), committed: state.low,
@@ -165,5 +174,13 @@ public struct LogStats: Sendable {
             }
         }
         return out
+    }
+
+    /// How long the record at `offset` of partition `p` (or the first after
+    /// it) has waited, in ms; 0 when there is none. `segments`: the
+    /// partition's segments as listed for its statistics.
+    static func lag(_ log: LogDirectory, _ topic: String, _ p: Int32, _ segments: [Int64], at offset: Int64, now: Int64) throws -> Int64 {
+        let reader = PartitionReader(directory: log.topicPath(topic) + "/\(p)", segments: segments)
+        return try timestamp(reader, p, at: offset).map { LogStats.age(now, $0) } ?? 0
     }
 }

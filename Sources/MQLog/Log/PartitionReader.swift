@@ -26,6 +26,15 @@ public final class PartitionReader {
     /// Segment base offsets as last listed, and when (monotonic ns).
     private var cachedSegments: [Int64] = []
     private var listedAt: UInt64 = 0
+    /// Whether positioning (`seek`, `logStartOffset`, `logEndOffset`,
+    /// `offset(forTime:)`) works from the segments as last listed instead of
+    /// listing the directory on every call, and takes the end of the last one
+    /// listed for the end of the log. For a caller that asks several
+    /// questions about one moment of a partition (mq-stat): the directory is
+    /// listed once, and again only when a listed segment is found gone.
+    public let reusesListing: Bool
+    /// False once a listed segment was found gone: the next positioning lists again.
+    private var listingIsCurrent = false
     /// The offset after the last batch returned from the current segment.
     private var nextOffsetInSegment: Int64 = -1
     /// The offset after the last batch returned since the last seek (-1: none yet).
@@ -35,9 +44,19 @@ public final class PartitionReader {
     /// The pool that bounds open files: the one of the thread that made this reader.
     private let pool = ReaderPool.current
 
-    public init(directory: String) {
+    /// - Parameter segments: when given, the partition's segment base
+    ///   offsets, ascending, as the caller just listed them
+    ///   (`LogSegments.baseOffsets`): the reader then works from this listing
+    ///   (`reusesListing`).
+    public init(directory: String, segments: [Int64]? = nil) {
         self.directory = directory
         head = HeadFileReader(directory: directory)
+        reusesListing = segments != nil
+        if let segments {
+            cachedSegments = segments
+            listedAt = monotonicNanos()
+            listingIsCurrent = true
+        }
     }
 
     deinit {
@@ -113,40 +132,66 @@ public final class PartitionReader {
     }
 
     /// The first offset whose record has a timestamp at or after `time`, or
-    /// the log end offset if none has.
+    /// the log end offset if none has (Kafka's offset for a time): the first
+    /// such record of the first batch whose largest timestamp is at or after
+    /// `time`.
+    ///
+    /// Timestamps need not increase along the log, but the time index and
+    /// `head` record the largest timestamp so far, so no segment is read
+    /// whole to find it (docs/FORMAT.md §6, Lookups): a segment rolled away is
+    /// skipped when its last time-index entry (its largest timestamp) is
+    /// earlier and names a batch with that timestamp; the active one is read from the end `head` records when the
+    /// largest timestamp there is earlier; otherwise a segment is read from
+    /// the batch its time index names (`seekInSegment`).
     public func offset(forTime time: Int64) throws -> Int64 {
         returnedEnd = -1
-        let bases = try listSegments()
+        let bases = try positioningSegments()
         for (i, base) in bases.enumerated() {
-            // Skip a whole segment when its time index's last entry (its
-            // largest timestamp, for a segment rolled away) is earlier.
-            if i < bases.count - 1, let last = try lastTimeIndexEntry(base: base), last.timestamp < time { continue }
+            let isLast = i == bases.count - 1
+            let state = isLast ? activeState(base: base) : nil
+            // Neither entry is needed when head already answers, or records an empty time index.
+            let entries = state.map { $0.maxTimestamp < time || $0.timeIndexBytes == 0 } == true ? nil : try timeIndexEntries(base: base, time: time)
+            // Working from a listing, what is buffered of the open file serves again.
+            let keep = reusesListing && base == segmentBase && log != nil
             guard try open(segment: base) else { continue }  // deleted since the listing
-            position = 0
-            resetBuffer()
-            while let (header, batch) = try peekBatch() {
-                if header.maxTimestamp >= time {
-                    let decoder = BatchDecoder()
-                    let found: Int64?
-                    do {
-                        found = try withExtendedLifetime(decoder) {
-                            var records = RecordIterator(records: try decoder.records(of: batch, header: header), header: header)
-                            while let r = try records.next() { if r.timestamp >= time { return r.offset } }
-                            return nil
-                        }
-                    } catch {
-                        lastBatchSegment = segmentBase
-                        lastBatchPosition = position
-                        throw undecodable(header, error)
-                    }
-                    if let found { return found }
-                    // The batch's max is >= time, so some record qualifies; reaching here means a lying header.
-                    return header.baseOffset
-                }
+            if !keep { resetBuffer() }
+            // A segment rolled away whose largest timestamp is earlier: skipped,
+            // when its last entry names a batch with that largest timestamp.
+            if !isLast, let last = entries?.last, last.timestamp < time {
+                if try moveToBatch(base: base, named: last) { continue }
+                move(to: 0, keepingBuffer: true)  // a damaged index: read it all
+            } else {
+                try seekInSegment(base: base, time: time, state: state, floor: entries?.floor)
+            }
+            // The last segment's walk goes on into segments rolled since the listing.
+            while let (header, batch) = try (isLast ? peekBatch() : batchInCurrentSegment()) {
+                if header.maxTimestamp >= time { return try firstOffset(in: batch, header, atOrAfter: time) }
                 consumePeeked(header)
             }
         }
+        // Stopped where the last `logEndOffset` did, in the same file: its answer stands.
+        if let known = knownEnd, known.segment == segmentBase, known.position == position, log != nil { return known.offset }
         return try logEndOffset()
+    }
+
+    /// The offset of the first record of `batch` whose timestamp is at or
+    /// after `time`, one of them being so by its header.
+    private func firstOffset(in batch: UnsafeRawBufferPointer, _ header: BatchHeader, atOrAfter time: Int64) throws -> Int64 {
+        let decoder = BatchDecoder()
+        let found: Int64?
+        do {
+            found = try withExtendedLifetime(decoder) {
+                var records = RecordIterator(records: try decoder.records(of: batch, header: header), header: header)
+                while let r = try records.next() { if r.timestamp >= time { return r.offset } }
+                return nil
+            }
+        } catch {
+            lastBatchSegment = segmentBase
+            lastBatchPosition = position
+            throw undecodable(header, error)
+        }
+        // The batch's max is >= time, so some record qualifies; reaching here means a lying header.
+        return found ?? header.baseOffset
     }
 
     /// The offset of the first record still in the log.
@@ -173,8 +218,13 @@ public final class PartitionReader {
             end = header.nextOffset
             consumePeeked(header)
         }
+        knownEnd = log == nil ? nil : (segmentBase, position, end)
         return end
     }
+
+    /// Where the last `logEndOffset` stopped in the file open now (segment,
+    /// position) and the offset it found there.
+    private var knownEnd: (segment: Int64, position: Int64, offset: Int64)?
 
     // MARK: Reading
 
@@ -238,7 +288,7 @@ public final class PartitionReader {
     private func peekBatch() throws -> (BatchHeader, UnsafeRawBufferPointer)? {
         while true {
             if segmentBase < 0 {
-                guard let first = try listSegments().first else { return nil }
+                guard let first = try positioningSegments().first else { return nil }
                 guard try open(segment: first) else { continue }
                 position = 0
                 resetBuffer()
@@ -275,17 +325,21 @@ public final class PartitionReader {
     /// one after it), opened afresh.
     private func reposition(at offset: Int64) throws {
         for _ in 0..<8 {
-            let bases = try listSegments()
+            let bases = try positioningSegments()
             guard let base = bases.last(where: { $0 <= offset }) ?? bases.first else {
                 closeSegment()
                 segmentBase = -1
                 return
             }
-            closeSegment()
-            segmentBase = -1
-            guard try open(segment: base) else { continue }  // removed meanwhile: list again
-            position = try indexedPosition(base: base, offset: offset)
-            resetBuffer()
+            // The file open is the one listed, unless a compaction replaced it
+            // since; working from a listing, it is the one to answer from.
+            let keep = reusesListing && base == segmentBase && log != nil
+            if !keep {
+                closeSegment()
+                segmentBase = -1
+                guard try open(segment: base) else { continue }  // removed meanwhile: list again
+            }
+            move(to: try indexedPosition(base: base, offset: offset), keepingBuffer: keep)
             return
         }
         throw MQError(.tempFail, "segments of \(directory) keep changing while being read")
@@ -300,6 +354,7 @@ public final class PartitionReader {
     /// the cached listing is older than a second (for anything unforeseen).
     private func segmentAfterCurrent() throws -> Int64? {
         if let next = cachedSegments.first(where: { $0 > segmentBase }) { return next }
+        if reusesListing && listingIsCurrent { return nil }
         let now = monotonicNanos()
         // While `head` names this segment active, there is no later one: a
         // roll records the new base there before it creates the file. One
@@ -325,7 +380,14 @@ public final class PartitionReader {
     private func listSegments() throws -> [Int64] {
         cachedSegments = try LogSegments.baseOffsets(in: directory)
         listedAt = monotonicNanos()
+        listingIsCurrent = true
         return cachedSegments
+    }
+
+    /// The segments to position in: the cached listing when it is to be
+    /// reused and still current, else a new one.
+    private func positioningSegments() throws -> [Int64] {
+        reusesListing && listingIsCurrent ? cachedSegments : try listSegments()
     }
 
     private func batchInCurrentSegment() throws -> (BatchHeader, UnsafeRawBufferPointer)? {
@@ -413,6 +475,17 @@ public final class PartitionReader {
         bufferStart = position
     }
 
+    /// Moves to `target` in the open segment; with `keepingBuffer`, the
+    /// buffered bytes of the same file serve it when they reach it.
+    private func move(to target: Int64, keepingBuffer: Bool) {
+        position = target
+        if keepingBuffer, target >= bufferStart, target - bufferStart <= Int64(buffer.count) {
+            bufferOffset = Int(target - bufferStart)
+        } else {
+            resetBuffer()
+        }
+    }
+
     /// Opens segment `base`.
     /// - Returns: false when it no longer exists (the current segment is then closed).
     @discardableResult
@@ -420,7 +493,10 @@ public final class PartitionReader {
         if base == segmentBase, log != nil { return true }
         closeSegment()
         useFiles()
-        guard let handle = try OpenFile.openIfExists(Segment(directory, base).logPath, O_RDONLY) else { return false }
+        guard let handle = try OpenFile.openIfExists(Segment(directory, base).logPath, O_RDONLY) else {
+            listingIsCurrent = false
+            return false
+        }
         var st = stat()
         openFile = fstat(handle.fd, &st) == 0 ? (UInt64(st.st_dev), UInt64(st.st_ino)) : (0, 0)
         log = handle
@@ -433,6 +509,7 @@ public final class PartitionReader {
         log?.close()
         log = nil
         released = false
+        knownEnd = nil
     }
 
     // MARK: Indexes
@@ -440,6 +517,7 @@ public final class PartitionReader {
     /// A position at or before the batch holding `offset`, from the offset
     /// index when it has a usable entry, else 0.
     private func indexedPosition(base: Int64, offset: Int64) throws -> Int64 {
+        guard offset > base else { return 0 }  // no entry can come before the first batch
         guard let file = try OpenFile.openIfExists(Segment(directory, base).indexPath, O_RDONLY) else { return 0 }
         defer { file.close() }
         guard let log, let entry = try OffsetIndex(file: file, baseOffset: base).floorEntry(relativeOffset: offset &- base) else { return 0 }
@@ -454,10 +532,64 @@ public final class PartitionReader {
         return candidate
     }
 
-    private func lastTimeIndexEntry(base: Int64) throws -> TimeIndex.Entry? {
-        guard let file = try OpenFile.openIfExists(Segment(directory, base).timeIndexPath, O_RDONLY) else { return nil }
+    /// Segment `base`'s last time-index entry (its largest timestamp, for a
+    /// segment rolled away), and its last entry at or before `time` (Kafka's
+    /// lookup), as far as the file holds them.
+    private func timeIndexEntries(base: Int64, time: Int64) throws -> (last: TimeIndex.Entry?, floor: TimeIndex.Entry?) {
+        guard let file = try OpenFile.openIfExists(Segment(directory, base).timeIndexPath, O_RDONLY) else { return (nil, nil) }
         defer { file.close() }
-        return try TimeIndex(file: file, baseOffset: base).lastEntry()
+        let index = TimeIndex(file: file, baseOffset: base)
+        guard let last = try index.lastEntry() else { return (nil, nil) }
+        return (last, last.timestamp <= time ? last : try index.floorEntry(timestamp: time))
+    }
+
+    /// The writers' state in `head` when it has segment `base` active and was
+    /// written in this boot (before a restart, unsynced writes may be lost).
+    private func activeState(base: Int64) -> HeadState? {
+        guard let raw = head.read(), let state = HeadState.decode(raw), state.activeBase == base,
+              state.bootID == currentBootID else { return nil }
+        return state
+    }
+
+    /// Positions in the open segment `base` at or before the first batch
+    /// whose largest timestamp is at or after `time`: no batch before the
+    /// position has one. As close to it as `head` (`state`, when the segment
+    /// is the active one) or the time index (`floor`, its last entry at or
+    /// before `time`) tell; neither is trusted beyond a check of the batch
+    /// found where it points, and the segment's start is the fallback. What
+    /// is buffered must be of this segment.
+    ///
+    /// Why the time index is a safe lower bound although timestamps do not
+    /// increase: an entry (t, o) is written when t is the largest timestamp
+    /// so far, first reached by the batch whose last offset is o. So that
+    /// batch's largest timestamp is t, every batch before it has smaller
+    /// ones, and with t at or before `time` none of those qualifies.
+    private func seekInSegment(base: Int64, time: Int64, state: HeadState?, floor: TimeIndex.Entry?) throws {
+        if let state, state.maxTimestamp < time, let log, try log.size() >= state.endPosition {
+            // Nothing up to the recorded end is that recent: start there if
+            // the batch with the recorded next offset starts there, or none yet.
+            move(to: state.endPosition, keepingBuffer: true)
+            guard let (header, _) = try batchInCurrentSegment() else { return }
+            if header.baseOffset == state.nextOffset { return }
+        } else if let floor, try moveToBatch(base: base, named: floor) {
+            return
+        }
+        move(to: 0, keepingBuffer: true)
+    }
+
+    /// Moves to the batch of the open segment `base` that time-index entry
+    /// (t, o) names, checking what the entry claims: the batch holding
+    /// offset o has largest timestamp t, and the batches before it smaller ones.
+    /// - Returns: false when the claim fails (a damaged index); the position is then undefined.
+    private func moveToBatch(base: Int64, named entry: TimeIndex.Entry) throws -> Bool {
+        let claimed = entry.offset(from: base)
+        move(to: try indexedPosition(base: base, offset: claimed), keepingBuffer: true)
+        while let (header, _) = try batchInCurrentSegment() {
+            if header.lastOffset >= claimed { return header.baseOffset <= claimed && header.maxTimestamp == entry.timestamp }
+            if header.maxTimestamp >= entry.timestamp { return false }  // t was not the largest so far
+            consumePeeked(header)
+        }
+        return false
     }
 }
 
@@ -497,16 +629,21 @@ public final class PartitionCursor {
     /// The batch (producer id, base offset) of an open transaction the cursor stopped at.
     private var blockedAt: (producerId: Int64, offset: Int64)?
 
-    public init(partition: Int32, directory: String, startOffset: Int64, isolation: ReadIsolation = .readCommitted) throws {
+    public convenience init(partition: Int32, directory: String, startOffset: Int64, isolation: ReadIsolation = .readCommitted) throws {
+        try self.init(partition: partition, reader: PartitionReader(directory: directory), startOffset: startOffset, isolation: isolation)
+    }
+
+    /// A cursor reading through `reader` (one that reuses a listing, say).
+    public init(partition: Int32, reader: PartitionReader, startOffset: Int64, isolation: ReadIsolation = .readCommitted) throws {
         self.partition = partition
-        self.reader = PartitionReader(directory: directory)
+        self.reader = reader
         self.nextOffset = startOffset
         self.isolation = isolation
         try reader.seek(toOffset: startOffset)
         if isolation == .readCommitted {
             // Read after the start offset was chosen: a transaction open now
             // that began before it holds everything back.
-            holdFor = try OpenTransactions.read(partition: directory).entries.filter { $0.firstOffset < startOffset }.map { ($0.producerId, $0.firstOffset) }
+            holdFor = try OpenTransactions.read(partition: reader.directory).entries.filter { $0.firstOffset < startOffset }.map { ($0.producerId, $0.firstOffset) }
         }
     }
 
