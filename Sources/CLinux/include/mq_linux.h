@@ -14,4 +14,9 @@ int mq_start_writeback(int fd, int64_t offset, int64_t length);
  * which Swift's Glibc module does not declare). Returns 0, or -1 with errno set. */
 int mq_syncfs(int fd);
 
+/* The type of the file system holding fd (fstatfs(2)'s f_type, a magic
+ * number such as 0xEF53 for ext2/3/4; <sys/vfs.h> is not in Swift's Glibc
+ * module), or 0 when it cannot be read. */
+uint64_t mq_file_system_type(int fd);
+
 #endif

@@ -198,11 +198,12 @@ public final class PartitionLease {
     /// already committed. With `fileSystemSyncThreshold` files or more to
     /// write, writes them all and then makes them durable with one
     /// syncfs(2) per file system holding them, instead of one fdatasync each
-    /// (a consumer committing thousands of partitions); either way, all are
-    /// durable when it returns.
+    /// (a consumer committing thousands of partitions), where syncfs makes
+    /// files durable (`fileSystemSyncMakesDurable`; not on FUSE or NFS);
+    /// either way, all are durable when it returns.
     public static func commitAll(_ commits: [(lease: PartitionLease, offset: Int64)]) throws {
         let due = commits.filter { $0.offset != $0.lease.committed?.offset }
-        guard due.count >= fileSystemSyncThreshold else {
+        guard due.count >= fileSystemSyncThreshold, due.allSatisfy({ $0.lease.handle.fileSystemSyncMakesDurable }) else {
             for c in due { try c.lease.commit(c.offset) }
             return
         }

@@ -115,6 +115,19 @@ public struct OpenFile: Sendable {
         }
     }
 
+    /// True when `syncFileSystem` makes this file durable: on the local
+    /// disk file systems whose `syncfs` writes back and flushes every file
+    /// (ext2/3/4, XFS, Btrfs, F2FS) and on tmpfs (nothing to lose). Not on
+    /// FUSE, NFS and the like, where `syncfs` may leave data with the server
+    /// or daemon: there each file gets its own `sync`. The C function is
+    /// `fstatfs` (its `f_type`).
+    public var fileSystemSyncMakesDurable: Bool {
+        switch mq_file_system_type(fd) {
+        case 0xEF53, 0x5846_5342, 0x9123_683E, 0xF2F5_2010, 0x0102_1994: return true
+        default: return false
+        }
+    }
+
     /// Takes an advisory whole-file lock. With `wait == false`, returns false
     /// instead of blocking when another open file description holds a
     /// conflicting lock. The C function is `flock`.
