@@ -83,21 +83,34 @@ def test_bad_partition_counts(mq):
     assert "'--csv'" in res.stderr
 
 
-def test_partitions_records_a_failing_tool_and_goes_on(mq):
-    # With 256 open files, mq-produce cannot hold 4 files for each of 300 partitions (issue 12
-    # measured this at 5,000 partitions and a limit of 20,000).
-    def low_limit():
-        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+def test_partitions_records_a_failing_tool_and_goes_on(mq, tmp_path):
+    # An mq-produce that works for the first partition count and then fails as mq-produce does
+    # when it cannot create its files (exit 73; before the writer pool, 5,000 partitions did).
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("mq-tail", "mq-consume", "mq-topic"):
+        (bin_dir / tool).symlink_to(mq.bin / tool)
+    produce = bin_dir / "mq-produce"
+    produce.write_text(f"""#!/bin/sh
+if [ -e "{tmp_path}/ran" ]; then echo "mq-produce: cannot create 'head': Too many open files" >&2; exit 73; fi
+touch "{tmp_path}/ran"
+exec "{mq.bin / 'mq-produce'}" "$@"
+""")
+    produce.chmod(0o755)
 
-    argv = mq.argv("mq-bench", ["-n", "2000", "--partitions", "1,300", "partitions"], dir_flag=False)
-    env = mq.env(False, {"MQ_BIN": str(mq.bin), "TMPDIR": str(mq.dir.parent)})
-    p = subprocess.run(argv, env=env, capture_output=True, timeout=300, preexec_fn=low_limit)
+    def run(*extra):
+        (tmp_path / "ran").unlink(missing_ok=True)
+        argv = mq.argv("mq-bench", ["-n", "2000", "--partitions", "1,300", *extra, "partitions"], dir_flag=False)
+        env = mq.env(False, {"MQ_BIN": str(bin_dir), "TMPDIR": str(mq.dir.parent)})
+        return subprocess.run(argv, env=env, capture_output=True, timeout=300)
+
+    p = run()
     assert p.returncode == 0, p.stderr
     rows = [line.split() for line in p.stdout.decode().splitlines()[1:]]
     assert rows[0][:2] == ["1", "2000"] and all(float(f) > 0 for f in rows[0][2:])
     assert rows[1] == ["300", "2000", "exit", "73", "-", "-", "-", "-", "-"], rows
     assert b"Too many open files" in p.stderr
-    p = subprocess.run(argv[:-1] + ["--json", "partitions"], env=env, capture_output=True, timeout=300, preexec_fn=low_limit)
+    p = run("--json")
     failed = json.loads(p.stdout.decode().splitlines()[1])
     assert failed["produce_exit_status"] == 73 and failed["produce_seconds"] is None
     assert failed["tail_seconds"] is None and failed["consume_ratio"] is None and "tail_exit_status" not in failed
