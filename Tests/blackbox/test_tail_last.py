@@ -3,7 +3,7 @@
 mq-tail finds them from the end of each partition. The reference is what it did before: a
 forward merge of every partition's own last N offsets by (timestamp, topic, partition), keeping
 the last N taken; modelled here from each partition read alone, and kept in the binaries at
-$MQ_BIN_BASE (default /work/bin-base) when they are there. Random logs with equal and decreasing timestamps, explicit partitions and keys,
+$MQ_BIN_BASE (the directory of a reference build, e.g. of the commit before the change) when set. Random logs with equal and decreasing timestamps, explicit partitions and keys,
 several segments, committed and aborted transactions and a compacted topic; the outputs must be
 the same byte for byte.
 """
@@ -20,7 +20,7 @@ import pytest
 
 from mqtest import jline
 
-BASE = Path(os.environ.get("MQ_BIN_BASE", "/work/bin-base"))
+BASE = Path(os.environ.get("MQ_BIN_BASE") or "/nonexistent")
 T0 = 1700000000000
 
 
