@@ -383,11 +383,24 @@ public final class Tailer {
 /// nothing to read is asked once and then left out until the next merge
 /// (the next drain), so that reading N records costs O(N log P) and one
 /// look at the disk per cursor, not one per cursor per record.
+///
+/// The cursor handed out by `next()` stays at the top of the heap until
+/// `readd` gives its next timestamp: one sift down per record instead of a
+/// pop and a push.
 struct TimestampMerge {
-    private let cursors: [PartitionCursor]
-    private var heap = MinHeap<(timestamp: Int64, index: Int)> { a, b in
-        a.timestamp < b.timestamp || (a.timestamp == b.timestamp && a.index < b.index)
+    private struct Entry {
+        var timestamp: Int64
+        var index: Int
+        @inline(__always)
+        static func < (a: Entry, b: Entry) -> Bool {
+            a.timestamp < b.timestamp || (a.timestamp == b.timestamp && a.index < b.index)
+        }
     }
+
+    private let cursors: [PartitionCursor]
+    private var heap: [Entry] = []
+    /// The top was handed out by `next()` and not yet put back.
+    private var taken = false
 
     init(_ cursors: [PartitionCursor]) throws {
         try self.init(cursors, visiting: cursors.indices)
@@ -401,10 +414,59 @@ struct TimestampMerge {
     }
 
     /// The index of the cursor to take the next record from, or nil when none has one.
-    mutating func next() -> Int? { heap.pop()?.index }
+    mutating func next() -> Int? {
+        if taken { removeTop() }
+        guard let top = heap.first else { return nil }
+        taken = true
+        return top.index
+    }
 
     /// Puts cursor `i` back after its record was taken, if it has another.
     mutating func readd(_ i: Int) throws {
-        if let r = try cursors[i].peek() { heap.push((r.timestamp, i)) }
+        let record = try cursors[i].peek()
+        if taken, heap[0].index == i {
+            taken = false
+            if let record {
+                heap[0].timestamp = record.timestamp
+                siftDown(0)
+            } else {
+                removeTop()
+            }
+            return
+        }
+        guard let record else { return }
+        heap.append(Entry(timestamp: record.timestamp, index: i))
+        var c = heap.count - 1
+        while c > 0 {
+            let parent = (c - 1) / 2
+            guard heap[c] < heap[parent] else { break }
+            heap.swapAt(c, parent)
+            c = parent
+        }
+    }
+
+    private mutating func removeTop() {
+        taken = false
+        let last = heap.removeLast()
+        guard !heap.isEmpty else { return }
+        heap[0] = last
+        siftDown(0)
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        heap.withUnsafeMutableBufferPointer { h in
+            var i = start
+            let item = h[i]
+            while true {
+                let l = 2 * i + 1
+                guard l < h.count else { break }
+                let r = l + 1
+                let child = r < h.count && h[r] < h[l] ? r : l
+                guard h[child] < item else { break }
+                h[i] = h[child]
+                i = child
+            }
+            h[i] = item
+        }
     }
 }
