@@ -27,50 +27,38 @@ final class ReaderPool {
 
     /// Most readers holding files at once.
     let limit: Int
-    /// Readers holding files, with the token of their last use.
-    private var tokens: [ObjectIdentifier: UInt64] = [:]
-    /// Uses in order, oldest first from `front`; an entry whose token is not
-    /// the reader's current one is stale and skipped.
-    private var queue: [(id: ObjectIdentifier, token: UInt64, reader: Unmanaged<PartitionReader>)] = []
-    private var front = 0
-    private var lastToken: UInt64 = 0
+    /// Readers holding files, least recently used first.
+    private var order = RecencyOrder<ObjectIdentifier>()
+    /// The readers in `order`, not retained: a reader leaves `order` when it
+    /// releases its files or goes away (`forget`).
+    private var readers: [ObjectIdentifier: Unmanaged<PartitionReader>] = [:]
     /// Files released to stay within the limit, since the start (for tests and statistics).
     private(set) var releases = 0
 
     init(limit: Int) { self.limit = max(limit, 2) }
 
     /// Readers holding files now.
-    var holding: Int { tokens.count }
+    var holding: Int { order.count }
 
     /// `reader` holds files, or is about to open one: marks it the most
     /// recently used, and releases the least recently used others while more
-    /// than `limit` hold files.
+    /// than `limit` hold files (never `reader` itself: with more than
+    /// `limit` ≥ 2 holding, at least two were used before it).
     func use(_ reader: PartitionReader) {
         let id = ObjectIdentifier(reader)
-        lastToken += 1
-        tokens[id] = lastToken
-        queue.append((id, lastToken, Unmanaged.passUnretained(reader)))
-        while tokens.count > limit, front < queue.count {
-            let entry = queue[front]
-            front += 1
-            guard entry.id != id, tokens[entry.id] == entry.token else { continue }
-            tokens[entry.id] = nil
+        order.touch(id)
+        readers[id] = Unmanaged.passUnretained(reader)
+        while order.count > limit, let victim = order.removeLeastRecent() {
             releases += 1
-            entry.reader.takeUnretainedValue().releaseFiles()
-        }
-        if queue.count - front > 2 * tokens.count + 64 {
-            // Mostly stale entries: keep the current one of each reader, in order.
-            queue = queue[front...].filter { tokens[$0.id] == $0.token }
-            front = 0
-        } else if front > 1024 && front * 2 > queue.count {
-            queue.removeFirst(front)
-            front = 0
+            readers.removeValue(forKey: victim)?.takeUnretainedValue().releaseFiles()
         }
     }
 
     /// `reader` closed its files (or is going away): it no longer counts.
     func forget(_ reader: PartitionReader) {
-        tokens[ObjectIdentifier(reader)] = nil
+        let id = ObjectIdentifier(reader)
+        order.remove(id)
+        readers[id] = nil
     }
 }
 

@@ -26,13 +26,9 @@ public final class WriterPool {
     /// How many writers may be open at once (at least 1).
     public let capacity: Int
 
-    private struct Entry {
-        let writer: PartitionWriter
-        var lastUse: UInt64
-    }
-
-    private var open: [String: Entry] = [:]
-    private var clock: UInt64 = 0
+    private var open: [String: PartitionWriter] = [:]
+    /// The open writers' directories, least recently used first.
+    private var order = RecencyOrder<String>()
     /// The settings of every directory opened, to open it again.
     private var settingsOf: [String: PartitionWriter.Settings] = [:]
     /// Directories whose closed writers left appends that are not yet fsynced.
@@ -51,8 +47,8 @@ public final class WriterPool {
     public init(adopting writers: [PartitionWriter], capacity: Int = FileBudget.shared.writers) {
         self.capacity = max(1, capacity, writers.count)
         for w in writers {
-            clock &+= 1
-            open[w.directory] = Entry(writer: w, lastUse: clock)
+            open[w.directory] = w
+            order.touch(w.directory)
             settingsOf[w.directory] = w.settings
         }
     }
@@ -65,15 +61,15 @@ public final class WriterPool {
     /// - Parameter settings: used only when a writer is opened.
     /// - Throws: `MQError` when the partition's head file cannot be opened.
     public func writer(_ directory: String, settings: @autoclosure () throws -> PartitionWriter.Settings) throws -> PartitionWriter {
-        clock &+= 1
-        if let e = open[directory] {
-            open[directory]!.lastUse = clock
-            return e.writer
+        if let w = open[directory] {
+            order.touch(directory)
+            return w
         }
         if open.count >= capacity { evictLeastRecentlyUsed() }
         let s = try settings()
         let w = try PartitionWriter(directory: directory, settings: s)
-        open[directory] = Entry(writer: w, lastUse: clock)
+        open[directory] = w
+        order.touch(directory)
         settingsOf[directory] = s
         return w
     }
@@ -87,18 +83,17 @@ public final class WriterPool {
     }
 
     private func evictLeastRecentlyUsed() {
-        // A linear scan: evictions happen at most once per batch written,
-        // and a batch costs far more than a pass over the pool.
-        guard let victim = open.min(by: { $0.value.lastUse < $1.value.lastUse })?.key else { return }
+        guard let victim = order.removeLeastRecent() else { return }
         close(victim)
         evictions += 1
     }
 
     /// Closes the writer of `directory`, remembering what it leaves unsynced.
     private func close(_ directory: String) {
-        guard let e = open.removeValue(forKey: directory) else { return }
-        if e.writer.unsynced { unsyncedClosed.insert(directory) }
-        if e.writer.recoveredBytesDropped > 0 { droppedByClosed[directory, default: 0] += e.writer.recoveredBytesDropped }
+        guard let w = open.removeValue(forKey: directory) else { return }
+        order.remove(directory)
+        if w.unsynced { unsyncedClosed.insert(directory) }
+        if w.recoveredBytesDropped > 0 { droppedByClosed[directory, default: 0] += w.recoveredBytesDropped }
     }
 
     /// Makes everything appended to `directory` through this pool durable.
@@ -106,8 +101,8 @@ public final class WriterPool {
         if unsyncedClosed.contains(directory) {
             try writer(directory).syncActiveSegment()
             unsyncedClosed.remove(directory)
-        } else if let e = open[directory] {
-            try e.writer.sync()
+        } else if let w = open[directory] {
+            try w.sync()
         }
     }
 
@@ -116,13 +111,13 @@ public final class WriterPool {
     /// appends (opening them may close writers synced just before, which
     /// leave nothing behind).
     public func syncAll() throws {
-        for directory in open.keys.sorted() { try open[directory]!.writer.sync() }
+        for directory in open.keys.sorted() { try open[directory]!.sync() }
         for directory in unsyncedClosed.sorted() { try sync(directory) }
     }
 
     /// Bytes cut from torn tails by recoveries of every writer of `directory` this pool opened.
     public func recoveredBytesDropped(_ directory: String) -> Int64 {
-        (droppedByClosed[directory] ?? 0) + (open[directory]?.writer.recoveredBytesDropped ?? 0)
+        (droppedByClosed[directory] ?? 0) + (open[directory]?.recoveredBytesDropped ?? 0)
     }
 
     /// Closes every writer. Appends they left unsynced stay unsynced.
