@@ -108,8 +108,7 @@ final class DelayMover {
         if at != raw.count { try j.truncate(to: Int64(at)); journalBytes = Int64(at) }
         let topic = try log.openTopic(target)
         targetTopic = topic
-        // Every batch is fsynced, so a small pool costs only reopening.
-        appender = TopicAppender(topic: topic, pool: WriterPool(capacity: min(FileBudget.shared.writers, 8)), sync: .batch, codec: .none,
+        appender = TopicAppender(topic: topic, pool: .forSyncedBatches(), sync: .batch, codec: .none,
                                  batchMessages: Int.max, batchBytes: 1 << 20, settings: .init(topic.config))
         cursor = try PartitionCursor(partition: 0, directory: log.topicPath(delayTopic) + "/0", startOffset: lowWater)
         return true

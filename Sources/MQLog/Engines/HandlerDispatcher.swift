@@ -85,8 +85,8 @@ final class HandlerDispatcher {
     private var retries: [(due: UInt64, job: Job)] = []
     private var running: [Running] = []
     private var deadLetters: [String: DeadLetterWriter] = [:]
-    /// The dead-letter topics' writers (each letter is fsynced, so closing one costs nothing).
-    private let deadLetterPool = WriterPool(capacity: min(FileBudget.shared.writers, 8))
+    /// The dead-letter topics' writers (each letter is fsynced).
+    private let deadLetterPool = WriterPool.forSyncedBatches()
     private var stopping = false
     /// Jobs handed to the dispatcher and not complete yet.
     private(set) var outstanding = 0

@@ -43,6 +43,14 @@ public final class WriterPool {
         self.capacity = max(1, capacity)
     }
 
+    /// A pool of at most 8 writers, for writers that fsync every batch (dead
+    /// letters, the delay mover): closing one leaves nothing to sync, so a
+    /// small pool costs only the reopening, and keeps descriptors for the
+    /// consumer that runs them.
+    public static func forSyncedBatches() -> WriterPool {
+        WriterPool(capacity: min(FileBudget.shared.writers, 8))
+    }
+
     /// A pool holding `writers` (at least as many as there are).
     public init(adopting writers: [PartitionWriter], capacity: Int = FileBudget.shared.writers) {
         self.capacity = max(1, capacity, writers.count)

@@ -24,7 +24,11 @@ public struct FileBudget: Sendable {
 
     /// Open partition writers allowed at once (each holds its head file and
     /// the active segment's `.log`, `.index` and `.timeindex`: 4 descriptors).
-    public var writers: Int { max(pooled / 2 / PartitionWriterCost.descriptors, 2) }
+    public var writers: Int { max(pooled / 2 / Self.descriptorsPerWriter, 2) }
+
+    /// Descriptors one open partition writer holds: `head` and the active
+    /// segment's `.log`, `.index` and `.timeindex`.
+    public static let descriptorsPerWriter = 4
 
     /// Open partition readers allowed at once (each holds at most one
     /// segment file, plus one for index lookups while positioning).
@@ -63,11 +67,6 @@ public struct FileBudget: Sendable {
     /// The budget tools use: the soft limit is raised once, on first use
     /// (every tool touches it when it starts, in `runReportingErrors`).
     public static let shared: FileBudget = raiseOpenFileLimit()
-}
-
-/// Descriptors one open `PartitionWriter` holds.
-enum PartitionWriterCost {
-    static let descriptors = 4
 }
 
 /// `RLIM_INFINITY` (all bits set), which Swift cannot import as a literal.
