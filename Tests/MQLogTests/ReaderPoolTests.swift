@@ -53,6 +53,33 @@ import Glibc
         #expect(offsets == Array(0..<100))
     }
 
+    @Test func readersShareTheBufferBudget() throws {
+        let pool = ReaderPool(limit: 16)
+        pool.readerCreated()
+        #expect(pool.readSize == 1 << 20)
+        for _ in 0..<999 { pool.readerCreated() }
+        #expect(pool.readSize == ReaderPool.minimumReadSize)
+        for _ in 0..<900 { pool.readerGone() }
+        // 100 readers: 64 MiB / 100 in whole 64 KiB steps.
+        #expect(pool.readSize == 640 << 10)
+        #expect(pool.readSize * 100 <= ReaderPool.bufferBudget)
+    }
+
+    @Test func aReaderReadsItsShareAndGivesItBackAtTheEnd() throws {
+        let dir = makeTempDirectory()
+        defer { try? FileSystem.removeTree(dir) }
+        let writer = try PartitionWriter(directory: dir, settings: .init(indexIntervalBytes: 4096))
+        try appendMessages(writer, from: 0, count: 20_000, perBatch: 100)
+        let reader = PartitionReader(directory: dir)
+        let pool = ReaderPool.current
+        pool.expectReaders(500)
+        defer { ReaderPool.expectReaders(0) }
+        _ = try reader.nextBatch()
+        #expect(reader.bufferCapacity <= ReaderPool.bufferBudget / 500 + 4096)
+        while try reader.nextBatch() != nil {}
+        #expect(reader.bufferCapacity <= 4096)
+    }
+
     @Test func thePoolReleasesTheLeastRecentlyUsedReader() throws {
         let dir = makeTempDirectory()
         defer { try? FileSystem.removeTree(dir) }

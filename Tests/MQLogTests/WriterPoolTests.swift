@@ -56,6 +56,28 @@ import Glibc
         #expect(pool.openCount <= 2)
     }
 
+    @Test func manyPartitionsAreSyncedAtOnceWhereTheFileSystemAllows() throws {
+        let n = FileSystemSync.threshold + 8
+        let (root, dirs) = try partitions(n)
+        defer { try? FileSystem.removeTree(root) }
+        let pool = WriterPool(capacity: 8)
+        for (i, d) in dirs.enumerated() {
+            try appendMessages(try pool.writer(d, settings: .init()), from: 0, count: 3 + i % 4, perBatch: 2)
+        }
+        let evicted = pool.evictions
+        #expect(evicted == n - 8)
+        let atOnce = try FileSystemSync.syncAll(holding: [root])
+        try pool.syncAll()
+        if atOnce {
+            // One syncfs: the closed writers' partitions were not opened again to be synced.
+            #expect(pool.evictions == evicted)
+        }
+        for d in dirs {
+            let (f, e) = try flushed(d)
+            #expect(f == e && e > 0, "\(d): flushed \(f) of \(e)")
+        }
+    }
+
     @Test func aTransactionCommitsThroughClosedWriters() throws {
         let (root, dirs) = try partitions(4)
         defer { try? FileSystem.removeTree(root) }

@@ -53,7 +53,7 @@ def test_tail_system_calls_grow_with_partitions_not_records(mq, tmp_path, partit
     one = syscalls(mq, tmp_path, ["mq-tail", "-n", "+0", "one"], "one")
     many = syscalls(mq, tmp_path, ["mq-tail", "-n", "+0", "many"], "many")
     # Per partition: opening its files, a read or two, a look at head and the listing.
-    budget = one.get("total", 0) + 40 * partitions
+    budget = one.get("total", 0) + 25 * partitions
     assert many["total"] <= budget, (
         f"{partitions} partitions: {many['total']} system calls for {N} messages "
         f"(one partition: {one['total']}; budget {budget}); pread64: {many.get('pread64')}")
@@ -75,9 +75,10 @@ def test_stat_system_calls_grow_with_partitions(mq, tmp_path):
         counts[topics] = syscalls(mq, tmp_path, ["mq-stat", f"s{topics}x.*"], f"stat{topics}")["total"]
     # The pattern selects one run's topics: 8 or 80 partitions, each also read for its group.
     per_partition = (counts[20] - counts[2]) / (2 * (80 - 8))
-    # About 9.5 since mq-stat lists each partition once and one reader answers its questions
-    # (20 before: the directory listed six times, the log opened four).
-    assert per_partition <= 13, (counts, per_partition)
+    # About 13.5 since mq-stat lists each partition once and one reader answers its questions
+    # (20 before: the directory listed six times, the log opened four). A partition without
+    # messages costs as much as one with: its files are made with the topic.
+    assert per_partition <= 16, (counts, per_partition)
     print(f"mq-stat: {counts} system calls, {per_partition:.1f} per partition")
 
 
@@ -119,9 +120,9 @@ def test_follow_reads_only_the_partitions_that_changed(mq, tmp_path, tool):
     one = follow_syscalls(mq, tmp_path, tool, "one", wakes, "one")
     many = follow_syscalls(mq, tmp_path, tool, "many", wakes, "many")
     # Start-up costs a few calls per partition (a group member also reads each offset file,
-    # the log start and end, head); each wake-up must not: 30 wake-ups visiting every
-    # partition cost more than 6,000 preads.
-    preads, calls = (4, 40) if tool == "mq-tail" else (20, 100)
+    # the log start and end, head; the watch on the active segment asks head for it); each
+    # wake-up must not: 30 wake-ups visiting every partition cost more than 6,000 preads.
+    preads, calls = (6, 40) if tool == "mq-tail" else (20, 100)
     assert many.get("pread64", 0) <= one.get("pread64", 0) + preads * partitions, (one, many)
     assert many["total"] <= one["total"] + calls * partitions, (one, many)
 
@@ -199,6 +200,92 @@ def test_group_commits_sync_each_offset_file_once(mq, tmp_path):
     counts = strace_counts(out)
     syncs = counts.get("fsync", 0) + counts.get("fdatasync", 0)
     assert syncs <= partitions + 16, counts
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (scripts/setup.sh installs it)")
+@pytest.mark.parametrize("partitions", [64, 256])
+def test_group_read_system_calls_grow_with_partitions_not_records(mq, tmp_path, partitions):
+    """mq-consume -g -e over P partitions: per partition its lease, one listing, one positioning
+    and its reads. (It listed each partition five times, read it twice and opened its segment
+    three times: 75 calls per partition.)"""
+    mq.create("one", 1)
+    mq.create("many", partitions)
+    data = b"".join(b"k%d:v%d\n" % (i, i) for i in range(N))
+    mq.produce("one", data, "-K", ":")
+    mq.produce("many", data, "-K", ":")
+    one = syscalls(mq, tmp_path, ["mq-consume", "-g", "a", "-e", "one"], "one")
+    many = syscalls(mq, tmp_path, ["mq-consume", "-g", "a", "-e", "many"], "many")
+    budget = one.get("total", 0) + 45 * partitions
+    assert many["total"] <= budget, (
+        f"{partitions} partitions: {many['total']} system calls for {N} messages "
+        f"(one partition: {one['total']}; budget {budget})")
+    # One listing (two getdents64) per partition taken.
+    assert many.get("getdents64", 0) <= one.get("getdents64", 0) + 2 * partitions + 8, many
+
+
+def file_system_type(path):
+    return subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True).stdout.strip()
+
+
+# Where syncfs(2) makes files durable (docs/FORMAT.md §11); `stat -f` calls ext2, ext3 and ext4 "ext2/ext3".
+SYNCFS_DURABLE = {"ext2/ext3", "xfs", "btrfs", "f2fs", "tmpfs"}
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (scripts/setup.sh installs it)")
+def test_topic_creation_and_producer_sync_many_partitions_at_once(mq, tmp_path):
+    """Creating a topic of P partitions and a --sync exit producer writing to all of them: one
+    syncfs each where that is durable, not an fsync per partition directory and per segment
+    (elsewhere, as on FUSE, each is synced: test_powerloss)."""
+    partitions = 200
+    mq.dir.mkdir(parents=True, exist_ok=True)
+    at_once = file_system_type(mq.dir) in SYNCFS_DURABLE
+    created = syscalls(mq, tmp_path, ["mq-topic", "create", "t", "--partitions", str(partitions)], "create")
+    out = tmp_path / "strace.produce"
+    p = subprocess.run(["strace", "-f", "-c", "-o", str(out)] + mq.argv("mq-produce", ["-K", ":", "t"]),
+                       input=keyed(4 * partitions), env=mq.env(), capture_output=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    produced = strace_counts(out)
+    assert_exactly_once(mq, "t", 4 * partitions)
+    for what, counts in (("mq-topic create", created), ("mq-produce", produced)):
+        syncs = counts.get("fsync", 0) + counts.get("fdatasync", 0)
+        if at_once:
+            assert counts.get("syncfs", 0) == 1 and syncs <= 8, f"{what}: {counts}"
+        else:
+            assert syncs >= partitions, f"{what} on {file_system_type(mq.dir)}: {counts}"
+    # Partitions start with their first segment: the producer creates no file.
+    assert produced.get("openat", 0) <= created.get("openat", 0), (created, produced)
+    for d in range(partitions):
+        names = sorted(f.name for f in mq.partition_dir("t", d).iterdir())
+        assert names == ["00000000000000000000.index", "00000000000000000000.log",
+                         "00000000000000000000.timeindex", "head"], names
+
+
+def peak_rss_kb(mq, argv):
+    """The peak resident memory of one tool run, from a fresh Python parent (RUSAGE_CHILDREN)."""
+    probe = ("import resource, subprocess, sys\n"
+             "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+             "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    out = subprocess.run(["python3", "-c", probe] + mq.argv(argv[0], argv[1:]), env=mq.env(),
+                         capture_output=True, text=True, timeout=300)
+    status, kb = out.stdout.split()
+    assert status == "0", out.stderr
+    return int(kb)
+
+
+def test_readers_buffers_stay_bounded_however_many_partitions(mq):
+    """Each partition reader read a megabyte at a time into its own buffer: reading 120
+    partitions of 1.3 MB took over 140 MB (10,000 partitions: 10 GB). Readers now share a
+    64 MiB budget (docs/ARCHITECTURE.md)."""
+    partitions = 120
+    mq.create("big", partitions)
+    value = b"x" * 1000
+    mq.produce("big", b"".join(b"k%d:%s\n" % (i, value) for i in range(partitions * 1300)), "-K", ":")
+    mq.create("small", 1)
+    mq.produce("small", b"one\n")
+    small = peak_rss_kb(mq, ["mq-tail", "-n", "+0", "small"])
+    for argv in (["mq-tail", "-n", "+0", "big"], ["mq-consume", "-g", "g", "-e", "big"]):
+        kb = peak_rss_kb(mq, argv)
+        assert kb - small < 90 * 1024, f"{' '.join(argv)}: peak {kb // 1024} MB (one small partition: {small // 1024} MB)"
 
 
 # -- Writing to many partitions under a low limit of open files ----------------------------------

@@ -334,6 +334,7 @@ public final class Consumer {
     private func rebalance() throws {
         let all = try subscribedPartitions()
         if !startedUp { initialTopics = Set(all.map(\.topic)) }
+        ReaderPool.expectReaders(min(all.count, group == nil ? all.count : leaseBudget))
         guard let group, let membership else {
             for (t, p) in all where !ownedKeys.contains(PartitionKey(topic: t, partition: p)) {
                 try take(topic: t, partition: p, lease: nil)
@@ -405,25 +406,33 @@ public final class Consumer {
 
     private func take(topic: String, partition: Int32, lease: PartitionLease?) throws {
         let dir = topics[topic]!.partitionPath(partition)
-        let reader = PartitionReader(directory: dir)
+        // One listing serves the positioning; the reader then follows new
+        // segments as every cursor's does.
+        let reader = PartitionReader(directory: dir, segments: try LogSegments.baseOffsets(in: dir))
         var start: Int64
+        let mayPassEnd: Bool
         if let committed = lease?.committed?.offset {
-            start = max(committed, try reader.logStartOffset())
+            let first = try reader.logStartOffset()
+            start = max(committed, first)
+            mayPassEnd = start > first
         } else {
             // A topic that appears while we run is read from its beginning, as
             // mq-tail -f does; --from applies to what exists at the start.
             let position: StartPosition = initialTopics.contains(topic) ? (options.start ?? (group == nil ? .end : .beginning)) : .beginning
             start = try position.offset(in: reader)
+            if case .offset = position { mayPassEnd = true } else { mayPassEnd = false }
         }
-        start = min(start, try reader.logEndOffset())
-        let cursor = try PartitionCursor(partition: partition, directory: dir, startOffset: start, isolation: options.isolation)
+        // A commit or an offset past the end (a log cut since) starts at the end.
+        if mayPassEnd { start = min(start, try reader.logEndOffset()) }
+        let cursor = try PartitionCursor(partition: partition, reader: reader, startOffset: start, isolation: options.isolation)
+        reader.followNewSegments()
         owned.append(Owned(topic: topic, partition: partition, lease: lease, cursor: cursor,
                            durable: lease == nil ? nil : DurableEnd(directory: dir), delivered: start, pending: start))
         ownedKeys.insert(PartitionKey(topic: topic, partition: partition))
         awake.insert(dir)
         if !watched.contains(dir) {
             watched.insert(dir)
-            watcher.watch(dir)
+            watcher.watch(dir) { reader.activeSegmentBase() }
         }
     }
 }

@@ -150,13 +150,17 @@ public final class Tailer {
         } else {
             partitions = Array(0..<topic.partitions)
         }
+        ReaderPool.expectReaders(cursors.count + partitions.count)
         for p in partitions {
             let dir = topic.partitionPath(p)
-            let startOffset = try start.offset(in: PartitionReader(directory: dir))
+            // One listing serves the positioning; the reader then follows new segments.
+            let reader = PartitionReader(directory: dir, segments: try LogSegments.baseOffsets(in: dir))
+            let startOffset = try start.offset(in: reader)
             cursorIndex[dir] = cursors.count
-            cursors.append(try PartitionCursor(partition: p, directory: dir, startOffset: startOffset, isolation: options.isolation))
+            cursors.append(try PartitionCursor(partition: p, reader: reader, startOffset: startOffset, isolation: options.isolation))
+            reader.followNewSegments()
             cursorTopic.append(name)
-            watcher?.watch(dir)
+            watcher?.watch(dir) { reader.activeSegmentBase() }
         }
     }
 

@@ -190,32 +190,30 @@ public final class PartitionLease {
         committed = try CommittedOffsetFile.commit(handle, after: committed, offset: offset)
     }
 
-    /// Commits at once this many offset files or more are written together
-    /// and made durable with one `syncfs` per file system.
-    public static let fileSystemSyncThreshold = 32
-
     /// Commits `offset` for each lease, as `commit` does, unless it is
-    /// already committed. With `fileSystemSyncThreshold` files or more to
+    /// already committed. With `FileSystemSync.threshold` files or more to
     /// write, writes them all and then makes them durable with one
     /// syncfs(2) per file system holding them, instead of one fdatasync each
     /// (a consumer committing thousands of partitions), where syncfs makes
-    /// files durable (`fileSystemSyncMakesDurable`; not on FUSE or NFS);
-    /// either way, all are durable when it returns.
+    /// files durable (`FileSystemSync`; not on FUSE or NFS); either way, all
+    /// are durable when it returns.
     public static func commitAll(_ commits: [(lease: PartitionLease, offset: Int64)]) throws {
         let due = commits.filter { $0.offset != $0.lease.committed?.offset }
-        guard due.count >= fileSystemSyncThreshold, due.allSatisfy({ $0.lease.handle.fileSystemSyncMakesDurable }) else {
+        guard due.count >= FileSystemSync.threshold else {
             for c in due { try c.lease.commit(c.offset) }
             return
         }
         var slots: [CommittedOffsetFile.Slot] = []
         for c in due { slots.append(try CommittedOffsetFile.commit(c.lease.handle, after: c.lease.committed, offset: c.offset, sync: false)) }
-        var directories = Set<String>(), devices = Set<UInt64>()
-        for c in due where directories.insert(c.lease.directory).inserted {
-            if devices.insert(try c.lease.handle.deviceID()).inserted { try c.lease.handle.syncFileSystem() }
+        var directories: [String] = [], seen = Set<String>()
+        for c in due where seen.insert(c.lease.directory).inserted { directories.append(c.lease.directory) }
+        let namesSynced = try FileSystemSync.syncAll(holding: directories)
+        if !namesSynced {
+            for c in due { try c.lease.handle.sync() }
         }
         for (c, slot) in zip(due, slots) {
             c.lease.committed = slot
-            c.lease.nameUnsynced = false  // syncfs made the directories durable too
+            if namesSynced { c.lease.nameUnsynced = false }  // syncfs made the directories durable too
         }
     }
 

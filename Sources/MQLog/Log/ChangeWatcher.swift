@@ -42,10 +42,15 @@ public final class ChangeWatcher {
     /// renamed in), the watch moves to it; `drain` does that before it
     /// returns, so data written to the new segment before the watch existed
     /// is found by the read that follows the wake-up.
-    public func watch(_ directory: String) {
+    ///
+    /// - Parameter activeSegment: asked, after the directory is watched, for
+    ///   the base offset of the active segment (`head` names it before the
+    ///   segment's file exists); when it answers nil, the directory is listed
+    ///   for the newest segment instead.
+    public func watch(_ directory: String, activeSegment: () -> Int64? = { nil }) {
         guard addWatch(directory, mask: UInt32(IN_CREATE | IN_MOVED_TO | IN_DELETE)) else { pollInstead(directory); return }
         guard fd >= 0 else { return }
-        if let newest = (try? LogSegments.baseOffsets(in: directory))?.last { watchSegment(newest, in: directory) }
+        if let active = activeSegment() ?? (try? LogSegments.baseOffsets(in: directory))?.last { watchSegment(active, in: directory) }
     }
 
     /// Watches `directory` for any file in it written, created, renamed in

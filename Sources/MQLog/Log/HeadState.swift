@@ -77,6 +77,14 @@ public struct HeadState: Equatable, Sendable {
         return base >= 0 && base <= BatchLayout.maximumBaseOffset ? base : nil
     }
 
+    /// True when `bytes` (a valid state) were written in this boot of the machine.
+    public static func isOfThisBoot(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let p = checked(bytes) else { return false }
+        let boot = currentBootID
+        for i in 0..<16 where p.load(fromByteOffset: 8 + i, as: UInt8.self) != boot[i] { return false }
+        return true
+    }
+
     /// The start of `bytes` when they hold a whole state with the magic and a matching checksum.
     private static func checked(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawPointer? {
         guard bytes.count >= size, let p = bytes.baseAddress else { return nil }

@@ -84,11 +84,18 @@ public struct LogDirectory: Sendable {
         let tmp = topicsPath + "/~creating~\(getpid())~\(UInt32.random(in: 0...UInt32.max))"
         do {
             try FileSystem.makeDirectory(tmp)
-            for p in 0..<config.partitions { try FileSystem.makeDirectory(tmp + "/\(p)") }
+            let now = currentTimeMillis()
+            for p in 0..<config.partitions {
+                try FileSystem.makeDirectory(tmp + "/\(p)")
+                try PartitionWriter.createFiles(in: tmp + "/\(p)", now: now)
+            }
             let lock = try OpenFile.open(tmp + "/lock", O_WRONLY | O_CREAT, creating: true)
             lock.close()
             try FileSystem.writeAtomically(tmp + "/topic.properties", Array(config.serialize().utf8))
-            for p in 0..<config.partitions { try FileSystem.syncDirectory(tmp + "/\(p)") }
+            let syncedAtOnce = try config.partitions >= FileSystemSync.threshold && FileSystemSync.syncAll(holding: [tmp])
+            if !syncedAtOnce {
+                for p in 0..<config.partitions { try FileSystem.syncDirectory(tmp + "/\(p)") }
+            }
             if Glibc.rename(tmp, topicPath(name)) != 0 {
                 let e = currentErrno()
                 try? FileSystem.removeTree(tmp)

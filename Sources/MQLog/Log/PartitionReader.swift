@@ -17,7 +17,8 @@ public final class PartitionReader {
     private var log: OpenFile?
     /// Byte position in the current segment of the next batch to return.
     public private(set) var position: Int64 = 0
-    private let buffer = GrowableBytes(capacity: 1 << 20)
+    /// Grows to the pool's read size at the first read.
+    private let buffer = GrowableBytes(capacity: 4096)
     /// The partition's `head`, opened at the first look.
     private let head: HeadFileReader
     /// File position of `buffer[0]`; the buffer holds `buffer.count` bytes from there.
@@ -32,7 +33,7 @@ public final class PartitionReader {
     /// listed for the end of the log. For a caller that asks several
     /// questions about one moment of a partition (mq-stat): the directory is
     /// listed once, and again only when a listed segment is found gone.
-    public let reusesListing: Bool
+    public private(set) var reusesListing: Bool
     /// False once a listed segment was found gone: the next positioning lists again.
     private var listingIsCurrent = false
     /// The offset after the last batch returned from the current segment.
@@ -52,6 +53,7 @@ public final class PartitionReader {
         self.directory = directory
         head = HeadFileReader(directory: directory)
         reusesListing = segments != nil
+        pool.readerCreated()
         if let segments {
             cachedSegments = segments
             listedAt = monotonicNanos()
@@ -62,6 +64,15 @@ public final class PartitionReader {
     deinit {
         log?.close()
         pool.forget(self)
+        pool.readerGone()
+    }
+
+    /// Stops working from the listing given at creation: positioning lists
+    /// the directory again, and the end of the last segment listed is no
+    /// longer the end of the log. For a reader positioned from a listing
+    /// that goes on to follow the partition.
+    public func followNewSegments() {
+        reusesListing = false
     }
 
     // MARK: Released files
@@ -85,6 +96,9 @@ public final class PartitionReader {
         }
         head.close()
     }
+
+    /// Bytes of buffer this reader holds (for tests).
+    var bufferCapacity: Int { buffer.capacity }
 
     /// True while the current segment is open (not released, not at the start).
     var isHoldingSegment: Bool { log != nil }
@@ -360,7 +374,10 @@ public final class PartitionReader {
         // roll records the new base there before it creates the file. One
         // read of an open file, where a lookup of the next segment's name
         // walks the path and leaves a negative dentry per message followed.
-        if let active = recordedActiveBase(), active <= segmentBase, now &- listedAt <= 1_000_000_000 { return nil }
+        // A head of this boot is trusted at any age; one of an earlier boot
+        // (its last writes may be lost) only while the listing is recent.
+        if let (active, thisBoot) = recordedActiveBase(), active <= segmentBase,
+           thisBoot || now &- listedAt <= 1_000_000_000 { return nil }
         if nextOffsetInSegment > segmentBase, FileSystem.exists(Segment(directory, nextOffsetInSegment).logPath) {
             cachedSegments.append(nextOffsetInSegment)
             return nextOffsetInSegment
@@ -369,11 +386,16 @@ public final class PartitionReader {
         return try listSegments().first(where: { $0 > segmentBase })
     }
 
+    /// The active segment's base offset as `head` records it now, or nil
+    /// when there is no valid state to read (no writer yet, or one rewriting it).
+    public func activeSegmentBase() -> Int64? { recordedActiveBase()?.base }
+
     /// The active segment's base offset as `head` records it, or nil when
     /// there is no valid state to read (no writer yet, or one rewriting it).
-    private func recordedActiveBase() -> Int64? {
+    private func recordedActiveBase() -> (base: Int64, thisBoot: Bool)? {
         useFiles()
-        return head.read().flatMap { HeadState.activeBase($0) }
+        guard let raw = head.read(), let base = HeadState.activeBase(raw) else { return nil }
+        return (base, HeadState.isOfThisBoot(raw))
     }
 
     /// Lists the segments and caches the listing.
@@ -406,6 +428,9 @@ public final class PartitionReader {
                     if magic != BatchLayout.currentMagic && !isPastCommittedEnd() { throw corruption(.badMagic(magic)) }
                 }
                 resetBuffer()
+                // At the end of the data: one of many readers (a follower of
+                // thousands of partitions) gives its buffer back while it waits.
+                if pool.readSize < 1 << 20 { buffer.clear(shrinkingTo: 4096) }
                 return nil
             }
         }
@@ -457,8 +482,9 @@ public final class PartitionReader {
 
     /// Reads from `position` so that at least `need` bytes are buffered, if the file has them.
     private func refill(_ log: OpenFile, need: Int) throws {
-        let capacity = max(need, 1 << 20)
-        buffer.clear(shrinkingTo: 64 << 20)
+        let capacity = max(need, pool.readSize)
+        // A buffer grown for one large batch goes back to the read size.
+        buffer.clear(shrinkingTo: capacity)
         buffer.reserve(capacity)
         bufferStart = position
         bufferOffset = 0

@@ -69,6 +69,17 @@ public final class PartitionWriter {
         head.close()
     }
 
+    /// Creates a new partition's files in `directory`, which must be empty:
+    /// the first segment's (as Kafka creates them with the partition) and a
+    /// head naming it active, so that the first writer creates no file,
+    /// lists no directory and recovers nothing. Syncs nothing.
+    static func createFiles(in directory: String, now: Int64) throws {
+        try Segment(directory, 0).createEmpty()
+        let head = try OpenFile.open(LogSegments.headPath(directory), O_WRONLY | O_CREAT | O_EXCL, creating: true)
+        defer { head.close() }
+        try HeadState.emptySegment(base: 0, createdMs: now).encode().withUnsafeBytes { try head.write($0, at: 0) }
+    }
+
     // MARK: Appending
 
     /// Appends one finished batch (as `RecordBatchBuilder.finish` leaves it).
@@ -121,6 +132,17 @@ public final class PartitionWriter {
     /// Where in `writebackSegment` writing back was last started.
     private var writebackFrom: Int64 = 0
     private var writebackSegment: Int64 = -1
+
+    /// Starts writing back every append not yet started, whatever its size
+    /// (with `writebackBytes` set): for a producer that has just written a
+    /// small batch to each of many partitions, none of which will reach
+    /// `writebackBytes` soon, so that the disk works while it goes on.
+    func startPendingWriteback() {
+        guard settings.writebackBytes > 0, let segment = active, writebackSegment == segment.base,
+              state.endPosition > writebackFrom else { return }
+        _ = mq_start_writeback(segment.log.fd, writebackFrom, state.endPosition - writebackFrom)
+        writebackFrom = state.endPosition
+    }
 
     private func startWriteback(_ segment: Segment.Files, from start: Int64, end: Int64) {
         guard settings.writebackBytes > 0 else { return }
@@ -213,22 +235,65 @@ public final class PartitionWriter {
         return false
     }
 
+    /// How far a writer's appends reached in the active segment: what a
+    /// sync makes durable, recorded in `head` afterwards (`flushedPosition`).
+    public struct DurableMark: Sendable {
+        let segmentBase: Int64
+        let position: Int64
+        let nextOffset: Int64
+    }
+
+    /// Where this writer's unsynced appends end; nil when it has none.
+    public var unsyncedMark: DurableMark? {
+        guard unsynced, let segment = active else { return nil }
+        return DurableMark(segmentBase: segment.base, position: state.endPosition, nextOffset: state.nextOffset)
+    }
+
     /// Makes everything this writer appended durable (`fdatasync` of the
     /// active segment; segments rolled away were synced by whoever rolled them).
     public func sync() throws {
-        guard unsynced, let segment = active else { return }
-        let synced = (base: segment.base, position: state.endPosition, next: state.nextOffset)
+        guard let mark = unsyncedMark, let segment = active else { return }
         try segment.log.sync()
+        try markSynced(mark)
+    }
+
+    /// Records that the appends up to `mark` are durable (a sync of the
+    /// whole file system made them so), as `sync` does after its fdatasync.
+    public func markSynced(_ mark: DurableMark) throws {
         unsynced = false
         // Record how much of the active segment is known durable.
         try head.lock(exclusive: true)
         defer { head.unlock() }
         try loadState()
-        if state.activeBase == synced.base && state.flushedPosition < synced.position && synced.position <= state.endPosition {
-            state.flushedPosition = synced.position
-            state.flushedNextOffset = synced.next
-            try storeState()
+        if Self.advanceFlushed(&state, to: mark) { try storeState() }
+    }
+
+    /// Records in the `head` of `directory` that appends up to `mark` are
+    /// durable, for a writer already closed: touches the head file only.
+    /// Leaves the head alone when it cannot be read or names another boot
+    /// (the next writer recovers from the files).
+    public static func recordSynced(_ mark: DurableMark, directory: String) throws {
+        guard let head = try OpenFile.openIfExists(LogSegments.headPath(directory), O_RDWR) else { return }
+        defer { head.close() }
+        try head.lock(exclusive: true)
+        defer { head.unlock() }
+        var raw = [UInt8](repeating: 0, count: HeadState.size)
+        let n = try raw.withUnsafeMutableBytes { try head.read(into: $0.baseAddress!, count: HeadState.size, at: 0) }
+        guard n == HeadState.size, var state = raw.withUnsafeBytes({ HeadState.decode($0) }),
+              state.bootID == currentBootID, advanceFlushed(&state, to: mark) else { return }
+        let bytes = state.encode()
+        try bytes.withUnsafeBytes { try head.write($0, at: 0) }
+    }
+
+    /// Moves `state`'s flushed position up to `mark`, when `mark` is in its
+    /// active segment, past the flushed position and not past the end.
+    private static func advanceFlushed(_ state: inout HeadState, to mark: DurableMark) -> Bool {
+        guard state.activeBase == mark.segmentBase && state.flushedPosition < mark.position && mark.position <= state.endPosition else {
+            return false
         }
+        state.flushedPosition = mark.position
+        state.flushedNextOffset = mark.nextOffset
+        return true
     }
 
     /// Makes the active segment durable even when this writer appended

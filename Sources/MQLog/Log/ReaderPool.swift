@@ -15,7 +15,7 @@ import Glibc
 /// has its own pool (`ReaderPool.current`), and a reader uses the pool of the
 /// thread that made it (a pool releases files of its own readers only, so a
 /// reader is never closed under another thread that is reading it).
-final class ReaderPool {
+public final class ReaderPool {
     /// The calling thread's pool, sized by `FileBudget.shared.readers`.
     static var current: ReaderPool {
         let key = threadKey.key
@@ -36,6 +36,37 @@ final class ReaderPool {
     private(set) var releases = 0
 
     init(limit: Int) { self.limit = max(limit, 2) }
+
+    /// Readers alive on this thread (holding files or not).
+    private(set) var readerCount = 0
+
+    /// All readers' buffers together stay near this, however many partitions are read.
+    static let bufferBudget = 64 << 20
+    /// A reader reads at least this much at a time (and at most a megabyte).
+    static let minimumReadSize = 64 << 10
+
+    /// How many bytes a reader reads from its segment at a time: a megabyte
+    /// while few readers are alive, less when many are, so that reading
+    /// 10,000 partitions at once holds `bufferBudget`, not 10 GB, of buffers
+    /// (a batch larger than this is still read whole).
+    var readSize: Int {
+        // In whole 64 KiB steps, so that buffers are not reallocated as readers come and go.
+        let share = Self.bufferBudget / max(readerCount, expectedReaders, 1) / Self.minimumReadSize * Self.minimumReadSize
+        return min(1 << 20, max(Self.minimumReadSize, share))
+    }
+
+    /// How many readers a tool said it is about to create (`expectReaders`).
+    private var expectedReaders = 0
+
+    /// Says that about `count` readers will be alive at once on this
+    /// thread: the first ones made then read no more than their share of
+    /// the budget either (a tool opening 1,000 partitions in turn).
+    public static func expectReaders(_ count: Int) { current.expectReaders(count) }
+
+    func expectReaders(_ count: Int) { expectedReaders = max(0, count) }
+
+    func readerCreated() { readerCount += 1 }
+    func readerGone() { readerCount -= 1 }
 
     /// Readers holding files now.
     var holding: Int { order.count }

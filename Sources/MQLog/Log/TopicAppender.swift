@@ -55,7 +55,7 @@ final class TopicAppender {
     private(set) var sticky: Int32
 
     init(topic: Topic, pool: WriterPool, sync: SyncPolicy, codec: CompressionCodec, batchMessages: Int, batchBytes: Int,
-         maxPendingBytes: Int = 16 << 20, settings: PartitionWriter.Settings, fixedPartition: Int32? = nil) {
+         maxPendingBytes: Int = 32 << 20, settings: PartitionWriter.Settings, fixedPartition: Int32? = nil) {
         self.topic = topic
         self.pool = pool
         self.sync = sync
@@ -180,7 +180,10 @@ final class TopicAppender {
         guard pendingCount > 0 else { return }
         var next = [Int64](repeating: -1, count: placed != nil ? builders.count : 0)
         for p in builders.indices {
-            if let base = try flush(Int32(p)), placed != nil { next[p] = base }
+            guard let base = try flush(Int32(p)) else { continue }
+            if placed != nil { next[p] = base }
+            // Many partitions' batches each stay below the writeback size.
+            if topic.partitions > 1 { try writer(Int32(p)).startPendingWriteback() }
         }
         pendingBytes = 0
         if let placed {

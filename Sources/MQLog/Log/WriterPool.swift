@@ -12,7 +12,8 @@
 /// segment through a new writer (a roll fsyncs the segment it leaves, so
 /// the active one is all that can still hold those appends). Eviction itself
 /// does not fsync: a `--sync exit` producer pays one fsync per partition at
-/// the end, as it did with every writer open.
+/// the end, as it did with every writer open, or one syncfs for them all
+/// (`syncAll`).
 ///
 /// Other state a writer carries that outlives it:
 /// - bytes its recoveries cut (`recoveredBytesDropped(_:)` adds the closed
@@ -31,8 +32,9 @@ public final class WriterPool {
     private var order = RecencyOrder<String>()
     /// The settings of every directory opened, to open it again.
     private var settingsOf: [String: PartitionWriter.Settings] = [:]
-    /// Directories whose closed writers left appends that are not yet fsynced.
-    private var unsyncedClosed: Set<String> = []
+    /// Directories whose closed writers left appends that are not yet
+    /// fsynced, with how far those appends reached.
+    private var unsyncedClosed: [String: PartitionWriter.DurableMark] = [:]
     private var droppedByClosed: [String: Int64] = [:]
     /// Writers closed to make room (for tests and figures).
     public private(set) var evictions = 0
@@ -100,15 +102,14 @@ public final class WriterPool {
     private func close(_ directory: String) {
         guard let w = open.removeValue(forKey: directory) else { return }
         order.remove(directory)
-        if w.unsynced { unsyncedClosed.insert(directory) }
+        if let mark = w.unsyncedMark { unsyncedClosed[directory] = mark }
         if w.recoveredBytesDropped > 0 { droppedByClosed[directory, default: 0] += w.recoveredBytesDropped }
     }
 
     /// Makes everything appended to `directory` through this pool durable.
     public func sync(_ directory: String) throws {
-        if unsyncedClosed.contains(directory) {
+        if unsyncedClosed.removeValue(forKey: directory) != nil {
             try writer(directory).syncActiveSegment()
-            unsyncedClosed.remove(directory)
         } else if let w = open[directory] {
             try w.sync()
         }
@@ -118,9 +119,25 @@ public final class WriterPool {
     /// writers first, then the partitions of closed writers with unsynced
     /// appends (opening them may close writers synced just before, which
     /// leave nothing behind).
+    ///
+    /// With `FileSystemSync.threshold` partitions or more to sync, on file
+    /// systems where that is as durable, one syncfs per file system does it
+    /// instead of an fdatasync per partition; each partition's head then
+    /// records what is durable, as after an fdatasync.
     public func syncAll() throws {
+        if try syncAllThroughFileSystem() { return }
         for directory in open.keys.sorted() { try open[directory]!.sync() }
-        for directory in unsyncedClosed.sorted() { try sync(directory) }
+        for directory in unsyncedClosed.keys.sorted() { try sync(directory) }
+    }
+
+    private func syncAllThroughFileSystem() throws -> Bool {
+        let openUnsynced = open.values.compactMap { w in w.unsyncedMark.map { (w, $0) } }
+        let directories = Set(openUnsynced.map(\.0.directory)).union(unsyncedClosed.keys)
+        guard directories.count >= FileSystemSync.threshold, try FileSystemSync.syncAll(holding: directories) else { return false }
+        for (w, mark) in openUnsynced { try w.markSynced(mark) }
+        for (directory, mark) in unsyncedClosed { try PartitionWriter.recordSynced(mark, directory: directory) }
+        unsyncedClosed.removeAll()
+        return true
     }
 
     /// Bytes cut from torn tails by recoveries of every writer of `directory` this pool opened.
