@@ -392,7 +392,9 @@ def test_tail_last_n_costs_one_look_per_partition(mq, tmp_path):
         preads = (last.get("pread64", 0) - end.get("pread64", 0)) / partitions
         print(f"mq-tail -n {n}: {extra:.1f} more system calls, {preads:.1f} more preads per partition")
         assert extra <= 25, (n, last, end)
-        assert preads <= 2, (n, last, end)
+        # Two reads per partition (its batch headers from the end, then its records), and a
+        # few partitions a third (readers sharing the buffer budget read 64 KiB at a time).
+        assert preads <= 2.25, (n, last, end)
 
 
 def bytes_read(mq, tmp_path, argv, name):
