@@ -437,3 +437,18 @@ def test_stat_reads_do_not_grow_with_the_partition(mq, tmp_path):
     # (twice), which is within the last batch or two (mq-produce writes batches up to 1 MiB).
     assert max(small, large, recent) <= 6 << 20, (small, large, recent)
     assert large <= small + (2 << 20), (small, large)
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (scripts/setup.sh installs it)")
+def test_work_queue_does_not_visit_every_partition_per_message(mq, tmp_path):
+    """A work queue (`--queue`) over P partitions visited every partition (its log end and queue
+    state) on every round, and fsynced every partition's state at each commit: 839,440 calls
+    and 74,800 fdatasyncs for 400 messages over 200 partitions. Partitions with nothing to claim
+    now wait for a change (or the once-a-second sweep), and only states written are synced."""
+    partitions, n = 200, 400
+    mq.create("q", partitions)
+    mq.produce("q", keyed(n), "-K", ":")
+    counts = syscalls(mq, tmp_path, ["mq-consume", "--queue", "-g", "w", "-e", "q", "--", "true"], "queue")
+    assert counts["total"] <= 400 * n, counts
+    assert counts.get("fdatasync", 0) + counts.get("fsync", 0) <= 10 * n + 2 * partitions, counts
+    assert mq.run("mq-consume", "--queue", "-g", "w", "-e", "q", "--", "false").status == 0

@@ -44,8 +44,21 @@ public final class QueueConsumer {
     private var nextRecord: [String: Int64] = [:]
     private var emitted = 0
     private var nextWakeMs: Int64 = .max
-    private var unsynced = false
     private var lastSync: UInt64 = 0
+    /// Partitions whose queue state was written since the last sync.
+    private var unsynced = Set<Int>()
+    /// Each partition's index in `partitions`, by its log directory, its
+    /// queue directory and "topic/p".
+    private var partitionIndex: [String: Int] = [:]
+    /// Partitions found with nothing to claim and nothing pending: skipped
+    /// until inotify reports a change in their log or queue state, or the
+    /// next sweep (`sweepIntervalNanos`), which also catches what another
+    /// member left behind (a lease of a member that died). Without it, every
+    /// round visited every partition: a queue of 1,000 partitions read 1,000
+    /// log ends and queue states per message.
+    private var idle = Set<Int>()
+    private var nextSweep: UInt64 = 0
+    private static let sweepIntervalNanos: UInt64 = 1_000_000_000
 
     public init(options: ConsumeOptions, log: LogDirectory) {
         self.options = options
@@ -91,7 +104,10 @@ public final class QueueConsumer {
             let ended = try dispatcher.service()
             try flushCompletions()
             if let limit = options.count, emitted >= limit, dispatcher.isIdle { return }
-            if claimed > 0 || ended { continue }
+            if claimed > 0 || ended {
+                if watcher.hasPendingEvents { wake(watcher.drain()) }
+                continue
+            }
             if options.exitAtEnd, dispatcher.isIdle {
                 if try drained() { return }
                 // What is left is other members' to finish: their completions
@@ -103,12 +119,17 @@ public final class QueueConsumer {
             var wait = Int64(1000)
             if let d = dispatcher.nextDeadlineMs() { wait = min(wait, d) }
             if nextWakeMs != .max { wait = min(wait, max(0, nextWakeMs - currentTimeMillis())) }
-            _ = watcher.wait(timeoutMs: Int32(max(1, wait)), alsoWake: [StopSignals.fd], alsoWatch: dispatcher.pollRequests)
+            wake(watcher.wait(timeoutMs: Int32(max(1, wait)), alsoWake: [StopSignals.fd], alsoWatch: dispatcher.pollRequests))
             StopSignals.drain()
         }
     }
 
     // MARK: Partitions
+
+    /// Partitions whose log or queue state changed are looked at again.
+    private func wake(_ changed: Set<String>) {
+        for directory in changed { if let i = partitionIndex[directory] { idle.remove(i) } }
+    }
 
     private func refreshPartitions() throws {
         for name in try selection.existing(in: log) where topics[name] == nil {
@@ -128,8 +149,12 @@ public final class QueueConsumer {
                         state.next = start
                     }
                 }
+                let i = partitions.count
                 partitions.append(Partition(topic: name, partition: p, queue: queue, reader: reader, directory: dir,
                                             durable: durable))
+                partitionIndex[dir] = i
+                partitionIndex[queue.directory] = i
+                partitionIndex[name + "/\(p)"] = i
                 if !watched.contains(dir) { watched.insert(dir); watcher.watch(dir) }
             }
         }
@@ -145,17 +170,26 @@ public final class QueueConsumer {
         let capacity = dispatcher.options.parallelism * dispatcher.options.batch
         var claimedTotal = 0
         nextWakeMs = .max
+        let now = monotonicNanos()
+        if now >= nextSweep {
+            idle.removeAll()
+            nextSweep = now + Self.sweepIntervalNanos
+        }
         for k in 0..<partitions.count {
             var want = capacity - dispatcher.outstanding
             if let limit = options.count { want = min(want, limit - emitted) }
             if want <= 0 { break }
-            let p = partitions[(nextPartition + k) % partitions.count]
+            let index = (nextPartition + k) % partitions.count
+            if idle.contains(index) { continue }
+            let p = partitions[index]
             let end = try stableEnd(p)
             // Claims record offsets as handed out (and, once acked, as done):
             // only ever for records that survive a crash of the machine.
             try p.durable.ensure(below: end)
             let me = membership.id
             let lease = leaseMs
+            var nothingLeft = false
+            unsynced.insert(index)
             let claimed: [(offset: Int64, attempts: UInt32)] = try p.queue.update(durable: false) { state in
                 // A state whose low mark lags its entries (written by an older
                 // version, or damaged and repaired by hand) is brought in line,
@@ -197,8 +231,10 @@ public final class QueueConsumer {
                     out.append((state.next, 1))
                     state.next += 1
                 }
+                nothingLeft = out.isEmpty && state.next >= end && state.entries.allSatisfy(\.done)
                 return out
             }
+            if nothingLeft { idle.insert(index) }
             if !claimed.isEmpty { try fetchAndSubmit(p, claimed) }
             claimedTotal += claimed.count
         }
@@ -259,7 +295,9 @@ public final class QueueConsumer {
         }
         let delay = dispatcher.backoffMs(beforeAttempt: job.attempt + 1)
         let me = membership.id
-        guard let p = partitions.first(where: { $0.topic == job.topic && $0.partition == job.partition }) else { return }
+        guard let i = partitionIndex[job.topic + "/\(job.partition)"] else { return }
+        let p = partitions[i]
+        unsynced.insert(i)
         try p.queue.update(durable: false) { state in
             guard let i = state.entries.firstIndex(where: { $0.offset == job.offset }), state.entries[i].owner == me else { return }
             state.entries[i].leaseUntil = 0
@@ -270,9 +308,9 @@ public final class QueueConsumer {
 
     /// Makes completions durable when the commit interval has passed (or `force`).
     private func syncCompletions(force: Bool) throws {
-        guard unsynced, force || monotonicNanos() &- lastSync >= UInt64(options.commitIntervalMs) * 1_000_000 else { return }
-        for p in partitions { try p.queue.sync() }
-        unsynced = false
+        guard !unsynced.isEmpty, force || monotonicNanos() &- lastSync >= UInt64(options.commitIntervalMs) * 1_000_000 else { return }
+        for i in unsynced.sorted() { try partitions[i].queue.sync() }
+        unsynced.removeAll()
         lastSync = monotonicNanos()
     }
 
@@ -280,11 +318,12 @@ public final class QueueConsumer {
     private func flushCompletions() throws {
         defer { try? syncCompletions(force: false) }
         guard !completions.isEmpty else { return }
-        unsynced = true
         let done = completions
         completions = [:]
-        for p in partitions {
-            guard let offsets = done[p.topic + "/\(p.partition)"], !offsets.isEmpty else { continue }
+        for (key, offsets) in done {
+            guard let i = partitionIndex[key], !offsets.isEmpty else { continue }
+            let p = partitions[i]
+            unsynced.insert(i)
             let set = Set(offsets)
             try p.queue.update(durable: false) { state in
                 for i in state.entries.indices where set.contains(state.entries[i].offset) { state.entries[i].done = true }
