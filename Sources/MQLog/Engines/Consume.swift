@@ -406,33 +406,31 @@ public final class Consumer {
 
     private func take(topic: String, partition: Int32, lease: PartitionLease?) throws {
         let dir = topics[topic]!.partitionPath(partition)
-        // One listing serves the positioning; the reader then follows new
-        // segments as every cursor's does.
-        let reader = PartitionReader(directory: dir, segments: try LogSegments.baseOffsets(in: dir))
-        var start: Int64
-        let mayPassEnd: Bool
-        if let committed = lease?.committed?.offset {
-            let first = try reader.logStartOffset()
-            start = max(committed, first)
-            mayPassEnd = start > first
-        } else {
-            // A topic that appears while we run is read from its beginning, as
-            // mq-tail -f does; --from applies to what exists at the start.
-            let position: StartPosition = initialTopics.contains(topic) ? (options.start ?? (group == nil ? .end : .beginning)) : .beginning
-            start = try position.offset(in: reader)
-            if case .offset = position { mayPassEnd = true } else { mayPassEnd = false }
+        let cursor = try PartitionCursor.positioned(partition: partition, directory: dir, isolation: options.isolation) { reader in
+            let start: Int64
+            let mayPassEnd: Bool
+            if let committed = lease?.committed?.offset {
+                let first = try reader.logStartOffset()
+                start = max(committed, first)
+                mayPassEnd = start > first
+            } else {
+                // A topic that appears while we run is read from its beginning, as
+                // mq-tail -f does; --from applies to what exists at the start.
+                let position: StartPosition = initialTopics.contains(topic) ? (options.start ?? (group == nil ? .end : .beginning)) : .beginning
+                start = try position.offset(in: reader)
+                if case .offset = position { mayPassEnd = true } else { mayPassEnd = false }
+            }
+            // A commit or an offset past the end (a log cut since) starts at the end.
+            return mayPassEnd ? min(start, try reader.logEndOffset()) : start
         }
-        // A commit or an offset past the end (a log cut since) starts at the end.
-        if mayPassEnd { start = min(start, try reader.logEndOffset()) }
-        let cursor = try PartitionCursor(partition: partition, reader: reader, startOffset: start, isolation: options.isolation)
-        reader.followNewSegments()
+        let start = cursor.nextOffset
         owned.append(Owned(topic: topic, partition: partition, lease: lease, cursor: cursor,
                            durable: lease == nil ? nil : DurableEnd(directory: dir), delivered: start, pending: start))
         ownedKeys.insert(PartitionKey(topic: topic, partition: partition))
         awake.insert(dir)
         if !watched.contains(dir) {
             watched.insert(dir)
-            watcher.watch(dir) { reader.activeSegmentBase() }
+            watcher.watch(dir) { cursor.reader.activeSegmentBase() }
         }
     }
 }

@@ -45,7 +45,8 @@ public final class QueueConsumer {
     private var emitted = 0
     private var nextWakeMs: Int64 = .max
     private var lastSync: UInt64 = 0
-    /// Partitions whose queue state was written since the last sync.
+    /// Partitions whose queue state may have been written since the last
+    /// sync (each partition visited by a claim, a failure or a completion).
     private var unsynced = Set<Int>()
     /// Each partition's index in `partitions`, by its log directory, its
     /// queue directory and "topic/p".

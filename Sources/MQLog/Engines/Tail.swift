@@ -153,14 +153,11 @@ public final class Tailer {
         ReaderPool.expectReaders(cursors.count + partitions.count)
         for p in partitions {
             let dir = topic.partitionPath(p)
-            // One listing serves the positioning; the reader then follows new segments.
-            let reader = PartitionReader(directory: dir, segments: try LogSegments.baseOffsets(in: dir))
-            let startOffset = try start.offset(in: reader)
+            let cursor = try PartitionCursor.positioned(partition: p, directory: dir, isolation: options.isolation) { try start.offset(in: $0) }
             cursorIndex[dir] = cursors.count
-            cursors.append(try PartitionCursor(partition: p, reader: reader, startOffset: startOffset, isolation: options.isolation))
-            reader.followNewSegments()
+            cursors.append(cursor)
             cursorTopic.append(name)
-            watcher?.watch(dir) { reader.activeSegmentBase() }
+            watcher?.watch(dir) { cursor.reader.activeSegmentBase() }
         }
     }
 

@@ -205,9 +205,7 @@ public final class PartitionLease {
         }
         var slots: [CommittedOffsetFile.Slot] = []
         for c in due { slots.append(try CommittedOffsetFile.commit(c.lease.handle, after: c.lease.committed, offset: c.offset, sync: false)) }
-        var directories: [String] = [], seen = Set<String>()
-        for c in due where seen.insert(c.lease.directory).inserted { directories.append(c.lease.directory) }
-        let namesSynced = try FileSystemSync.syncAll(holding: directories)
+        let namesSynced = try FileSystemSync.syncAll(holding: Set(due.map(\.lease.directory)))
         if !namesSynced {
             for c in due { try c.lease.handle.sync() }
         }

@@ -659,6 +659,17 @@ public final class PartitionCursor {
         try self.init(partition: partition, reader: PartitionReader(directory: directory), startOffset: startOffset, isolation: isolation)
     }
 
+    /// A cursor at the offset `start` picks, positioned from one listing of
+    /// the partition (`start` and the cursor's own seek work from it); its
+    /// reader then follows new segments as any cursor's does.
+    public static func positioned(partition: Int32, directory: String, isolation: ReadIsolation,
+                                  start: (PartitionReader) throws -> Int64) throws -> PartitionCursor {
+        let reader = PartitionReader(directory: directory, segments: try LogSegments.baseOffsets(in: directory))
+        let cursor = try PartitionCursor(partition: partition, reader: reader, startOffset: try start(reader), isolation: isolation)
+        reader.followNewSegments()
+        return cursor
+    }
+
     /// A cursor reading through `reader` (one that reuses a listing, say).
     public init(partition: Int32, reader: PartitionReader, startOffset: Int64, isolation: ReadIsolation = .readCommitted) throws {
         self.partition = partition

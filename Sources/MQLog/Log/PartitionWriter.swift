@@ -77,7 +77,7 @@ public final class PartitionWriter {
         try Segment(directory, 0).createEmpty()
         let head = try OpenFile.open(LogSegments.headPath(directory), O_WRONLY | O_CREAT | O_EXCL, creating: true)
         defer { head.close() }
-        try HeadState.emptySegment(base: 0, createdMs: now).encode().withUnsafeBytes { try head.write($0, at: 0) }
+        try writeState(HeadState.emptySegment(base: 0, createdMs: now), to: head)
     }
 
     // MARK: Appending
@@ -277,12 +277,8 @@ public final class PartitionWriter {
         defer { head.close() }
         try head.lock(exclusive: true)
         defer { head.unlock() }
-        var raw = [UInt8](repeating: 0, count: HeadState.size)
-        let n = try raw.withUnsafeMutableBytes { try head.read(into: $0.baseAddress!, count: HeadState.size, at: 0) }
-        guard n == HeadState.size, var state = raw.withUnsafeBytes({ HeadState.decode($0) }),
-              state.bootID == currentBootID, advanceFlushed(&state, to: mark) else { return }
-        let bytes = state.encode()
-        try bytes.withUnsafeBytes { try head.write($0, at: 0) }
+        guard var state = try readState(head), advanceFlushed(&state, to: mark) else { return }
+        try writeState(state, to: head)
     }
 
     /// Moves `state`'s flushed position up to `mark`, when `mark` is in its
@@ -340,18 +336,26 @@ public final class PartitionWriter {
 
     private func storeState() throws {
         state.bootID = currentBootID
-        let bytes = state.encode()
-        try bytes.withUnsafeBytes { try head.write($0, at: 0) }
+        try Self.writeState(state, to: head)
+    }
+
+    /// The state in `head`, when it is whole, valid and of this boot.
+    private static func readState(_ head: OpenFile) throws -> HeadState? {
+        var raw = [UInt8](repeating: 0, count: HeadState.size)
+        let n = try raw.withUnsafeMutableBytes { try head.read(into: $0.baseAddress!, count: HeadState.size, at: 0) }
+        guard n == HeadState.size, let state = raw.withUnsafeBytes({ HeadState.decode($0) }),
+              state.bootID == currentBootID else { return nil }
+        return state
+    }
+
+    private static func writeState(_ state: HeadState, to head: OpenFile) throws {
+        try state.encode().withUnsafeBytes { try head.write($0, at: 0) }
     }
 
     /// Reads the shared state and brings the active segment in line with it.
     /// Must hold the lock.
     private func loadState() throws {
-        var raw = [UInt8](repeating: 0, count: HeadState.size)
-        let n = try raw.withUnsafeMutableBytes { try head.read(into: $0.baseAddress!, count: HeadState.size, at: 0) }
-        guard n == HeadState.size,
-              let loaded = raw.withUnsafeBytes({ HeadState.decode($0) }),
-              loaded.bootID == currentBootID else {
+        guard let loaded = try Self.readState(head) else {
             // No state, a damaged one, or one from before a restart, when
             // unsynced writes may have been lost in any order: rebuild.
             try recoverFully()
