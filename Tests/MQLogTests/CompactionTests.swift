@@ -134,9 +134,11 @@ private func compactTopic(_ records: [Rec], perBatch: Int, codec: CompressionCod
         #expect(nh.baseOffset == h.baseOffset && nh.lastOffsetDelta == h.lastOffsetDelta && nh.recordsCount == 2)
         #expect(nh.compression == .gzip && nh.producerId == h.producerId)
         #expect(nh.baseTimestamp == 1_002 && nh.maxTimestamp == 1_004)
-        var it = RecordIterator(records: try BatchDecoder().records(of: batch, header: nh), header: nh)
+        let decoder = BatchDecoder()  // owns the decoded records
+        var it = RecordIterator(records: try decoder.records(of: batch, header: nh), header: nh)
         var offsets: [Int64] = []
         while let r = try it.next() { offsets.append(r.offset) }
+        withExtendedLifetime(decoder) {}
         #expect(offsets == [2, 4])
         // And nothing kept: the batch disappears.
         let (none, all) = try rewriter.rewrite(header: h, bytes: bytes) { _ in false }

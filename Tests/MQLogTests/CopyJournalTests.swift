@@ -263,6 +263,7 @@ import Testing
         let reader = PartitionReader(directory: log.topicPath("dst") + "/0")
         var starts: [Int64] = []
         let decoder = BatchDecoder()
+        defer { withExtendedLifetime(decoder) {} }  // records point into its buffer
         while let (h, bytes) = try reader.nextBatch() {
             #expect(h.producerId == producer)
             #expect(h.compression == .zstd)

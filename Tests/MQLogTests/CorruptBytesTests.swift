@@ -33,6 +33,7 @@ import Glibc
             Result {
                 let header = try validateBatch(raw).get()
                 let decoder = BatchDecoder()
+                defer { withExtendedLifetime(decoder) {} }  // records point into its buffer
                 return try withExtendedLifetime(decoder) {
                     var it = RecordIterator(records: try decoder.records(of: raw, header: header), header: header)
                     var n = 0

@@ -36,6 +36,7 @@ import Testing
             let header = try validateBatch(raw).get()
             var out: [Sample] = []
             let decoder = BatchDecoder()
+            defer { withExtendedLifetime(decoder) {} }  // records point into its buffer
             defer { withExtendedLifetime(decoder) {} }
             var it = RecordIterator(records: try decoder.records(of: raw, header: header), header: header)
             while let r = try it.next() {

@@ -57,6 +57,7 @@ private func controlBatches(_ dir: String) throws -> [(offset: Int64, decision: 
     while let (header, bytes) = try reader.nextBatch() {
         guard header.isControl else { continue }
         let decoder = BatchDecoder()
+        defer { withExtendedLifetime(decoder) {} }  // records point into its buffer
         var records = RecordIterator(records: try decoder.records(of: bytes, header: header), header: header)
         let r = try records.next()!
         out.append((header.baseOffset, TransactionMarker.decision(key: r.key)))

@@ -389,6 +389,8 @@ public final class DedupStore {
             let reader = PartitionReader(directory: dir)
             try reader.seek(toOffset: from)
             let decoder = BatchDecoder()
+            // Records point into its buffer: it lives as long as this scope.
+            defer { withExtendedLifetime(decoder) {} }
             while let (header, bytes) = try reader.nextBatch() {
                 guard header.nextOffset > from, !header.isControl, !header.isTransactional else { continue }
                 do {

@@ -208,7 +208,8 @@ public final class Consumer {
 
     /// Prints what the owned partitions have now, a bounded slice of each in
     /// turn so that one busy partition does not starve the others. Only the
-    /// partitions in `awake` are read; those found at their end are parked.
+    /// partitions in `awake` are read; those found at their end are parked
+    /// (the watch set up when they were taken reports what comes after).
     /// - Returns: whether anything was read.
     private func deliverAvailable() throws -> Bool {
         try dedup?.refresh()
@@ -225,7 +226,10 @@ public final class Consumer {
             let cursor = owned[i].cursor, topic = owned[i].topic, partition = owned[i].partition
             var pending = owned[i].pending
             var n = 0
-            while n < 4096, let r = try cursor.peek() {
+            var drained = false
+            while true {
+                guard n < 4096, emitted < limit else { break }
+                guard let r = try cursor.peek() else { drained = true; break }
                 if try filter?.matches(r) ?? true, try isNew(r, topic: topic, partition: partition, handled: false) {
                     try printer.print(r, topic: topic, partition: partition)
                     emitted += 1
@@ -233,14 +237,11 @@ public final class Consumer {
                 pending = r.offset + 1
                 cursor.advance()
                 n += 1
-                if emitted >= limit { break }
             }
             // Skipped control batches and the like move the position too.
             owned[i].pending = max(pending, cursor.nextOffset)
-            if n > 0 {
-                progressed = true
-                stillAwake.insert(directory)
-            }
+            if n > 0 { progressed = true }
+            if !drained { stillAwake.insert(directory) }
             if emitted >= limit { break }
         }
         if progressed || printer.pendingBytes > 0 {
@@ -250,18 +251,25 @@ public final class Consumer {
         return progressed
     }
 
-    /// True when every owned partition was read to its current end.
+    /// True when every owned partition was read to its end (and parked there).
     private var atEnd: Bool {
-        owned.allSatisfy { (try? $0.cursor.peek()) == nil }
+        !owned.contains { awake.contains($0.cursor.reader.directory) }
     }
 
-    /// Hands messages to the handler dispatcher, up to the window of each partition.
+    /// Hands messages to the handler dispatcher, up to the window of each
+    /// partition. Only the partitions in `awake` are read; those found at
+    /// their end are parked, as in `deliverAvailable`.
     private func dispatchAvailable(_ dispatcher: HandlerDispatcher) throws -> Bool {
         var progressed = false
         for i in owned.indices {
             let cursor = owned[i].cursor
-            while owned[i].outstanding.count < options.windowPerPartition, let r = try cursor.peek() {
+            guard awake.contains(cursor.reader.directory) else { continue }
+            while owned[i].outstanding.count < options.windowPerPartition {
                 if let limit = options.count, emitted >= limit { break }
+                guard let r = try cursor.peek() else {
+                    awake.remove(cursor.reader.directory)
+                    break
+                }
                 if try options.filter?.matches(r) ?? true, try isNew(r, topic: owned[i].topic, partition: owned[i].partition, handled: true) {
                     let rendered = options.handler!.batch > 1 ? try printer.rendered(r, topic: owned[i].topic, partition: owned[i].partition) : []
                     let job = try Job(r, topic: owned[i].topic, partition: owned[i].partition, rendered: rendered)
@@ -425,10 +433,12 @@ public final class Consumer {
         }
         let start = cursor.nextOffset
         owned.append(Owned(topic: topic, partition: partition, lease: lease, cursor: cursor,
-                           durable: lease == nil ? nil : DurableEnd(directory: dir), delivered: start, pending: start))
+                           durable: lease == nil ? nil : DurableEnd(reader: cursor.reader), delivered: start, pending: start))
         ownedKeys.insert(PartitionKey(topic: topic, partition: partition))
         awake.insert(dir)
-        if !watched.contains(dir) {
+        // With `exitAtEnd`, what is appended after a partition's end is not
+        // waited for: no watch.
+        if !options.exitAtEnd && !watched.contains(dir) {
             watched.insert(dir)
             watcher.watch(dir) { cursor.reader.activeSegmentBase() }
         }

@@ -18,20 +18,32 @@ public final class DurableEnd {
     public let directory: String
     /// Every record below this offset is known durable.
     public private(set) var known: Int64 = 0
-    private let head: HeadFileReader
+    /// Reads `head` now (nil: none, or short); `closeHead` lets its descriptor go.
+    private let readHead: () -> UnsafeRawBufferPointer?
+    private let closeHead: () -> Void
 
     public init(directory: String) {
         self.directory = directory
-        head = HeadFileReader(directory: directory)
+        let head = HeadFileReader(directory: directory)
+        readHead = { head.read() }
+        // `head` is opened for each look: a consumer holding thousands of
+        // partitions does not keep a descriptor per partition for it.
+        closeHead = { head.close() }
+    }
+
+    /// For the partition `reader` reads: through the reader's own `head`,
+    /// which the reader keeps open within its pool's budget.
+    public init(reader: PartitionReader) {
+        self.directory = reader.directory
+        readHead = { [unowned reader] in reader.headBytes() }
+        closeHead = {}
     }
 
     /// Returns when every record below `offset` is on disk.
     public func ensure(below offset: Int64) throws {
         if offset <= known { return }
-        // `head` is opened for each look: a consumer holding thousands of
-        // partitions does not keep a descriptor per partition for it.
-        defer { head.close() }
-        if let raw = head.read(), let state = HeadState.decode(raw), state.bootID == currentBootID {
+        defer { closeHead() }
+        if let raw = readHead(), let state = HeadState.decode(raw), state.bootID == currentBootID {
             // Everything before the active segment was synced at its roll.
             let flushed = max(state.flushedNextOffset, state.activeBase)
             if flushed >= offset {

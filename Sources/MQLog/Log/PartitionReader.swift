@@ -61,6 +61,25 @@ public final class PartitionReader {
         }
     }
 
+    /// A reader of `directory` working from one listing of its segments
+    /// (`reusesListing`), or from none: when `head`, written this boot, names
+    /// segment 0 active, 0 is the only segment (no offset precedes it, and a
+    /// roll names its new segment in `head` before creating it). Most
+    /// partitions of a topic of thousands never roll: each then costs one
+    /// read of `head`, which its reader keeps open, instead of a listing.
+    public static func positioning(directory: String) throws -> PartitionReader {
+        let reader = PartitionReader(directory: directory)
+        if let (active, thisBoot) = reader.recordedActiveBase(), active == 0, thisBoot {
+            reader.cachedSegments = [0]
+        } else {
+            reader.cachedSegments = try LogSegments.baseOffsets(in: directory)
+        }
+        reader.listedAt = monotonicNanos()
+        reader.listingIsCurrent = true
+        reader.reusesListing = true
+        return reader
+    }
+
     deinit {
         log?.close()
         pool.forget(self)
@@ -192,6 +211,8 @@ public final class PartitionReader {
     /// after `time`, one of them being so by its header.
     private func firstOffset(in batch: UnsafeRawBufferPointer, _ header: BatchHeader, atOrAfter time: Int64) throws -> Int64 {
         let decoder = BatchDecoder()
+        // Records point into its buffer: it lives as long as this scope.
+        defer { withExtendedLifetime(decoder) {} }
         let found: Int64?
         do {
             found = try withExtendedLifetime(decoder) {
@@ -389,6 +410,14 @@ public final class PartitionReader {
     /// The active segment's base offset as `head` records it now, or nil
     /// when there is no valid state to read (no writer yet, or one rewriting it).
     public func activeSegmentBase() -> Int64? { recordedActiveBase()?.base }
+
+    /// The 128 bytes of the partition's `head` as they are now (nil: none,
+    /// or short), read through this reader's descriptor. Valid until the
+    /// next read of `head` by this reader.
+    func headBytes() -> UnsafeRawBufferPointer? {
+        useFiles()
+        return head.read()
+    }
 
     /// The active segment's base offset as `head` records it, or nil when
     /// there is no valid state to read (no writer yet, or one rewriting it).
@@ -664,7 +693,7 @@ public final class PartitionCursor {
     /// reader then follows new segments as any cursor's does.
     public static func positioned(partition: Int32, directory: String, isolation: ReadIsolation,
                                   start: (PartitionReader) throws -> Int64) throws -> PartitionCursor {
-        let reader = PartitionReader(directory: directory, segments: try LogSegments.baseOffsets(in: directory))
+        let reader = try PartitionReader.positioning(directory: directory)
         let cursor = try PartitionCursor(partition: partition, reader: reader, startOffset: try start(reader), isolation: isolation)
         reader.followNewSegments()
         return cursor

@@ -132,14 +132,21 @@ public final class PartitionWriter {
     /// Where in `writebackSegment` writing back was last started.
     private var writebackFrom: Int64 = 0
     private var writebackSegment: Int64 = -1
+    /// Less than this is left to the final sync by `startPendingWriteback`:
+    /// 1,000,000 messages into 1,000 partitions took a median 0.59 s with
+    /// 64 KiB against 0.66 s with every batch started and 0.63 s with 256 KiB
+    /// (one call per ~24 KiB batch cost more than the early start saved).
+    static let pendingWritebackMinimum: Int64 = 64 << 10
 
-    /// Starts writing back every append not yet started, whatever its size
-    /// (with `writebackBytes` set): for a producer that has just written a
-    /// small batch to each of many partitions, none of which will reach
-    /// `writebackBytes` soon, so that the disk works while it goes on.
+    /// Starts writing back the appends not yet started once they reach
+    /// `pendingWritebackMinimum` (with `writebackBytes` set): for a producer
+    /// that has just written a small batch to each of many partitions, none
+    /// of which will reach `writebackBytes` soon, so that the disk works
+    /// while it goes on.
     func startPendingWriteback() {
         guard settings.writebackBytes > 0, let segment = active, writebackSegment == segment.base,
               state.endPosition > writebackFrom else { return }
+        guard state.endPosition - writebackFrom >= Self.pendingWritebackMinimum else { return }
         _ = mq_start_writeback(segment.log.fd, writebackFrom, state.endPosition - writebackFrom)
         writebackFrom = state.endPosition
     }

@@ -216,6 +216,8 @@ public final class Compactor {
         // Pass 1: the latest offset of every key in the range.
         var latest: [KeyDigest: Int64] = [:]
         let decoder = BatchDecoder()
+        // Records point into its buffer: it lives as long as this scope.
+        defer { withExtendedLifetime(decoder) {} }
         let fates = TransactionFates(directory: dir)
         for info in cleanable {
             try stopIfSignalled()

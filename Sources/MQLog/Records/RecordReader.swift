@@ -122,7 +122,9 @@ public struct RecordIterator {
 
 /// Gives the record bytes of a batch, decompressing into a reusable buffer.
 public final class BatchDecoder {
-    private let scratch = GrowableBytes(capacity: 1 << 20)
+    /// Grows with the first compressed batch: a reader of uncompressed
+    /// batches (or one of many partitions' readers) costs no buffer.
+    private let scratch = GrowableBytes(capacity: 0)
     /// Largest decompressed size accepted for one batch.
     public var limit: Int
 
