@@ -23,7 +23,12 @@ public struct CopyRecord: Sendable {
 /// each exactly once (the chunk protocol of CopyJournal.swift). Records are
 /// collected into a chunk of at most `maxChunkRecords` records or
 /// `maxChunkBytes` bytes, which `add` writes when full and `flush` writes
-/// when asked. Not thread-safe.
+/// when asked.
+///
+/// Batches are its own (a batch holds consecutive offsets of one source and
+/// carries them in its producer id, epoch and sequence); they are appended
+/// and synced through each destination topic's `TopicAppender`, the append
+/// path every tool shares, over one pool of writers. Not thread-safe.
 public final class CopyWriter {
     public let journal: CopyJournal
     public let log: LogDirectory
@@ -48,11 +53,14 @@ public final class CopyWriter {
     }
 
     private var topics: [String: Topic] = [:]
+    /// The destination topics' append paths, over one pool of writers.
+    private var appenders: [String: TopicAppender] = [:]
     /// The destinations' writers, a bounded number open at once.
     private let pool = WriterPool()
     private var open: [TopicPartition: OpenBatch] = [:]
-    /// Finished batches per destination, and the order destinations appeared in.
-    private var finished: [TopicPartition: [GrowableBytes]] = [:]
+    /// Batches closed to more records per destination (written by the
+    /// chunk), and the order destinations appeared in.
+    private var finished: [TopicPartition: [RecordBatchBuilder]] = [:]
     private var destinationOrder: [TopicPartition] = []
     private var chunk: [TopicPartition: OffsetRanges] = [:]
     private var chunkRecords = 0
@@ -74,6 +82,18 @@ public final class CopyWriter {
         let t = try log.openTopic(name)
         topics[name] = t
         return t
+    }
+
+    /// The append path of destination topic `name`. Its sync policy is
+    /// `.exit`: each chunk is made durable at its end (`pool.syncAll`).
+    private func appender(_ name: String) throws -> TopicAppender {
+        if let a = appenders[name] { return a }
+        let t = try topic(name)
+        let batchBytes = max(1024, min(1 << 20, t.config.maxMessageBytes - BatchLayout.headerSize))
+        let a = TopicAppender(topic: t, pool: pool, sync: .exit, codec: codec ?? t.config.defaultCodec,
+                              batchMessages: maxChunkRecords, batchBytes: batchBytes, settings: .init(t.config))
+        appenders[name] = a
+        return a
     }
 
     /// Adds a record to the chunk, to be written to `destination`; writes the
@@ -130,17 +150,10 @@ public final class CopyWriter {
         return true
     }
 
+    /// Closes the destination's open batch to more records.
     private func finishBatch(_ destination: TopicPartition) throws {
         guard let o = open.removeValue(forKey: destination) else { return }
-        let bytes = try o.builder.finish()
-        let copy = GrowableBytes(capacity: bytes.count)
-        copy.append(bytes)
-        finished[destination]!.append(copy)
-    }
-
-    private func writer(_ destination: TopicPartition) throws -> PartitionWriter {
-        let topic = try self.topic(destination.topic)
-        return try pool.writer(topic.partitionPath(destination.partition), settings: .init(topic.config))
+        finished[destination]!.append(o.builder)
     }
 
     /// Writes the chunk: saves the destinations' log ends as pending, appends
@@ -155,7 +168,7 @@ public final class CopyWriter {
         for d in Array(open.keys) { try finishBatch(d) }
         guard chunkRecords > 0 else { return }
         var ends: [TopicPartition: Int64] = [:]
-        for d in destinationOrder { ends[d] = try writer(d).currentEndOffset() }
+        for d in destinationOrder { ends[d] = try appender(d.topic).writer(d.partition).currentEndOffset() }
         try journal.beginChunk(destinations: ends, sources: Set(chunk.keys))
         do {
             try writeChunk()
@@ -169,14 +182,15 @@ public final class CopyWriter {
         if crash == .afterPending { throw SimulatedCrash() }
         var first = true
         for d in destinationOrder {
-            let w = try writer(d)
+            let appender = try appender(d.topic)
             for batch in finished[d]! {
-                try w.append(batch)
+                _ = try appender.write(batch, to: d.partition)
                 if first && crash == .afterFirstBatch { throw SimulatedCrash() }
                 first = false
             }
         }
-        for d in destinationOrder { try pool.sync(try topic(d.topic).partitionPath(d.partition)) }
+        // Every destination of the chunk, and nothing else, is unsynced in the pool.
+        try pool.syncAll()
         if crash == .afterSync { throw SimulatedCrash() }
         try journal.endChunk(settling: chunk)
         copied += chunkRecords

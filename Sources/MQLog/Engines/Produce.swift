@@ -143,12 +143,19 @@ public final class Producer {
         return summary
     }
 
+    /// Reads the input to its end through `InputFramer`, accepting each message.
     private func readInput() throws {
-        switch options.framing {
-        case .delimited(let delimiter): try readDelimited(delimiter)
-        case .whole: try readWhole()
-        case .json: try readDelimited([10], json: true)
-        }
+        let framer = InputFramer(fd: inputFD, framing: options.framing, maxMessageBytes: maxMessageBytes,
+                                 requireFinalDelimiter: options.atomic)
+        framer.limitDescription = "max.message.bytes (\(maxMessageBytes) bytes) of topic '\(options.topic)'"
+        framer.waitForInput = { [unowned self] in try waitForInput() }
+        framer.stopError = { StopSignals.signal != 0 ? self.stopError() : nil }
+        let json = options.framing == .json
+        try framer.forEach({ bytes, number, timestamp in
+            try accept(bytes, number: number, timestamp: timestamp, json: json)
+        }, oversized: { number in
+            try reject("\(unitName) \(number): message is over \(framer.limitDescription)")
+        })
     }
 
     // MARK: Transactions
@@ -255,13 +262,7 @@ public final class Producer {
     // MARK: Input
 
     /// What to call a unit of input in messages.
-    var unitName: String {
-        switch options.framing {
-        case .delimited(let d) where d == [10]: "line"
-        case .json: "line"
-        default: "record"
-        }
-    }
+    var unitName: String { InputFramer.unitName(options.framing) }
 
     /// Blocks until input is readable, flushing pending batches when they have
     /// lingered long enough. Throws when a stop signal arrives.
@@ -286,94 +287,6 @@ public final class Producer {
         let name = StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"
         let n = summary.accepted
         return MQError(StopSignals.exitStatus, "stopped by \(name); \(n) message\(n == 1 ? " was" : "s were") committed")
-    }
-
-    /// Reads more input into `buffer`. Returns false at end of input.
-    private func fill(_ buffer: GrowableBytes) throws -> Bool {
-        try waitForInput()
-        buffer.reserve(1 << 20)
-        while true {
-            let n = read(inputFD, buffer.base + buffer.count, buffer.capacity - buffer.count)
-            if n > 0 { buffer.count += n; return true }
-            if n == 0 { return false }
-            if errno == EINTR || errno == EAGAIN {
-                if StopSignals.signal != 0 { throw stopError() }
-                try waitForInput()
-                continue
-            }
-            throw MQError.system("cannot read standard input", path: "-", currentErrno())
-        }
-    }
-
-    private func readDelimited(_ delimiter: [UInt8], json: Bool = false) throws {
-        let buffer = GrowableBytes(capacity: 1 << 20)
-        var scanFrom = 0       // where to look for the next delimiter
-        var start = 0          // start of the current message
-        var number = 0         // 1-based number of the current message
-        var discarding = false // skipping the rest of an oversized message
-        var eof = false
-        var now = currentTimeMillis()
-        let limit = maxMessageBytes
-        while true {
-            // Find complete messages in the buffer.
-            while true {
-                let found = delimiter.withUnsafeBytes { d -> Int? in
-                    findDelimiter(buffer.base + scanFrom, buffer.count - scanFrom, d)
-                }
-                guard let rel = found else { break }
-                let end = scanFrom + rel
-                number += 1
-                if discarding {
-                    discarding = false
-                } else {
-                    try accept(UnsafeRawBufferPointer(start: buffer.base + start, count: end - start), number: number, timestamp: now, json: json)
-                }
-                start = end + delimiter.count
-                scanFrom = start
-            }
-            if eof {
-                if start < buffer.count && options.atomic {
-                    // A cut-off last message is what a generator that died
-                    // mid-write leaves: not a clean end of input.
-                    throw MQError.data("input ended inside \(unitName) \(number + 1) (no final delimiter): not a clean end of input")
-                }
-                if start < buffer.count && !discarding {
-                    number += 1
-                    try accept(UnsafeRawBufferPointer(start: buffer.base + start, count: buffer.count - start), number: number, timestamp: now, json: json)
-                }
-                return
-            }
-            // An unfinished message longer than any allowed one: reject it now
-            // instead of buffering without bound.
-            if !discarding && buffer.count - start > limit + delimiter.count {
-                try reject("\(unitName) \(number + 1): message is over max.message.bytes (\(limit) bytes) of topic '\(options.topic)'")
-                discarding = true
-            }
-            if discarding {
-                // Keep only enough to find a delimiter split across reads.
-                let keep = min(buffer.count - start, delimiter.count - 1)
-                start = buffer.count - keep
-            }
-            // Move the unfinished message to the front and read more.
-            scanFrom = max(start, buffer.count - (delimiter.count - 1))
-            if start > 0 {
-                buffer.removeFirst(start)
-                scanFrom -= start
-                start = 0
-            }
-            eof = try !fill(buffer)
-            now = currentTimeMillis()
-        }
-    }
-
-    private func readWhole() throws {
-        let buffer = GrowableBytes(capacity: 1 << 20)
-        while try fill(buffer) {
-            if buffer.count > maxMessageBytes {
-                throw MQError.data("input: message is over max.message.bytes (\(maxMessageBytes) bytes) of topic '\(options.topic)'")
-            }
-        }
-        try accept(buffer.bytes, number: 1, timestamp: currentTimeMillis(), json: false)
     }
 
     func reject(_ message: String) throws {

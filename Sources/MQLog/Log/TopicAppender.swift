@@ -9,7 +9,8 @@ public enum SyncPolicy: String, Sendable, CaseIterable {
 }
 
 /// Appends messages to one topic: the one way every tool writes messages
-/// (`mq-produce`, dead letters, the delay mover).
+/// (`mq-produce`, dead letters, the delay mover, and copies: `CopyWriter`,
+/// which builds its own batches and writes them with `write(_:to:)`).
 ///
 /// It chooses partitions (a forced one, else murmur2 of the key, else a
 /// sticky partition that moves on after each batch), collects one batch per
