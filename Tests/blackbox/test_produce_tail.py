@@ -6,6 +6,7 @@ mq-tail.
 
 import base64
 import json
+import random
 import time
 
 import pytest
@@ -419,6 +420,35 @@ def test_tail_merges_partitions_by_timestamp(mq):
     envs = mq.tail_json("m", "--from", "beginning")
     assert [e["value"] for e in envs] == [f"t{t}" for t in range(1, 13)]
     assert all(e["value"] == f"t{order[e['partition']][e['offset']]}" for e in envs)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_tail_merge_is_the_record_by_record_merge(mq, seed):
+    """mq-tail takes runs of a partition's records without going back to the heap: the output
+    must be what a record-by-record merge gives (smallest next timestamp, ties to the lower
+    partition), with ties, long runs and timestamps that go back within a partition."""
+    rng = random.Random(seed)
+    parts = 6
+    mq.create("mm", parts)
+    base = 1700000000000
+    records = {p: [] for p in range(parts)}
+    for i in range(3000):
+        p = rng.randrange(parts)
+        # Mostly rising, in steps that often repeat, sometimes back in time.
+        last = records[p][-1][0] if records[p] else 0
+        t = max(0, last + rng.choice([0, 0, 0, 1, 2, 5, -3]))
+        records[p].append((t, f"v{i}"))
+    data = b"".join(jline(v, partition=p, timestamp=base + t) for p in range(parts) for t, v in records[p])
+    mq.produce("mm", data, "--json")
+    expected, heads = [], [0] * parts
+    while True:
+        live = [p for p in range(parts) if heads[p] < len(records[p])]
+        if not live:
+            break
+        p = min(live, key=lambda q: (records[q][heads[q]][0], q))
+        expected.append(records[p][heads[p]][1])
+        heads[p] += 1
+    assert mq.tail("-n", "+0", "mm").lines() == expected
 
 
 def test_tail_several_topics_and_regex(mq):

@@ -362,10 +362,22 @@ public final class Tailer {
         var merge = try TimestampMerge(cursors, visiting: visit)
         while let i = merge.next() {
             let c = cursors[i]
-            try emit(try c.peek()!, topic: cursorTopic[i], partition: c.partition)
-            c.advance()
-            if let limit = options.count, emitted >= limit { return true }
-            try merge.readd(i)
+            let topic = cursorTopic[i]
+            // A run: the cursor's records that still come before every other
+            // cursor's next one go out without going back to the heap.
+            let bound = merge.nextOtherThanTop()
+            var r = try c.peek()!
+            var next: RecordView?
+            while true {
+                try emit(r, topic: topic, partition: c.partition)
+                c.advance()
+                if let limit = options.count, emitted >= limit { return true }
+                next = try c.peek()
+                guard let n = next, bound.map({ TimestampMerge.precedes(n.timestamp, i, $0) }) ?? true else { break }
+                r = n
+            }
+            // Back in the heap by the record just peeked (none: left out until the next merge).
+            merge.putBackTop(nextTimestamp: next?.timestamp)
         }
         return false
     }
@@ -414,12 +426,41 @@ struct TimestampMerge {
         for i in visit { try readd(i) }
     }
 
+    /// Whether a record of `timestamp` from cursor `index` comes before the
+    /// next record of `other` (a timestamp and a cursor): ties go to the first cursor.
+    @inline(__always)
+    static func precedes(_ timestamp: Int64, _ index: Int, _ other: (timestamp: Int64, index: Int)) -> Bool {
+        timestamp < other.timestamp || (timestamp == other.timestamp && index < other.index)
+    }
+
+    /// After `next()`: the next record's timestamp and cursor among the
+    /// cursors other than the one handed out (nil when there is no other).
+    /// Records of the handed-out cursor that precede it may be taken without
+    /// going back to the heap.
+    func nextOtherThanTop() -> (timestamp: Int64, index: Int)? {
+        guard heap.count > 1 else { return nil }
+        let best = heap.count > 2 && heap[2] < heap[1] ? heap[2] : heap[1]
+        return (best.timestamp, best.index)
+    }
+
     /// The index of the cursor to take the next record from, or nil when none has one.
     mutating func next() -> Int? {
         if taken { removeTop() }
         guard let top = heap.first else { return nil }
         taken = true
         return top.index
+    }
+
+    /// Puts the cursor handed out by `next()` back, by the timestamp of its
+    /// next record as the caller just peeked it; nil leaves it out.
+    mutating func putBackTop(nextTimestamp: Int64?) {
+        taken = false
+        if let nextTimestamp {
+            heap[0].timestamp = nextTimestamp
+            siftDown(0)
+        } else {
+            removeTop()
+        }
     }
 
     /// Puts cursor `i` back after its record was taken, if it has another.

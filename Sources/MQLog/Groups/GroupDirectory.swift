@@ -142,13 +142,14 @@ public final class PartitionLease {
     /// `syncNames` has run since.
     public private(set) var nameUnsynced = false
 
-    private init(topic: String, partition: Int32, handle: OpenFile, directory: String, nameUnsynced: Bool) throws {
+    /// - Parameter empty: the file was empty (just created): nothing to read.
+    private init(topic: String, partition: Int32, handle: OpenFile, directory: String, nameUnsynced: Bool, empty: Bool) throws {
         self.topic = topic
         self.partition = partition
         self.handle = handle
         self.directory = directory
         self.nameUnsynced = nameUnsynced
-        self.committed = try CommittedOffsetFile.read(handle)
+        self.committed = empty ? nil : try CommittedOffsetFile.read(handle)
     }
 
     deinit { handle.close() }
@@ -170,7 +171,8 @@ public final class PartitionLease {
             return nil
         }
         var unsynced = false
-        if try handle.size() < Int64(2 * CommittedOffsetFile.slotSize) {
+        let size = try handle.size()
+        if size < Int64(2 * CommittedOffsetFile.slotSize) {
             // New (or cut short by a crash): sized, then its name made durable,
             // so that a commit's fdatasync leaves a file that is found again.
             try handle.truncate(to: Int64(2 * CommittedOffsetFile.slotSize))
@@ -181,7 +183,7 @@ public final class PartitionLease {
                 unsynced = true
             }
         }
-        return try PartitionLease(topic: topic, partition: partition, handle: handle, directory: group.offsetsPath(topic), nameUnsynced: unsynced)
+        return try PartitionLease(topic: topic, partition: partition, handle: handle, directory: group.offsetsPath(topic), nameUnsynced: unsynced, empty: size == 0)
     }
 
     /// Commits `offset` (the next offset to consume) durably, unless it is already committed.
