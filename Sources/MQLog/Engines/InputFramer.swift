@@ -57,6 +57,7 @@ final class InputFramer {
     ///     call), its number, and the time it was read (ms since the epoch).
     ///   - oversized: called with the number of a message over
     ///     `maxMessageBytes`; throws to stop, returns to skip it.
+    @inline(__always)  // so that `message` is inlined into the caller's loop
     func forEach(_ message: (UnsafeRawBufferPointer, _ number: Int, _ timestamp: Int64) throws -> Void,
                  oversized: (_ number: Int) throws -> Void) throws {
         switch framing {
@@ -83,6 +84,7 @@ final class InputFramer {
         }
     }
 
+    @inline(__always)
     private func readDelimited(_ delimiter: [UInt8], _ message: (UnsafeRawBufferPointer, Int, Int64) throws -> Void,
                                oversized: (Int) throws -> Void) throws {
         let buffer = GrowableBytes(capacity: Self.readSize)
