@@ -7,9 +7,13 @@ import PackageDescription
 /// ArgumentParser front end over it (see `MQCommandSupport`).
 let tools = ["mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench", "mq-replay", "mq-dlq", "mq-compact"]
 
+/// `mq-mirror` forwards topics to and from the engines users run; only it
+/// links their client libraries (through `MQMirrorNATS`).
+let mirror = "mq-mirror"
+
 let package = Package(
     name: "mq",
-    products: tools.map { .executable(name: $0, targets: [$0]) } + [
+    products: (tools + [mirror]).map { .executable(name: $0, targets: [$0]) } + [
         .library(name: "MQLog", targets: ["MQLog"]),
     ],
     dependencies: [
@@ -24,6 +28,7 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .target(name: "CCRC32C", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "CLinux"),
+        .systemLibrary(name: "CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
         .target(
             name: "MQLog",
             dependencies: [
@@ -52,6 +57,9 @@ let package = Package(
         .executableTarget(name: $0, dependencies: ["MQLog", "MQCommandSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser")] + ($0 == "mq-bench" ? ["MQBench"] : []))
     } + [
+        .target(name: "MQMirrorNATS", dependencies: ["MQLog", "CNats"]),
+        .executableTarget(name: mirror, dependencies: ["MQLog", "MQCommandSupport", "MQMirrorNATS",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "MQLogTests", dependencies: ["MQLog"], resources: [.copy("Fixtures")]),
     ]
 )

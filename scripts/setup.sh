@@ -11,7 +11,9 @@
 # (6.1 or later) is not installed here: see https://www.swift.org/install/.
 set -euo pipefail
 
-debian_packages=(zlib1g-dev liblz4-dev libsnappy-dev libzstd-dev pkg-config mandoc python3-pip fuse3 libfuse3-dev strace)
+# libnats-dev: mq-mirror's NATS client; nats-server: the server its tests start.
+debian_packages=(zlib1g-dev liblz4-dev libsnappy-dev libzstd-dev pkg-config mandoc python3-pip fuse3 libfuse3-dev strace
+                 libnats-dev nats-server)
 
 # Versions the tests are known to pass with.
 python_packages=(
@@ -22,6 +24,7 @@ python_packages=(
     crc32c==2.9.post0
     pytest==9.0.3
     prometheus-client==0.26.0
+    nats-py==2.16.0
 )
 
 sudo=()

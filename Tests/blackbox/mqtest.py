@@ -26,7 +26,8 @@ if str(INTEROP) not in sys.path:
 
 import kafka_validate as kv  # noqa: E402
 
-TOOLS = ("mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench", "mq-replay", "mq-dlq", "mq-compact")
+TOOLS = ("mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench", "mq-replay", "mq-dlq", "mq-compact",
+         "mq-mirror")
 DEFAULT_TIMEOUT = 120
 
 # sysexits

@@ -18,7 +18,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("MQ_BIN") or REPO / ".build" / "release")
-TOOLS = ["mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench", "mq-replay", "mq-dlq", "mq-compact"]
+TOOLS = ["mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench", "mq-replay", "mq-dlq", "mq-compact",
+         "mq-mirror"]
 REGENERATE = "scripts/generate-completions.sh .build/release"
 
 # Every exit status each tool can end with, from Sources/MQLog/Errors/ExitStatus.swift
@@ -44,6 +45,9 @@ REGENERATE = "scripts/generate-completions.sh .build/release"
 #             --into and mq-dlq redrive, after settling what they copied; mq-compact
 #             between two steps, the log consistent
 #   65 also: mq-compact --check/--repair found problems
+#   69  mq-mirror: the server did not answer or accept a chunk within --timeout
+#   75 also: mq-mirror: a mirror of the same name is running
+#   77 also: mq-mirror: the server refused the credentials
 #   71  mq-consume handler, mq-produce --atomic -- COMMAND: could not be started
 #       for another reason than not found (66) or not permitted (77)
 EXIT_STATUSES = {
@@ -56,6 +60,7 @@ EXIT_STATUSES = {
     "mq-replay": {0, 64, 65, 66, 70, 73, 74, 75, 77, 78, 130, 143},
     "mq-dlq": {0, 64, 65, 66, 70, 73, 74, 75, 77, 78, 130, 143},
     "mq-compact": {0, 64, 65, 66, 70, 73, 74, 75, 77, 78, 130, 143},
+    "mq-mirror": {0, 64, 65, 66, 69, 70, 73, 74, 75, 77, 78, 130, 143},
 }
 
 

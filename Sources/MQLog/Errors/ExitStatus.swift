@@ -14,6 +14,9 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case dataError = 65
     /// A topic or file that must exist does not (`EX_NOINPUT`).
     case noInput = 66
+    /// A service is unavailable: `mq-mirror`'s cluster could not be reached
+    /// before `--timeout` (`EX_UNAVAILABLE`).
+    case unavailable = 69
     /// Internal error: a bug (`EX_SOFTWARE`).
     case software = 70
     /// Cannot create a file or directory (`EX_CANTCREAT`).

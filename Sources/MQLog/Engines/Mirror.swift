@@ -1,0 +1,187 @@
+import Glibc
+
+/// Where a push mirror sends records: one implementation per engine, in the
+/// engine's own target (`MQMirrorNATS`), so that only `mq-mirror` links its
+/// client library.
+public protocol MirrorSink: AnyObject {
+    /// The next offset of `partition` of `topic` to send, as the
+    /// destination's own content says (the source offset after the last one
+    /// it holds), or nil when it holds nothing of that partition.
+    func resumeOffset(topic: String, partition: Int32) throws -> Int64?
+    /// Sends `records` (in partition order within each partition) and
+    /// returns once the destination has durably accepted every one of them.
+    /// A throw means some may have been accepted: sending the same records
+    /// again must not duplicate them (the sink's own idempotence).
+    func send(_ records: [StoredRecord]) throws
+}
+
+public struct PushMirrorOptions {
+    /// The local topics: names, or patterns matched when the mirror starts.
+    public var topics: [String]
+    /// The mirror's identity: its consumer group is `mirror.NAME`.
+    public var name: String
+    /// Stop when every partition is forwarded to its end.
+    public var exitAtEnd = false
+    /// Most records (and bytes of values) in one chunk sent at once.
+    public var chunkRecords = 10_000
+    public var chunkBytes = 8 << 20
+    /// Attempts at a chunk that the destination refused or did not
+    /// acknowledge, with growing pauses between them, before giving up
+    /// (nil: keep trying).
+    public var giveUpAfterMs: Int64? = nil
+
+    public init(topics: [String], name: String) {
+        self.topics = topics
+        self.name = name
+    }
+}
+
+public struct PushMirrorSummary: Sendable {
+    public var forwarded = 0
+    public var partitions = 0
+}
+
+/// Forwards local topics to a `MirrorSink`, each committed record exactly
+/// once however often the mirror is stopped or killed (docs/MIRROR.md).
+///
+/// It reads as the consumer group `mirror.NAME`, so `mq-stat` shows its lag
+/// and retention keeps what it has not forwarded. Each partition resumes at
+/// the later of the group's commit and what the destination says it holds
+/// (a mirror killed after the destination accepted a chunk and before the
+/// commit). A chunk's records are made durable locally before they are sent
+/// (`DurableEnd`), and the group commits after the destination acknowledged
+/// them. Not thread-safe.
+public final class PushMirror {
+    public let options: PushMirrorOptions
+    public let log: LogDirectory
+    public let sink: MirrorSink
+    /// Called with a line for standard error (retries, no trailing newline).
+    public var warn: (String) -> Void = { _ in }
+
+    private struct Source {
+        let topic: String
+        let lease: PartitionLease
+        let cursor: PartitionCursor
+        let durable: DurableEnd
+    }
+
+    private var sources: [Source] = []
+    private let watcher = ChangeWatcher()
+    private var summary = PushMirrorSummary()
+
+    public init(options: PushMirrorOptions, log: LogDirectory, sink: MirrorSink) {
+        self.options = options
+        self.log = log
+        self.sink = sink
+    }
+
+    /// The consumer group of a mirror named `name`.
+    public static func groupName(_ name: String) -> String { "mirror." + name }
+
+    /// Runs until stopped (or, with `exitAtEnd`, until every partition is forwarded).
+    public func run() throws -> PushMirrorSummary {
+        StopSignals.install()
+        try open()
+        while true {
+            if StopSignals.signal != 0 { throw stopped() }
+            let chunk = try collect()
+            if chunk.records.isEmpty && chunk.ends.isEmpty {
+                if options.exitAtEnd { return summary }
+                _ = watcher.wait(timeoutMs: 1000, alsoWake: [StopSignals.fd])
+                StopSignals.drain()
+                continue
+            }
+            try forward(chunk)
+        }
+    }
+
+    private func stopped() -> MQError {
+        let name = StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"
+        return MQError(StopSignals.exitStatus, "stopped by \(name); \(summary.forwarded) message\(summary.forwarded == 1 ? "" : "s") forwarded and committed")
+    }
+
+    /// Takes every partition's lease (another mirror of the same name
+    /// running is an error) and positions it.
+    private func open() throws {
+        let selection = try TopicSelection(options.topics)
+        try selection.requireExact(in: log)
+        let names = try selection.existing(in: log)
+        if names.isEmpty {
+            throw MQError(.noInput, "no topic in \(log.root) matches \(options.topics.map { "'\($0)'" }.joined(separator: ", "))")
+        }
+        let group = try GroupDirectory(log: log, group: Self.groupName(options.name))
+        var leases: [PartitionLease] = []
+        for name in names {
+            let topic = try log.openTopic(name)
+            try group.prepare(topic: name)
+            ReaderPool.expectReaders(sources.count + Int(topic.partitions))
+            for p in 0..<topic.partitions {
+                guard let lease = try PartitionLease.tryAcquire(group, topic: name, partition: p, syncingName: false) else {
+                    throw MQError(.tempFail, "mirror '\(options.name)' is already running (partition \(p) of '\(name)' is held by another process)")
+                }
+                leases.append(lease)
+                let dir = topic.partitionPath(p)
+                let committed = lease.committed?.offset
+                let there = try sink.resumeOffset(topic: name, partition: p)
+                let cursor = try PartitionCursor.positioned(partition: p, directory: dir, isolation: .readCommitted) { reader in
+                    let first = try reader.logStartOffset()
+                    let wanted = max(committed ?? first, there ?? first, first)
+                    return min(wanted, try reader.logEndOffset())
+                }
+                sources.append(Source(topic: name, lease: lease, cursor: cursor, durable: DurableEnd(reader: cursor.reader)))
+                if !options.exitAtEnd { watcher.watch(dir) { cursor.reader.activeSegmentBase() } }
+            }
+        }
+        try PartitionLease.syncNames(leases)
+        summary.partitions = sources.count
+    }
+
+    private struct Chunk {
+        var records: [StoredRecord] = []
+        /// Per source index: the offset after the chunk's last record (or skipped control batch).
+        var ends: [Int: Int64] = [:]
+    }
+
+    /// The next records, a slice of each partition in turn.
+    private func collect() throws -> Chunk {
+        var chunk = Chunk()
+        var bytes = 0
+        let share = max(1, options.chunkRecords / max(1, sources.count))
+        for (i, s) in sources.enumerated() {
+            var n = 0
+            while n < share, chunk.records.count < options.chunkRecords, bytes < options.chunkBytes, let r = try s.cursor.peek() {
+                chunk.records.append(try StoredRecord(r, topic: s.topic, partition: s.cursor.partition))
+                bytes += (r.value?.count ?? 0) + (r.key?.count ?? 0) + r.headerBytes.count
+                s.cursor.advance()
+                n += 1
+            }
+            // Also a position the destination moved on (or control batches skipped).
+            if s.cursor.nextOffset != s.lease.committed?.offset { chunk.ends[i] = s.cursor.nextOffset }
+        }
+        return chunk
+    }
+
+    /// Makes the chunk durable locally, sends it until the sink accepts it,
+    /// then commits the group's positions.
+    private func forward(_ chunk: Chunk) throws {
+        for (i, end) in chunk.ends { try sources[i].durable.ensure(below: end) }
+        var pauseMs: Int64 = 100
+        let started = monotonicNanos()
+        while !chunk.records.isEmpty {
+            do {
+                try sink.send(chunk.records)
+                break
+            } catch let error as MQError where error.status == .unavailable || error.status == .tempFail {
+                if let limit = options.giveUpAfterMs, Int64((monotonicNanos() &- started) / 1_000_000) >= limit {
+                    throw MQError(.unavailable, "\(error.description); gave up after \(limit / 1000) s (--timeout)")
+                }
+                warn("\(error.description); retrying in \(pauseMs) ms")
+                let woken = waitReadable([StopSignals.fd], timeoutMs: Int32(pauseMs))
+                if !woken.isEmpty || StopSignals.signal != 0 { throw stopped() }
+                pauseMs = min(pauseMs * 2, 10_000) + Int64.random(in: 0...(pauseMs / 4))
+            }
+        }
+        try PartitionLease.commitAll(chunk.ends.map { (sources[$0.key].lease, $0.value) })
+        summary.forwarded += chunk.records.count
+    }
+}

@@ -1,0 +1,273 @@
+"""mq-mirror: local topics forwarded to a real NATS JetStream server, exactly once.
+
+A `nats-server -js` (Debian package, installed by scripts/setup.sh) is started on 127.0.0.1 for
+each test, with its store in the test's temporary directory, and stopped at the end. What the
+stream holds is read back with nats-py, a client independent of mq.
+"""
+
+import asyncio
+import base64
+import json
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from mqtest import jline
+
+pytestmark = pytest.mark.skipif(shutil.which("nats-server") is None,
+                                reason="nats-server is not installed (scripts/setup.sh installs it)")
+
+nats = pytest.importorskip("nats", reason="nats-py is not installed (scripts/setup.sh installs it)")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NatsServer:
+    def __init__(self, tmp_path):
+        self.port = free_port()
+        self.store = tmp_path / "jetstream"
+        self.store.mkdir()
+        self.log = open(tmp_path / "nats-server.log", "wb")
+        self.proc = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port),
+                                      "-sd", str(self.store)], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("nats-server did not start")
+
+    @property
+    def url(self):
+        return f"nats://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = NatsServer(tmp_path)
+    yield s
+    s.stop()
+
+
+async def _read(url, stream):
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(stream)
+        out = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            m = await js.get_msg(stream, seq)
+            out.append((m.subject, m.data or b"", dict(m.headers or {})))
+        return out
+    finally:
+        await nc.close()
+
+
+def read_stream(server, stream):
+    return asyncio.run(_read(server.url, stream))
+
+
+def decode_headers(encoded):
+    """Kafka's record header encoding (varint count, then varint-length name and value)."""
+    data, pos = base64.b64decode(encoded), 0
+
+    def varint():
+        nonlocal pos
+        shift = result = 0
+        while True:
+            b = data[pos]
+            pos += 1
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return (result >> 1) ^ -(result & 1)
+            shift += 7
+
+    def chunk():
+        nonlocal pos
+        n = varint()
+        if n < 0:
+            return None
+        s = data[pos:pos + n]
+        pos += n
+        return s
+
+    headers = []
+    for _ in range(varint()):
+        headers.append((chunk().decode(), chunk()))
+    return headers
+
+
+def expected_records(mq, topic):
+    """(partition, offset) -> envelope, as mq-tail reads the local topic."""
+    return {(e["partition"], e["offset"]): e for e in mq.tail_json("-n", "+0", topic)}
+
+
+def check_stream_matches(mq, server, stream, topic, prefix="mq"):
+    local = expected_records(mq, topic)
+    got = read_stream(server, stream)
+    seen = {}
+    last_offset = {}
+    for subject, data, headers in got:
+        p, o = int(headers["Mq-Partition"]), int(headers["Mq-Offset"])
+        assert subject == f"{prefix}.{topic}.{p}"
+        assert headers["Mq-Topic"] == topic
+        assert headers["Nats-Msg-Id"] == f"{subject}:{o}"
+        assert (p, o) not in seen, f"partition {p} offset {o} is in the stream twice"
+        assert o > last_offset.get(p, -1), f"partition {p}: offset {o} after {last_offset.get(p)}"
+        last_offset[p] = o
+        seen[(p, o)] = (data, headers)
+    assert set(seen) == set(local), (
+        f"missing {sorted(set(local) - set(seen))[:10]}, unexpected {sorted(set(seen) - set(local))[:10]}")
+    for k, e in local.items():
+        data, headers = seen[k]
+        assert int(headers["Mq-Timestamp"]) == e["timestamp"]
+        value = e["value"]
+        if value is None:
+            assert headers.get("Mq-Null-Value") == "true" and data == b""
+        else:
+            assert data == (base64.b64decode(value["base64"]) if isinstance(value, dict) else value.encode())
+        key = e.get("key")
+        if key is None:
+            assert "Mq-Key" not in headers
+        else:
+            want = base64.b64decode(key["base64"]) if isinstance(key, dict) else key.encode()
+            assert base64.b64decode(headers["Mq-Key"]) == want
+        want_headers = [(n, None if v is None else (base64.b64decode(v["base64"]) if isinstance(v, dict) else v.encode()))
+                        for n, v in e.get("headers", [])]
+        if want_headers:
+            assert decode_headers(headers["Mq-Headers"]) == want_headers
+        else:
+            assert "Mq-Headers" not in headers
+    return len(seen)
+
+
+def mixed_input(n, seed):
+    rng = random.Random(seed)
+    lines = []
+    for i in range(n):
+        value = None if i % 97 == 0 else (bytes(rng.randrange(256) for _ in range(12)) if i % 13 == 0 else f"v{i}")
+        headers = [("trace", f"t{i}"), ("dup", "1"), ("dup", "2")] if i % 5 == 0 else []
+        if i % 31 == 0:
+            headers.append(("nullh", None))
+        lines.append(jline(value, key=f"k{i % 50}", headers=headers))
+    return b"".join(lines)
+
+
+def test_push_forwards_every_message_once_with_keys_headers_and_timestamps(mq, server):
+    mq.create("orders", 4)
+    mq.produce("orders", mixed_input(3000, 1), "--json")
+    res = mq.run("mq-mirror", "-e", "-v", "--create", "orders", f"{server.url}/ORDERS", check=0)
+    assert "3000 messages forwarded from 4 partitions" in res.stderr
+    assert check_stream_matches(mq, server, "ORDERS", "orders") == 3000
+    # Again: nothing new to forward, nothing sent twice.
+    res = mq.run("mq-mirror", "-e", "-v", "orders", f"{server.url}/ORDERS", check=0)
+    assert "0 messages forwarded" in res.stderr
+    mq.produce("orders", mixed_input(500, 2), "--json")
+    mq.run("mq-mirror", "-e", "orders", f"{server.url}/ORDERS", check=0)
+    assert check_stream_matches(mq, server, "ORDERS", "orders") == 3500
+    # Its group shows the mirror's position like any group's.
+    stat = mq.run("mq-stat", "--json", check=0)
+    groups = {g["group"] for g in json.loads(stat.stdout)["groups"]}
+    assert any(g.startswith("mirror.orders.ORDERS.") for g in groups), groups
+
+
+def test_a_mirror_killed_at_any_moment_forwards_each_message_exactly_once(mq, server, tmp_path):
+    """kill -9 while the mirror follows, then more appended and a new mirror; the stream's
+    duplicate window is 100 ms (its least) and each restart comes later, so only the resume
+    from the stream's last message per subject prevents duplicates."""
+    asyncio.run(_add_stream_with_window(server.url, "LOGS", ["mq.>"]))
+    mq.create("logs", 3)
+    producer_input = mixed_input(20000, 3)
+    rng = random.Random(7)
+    kills = 0
+    lines = producer_input.splitlines(keepends=True)
+    step = len(lines) // 10
+    for i in range(10):
+        mq.produce("logs", b"".join(lines[i * step:(i + 1) * step]), "--json")
+        m = mq.start("mq-mirror", "logs", f"{server.url}/LOGS", "--name", "m")
+        time.sleep(rng.uniform(0.01, 0.3))
+        m.kill()
+        kills += 1
+        time.sleep(0.15)  # past the duplicate window
+    mq.run("mq-mirror", "-e", "logs", f"{server.url}/LOGS", "--name", "m", check=0)
+    assert check_stream_matches(mq, server, "LOGS", "logs") == 10 * step
+
+
+async def _add_stream_with_window(url, name, subjects):
+    from nats.js.api import StreamConfig
+    nc = await nats.connect(url)
+    try:
+        await nc.jetstream().add_stream(StreamConfig(name=name, subjects=subjects, duplicate_window=0.1))
+    finally:
+        await nc.close()
+
+
+def test_sigterm_stops_with_143_and_the_next_run_goes_on(mq, server):
+    mq.create("t", 2)
+    mq.produce("t", mixed_input(2000, 4), "--json")
+    m = mq.start("mq-mirror", "--create", "t", f"{server.url}/T")
+    time.sleep(1.0)
+    m.p.send_signal(signal.SIGTERM)
+    assert m.p.wait(20) == 143
+    mq.run("mq-mirror", "-e", "t", f"{server.url}/T", check=0)
+    assert check_stream_matches(mq, server, "T", "t") == 2000
+
+
+def test_bad_destinations_and_missing_streams(mq, server):
+    mq.create("t", 1)
+    mq.produce("t", b"a\n")
+    res = mq.run("mq-mirror", "-e", "t", f"{server.url}/NOPE")
+    assert res.status == 66 and "stream 'NOPE' does not exist" in res.stderr
+    for bad in ("nats://127.0.0.1", "nats:///S", "http://x/S", "nats://h/bad.name"):
+        res = mq.run("mq-mirror", "-e", "t", bad)
+        assert res.status == 64, (bad, res)
+    res = mq.run("mq-mirror", "-e", "nosuchtopic", f"{server.url}/S", "--create")
+    assert res.status == 66 and "nosuchtopic" in res.stderr
+
+
+def test_no_server_gives_up_after_the_timeout_with_69(mq):
+    mq.create("t", 1)
+    mq.produce("t", b"a\n")
+    start = time.time()
+    res = mq.run("mq-mirror", "-e", "--timeout", "2s", "t", f"nats://127.0.0.1:{free_port()}/S")
+    assert res.status == 69, res
+    assert time.time() - start < 30
+
+
+def test_two_mirrors_of_one_name_do_not_run_at_once(mq, server):
+    mq.create("t", 1)
+    mq.produce("t", b"a\n")
+    first = mq.start("mq-mirror", "--create", "t", f"{server.url}/T", "--name", "same")
+    time.sleep(1.0)
+    res = mq.run("mq-mirror", "-e", "t", f"{server.url}/T", "--name", "same")
+    assert res.status == 75 and "already running" in res.stderr
+    first.kill()
+
+
+def test_only_mq_mirror_links_the_nats_client(mq_bin):
+    """The core tools do not link libnats: a machine without it runs them."""
+    import mqtest
+    for tool in mqtest.TOOLS:
+        libs = subprocess.run(["ldd", str(mq_bin / tool)], capture_output=True, text=True).stdout
+        assert ("libnats" in libs) == (tool == "mq-mirror"), f"{tool}: {libs}"
