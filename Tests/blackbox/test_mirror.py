@@ -271,3 +271,43 @@ def test_only_mq_mirror_links_the_nats_client(mq_bin):
     for tool in mqtest.TOOLS:
         libs = subprocess.run(["ldd", str(mq_bin / tool)], capture_output=True, text=True).stdout
         assert ("libnats" in libs) == (tool == "mq-mirror"), f"{tool}: {libs}"
+
+
+def test_store_and_forward_while_the_server_is_down(mq, tmp_path):
+    """The server stops while a mirror follows; producers go on appending; the server comes
+    back (same store, same port) and the running mirror catches up, nothing lost or doubled."""
+    s = NatsServer(tmp_path)
+    try:
+        mq.create("sf", 2)
+        mq.produce("sf", mixed_input(1000, 5), "--json")
+        m = mq.start("mq-mirror", "--create", "sf", f"{s.url}/SF")
+        def stored():
+            try:
+                return len(read_stream(s, "SF"))
+            except Exception:  # not created yet, or the server is restarting
+                return 0
+
+        deadline = time.time() + 30
+        while time.time() < deadline and stored() < 1000:
+            time.sleep(0.1)
+        s.proc.terminate()
+        s.proc.wait(10)
+        for seed in range(6, 9):  # appended while the server is down
+            mq.produce("sf", mixed_input(500, seed), "--json")
+            time.sleep(0.5)
+        assert m.running, "the mirror ended while the server was down"
+        s.proc = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(s.port), "-sd", str(s.store)],
+                                  stdout=s.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        count = 0
+        while time.time() < deadline:
+            count = stored()
+            if count >= 2500:
+                break
+            time.sleep(0.3)
+        assert count == 2500, f"{count} messages in the stream after the server came back"
+        m.p.send_signal(signal.SIGTERM)
+        assert m.p.wait(20) == 143
+        assert check_stream_matches(mq, s, "SF", "sf") == 2500
+    finally:
+        s.stop()
