@@ -8,6 +8,7 @@ stream holds is read back with nats-py, a client independent of mq.
 import asyncio
 import base64
 import json
+import os
 import random
 import shutil
 import signal
@@ -63,6 +64,79 @@ class NatsServer:
         self.log.close()
 
 
+class NatsCluster:
+    """Three JetStream servers on 127.0.0.1, routed to each other, each with its own store."""
+
+    def __init__(self, tmp_path, size=3):
+        self.ports = [free_port() for _ in range(size)]
+        self.cluster_ports = [free_port() for _ in range(size)]
+        self.dirs = []
+        self.procs = [None] * size
+        self.logs = []
+        for i in range(size):
+            d = tmp_path / f"n{i}"
+            d.mkdir()
+            self.dirs.append(d)
+            self.logs.append(open(tmp_path / f"n{i}.log", "ab"))
+        for i in range(size):
+            self.start(i)
+        self.wait_ready()
+
+    def argv(self, i):
+        routes = ",".join(f"nats://127.0.0.1:{p}" for j, p in enumerate(self.cluster_ports) if j != i)
+        return ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.ports[i]), "-sd", str(self.dirs[i]),
+                "--server_name", f"n{i}", "--cluster_name", "mqtest",
+                "--cluster", f"nats://127.0.0.1:{self.cluster_ports[i]}", "--routes", routes]
+
+    def start(self, i):
+        self.procs[i] = subprocess.Popen(self.argv(i), stdout=self.logs[i], stderr=subprocess.STDOUT)
+
+    def kill(self, i):
+        self.procs[i].kill()
+        self.procs[i].wait(10)
+
+    @property
+    def url(self):
+        return "nats://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
+
+    def wait_ready(self, timeout=60):
+        """Until JetStream answers with a meta leader (an R3 stream can then be made)."""
+        async def probe():
+            nc = await nats.connect(f"nats://127.0.0.1:{self.ports[0]}", connect_timeout=1, max_reconnect_attempts=0)
+            try:
+                await nc.jetstream().account_info()
+            finally:
+                await nc.close()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                asyncio.run(probe())
+                return
+            except Exception:
+                time.sleep(0.3)
+        raise RuntimeError("the NATS cluster did not become ready")
+
+    def stream_leader(self, stream):
+        async def leader():
+            nc = await nats.connect(servers=servers_of(self.url))
+            try:
+                return (await nc.jetstream().stream_info(stream)).cluster.leader
+            finally:
+                await nc.close()
+        return asyncio.run(leader())
+
+    def stop(self):
+        for p in self.procs:
+            if p and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        for log in self.logs:
+            log.close()
+
+
 @pytest.fixture
 def server(tmp_path):
     s = NatsServer(tmp_path)
@@ -70,8 +144,13 @@ def server(tmp_path):
     s.stop()
 
 
+def servers_of(url):
+    """mq-mirror's nats://H1:P1,H2:P2 as the list nats-py takes."""
+    return [f"nats://{h}" for h in url[len("nats://"):].split(",")]
+
+
 async def _read(url, stream):
-    nc = await nats.connect(url)
+    nc = await nats.connect(servers=servers_of(url))
     try:
         js = nc.jetstream()
         info = await js.stream_info(stream)
@@ -311,3 +390,39 @@ def test_store_and_forward_while_the_server_is_down(mq, tmp_path):
         assert check_stream_matches(mq, s, "SF", "sf") == 2500
     finally:
         s.stop()
+
+
+def test_push_to_a_three_node_cluster_through_mirror_kills_and_a_leader_loss(mq, tmp_path):
+    """An R3 stream on three servers. The mirror follows while producers append; it is killed
+    with -9 ten times at random moments, and once the stream's leader server is killed and
+    restarted. Every message is in the stream once, in partition order, intact."""
+    cluster = NatsCluster(tmp_path)
+    try:
+        mq.create("c", 4)
+        n = int(os.environ.get("MQ_MIRROR_MESSAGES", "20000"))
+        data = mixed_input(n, 11).splitlines(keepends=True)
+        rng = random.Random(12)
+        rounds = 10
+        step = n // rounds
+        m = None
+        for i in range(rounds):
+            mq.produce("c", b"".join(data[i * step:(i + 1) * step]), "--json")
+            args = ["c", f"{cluster.url}/C", "--name", "c3", "--timeout", "120s"]
+            if i == 0:
+                args = ["--create", "--replicas", "3"] + args
+            m = mq.start("mq-mirror", *args)
+            time.sleep(rng.uniform(0.05, 0.5))
+            if i == rounds // 2:
+                leader = cluster.stream_leader("C")
+                victim = int(leader[1:])
+                cluster.kill(victim)
+                time.sleep(rng.uniform(0.5, 2.0))
+                cluster.start(victim)
+            m.kill()
+        cluster.wait_ready()
+        res = mq.run("mq-mirror", "-e", "c", f"{cluster.url}/C", "--name", "c3", "--timeout", "120s", timeout=180)
+        assert res.status == 0, res.stderr
+        got = check_stream_matches(mq, cluster, "C", "c")
+        assert got == rounds * step
+    finally:
+        cluster.stop()

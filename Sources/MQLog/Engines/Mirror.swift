@@ -95,6 +95,27 @@ public final class PushMirror {
         }
     }
 
+    /// Runs `body` until it does not fail for want of the destination
+    /// (status 69 or 75), pausing between attempts (doubling up to 10 s, with
+    /// jitter, a line on standard error each time), until `giveUpAfterMs`.
+    private func retrying<T>(_ body: () throws -> T) throws -> T {
+        var pauseMs: Int64 = 100
+        let started = monotonicNanos()
+        while true {
+            do {
+                return try body()
+            } catch let error as MQError where error.status == .unavailable || error.status == .tempFail {
+                if let limit = options.giveUpAfterMs, Int64((monotonicNanos() &- started) / 1_000_000) >= limit {
+                    throw MQError(.unavailable, "\(error.description); gave up after \(limit / 1000) s (--timeout)")
+                }
+                warn("\(error.description); retrying in \(pauseMs) ms")
+                let woken = waitReadable([StopSignals.fd], timeoutMs: Int32(pauseMs))
+                if !woken.isEmpty || StopSignals.signal != 0 { throw stopped() }
+                pauseMs = min(pauseMs * 2, 10_000) + Int64.random(in: 0...(pauseMs / 4))
+            }
+        }
+    }
+
     private func stopped() -> MQError {
         let name = StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"
         return MQError(StopSignals.exitStatus, "stopped by \(name); \(summary.forwarded) message\(summary.forwarded == 1 ? "" : "s") forwarded and committed")
@@ -122,7 +143,7 @@ public final class PushMirror {
                 leases.append(lease)
                 let dir = topic.partitionPath(p)
                 let committed = lease.committed?.offset
-                let there = try sink.resumeOffset(topic: name, partition: p)
+                let there = try retrying { try sink.resumeOffset(topic: name, partition: p) }
                 let cursor = try PartitionCursor.positioned(partition: p, directory: dir, isolation: .readCommitted) { reader in
                     let first = try reader.logStartOffset()
                     let wanted = max(committed ?? first, there ?? first, first)
@@ -165,22 +186,7 @@ public final class PushMirror {
     /// then commits the group's positions.
     private func forward(_ chunk: Chunk) throws {
         for (i, end) in chunk.ends { try sources[i].durable.ensure(below: end) }
-        var pauseMs: Int64 = 100
-        let started = monotonicNanos()
-        while !chunk.records.isEmpty {
-            do {
-                try sink.send(chunk.records)
-                break
-            } catch let error as MQError where error.status == .unavailable || error.status == .tempFail {
-                if let limit = options.giveUpAfterMs, Int64((monotonicNanos() &- started) / 1_000_000) >= limit {
-                    throw MQError(.unavailable, "\(error.description); gave up after \(limit / 1000) s (--timeout)")
-                }
-                warn("\(error.description); retrying in \(pauseMs) ms")
-                let woken = waitReadable([StopSignals.fd], timeoutMs: Int32(pauseMs))
-                if !woken.isEmpty || StopSignals.signal != 0 { throw stopped() }
-                pauseMs = min(pauseMs * 2, 10_000) + Int64.random(in: 0...(pauseMs / 4))
-            }
-        }
+        if !chunk.records.isEmpty { try retrying { try sink.send(chunk.records) } }
         try PartitionLease.commitAll(chunk.ends.map { (sources[$0.key].lease, $0.value) })
         summary.forwarded += chunk.records.count
     }
