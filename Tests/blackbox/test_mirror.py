@@ -426,3 +426,23 @@ def test_push_to_a_three_node_cluster_through_mirror_kills_and_a_leader_loss(mq,
         assert got == rounds * step
     finally:
         cluster.stop()
+
+
+def test_retention_keeps_what_the_mirror_has_not_forwarded(mq, server):
+    """Old messages past retention.ms that the mirror has not forwarded stay until it has."""
+    mq.create("r", 1, "segment.bytes=1024", "retention.ms=3600000")
+    old = int(time.time() * 1000) - 86_400_000
+    first = b"".join(jline(f"a{i}", timestamp=old) for i in range(100))
+    mq.produce("r", first, "--json", "--batch-messages", "5")
+    mq.run("mq-mirror", "-e", "--create", "r", f"{server.url}/R", check=0)
+    mq.produce("r", b"".join(jline(f"b{i}", timestamp=old) for i in range(200)), "--json", "--batch-messages", "5")
+    mq.produce("r", b"".join(jline(f"c{i}") for i in range(10)), "--json")
+    mq.run("mq-compact", "r", check=0)
+    kept = [e["offset"] for e in mq.tail_json("-n", "+0", "r")]
+    assert kept[0] <= 100, f"retention deleted offsets up to {kept[0]}, which the mirror had not forwarded"
+    mq.run("mq-mirror", "-e", "r", f"{server.url}/R", check=0)
+    stream = read_stream(server, "R")
+    assert [int(h["Mq-Offset"]) for _, _, h in stream] == list(range(310))
+    # Forwarded: now retention may take them.
+    mq.run("mq-compact", "r", check=0)
+    assert mq.tail_json("-n", "+0", "r")[0]["offset"] > 100
