@@ -72,8 +72,10 @@ func natsError(_ what: String, _ status: natsStatus) -> MQError {
 public final class JetStreamSink: MirrorSink {
     public let endpoint: NATSEndpoint
     public let subjectPrefix: String
-    /// How long to wait for the acknowledgements of one chunk.
-    public var ackTimeoutMs: Int64 = 30_000
+    /// How long to wait for the acknowledgements of one chunk; then the
+    /// chunk fails, the mirror says so and sends it again (duplicates are
+    /// dropped by `Nats-Msg-Id`), so that a user sees an outage within seconds.
+    public var ackTimeoutMs: Int64 = 10_000
 
     private var connection: OpaquePointer?  // natsConnection *
     private var js: OpaquePointer?          // jsCtx *
