@@ -446,3 +446,23 @@ def test_retention_keeps_what_the_mirror_has_not_forwarded(mq, server):
     # Forwarded: now retention may take them.
     mq.run("mq-compact", "r", check=0)
     assert mq.tail_json("-n", "+0", "r")[0]["offset"] > 100
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_the_systemd_unit_verifies(mq_bin, tmp_path):
+    """contrib/systemd/mq-mirror@.service as shipped, with ExecStart pointing at the binary
+    under test: systemd-analyze finds nothing wrong (but the man page not being installed)."""
+    import mqtest
+    unit = (mqtest.REPO / "contrib" / "systemd" / "mq-mirror@.service").read_text()
+    assert "ExecStart=/usr/local/bin/mq-mirror --name %i $MQ_MIRROR_ARGS" in unit
+    path = tmp_path / "mq-mirror@t.service"
+    path.write_text(unit.replace("/usr/local/bin/mq-mirror", str(mq_bin / "mq-mirror")))
+    p = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=60)
+    problems = [line for line in (p.stdout + p.stderr).splitlines() if line.strip() and "man mq-mirror" not in line]
+    assert not problems, problems
+    # The statuses it treats as clean or as not worth a restart are mq-mirror's.
+    import re
+    documented = {int(n) for n in re.findall(r"^\.It (\d+)\s*$", (mqtest.REPO / "man" / "mq-mirror.1").read_text(), re.M)}
+    for key in ("SuccessExitStatus", "RestartPreventExitStatus"):
+        codes = {int(c) for c in re.search(rf"^{key}=(.*)$", unit, re.M).group(1).split()}
+        assert codes <= documented, (key, codes - documented)
