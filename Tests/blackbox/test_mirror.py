@@ -466,3 +466,36 @@ def test_the_systemd_unit_verifies(mq_bin, tmp_path):
     for key in ("SuccessExitStatus", "RestartPreventExitStatus"):
         codes = {int(c) for c in re.search(rf"^{key}=(.*)$", unit, re.M).group(1).split()}
         assert codes <= documented, (key, codes - documented)
+
+
+def test_a_following_mirror_picks_up_topics_that_match_later(mq, server):
+    """Patterns: topics created while the mirror follows are forwarded from their beginning."""
+    mq.create("app.a", 2)
+    mq.produce("app.a", b"a1\na2\n")
+    m = mq.start("mq-mirror", "--create", "app\\..*", f"{server.url}/APP")
+
+    def forwarded(n):
+        deadline = time.time() + 30
+        topics = []
+        while time.time() < deadline:
+            try:
+                topics = sorted(h["Mq-Topic"] for _, _, h in read_stream(server, "APP"))
+            except Exception:  # the stream is not made yet
+                topics = []
+            if len(topics) >= n:
+                break
+            time.sleep(0.2)
+        return topics
+
+    assert forwarded(2) == ["app.a"] * 2  # the mirror runs: what follows is new to it
+    mq.create("app.b", 1)
+    mq.produce("app.b", b"b1\nb2\nb3\n")
+    mq.create("other", 1)
+    mq.produce("other", b"x\n")
+    topics = forwarded(5)
+    m.p.send_signal(signal.SIGTERM)
+    assert m.p.wait(20) == 143
+    assert topics == ["app.a"] * 2 + ["app.b"] * 3
+    # With -e and nothing matching, it is an error, not a wait.
+    res = mq.run("mq-mirror", "-e", "nothing\\..*", f"{server.url}/APP")
+    assert res.status == 66

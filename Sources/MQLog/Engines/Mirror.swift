@@ -66,6 +66,11 @@ public final class PushMirror {
     }
 
     private var sources: [Source] = []
+    private var selection = TopicSelection()
+    private var group: GroupDirectory!
+    /// The topics read, by name.
+    private var mirrored = Set<String>()
+    private var nextDiscoveryNanos: UInt64 = 0
     private let watcher = ChangeWatcher()
     private var summary = PushMirrorSummary()
 
@@ -84,6 +89,7 @@ public final class PushMirror {
         try open()
         while true {
             if StopSignals.signal != 0 { throw stopped() }
+            try discover()
             let chunk = try collect()
             if chunk.records.isEmpty && chunk.ends.isEmpty {
                 if options.exitAtEnd { return summary }
@@ -124,15 +130,37 @@ public final class PushMirror {
     /// Takes every partition's lease (another mirror of the same name
     /// running is an error) and positions it.
     private func open() throws {
-        let selection = try TopicSelection(options.topics)
+        selection = try TopicSelection(options.topics)
         try selection.requireExact(in: log)
         let names = try selection.existing(in: log)
-        if names.isEmpty {
+        // A follower of patterns waits for matching topics to appear.
+        if names.isEmpty && (options.exitAtEnd || selection.patterns.isEmpty) {
             throw MQError(.noInput, "no topic in \(log.root) matches \(options.topics.map { "'\($0)'" }.joined(separator: ", "))")
         }
-        let group = try GroupDirectory(log: log, group: Self.groupName(options.name))
+        group = try GroupDirectory(log: log, group: Self.groupName(options.name))
+        if !options.exitAtEnd && !selection.patterns.isEmpty {
+            try FileSystem.makeDirectoriesDurably(log.topicsPath)
+            watcher.watch(log.topicsPath)
+        }
+        try add(names)
+    }
+
+    /// Following patterns: topics created since the last look that match
+    /// one are mirrored from their beginning (a look at most once a second).
+    private func discover() throws {
+        guard !options.exitAtEnd, !selection.patterns.isEmpty else { return }
+        let now = monotonicNanos()
+        guard now >= nextDiscoveryNanos else { return }
+        nextDiscoveryNanos = now + 1_000_000_000
+        let new = try selection.existing(in: log).filter { !mirrored.contains($0) }
+        if !new.isEmpty { try add(new) }
+    }
+
+    /// Takes the leases of every partition of `names` and positions them.
+    private func add(_ names: [String]) throws {
         var leases: [PartitionLease] = []
         for name in names {
+            mirrored.insert(name)
             let topic = try log.openTopic(name)
             try group.prepare(topic: name)
             ReaderPool.expectReaders(sources.count + Int(topic.partitions))
