@@ -47,17 +47,10 @@ func natsError(_ what: String, _ status: natsStatus) -> MQError {
     var detail = ""
     if let last = nats_GetLastError(nil) { detail = String(cString: last) }
     let message = "\(what): \(text)\(detail.isEmpty || detail == text ? "" : " (\(detail))")"
-    switch status {
-    case NATS_NO_SERVER, NATS_CONNECTION_CLOSED, NATS_CONNECTION_DISCONNECTED, NATS_TIMEOUT, NATS_STALE_CONNECTION,
-         NATS_NO_RESPONDERS, NATS_IO_ERROR:
-        return MQError(.unavailable, message)
-    case NATS_NOT_PERMITTED, NATS_CONNECTION_AUTH_FAILED:
-        return MQError(.noPermission, message)
-    default:
-        // What the server or the library refused: the destination cannot
-        // take the records now.
-        return MQError(.unavailable, message)
-    }
+    // Credentials refused: 77. Anything else (no server, a timeout, a
+    // refusal) means the destination cannot take the records now: 69.
+    let refused = status == NATS_NOT_PERMITTED || status == NATS_CONNECTION_AUTH_FAILED
+    return MQError(refused ? .noPermission : .unavailable, message)
 }
 
 /// Pushes records into a JetStream stream, each exactly once

@@ -98,28 +98,13 @@ struct MQMirror: ParsableCommand {
     }
 
     /// The sink, once the server answers: while it does not, tries again
-    /// with growing pauses (saying so once per pause) until `giveUpMs`.
+    /// as the mirror retries a chunk, until `giveUpMs`.
     func connect(_ endpoint: NATSEndpoint, auth: NATSAuth, giveUpMs: Int64?) throws -> JetStreamSink {
         StopSignals.install()
-        let started = monotonicNanos()
-        var pauseMs: Int64 = 200
-        while true {
-            do {
-                return try JetStreamSink(endpoint: endpoint, subjectPrefix: subjectPrefix, auth: auth, create: create,
-                                         replicas: replicas, connectTimeoutMs: min(giveUpMs ?? 5_000, 5_000))
-            } catch let error as MQError where error.status == .unavailable {
-                let waited = Int64((monotonicNanos() &- started) / 1_000_000)
-                if let giveUpMs, waited >= giveUpMs {
-                    throw MQError(.unavailable, "\(error.description); gave up after \(giveUpMs / 1000) s (--timeout)")
-                }
-                printError("mq-mirror", "\(error.description); trying again in \(pauseMs) ms")
-                let pause = giveUpMs.map { min(pauseMs, max(0, $0 - waited)) } ?? pauseMs
-                if !waitReadable([StopSignals.fd], timeoutMs: Int32(pause)).isEmpty || StopSignals.signal != 0 {
-                    let name = StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"
-                    throw MQError(StopSignals.exitStatus, "stopped by \(name) before the server answered; nothing forwarded")
-                }
-                pauseMs = min(pauseMs * 2, 10_000)
-            }
+        return try retryingWhileUnavailable(giveUpAfterMs: giveUpMs, warn: { printError("mq-mirror", $0) },
+                                            stopped: { MQError(StopSignals.exitStatus, "stopped by \(StopSignals.name) before the server answered; nothing forwarded") }) {
+            try JetStreamSink(endpoint: endpoint, subjectPrefix: subjectPrefix, auth: auth, create: create,
+                              replicas: replicas, connectTimeoutMs: min(giveUpMs ?? 5_000, 5_000))
         }
     }
 

@@ -38,8 +38,7 @@ class NatsServer:
         self.store = tmp_path / "jetstream"
         self.store.mkdir()
         self.log = open(tmp_path / "nats-server.log", "wb")
-        self.proc = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port),
-                                      "-sd", str(self.store)], stdout=self.log, stderr=subprocess.STDOUT)
+        self.start()
         deadline = time.time() + 15
         while time.time() < deadline:
             try:
@@ -48,6 +47,11 @@ class NatsServer:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("nats-server did not start")
+
+    def start(self):
+        """(Again) on the same port and store."""
+        self.proc = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port),
+                                      "-sd", str(self.store)], stdout=self.log, stderr=subprocess.STDOUT)
 
     @property
     def url(self):
@@ -375,8 +379,7 @@ def test_store_and_forward_while_the_server_is_down(mq, tmp_path):
             mq.produce("sf", mixed_input(500, seed), "--json")
             time.sleep(0.5)
         assert m.running, "the mirror ended while the server was down"
-        s.proc = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(s.port), "-sd", str(s.store)],
-                                  stdout=s.log, stderr=subprocess.STDOUT)
+        s.start()
         deadline = time.time() + 60
         count = 0
         while time.time() < deadline:

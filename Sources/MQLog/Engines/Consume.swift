@@ -192,7 +192,7 @@ public final class Consumer {
     private func stop() throws -> Never {
         dispatcher?.stop()
         try commit(force: true)
-        let name = StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"
+        let name = StopSignals.name
         throw MQError(StopSignals.exitStatus, group == nil ? "stopped by \(name)" : "stopped by \(name); delivered messages are committed")
     }
 

@@ -97,7 +97,7 @@ public final class Redriver {
         func stop() throws -> Never {
             try writer.flush()
             let n = writer.copied
-            let name = StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"
+            let name = StopSignals.name
             throw MQError(StopSignals.exitStatus, "stopped by \(name) after moving \(n) dead letter\(n == 1 ? "" : "s") (each exactly once; run again to move the rest)")
         }
         try DeadLetters.scan(log, topic: options.topic, query: scanQuery, now: currentTimeMillis(),

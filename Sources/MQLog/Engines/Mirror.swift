@@ -16,7 +16,8 @@ public protocol MirrorSink: AnyObject {
 }
 
 public struct PushMirrorOptions {
-    /// The local topics: names, or patterns matched when the mirror starts.
+    /// The local topics: names, or patterns (while following, topics created
+    /// later that match are picked up).
     public var topics: [String]
     /// The mirror's identity: its consumer group is `mirror.NAME`.
     public var name: String
@@ -33,6 +34,32 @@ public struct PushMirrorOptions {
     public init(topics: [String], name: String) {
         self.topics = topics
         self.name = name
+    }
+}
+
+/// Runs `body` until it does not fail for want of a destination (status 69
+/// or 75): after each such failure `warn` is told, and the next attempt
+/// waits a pause that doubles from 100 ms up to 10 s (with jitter), never
+/// past `giveUpAfterMs` (nil: keep trying), after which the failure is
+/// thrown as 69. A stop signal during a pause throws `stopped()`.
+/// StopSignals must be installed.
+public func retryingWhileUnavailable<T>(giveUpAfterMs: Int64?, warn: (String) -> Void, stopped: () -> MQError,
+                                        _ body: () throws -> T) throws -> T {
+    var pauseMs: Int64 = 100
+    let started = monotonicNanos()
+    while true {
+        do {
+            return try body()
+        } catch let error as MQError where error.status == .unavailable || error.status == .tempFail {
+            let waited = Int64((monotonicNanos() &- started) / 1_000_000)
+            if let limit = giveUpAfterMs, waited >= limit {
+                throw MQError(.unavailable, "\(error.description); gave up after \(limit / 1000) s (--timeout)")
+            }
+            warn("\(error.description); retrying in \(pauseMs) ms")
+            let pause = giveUpAfterMs.map { min(pauseMs, max(0, $0 - waited)) } ?? pauseMs
+            if !waitReadable([StopSignals.fd], timeoutMs: Int32(pause)).isEmpty || StopSignals.signal != 0 { throw stopped() }
+            pauseMs = min(pauseMs * 2, 10_000) + Int64.random(in: 0...(pauseMs / 4))
+        }
     }
 }
 
@@ -101,30 +128,12 @@ public final class PushMirror {
         }
     }
 
-    /// Runs `body` until it does not fail for want of the destination
-    /// (status 69 or 75), pausing between attempts (doubling up to 10 s, with
-    /// jitter, a line on standard error each time), until `giveUpAfterMs`.
     private func retrying<T>(_ body: () throws -> T) throws -> T {
-        var pauseMs: Int64 = 100
-        let started = monotonicNanos()
-        while true {
-            do {
-                return try body()
-            } catch let error as MQError where error.status == .unavailable || error.status == .tempFail {
-                if let limit = options.giveUpAfterMs, Int64((monotonicNanos() &- started) / 1_000_000) >= limit {
-                    throw MQError(.unavailable, "\(error.description); gave up after \(limit / 1000) s (--timeout)")
-                }
-                warn("\(error.description); retrying in \(pauseMs) ms")
-                let woken = waitReadable([StopSignals.fd], timeoutMs: Int32(pauseMs))
-                if !woken.isEmpty || StopSignals.signal != 0 { throw stopped() }
-                pauseMs = min(pauseMs * 2, 10_000) + Int64.random(in: 0...(pauseMs / 4))
-            }
-        }
+        try retryingWhileUnavailable(giveUpAfterMs: options.giveUpAfterMs, warn: warn, stopped: stopped, body)
     }
 
     private func stopped() -> MQError {
-        let name = StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"
-        return MQError(StopSignals.exitStatus, "stopped by \(name); \(summary.forwarded) message\(summary.forwarded == 1 ? "" : "s") forwarded and committed")
+        return MQError(StopSignals.exitStatus, "stopped by \(StopSignals.name); \(summary.forwarded) message\(summary.forwarded == 1 ? "" : "s") forwarded and committed")
     }
 
     /// Takes every partition's lease (another mirror of the same name

@@ -186,7 +186,7 @@ public final class Producer {
             let n = summary.accepted
             let what = "the transaction was aborted: none of its \(n) message\(n == 1 ? " is" : "s is") visible"
             if error.status == .interrupted || error.status == .terminated {
-                throw MQError(error.status, "stopped by \(StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"); \(what)")
+                throw MQError(error.status, "stopped by \(StopSignals.name); \(what)")
             }
             throw MQError(error.status, "\(error.description); \(what)")
         }
@@ -284,7 +284,7 @@ public final class Producer {
     }
 
     private func stopError() -> MQError {
-        let name = StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"
+        let name = StopSignals.name
         let n = summary.accepted
         return MQError(StopSignals.exitStatus, "stopped by \(name); \(n) message\(n == 1 ? " was" : "s were") committed")
     }

@@ -95,7 +95,7 @@ public final class QueueConsumer {
                 dispatcher.stop()
                 try flushCompletions()
                 try syncCompletions(force: true)
-                throw MQError(StopSignals.exitStatus, "stopped by \(StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"); completed messages are acknowledged, the others will be delivered again")
+                throw MQError(StopSignals.exitStatus, "stopped by \(StopSignals.name); completed messages are acknowledged, the others will be delivered again")
             }
             if monotonicNanos() >= nextRefresh {
                 try refreshPartitions()

@@ -249,7 +249,7 @@ public final class ReplayCopier {
     /// Settles what was read so far and ends with the signal's status.
     private func stop(_ writer: CopyWriter) throws -> Never {
         try writer.flush()
-        let name = StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM"
+        let name = StopSignals.name
         throw MQError(StopSignals.exitStatus, "stopped by \(name) after copying \(writer.copied) messages; run the same command again to copy the rest")
     }
 }

@@ -467,13 +467,7 @@ struct TimestampMerge {
     mutating func readd(_ i: Int) throws {
         let record = try cursors[i].peek()
         if taken, heap[0].index == i {
-            taken = false
-            if let record {
-                heap[0].timestamp = record.timestamp
-                siftDown(0)
-            } else {
-                removeTop()
-            }
+            putBackTop(nextTimestamp: record?.timestamp)
             return
         }
         guard let record else { return }

@@ -112,7 +112,7 @@ extension Compactor.Report {
 /// stops between two steps, each of which leaves the log consistent.
 func stopIfSignalled(while doing: String? = nil) throws {
     guard StopSignals.signal != 0 else { return }
-    throw MQError(StopSignals.exitStatus, "stopped by \(StopSignals.signal == SIGINT ? "SIGINT" : "SIGTERM")\(doing.map { " while " + $0 } ?? ""); the log is consistent")
+    throw MQError(StopSignals.exitStatus, "stopped by \(StopSignals.name)\(doing.map { " while " + $0 } ?? ""); the log is consistent")
 }
 
 /// Opens `topics` (each with its shared "in use" lock, held until the end)

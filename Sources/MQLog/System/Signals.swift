@@ -45,6 +45,8 @@ public enum StopSignals {
 
     /// The exit status for the signal received: 130 for SIGINT, 143 for SIGTERM.
     public static var exitStatus: ExitStatus { received == SIGINT ? .interrupted : .terminated }
+    /// "SIGINT" or "SIGTERM": the stop signal received, for messages.
+    public static var name: String { received == SIGINT ? "SIGINT" : "SIGTERM" }
 }
 
 /// Waits on file descriptors. The C function is `poll`.
