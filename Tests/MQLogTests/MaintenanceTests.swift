@@ -13,16 +13,27 @@ import Glibc
         return (log, root)
     }
 
-    func commit(_ log: LogDirectory, group: String, topic: String, partition: Int32, offset: Int64, at ms: Int64? = nil) throws {
+    /// Commits `offset` as a group would, in `committed/TOPIC` (or, with
+    /// `legacy`, in the earlier layout's file of the partition).
+    func commit(_ log: LogDirectory, group: String, topic: String, partition: Int32, offset: Int64, at ms: Int64? = nil, legacy: Bool = false) throws {
         let g = try GroupDirectory(log: log, group: group)
-        try g.prepare(topic: topic)
-        let f = try OpenFile.open(g.offsetPath(topic, partition), O_RDWR | O_CREAT, creating: true)
+        let f: OpenFile
+        let at: Int64
+        if legacy {
+            try FileSystem.makeDirectories(g.legacyOffsetsPath(topic))
+            f = try OpenFile.open(g.legacyOffsetPath(topic, partition), O_RDWR | O_CREAT, creating: true)
+            at = 0
+        } else {
+            try g.prepare(topic: topic)
+            f = try OpenFile.open(g.commitsPath(topic), O_RDWR | O_CREAT, creating: true)
+            at = CommittedOffsetFile.position(of: partition)
+        }
         defer { f.close() }
-        var slot = try CommittedOffsetFile.commit(f, after: try CommittedOffsetFile.read(f), offset: offset)
+        var slot = try CommittedOffsetFile.commit(f, at: at, after: try CommittedOffsetFile.read(f, at: at), offset: offset)
         if let ms {
             // Rewrite the slot with an old commit time, as a group idle since then would have it.
             slot.committedMs = ms
-            try CommittedOffsetFile.encode(slot).withUnsafeBytes { try f.write($0, at: Int64(slot.generation % 2) * Int64(CommittedOffsetFile.slotSize)) }
+            try CommittedOffsetFile.encode(slot).withUnsafeBytes { try f.write($0, at: at + Int64(slot.generation % 2) * Int64(CommittedOffsetFile.slotSize)) }
         }
     }
 
@@ -117,9 +128,65 @@ import Glibc
         let lease = try #require(try PartitionLease.tryAcquire(g, topic: "held", partition: 0))
         let report = try GroupHousekeeping.run(log: log, now: currentTimeMillis(), expireAfterMs: nil, dryRun: false)
         #expect(report.orphanedTopicStates == 1)
-        #expect(!FileSystem.exists(g.offsetsPath("gone")))
-        #expect(FileSystem.exists(g.offsetsPath("held")))
+        #expect(!FileSystem.exists(g.commitsPath("gone")))
+        #expect(FileSystem.exists(g.commitsPath("held")))
         withExtendedLifetime(lease) {}
+    }
+
+    @Test func commitsOfTheEarlierLayoutAreReadUntilCommittedAgainThenRemoved() throws {
+        let (log, root) = try makeLog()
+        defer { try? FileSystem.removeTree(root) }
+        try commit(log, group: "g", topic: "t", partition: 0, offset: 30, legacy: true)
+        try commit(log, group: "g", topic: "t", partition: 1, offset: 7, legacy: true)
+        try commit(log, group: "g", topic: "gone", partition: 0, offset: 3, legacy: true)
+        let g = try GroupDirectory(log: log, group: "g")
+        #expect(try g.committedOffset("t", 0) == 30)
+        #expect(try g.committedSlots("t", partitions: 2).map { $0?.offset } == [30, 7])
+        #expect(try RetentionGuard.firstNeededOffset(log: log, topic: "t", partition: 0) == 30)
+        do {
+            // A lease takes the earlier commit up, and its next commit goes to the topic's file.
+            let lease = try #require(try PartitionLease.tryAcquire(g, topic: "t", partition: 0))
+            #expect(lease.committed?.offset == 30)
+            try lease.commit(31)
+        }
+        var report = try GroupHousekeeping.run(log: log, now: currentTimeMillis(), expireAfterMs: nil, dryRun: false)
+        #expect(report.orphanedTopicStates == 1)
+        #expect(!FileSystem.exists(g.legacyOffsetPath("t", 0)))
+        #expect(FileSystem.exists(g.legacyOffsetPath("t", 1)), "partition 1 has no commit in the new file yet")
+        #expect(!FileSystem.exists(g.legacyOffsetsPath("gone")))
+        #expect(try g.committedSlots("t", partitions: 2).map { $0?.offset } == [31, 7])
+        _ = try #require(try PartitionLease.tryAcquire(g, topic: "t", partition: 1)).commit(8)
+        report = try GroupHousekeeping.run(log: log, now: currentTimeMillis(), expireAfterMs: nil, dryRun: false)
+        #expect(!FileSystem.exists(g.path + "/offsets"))
+        #expect(try g.committedSlots("t", partitions: 2).map { $0?.offset } == [31, 8])
+    }
+
+    @Test func aLeaseIsHeldByOneOpenFileAtATime() throws {
+        let (log, root) = try makeLog()
+        defer { try? FileSystem.removeTree(root) }
+        let g = try GroupDirectory(log: log, group: "g")
+        let record = Int64(CommittedOffsetFile.recordSize)
+        let other: OpenFile
+        do {
+            let a = try #require(try PartitionLease.tryAcquire(g, topic: "t", partition: 1))
+            // The same process again: refused, though its locks do not conflict with each other.
+            #expect(try PartitionLease.tryAcquire(g, topic: "t", partition: 1) == nil)
+            // Through another open of the file (as another process would): refused by the lock.
+            other = try OpenFile.open(g.commitsPath("t"), O_RDWR)
+            #expect(try !other.lockRange(start: CommittedOffsetFile.position(of: 1), length: record))
+            #expect(try other.lockRange(start: CommittedOffsetFile.position(of: 0), length: record))
+            #expect(try PartitionLease.tryAcquire(g, topic: "t", partition: 0) == nil)
+            other.unlockRange(start: 0, length: record)
+            try a.commit(12)
+            // Partition 0 was never committed and is not held now: no row.
+            #expect(try GroupCommits.read(g, topic: "t", partitions: 2) == [GroupCommits.Row(partition: 1, committed: 12, ownerPIDs: [getpid()])])
+            withExtendedLifetime(a) {}
+        }
+        defer { other.close() }
+        // Given back: free for another open, and no longer shown as held.
+        #expect(try other.lockRange(start: CommittedOffsetFile.position(of: 1), length: record))
+        other.unlockRange(start: CommittedOffsetFile.position(of: 1), length: record)
+        #expect(try GroupCommits.read(g, topic: "t", partitions: 2) == [GroupCommits.Row(partition: 1, committed: 12, ownerPIDs: [])])
     }
 
     @Test func queueEntriesBelowTheLogStartAreTrimmedUnlessLeased() throws {

@@ -60,9 +60,31 @@ import Glibc
         for _ in 0..<999 { pool.readerCreated() }
         #expect(pool.readSize == ReaderPool.minimumReadSize)
         for _ in 0..<900 { pool.readerGone() }
-        // 100 readers: 64 MiB / 100 in whole 64 KiB steps.
-        #expect(pool.readSize == 640 << 10)
+        // 100 readers: 16 MiB / 100 in whole 16 KiB steps.
+        #expect(pool.readSize == 160 << 10)
         #expect(pool.readSize * 100 <= ReaderPool.bufferBudget)
+    }
+
+    @Test func aCursorReadsNoBatchUntilAskedForARecord() throws {
+        let dir = makeTempDirectory()
+        defer { try? FileSystem.removeTree(dir) }
+        let writer = try PartitionWriter(directory: dir, settings: .init(indexIntervalBytes: 4096))
+        try appendMessages(writer, from: 0, count: 2_000, perBatch: 1_000)
+        try writer.sync()
+        // One of many readers (a consumer taking a thousand partitions).
+        ReaderPool.current.expectReaders(1_000)
+        defer { ReaderPool.expectReaders(0) }
+        for start: Int64 in [0, 1_000, 1_500] {
+            // Positioned at the log start and at offsets in either batch: headers alone were read.
+            let cursor = try PartitionCursor.positioned(partition: 0, directory: dir, isolation: .readCommitted) { reader in
+                let logStart = try reader.logStartOffset()
+                #expect(logStart == 0)
+                return start
+            }
+            #expect(cursor.reader.bufferCapacity <= 8192, "start \(start)")
+            #expect(try cursor.peek()?.offset == start)
+            #expect(cursor.reader.bufferCapacity > 8192)
+        }
     }
 
     @Test func aReaderReadsItsShareAndGivesItBackAtTheEnd() throws {

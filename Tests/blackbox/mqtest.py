@@ -389,6 +389,65 @@ def signalled(status: int, sig: int, code: int) -> bool:
     return status in (code, -sig)
 
 
+# ---------------------------------------------------------------------------------------------
+# A group's committed offsets, read as docs/FORMAT.md §13 says (no mq code)
+
+COMMIT_SLOT = 32      # one slot: generation, offset, committedMs, CRC-32C, zero
+COMMIT_RECORD = 128   # one partition in groups/G/committed/TOPIC: two slots, the holder, zeros
+
+
+def commits_file(root, group: str, topic: str) -> Path:
+    """groups/GROUP/committed/TOPIC: every partition's committed offset."""
+    return Path(root) / "groups" / group / "committed" / topic
+
+
+def decode_slots(pair: bytes) -> list:
+    """[(generation, offset) or None] for the two slots in `pair` (zero-padded to 64 bytes)."""
+    import struct
+    from crc32c import crc32c
+    pair = pair.ljust(2 * COMMIT_SLOT, b"\0")
+    out = []
+    for i in (0, 1):
+        raw = pair[i * COMMIT_SLOT:(i + 1) * COMMIT_SLOT]
+        generation, offset, _ms, crc = struct.unpack("<QqqI", raw[:28])
+        valid = crc == crc32c(raw[:24]) and generation >= 1 and offset >= 0
+        out.append((generation, offset) if valid else None)
+    return out
+
+
+def commit_slots(root, group: str, topic: str, partition: int) -> list:
+    """The two slots of a partition in the group's file of the topic (None, None when absent)."""
+    path = commits_file(root, group, topic)
+    data = path.read_bytes() if path.exists() else b""
+    return decode_slots(data[partition * COMMIT_RECORD:partition * COMMIT_RECORD + 2 * COMMIT_SLOT])
+
+
+def committed_offset(root, group: str, topic: str, partition: int = 0) -> Optional[int]:
+    """The committed offset (the valid slot with the larger generation), or None; a partition
+    with no commit in committed/TOPIC falls back to the earlier layout's offsets/TOPIC/P."""
+    valid = [s for s in commit_slots(root, group, topic, partition) if s is not None]
+    if not valid:
+        legacy = Path(root) / "groups" / group / "offsets" / topic / str(partition)
+        if legacy.exists():
+            valid = [s for s in decode_slots(legacy.read_bytes()[:2 * COMMIT_SLOT]) if s is not None]
+    return max(valid)[1] if valid else None
+
+
+def lease_held(root, group: str, topic: str, partition: int) -> bool:
+    """True when some process holds the partition's lease: an open-file-description lock on its
+    128 bytes of committed/TOPIC (fcntl F_OFD_GETLK)."""
+    import fcntl
+    import struct
+    path = commits_file(root, group, topic)
+    if not path.exists():
+        return False
+    F_OFD_GETLK = 36
+    with open(path, "rb") as f:
+        arg = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, partition * COMMIT_RECORD, COMMIT_RECORD, 0)
+        got = fcntl.fcntl(f, F_OFD_GETLK, arg)
+    return struct.unpack("hhqqi", got[:struct.calcsize("hhqqi")])[0] != fcntl.F_UNLCK
+
+
 def murmur2_partition(key: bytes, partitions: int) -> int:
     from kafka.partitioner.default import murmur2
     return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -1,14 +1,14 @@
 """mq-consume: consumer groups, committed offsets, leases, filters, output, signals.
 
 Committed offsets are read straight from the group's files as docs/FORMAT.md §13
-describes them (two 32-byte little-endian slots with a CRC-32C each), never with mq code.
+describes them (per partition, two 32-byte little-endian slots with a CRC-32C each), never
+with mq code.
 """
 
 import fcntl
 import json
 import os
 import signal
-import struct
 import subprocess
 import threading
 import time
@@ -16,8 +16,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from kafka.record.util import calc_crc32c
 
+import mqtest
 from mqtest import DEFAULT_TIMEOUT, EX_NOINPUT, EX_USAGE, Proc, Stream, assert_error, jline, signalled
 
 SLOT = 32
@@ -27,33 +27,19 @@ SLOT = 32
 # The group's files, per docs/FORMAT.md §13
 
 
-def offset_file(mq, group, topic, partition):
-    return mq.dir / "groups" / group / "offsets" / topic / str(partition)
+def offset_file(mq, group, topic, partition=0):
+    """The group's committed-offset file of the topic (partition 0's slots are its first 64 bytes)."""
+    return mqtest.commits_file(mq.dir, group, topic)
 
 
 def slots(path):
-    """[(generation, offset) or None] for the two slots of a committed-offset file."""
-    data = path.read_bytes()
-    out = []
-    for i in (0, 1):
-        raw = data[i * SLOT:(i + 1) * SLOT]
-        if not raw:
-            out.append(None)
-            continue
-        raw = raw.ljust(SLOT, b"\0")  # a short file reads as zero-padded (docs/FORMAT.md)
-        generation, offset, _ms, crc = struct.unpack("<QqqI", raw[:28])
-        valid = crc == calc_crc32c(raw[:24]) and generation >= 1 and offset >= 0
-        out.append((generation, offset) if valid else None)
-    return out
+    """[(generation, offset) or None] for partition 0's two slots in a committed-offset file."""
+    return mqtest.decode_slots(path.read_bytes()[:2 * SLOT])
 
 
 def committed(mq, group, topic, partition=0):
     """The committed offset (valid slot with the larger generation), or None."""
-    path = offset_file(mq, group, topic, partition)
-    if not path.exists():
-        return None
-    valid = [s for s in slots(path) if s is not None]
-    return max(valid)[1] if valid else None
+    return mqtest.committed_offset(mq.dir, group, topic, partition)
 
 
 def end_offsets(mq, topic):
@@ -451,21 +437,8 @@ def test_members_started_together_all_count(mq):
 
 
 def free_partitions(mq, group, topic, partitions):
-    """Partitions whose lease nobody holds, probed with flock(LOCK_EX|LOCK_NB)."""
-    free = []
-    for p in range(partitions):
-        path = offset_file(mq, group, topic, p)
-        if not path.exists():
-            free.append(p)
-            continue
-        with open(path, "rb") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            fcntl.flock(f, fcntl.LOCK_UN)
-            free.append(p)
-    return free
+    """Partitions whose lease nobody holds (docs/FORMAT.md §13, Leases)."""
+    return [p for p in range(partitions) if not mqtest.lease_held(mq.dir, group, topic, p)]
 
 
 @pytest.mark.slow
@@ -649,7 +622,7 @@ def test_pattern_picks_up_topic_created_later(mq):
     assert committed(mq, "g", "orders.a", 0) == 2
     assert committed(mq, "g", "orders.b", 1) == 1
     assert committed(mq, "g", "orders.b", 0) in (None, 0)
-    assert sorted(p.name for p in (mq.dir / "groups" / "g" / "offsets").iterdir()) == \
+    assert sorted(p.name for p in (mq.dir / "groups" / "g" / "committed").iterdir()) == \
         ["orders.a", "orders.b"]
 
 

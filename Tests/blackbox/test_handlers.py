@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+import mqtest
 from mqtest import script
 
 
@@ -16,17 +17,7 @@ def dlq_headers(record):
 
 def committed(mq, group, topic, partition=0):
     """The committed offset, read as docs/FORMAT.md describes: the valid slot with the larger generation."""
-    import struct, crc32c
-    data = (mq.dir / "groups" / group / "offsets" / topic / str(partition)).read_bytes()
-    best = None
-    for at in (0, 32):
-        slot = data[at:at + 32]
-        if len(slot) < 32:
-            continue
-        gen, off, _ms, crc = struct.unpack("<QqqI", slot[:28])
-        if gen and crc == crc32c.crc32c(slot[:24]) and (best is None or gen > best[0]):
-            best = (gen, off)
-    return best[1] if best else None
+    return mqtest.committed_offset(mq.dir, group, topic, partition)
 
 
 def test_acks_retries_and_dead_letters_with_provenance(mq, tmp_path):

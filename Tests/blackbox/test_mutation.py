@@ -1160,30 +1160,33 @@ def m_head_fields(case):
 
 
 def m_group_offsets(case):
-    files = case.src.files("groups/*/offsets/*/*")
+    """A group's committed-offset file of a topic (128 bytes per partition, two slots first)."""
+    files = case.src.files("groups/*/committed/*")
     f = case.rng.choice(files)
     case.topic = f.split("/")[3]
     p = case.path(f)
     r = case.rng
-    data = bytearray(p.read_bytes().ljust(64, b"\0"))
+    raw = p.read_bytes()
+    base = 128 * r.randrange(max(1, (len(raw) + 127) // 128))
+    data = bytearray(raw.ljust(base + 128, b"\0"))
     how = r.choice(["random", "truncate", "offset", "offset", "generation", "both-slots"])
     if how == "random":
-        data = bytearray(r.randrange(256) for _ in range(r.choice([64, r.randrange(1, 200)])))
+        data = bytearray(r.randrange(256) for _ in range(r.choice([128, r.randrange(1, 400)])))
     elif how == "truncate":
-        data = data[:r.randrange(64)]
+        data = data[:base + r.randrange(64)]
     else:
-        for slot in ([0, 32] if how == "both-slots" else [r.choice([0, 32])]):
+        for slot in ([base, base + 32] if how == "both-slots" else [base + r.choice([0, 32])]):
             gen, off, ms = struct.unpack_from("<QqQ", data, slot)
             if how == "generation":
                 gen = r.choice([2**64 - 1, 2**63, 0, gen + 1000])
             else:
                 off = r.choice([I64_MAX, I64_MAX - 1, 2**40, off + 10**6, I64_MIN, 0])
-                gen = max(gen, 1) + (how == "both-slots" and slot == 0)
+                gen = max(gen, 1) + (how == "both-slots" and slot == base)
             struct.pack_into("<QqQ", data, slot, gen, off, ms)
             struct.pack_into("<I", data, slot + 24, crc32c(data[slot:slot + 24]))
     p.write_bytes(bytes(data))
     case.housekeeping = r.random() < 0.5
-    case.note(f"{f} {how}")
+    case.note(f"{f} partition {base // 128} {how}")
 
 
 def queue_crc(data):

@@ -9,14 +9,13 @@ import json
 import os
 import pty
 import signal
-import struct
 import subprocess
 import time
 from collections import Counter
 
 import pytest
-from kafka.record.util import calc_crc32c
 
+import mqtest
 from mqtest import EX_NOINPUT, EX_TEMPFAIL, EX_USAGE, assert_error, jline, script
 
 T0 = 1_700_000_000_000
@@ -52,17 +51,7 @@ def provenance(record):
 
 
 def committed(mq, group, topic, partition):
-    path = mq.dir / "groups" / group / "offsets" / topic / str(partition)
-    if not path.exists():
-        return None
-    data = path.read_bytes().ljust(64, b"\0")
-    best = None
-    for i in (0, 1):
-        raw = data[i * 32:(i + 1) * 32]
-        generation, offset, _ms, crc = struct.unpack("<QqqI", raw[:28])
-        if crc == calc_crc32c(raw[:24]) and generation >= 1 and offset >= 0:
-            best = max(best or (0, 0), (generation, offset))
-    return best[1] if best else None
+    return mqtest.committed_offset(mq.dir, group, topic, partition)
 
 
 def table(res):
@@ -411,7 +400,7 @@ def test_reset_of_a_work_queue(mq, tmp_path):
     done.write_text("")
     mq.run("mq-consume", "--queue", "-g", "w", "-e", "q", "--", handler, env_extra={"OUT": str(done)}, check=0)
     assert done.read_text().split() == [f"job-{i}" for i in range(2, 6)]
-    assert not (mq.dir / "groups" / "w" / "offsets" / "q" / "0").exists(), "a queue-only group got an offset file"
+    assert mqtest.commit_slots(mq.dir, "w", "q", 0) == [None, None], "a queue-only group got a committed offset"
     # A message held by a live member: refused.
     slow = script(tmp_path, "slow.sh", "cat > /dev/null; sleep 30\n")
     replay(mq, "-g", "w", "q", "--reset-to", "beginning")

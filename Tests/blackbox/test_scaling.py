@@ -58,7 +58,10 @@ def test_tail_system_calls_grow_with_partitions_not_records(mq, tmp_path, partit
     assert many["total"] <= budget, (
         f"{partitions} partitions: {many['total']} system calls for {N} messages "
         f"(one partition: {one['total']}; budget {budget}); pread64: {many.get('pread64')}")
-    assert many.get("pread64", 0) <= one.get("pread64", 0) + 4 * partitions, many
+    # Reads per partition: head; the first batch's header alone while positioning, among many
+    # readers (so that a consumer taking thousands of partitions holds no buffer before it reads
+    # one); the batches; the end. 5 here.
+    assert many.get("pread64", 0) <= one.get("pread64", 0) + 5 * partitions, many
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (scripts/setup.sh installs it)")

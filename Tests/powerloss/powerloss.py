@@ -430,29 +430,30 @@ def read_log(m: Machine, topic: str, violations: List[str], when: str) -> Option
 
 
 def committed_offsets(m: Machine, group: str, topic: str) -> Dict[int, Optional[int]]:
-    """The committed offset of each partition, read from the offset files (FORMAT.md §13)."""
+    """The committed offset of each partition that has one, read from the group's file of the
+    topic (FORMAT.md §13: 128 bytes per partition, two 32-byte slots first)."""
     import struct
     try:
         import crc32c as _crc  # type: ignore
         crc = _crc.crc32c
     except Exception:  # noqa: BLE001
         crc = None
-    base = m.root / "groups" / group / "offsets" / topic
+    path = m.root / "groups" / group / "committed" / topic
     out: Dict[int, Optional[int]] = {}
-    if not base.is_dir():
+    if not path.is_file():
         return out
-    for f in base.iterdir():
-        if not f.name.isdigit():
-            continue
-        data = f.read_bytes().ljust(64, b"\0")
+    data = path.read_bytes()
+    for p in range((len(data) + 127) // 128):
+        record = data[p * 128:p * 128 + 64].ljust(64, b"\0")
         best = None
-        for slot in (data[0:32], data[32:64]):
+        for slot in (record[0:32], record[32:64]):
             gen, off, _ms, c = struct.unpack("<QqqI", slot[:28])
             if gen < 1 or off < 0 or (crc is not None and crc(slot[:24]) != c):
                 continue
             if best is None or gen > best[0]:
                 best = (gen, off)
-        out[int(f.name)] = best[1] if best else None
+        if best is not None:
+            out[p] = best[1]
     return out
 
 

@@ -19,4 +19,21 @@ int mq_syncfs(int fd);
  * module), or 0 when it cannot be read. */
 uint64_t mq_file_system_type(int fd);
 
+/* Takes (type F_WRLCK or F_RDLCK) or drops (F_UNLCK) an open-file-description
+ * lock on bytes [start, start + length) of fd without waiting
+ * (fcntl(2) F_OFD_SETLK, which Swift's Glibc module does not declare). The
+ * lock belongs to the open file description: it conflicts with locks taken
+ * through any other one, in this process or another, and goes when the last
+ * descriptor of it closes (the process dies, in any way).
+ * Returns 0, 1 when another holds a conflicting lock, or -1 with errno set. */
+int mq_ofd_lock(int fd, int type, int64_t start, int64_t length);
+
+/* 1 when an open-file-description lock through another open file
+ * conflicts with a write lock on [start, start + length) of fd (fcntl(2)
+ * F_OFD_GETLK), 0 when none does, -1 with errno set. */
+int mq_ofd_is_locked(int fd, int64_t start, int64_t length);
+
+/* F_WRLCK, F_RDLCK and F_UNLCK, for mq_ofd_lock. */
+int mq_lock_type(int exclusive, int unlock);
+
 #endif

@@ -314,11 +314,9 @@ public final class Consumer {
         try commitAll(owned)
     }
 
-    /// Commits each of `entries` (together: `PartitionLease.commitAll`),
-    /// then makes the names of new offset files durable.
+    /// Commits each of `entries` (together: `PartitionLease.commitAll`).
     private func commitAll(_ entries: some Collection<Owned>) throws {
         try PartitionLease.commitAll(entries.compactMap { try $0.dueCommit() })
-        try PartitionLease.syncNames(entries.lazy.compactMap(\.lease))
     }
 
     // MARK: Membership and assignment
@@ -378,7 +376,7 @@ public final class Consumer {
         let key = PartitionKey(topic: t, partition: p)
         if ownedKeys.contains(key) || finished.contains(key) { return }
         if prepared.insert(t).inserted { try group.prepare(topic: t) }
-        if let lease = try PartitionLease.tryAcquire(group, topic: t, partition: p, syncingName: false) {
+        if let lease = try PartitionLease.tryAcquire(group, topic: t, partition: p, member: membership?.id ?? "") {
             try take(topic: t, partition: p, lease: lease)
         }
     }

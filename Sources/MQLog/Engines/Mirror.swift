@@ -167,17 +167,15 @@ public final class PushMirror {
 
     /// Takes the leases of every partition of `names` and positions them.
     private func add(_ names: [String]) throws {
-        var leases: [PartitionLease] = []
         for name in names {
             mirrored.insert(name)
             let topic = try log.openTopic(name)
             try group.prepare(topic: name)
             ReaderPool.expectReaders(sources.count + Int(topic.partitions))
             for p in 0..<topic.partitions {
-                guard let lease = try PartitionLease.tryAcquire(group, topic: name, partition: p, syncingName: false) else {
+                guard let lease = try PartitionLease.tryAcquire(group, topic: name, partition: p) else {
                     throw MQError(.tempFail, "mirror '\(options.name)' is already running (partition \(p) of '\(name)' is held by another process)")
                 }
-                leases.append(lease)
                 let dir = topic.partitionPath(p)
                 let committed = lease.committed?.offset
                 let there = try retrying { try sink.resumeOffset(topic: name, partition: p) }
@@ -190,7 +188,6 @@ public final class PushMirror {
                 if !options.exitAtEnd { watcher.watch(dir) { cursor.reader.activeSegmentBase() } }
             }
         }
-        try PartitionLease.syncNames(leases)
         summary.partitions = sources.count
     }
 

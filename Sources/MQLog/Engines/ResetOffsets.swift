@@ -101,7 +101,8 @@ public struct OffsetReset {
             let reader = PartitionReader(directory: t.partitionPath(p))
             let queueDir = queuePath(p)
             let isQueue = FileSystem.isDirectory(queueDir)
-            var current = try group.committedOffset(topic, p)
+            let slot = try group.committedSlot(topic, p)
+            var current = slot?.offset
             if current == nil, isQueue {
                 let state = try QueuePartition(directory: queueDir).read()
                 if state.generation > 0 { current = state.low }
@@ -109,8 +110,7 @@ public struct OffsetReset {
             let start = try reader.logStartOffset()
             let end = try reader.logEndOffset()
             let new = try target.newOffset(current: current, logStart: start, logEnd: end) { try reader.offset(forTime: $0) }
-            let hasFile = FileSystem.exists(group.offsetPath(topic, p))
-            rows.append(ResetRow(topic: topic, partition: p, current: current, new: new, logEnd: end, queue: isQueue, offsetFile: hasFile || !isQueue, logStart: start))
+            rows.append(ResetRow(topic: topic, partition: p, current: current, new: new, logEnd: end, queue: isQueue, offsetFile: slot != nil || !isQueue, logStart: start))
         }
         return rows
     }

@@ -139,23 +139,19 @@ public struct LogStats: Sendable {
     static func groupStats(_ log: LogDirectory, ends: [String: [Int64]], listings: [String: [[Int64]]], now: Int64) throws -> [GroupPartitionStats] {
         let root = log.root + "/groups"
         guard FileSystem.isDirectory(root) else { return [] }
-        let holders = FlockHolders.byInode()
         var out: [GroupPartitionStats] = []
         for group in try FileSystem.list(root).sorted() where LogDirectory.isValidTopicName(group) {
-            for topic in (try? FileSystem.list(root + "/\(group)/offsets"))?.sorted() ?? [] {
+            let g = try GroupDirectory(log: log, group: group)
+            let topics = Set((try? FileSystem.list(g.committedPath)) ?? []).union((try? FileSystem.list(g.path + "/offsets")) ?? [])
+            for topic in topics.sorted() {
                 guard let topicEnds = ends[topic], let segments = listings[topic] else { continue }
-                for (p, end) in topicEnds.enumerated() {
-                    let path = root + "/\(group)/offsets/\(topic)/\(p)"
-                    guard let f = try OpenFile.openIfExists(path, O_RDONLY) else { continue }
-                    let committed = try CommittedOffsetFile.read(f)?.offset
-                    var st = stat()
-                    fstat(f.fd, &st)
-                    f.close()
-                    let position = committed ?? 0
-                    let lagMs = try position < end ? lag(log, topic, Int32(p), segments[p], at: position, now: now) : 0
-                    out.append(GroupPartitionStats(group: group, topic: topic, partition: Int32(p), committed: committed,
+                for row in try GroupCommits.read(g, topic: topic, partitions: Int32(topicEnds.count)) {
+                    let p = Int(row.partition), end = topicEnds[p]
+                    let position = row.committed ?? 0
+                    let lagMs = try position < end ? lag(log, topic, row.partition, segments[p], at: position, now: now) : 0
+                    out.append(GroupPartitionStats(group: group, topic: topic, partition: row.partition, committed: row.committed,
                                                    lagMessages: max(0, end - position), lagMs: lagMs,
-                                                   ownerPIDs: holders[UInt64(st.st_ino)] ?? [], inFlight: 0, retrying: 0, queue: false))
+                                                   ownerPIDs: row.ownerPIDs, inFlight: 0, retrying: 0, queue: false))
                 }
             }
             for topic in (try? FileSystem.list(root + "/\(group)/queue"))?.sorted() ?? [] {

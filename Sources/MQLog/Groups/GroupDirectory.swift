@@ -1,10 +1,14 @@
 import Glibc
+import Synchronization
 
 /// A consumer group's state, all in plain files:
 ///
 ///     ROOT/groups/GROUP/members/ID          one per live consumer process, flock(LOCK_EX) by it
-///     ROOT/groups/GROUP/offsets/TOPIC/P     the committed offset of partition P of TOPIC;
-///                                           flock(LOCK_EX) on it is the partition's lease
+///     ROOT/groups/GROUP/committed/TOPIC     the committed offsets of TOPIC's partitions, 64 bytes
+///                                           each (partition P's at P × 64); a write lock on
+///                                           partition P's 64 bytes is its lease
+///     ROOT/groups/GROUP/offsets/TOPIC/P     the earlier layout, one file per partition: read
+///                                           for a partition that has no commit in committed/TOPIC
 ///
 /// The kernel drops a dead consumer's locks, so its partitions become free
 /// and its member file reads as dead with no cleanup step. Group names follow
@@ -23,20 +27,55 @@ public struct GroupDirectory: Sendable {
 
     public var path: String { log.root + "/groups/" + group }
     public var membersPath: String { path + "/members" }
-    public func offsetsPath(_ topic: String) -> String { path + "/offsets/" + topic }
-    public func offsetPath(_ topic: String, _ partition: Int32) -> String { offsetsPath(topic) + "/\(partition)" }
+    /// The directory of the committed-offset files, one per topic.
+    public var committedPath: String { path + "/committed" }
+    /// The committed offsets of every partition of `topic`.
+    public func commitsPath(_ topic: String) -> String { committedPath + "/" + topic }
+    /// The earlier layout's directory of `topic`'s offset files, one per partition.
+    public func legacyOffsetsPath(_ topic: String) -> String { path + "/offsets/" + topic }
+    public func legacyOffsetPath(_ topic: String, _ partition: Int32) -> String { legacyOffsetsPath(topic) + "/\(partition)" }
 
-    /// Creates the group's directories for `topic` if missing, durably: a
+    /// Creates the group's `committed/` directory if missing, durably: a
     /// committed offset must not vanish with its directory at a crash.
     public func prepare(topic: String) throws {
-        try FileSystem.makeDirectoriesDurably(offsetsPath(topic))
+        try FileSystem.makeDirectoriesDurably(committedPath)
     }
 
     /// The committed offset of a partition, read without taking its lease, or nil if none.
     public func committedOffset(_ topic: String, _ partition: Int32) throws -> Int64? {
-        guard let handle = try OpenFile.openIfExists(offsetPath(topic, partition), O_RDONLY) else { return nil }
+        try committedSlot(topic, partition)?.offset
+    }
+
+    /// The commit of a partition, read without taking its lease, or nil if none.
+    public func committedSlot(_ topic: String, _ partition: Int32) throws -> CommittedOffsetFile.Slot? {
+        if let handle = try OpenFile.openIfExists(commitsPath(topic), O_RDONLY) {
+            defer { handle.close() }
+            if let slot = try CommittedOffsetFile.read(handle, partition: partition) { return slot }
+        }
+        return try legacySlot(topic, partition)
+    }
+
+    /// The commits of the partitions `0..<partitions` of `topic` that have
+    /// one (index: partition), read without taking leases: one read of the
+    /// topic's file, and of the earlier layout's files only for partitions
+    /// without a commit there.
+    public func committedSlots(_ topic: String, partitions: Int32) throws -> [CommittedOffsetFile.Slot?] {
+        var slots = [CommittedOffsetFile.Slot?](repeating: nil, count: Int(max(partitions, 0)))
+        if let handle = try OpenFile.openIfExists(commitsPath(topic), O_RDONLY) {
+            defer { handle.close() }
+            slots = try CommittedOffsetFile.readAll(handle, partitions: partitions).map(\.slot)
+        }
+        if slots.contains(where: { $0 == nil }), FileSystem.exists(legacyOffsetsPath(topic)) {
+            for p in slots.indices where slots[p] == nil { slots[p] = try legacySlot(topic, Int32(p)) }
+        }
+        return slots
+    }
+
+    /// The commit of the earlier layout's file of a partition, if any.
+    func legacySlot(_ topic: String, _ partition: Int32) throws -> CommittedOffsetFile.Slot? {
+        guard let handle = try OpenFile.openIfExists(legacyOffsetPath(topic, partition), O_RDONLY) else { return nil }
         defer { handle.close() }
-        return try CommittedOffsetFile.read(handle)?.offset
+        return try CommittedOffsetFile.read(handle)
     }
 
     /// True when the member `id` is alive: its file under `members/` exists
@@ -49,8 +88,8 @@ public struct GroupDirectory: Sendable {
     }
 }
 
-/// The committed-offset file of one partition: two 32-byte slots written in
-/// turn ("ping-pong"), each little-endian:
+/// Committed offsets: a pair of 32-byte slots, written in turn
+/// ("ping-pong"), each little-endian:
 ///
 ///     0   8  generation   incremented by every commit
 ///     8   8  offset       the next offset the group will consume
@@ -58,14 +97,58 @@ public struct GroupDirectory: Sendable {
 ///     24  4  CRC-32C of bytes 0..<24
 ///     28  4  zero
 ///
-/// A commit writes slot `generation % 2` and fdatasyncs. The valid slot with
-/// the larger generation is the committed offset, so a torn or lost write
+/// A group's file for a topic holds a 128-byte record per partition,
+/// partition P's at P × 128: the pair, then who holds the lease (`Holder`),
+/// then zeros. A file of the earlier layout, and the delay mover's
+/// low-water file, hold one pair at 0. A commit writes slot
+/// `generation % 2` of the pair and fdatasyncs. The valid slot with the
+/// larger generation is the committed offset, so a torn or lost write
 /// leaves the previous commit in place: an offset is never corrupted and
 /// never replaced by anything but a whole later write. Consumers only move
 /// it forward; a reset (`PartitionLease.reset`) writes the next generation
-/// with any offset, backward included, the same way.
+/// with any offset, backward included, the same way. Bytes past the end of
+/// the file read as zeros (no commit): a write extends the file, never
+/// shrinks it.
 public enum CommittedOffsetFile {
     public static let slotSize = 32
+    /// The pair of slots.
+    public static let pairSize = 2 * slotSize
+    /// One partition's bytes in a topic's file: the pair, the holder, zeros.
+    public static let recordSize = 128
+    /// Where the holder is, in a partition's record.
+    static let holderOffset = pairSize
+    static let holderSize = 32
+
+    /// Who took a partition's lease, written by the taker (not synced: it
+    /// means something only while the lease's lock is held), little-endian:
+    ///
+    ///     64  4   pid       the process
+    ///     68  4   zero
+    ///     72  8   takenMs   wall-clock time it took the lease
+    ///     80  16  member    its member id (ASCII, zero-padded), or zeros
+    public struct Holder: Equatable, Sendable {
+        public var pid: Int32
+        public var takenMs: Int64
+        public var member: String
+    }
+
+    static func encode(_ holder: Holder) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: holderSize)
+        withUnsafeBytes(of: holder.pid.littleEndian) { bytes.replaceSubrange(0..<4, with: $0) }
+        withUnsafeBytes(of: holder.takenMs.littleEndian) { bytes.replaceSubrange(8..<16, with: $0) }
+        let member = Array(holder.member.utf8.prefix(16))
+        bytes.replaceSubrange(16..<(16 + member.count), with: member)
+        return bytes
+    }
+
+    static func decodeHolder(_ raw: UnsafeRawBufferPointer) -> Holder? {
+        guard raw.count >= holderSize, let p = raw.baseAddress else { return nil }
+        let pid = Int32(littleEndian: p.loadUnaligned(fromByteOffset: 0, as: Int32.self))
+        guard pid > 0 else { return nil }
+        let member = UnsafeRawBufferPointer(rebasing: raw[16..<32]).prefix { $0 != 0 }
+        return Holder(pid: pid, takenMs: Int64(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: Int64.self)),
+                      member: String(decoding: member, as: UTF8.self))
+    }
 
     public struct Slot: Equatable, Sendable {
         public var generation: UInt64
@@ -96,134 +179,251 @@ public enum CommittedOffsetFile {
         return slot.generation > 0 && slot.offset >= 0 ? slot : nil
     }
 
-    /// The newest valid slot, or nil when nothing was ever committed.
-    public static func read(_ handle: OpenFile) throws -> Slot? {
+    /// The newer valid slot of the pair in `raw` (64 bytes), or nil.
+    static func decodePair(_ raw: UnsafeRawBufferPointer) -> Slot? {
+        guard raw.count >= pairSize else { return nil }
+        let a = decode(UnsafeRawBufferPointer(rebasing: raw[0..<slotSize]))
+        let b = decode(UnsafeRawBufferPointer(rebasing: raw[slotSize..<pairSize]))
+        switch (a, b) {
+        case let (a?, b?): return a.generation > b.generation ? a : b
+        case let (a?, nil): return a
+        case let (nil, b?): return b
+        default: return nil
+        }
+    }
+
+    /// Where partition `partition`'s pair starts in a topic's file.
+    static func position(of partition: Int32) -> Int64 { Int64(partition) * Int64(recordSize) }
+
+    /// The newest valid slot of the pair at `at`, or nil when nothing was ever committed there.
+    public static func read(_ handle: OpenFile, at: Int64 = 0) throws -> Slot? {
         // A short file reads as if zero-padded: that is what it becomes when a
         // commit extends it, so readers and writers agree on every slot.
-        var raw = [UInt8](repeating: 0, count: 2 * slotSize)
-        _ = try raw.withUnsafeMutableBytes { try handle.read(into: $0.baseAddress!, count: 2 * slotSize, at: 0) }
-        return raw.withUnsafeBytes { all -> Slot? in
-            let a = decode(UnsafeRawBufferPointer(rebasing: all[0..<slotSize]))
-            let b = decode(UnsafeRawBufferPointer(rebasing: all[slotSize..<2 * slotSize]))
-            switch (a, b) {
-            case let (a?, b?): return a.generation > b.generation ? a : b
-            case let (a?, nil): return a
-            case let (nil, b?): return b
-            default: return nil
+        var raw = [UInt8](repeating: 0, count: pairSize)
+        _ = try raw.withUnsafeMutableBytes { try handle.read(into: $0.baseAddress!, count: pairSize, at: at) }
+        return raw.withUnsafeBytes { decodePair($0) }
+    }
+
+    /// The newest valid slot of partition `partition` in a topic's file.
+    public static func read(_ handle: OpenFile, partition: Int32) throws -> Slot? {
+        try read(handle, at: position(of: partition))
+    }
+
+    /// The newest valid slots and the holders of partitions `0..<partitions`
+    /// in a topic's file, with one read.
+    public static func readAll(_ handle: OpenFile, partitions: Int32) throws -> [(slot: Slot?, holder: Holder?)] {
+        let count = Int(max(partitions, 0))
+        var raw = [UInt8](repeating: 0, count: count * recordSize)
+        if count > 0 { _ = try raw.withUnsafeMutableBytes { try handle.read(into: $0.baseAddress!, count: $0.count, at: 0) } }
+        return raw.withUnsafeBytes { all in
+            (0..<count).map { p in
+                let record = UnsafeRawBufferPointer(rebasing: all[(p * recordSize)..<((p + 1) * recordSize)])
+                return (decodePair(record), decodeHolder(UnsafeRawBufferPointer(rebasing: record[holderOffset..<(holderOffset + holderSize)])))
             }
         }
     }
 
-    /// Writes the next generation with `offset` and makes it durable.
-    public static func commit(_ handle: OpenFile, after previous: Slot?, offset: Int64, sync: Bool = true) throws -> Slot {
+    /// Writes the next generation with `offset` into the pair at `at` and,
+    /// with `sync`, makes it durable.
+    public static func commit(_ handle: OpenFile, at: Int64 = 0, after previous: Slot?, offset: Int64, sync: Bool = true) throws -> Slot {
         guard (previous?.generation ?? 0) < UInt64.max else {
-            throw MQError.corrupt("committed-offset file '\(handle.path)' has an impossible generation; remove it to reset the partition's position")
+            throw MQError.corrupt("committed-offset file '\(handle.path)' has an impossible generation at byte \(at); remove it to reset the group's positions")
         }
         let slot = Slot(generation: (previous?.generation ?? 0) + 1, offset: offset, committedMs: currentTimeMillis())
         let bytes = encode(slot)
-        try bytes.withUnsafeBytes { try handle.write($0, at: Int64(slot.generation % 2) * Int64(slotSize)) }
+        try bytes.withUnsafeBytes { try handle.write($0, at: at + Int64(slot.generation % 2) * Int64(slotSize)) }
         if sync { try handle.sync() }
         return slot
     }
 }
 
-/// Ownership of one partition within a group: an exclusive flock on its
-/// committed-offset file, held for as long as this object lives.
-/// Not thread-safe.
-public final class PartitionLease {
-    public let topic: String
-    public let partition: Int32
-    private let handle: OpenFile
-    public private(set) var committed: CommittedOffsetFile.Slot?
-    /// The directory holding the offset file.
-    public let directory: String
-    /// True while the offset file's name may not be durable yet: it was
-    /// created by `tryAcquire(…, syncingName: false)` and no
-    /// `syncNames` has run since.
-    public private(set) var nameUnsynced = false
+/// What a group has of a topic's partitions, read without taking leases
+/// (for `mq-stat`): for each partition that has a commit or a holder, the
+/// committed offset and the process holding its lease.
+public enum GroupCommits {
+    public struct Row: Equatable, Sendable {
+        public var partition: Int32
+        public var committed: Int64?
+        public var ownerPIDs: [Int32]
+    }
 
-    /// - Parameter empty: the file was empty (just created): nothing to read.
-    private init(topic: String, partition: Int32, handle: OpenFile, directory: String, nameUnsynced: Bool, empty: Bool) throws {
+    /// Rows of the partitions `0..<partitions` that have a commit, or a lease
+    /// held now, in `committed/TOPIC` or in the earlier layout's files.
+    public static func read(_ group: GroupDirectory, topic: String, partitions: Int32) throws -> [Row] {
+        var rows: [Int32: Row] = [:]
+        if let f = try OpenFile.openIfExists(group.commitsPath(topic), O_RDONLY) {
+            defer { f.close() }
+            for (p, record) in try CommittedOffsetFile.readAll(f, partitions: partitions).enumerated() {
+                let partition = Int32(p)
+                // The holder written by the taker counts only while its lock is held.
+                var owners: [Int32] = []
+                if let holder = record.holder,
+                   f.isRangeLocked(start: CommittedOffsetFile.position(of: partition), length: Int64(CommittedOffsetFile.recordSize)) {
+                    owners = [holder.pid]
+                }
+                if record.slot != nil || !owners.isEmpty {
+                    rows[partition] = Row(partition: partition, committed: record.slot?.offset, ownerPIDs: owners)
+                }
+            }
+        }
+        let legacy = group.legacyOffsetsPath(topic)
+        if FileSystem.isDirectory(legacy) {
+            let holders = FlockHolders.byInode()
+            for p in 0..<max(partitions, 0) where rows[p]?.committed == nil {
+                guard let f = try OpenFile.openIfExists(group.legacyOffsetPath(topic, p), O_RDONLY) else { continue }
+                defer { f.close() }
+                var st = stat()
+                fstat(f.fd, &st)
+                let committed = try CommittedOffsetFile.read(f)?.offset
+                let owners = (rows[p]?.ownerPIDs ?? []) + (holders[UInt64(st.st_ino)] ?? [])
+                rows[p] = Row(partition: p, committed: committed, ownerPIDs: owners)
+            }
+        }
+        return rows.values.sorted { $0.partition < $1.partition }
+    }
+}
+
+/// A group's committed-offset file of one topic, opened once per process
+/// and shared by the leases this process holds on the topic's partitions
+/// (one descriptor per topic, however many partitions are held). The
+/// leases are byte-range locks taken through it; `held` keeps two leases of
+/// this process off one partition (the locks of one open file do not
+/// conflict with each other). Closed when the last lease goes.
+final class TopicCommitFile: @unchecked Sendable {
+    let path: String
+    let handle: OpenFile
+    /// The earlier layout's directory of this topic existed when the file was opened.
+    let hasLegacy: Bool
+    let group: GroupDirectory
+    let topic: String
+    /// Partitions leased through this file.
+    private let held = Mutex<Set<Int32>>([])
+
+    private init(group: GroupDirectory, topic: String, handle: OpenFile) {
+        self.group = group
         self.topic = topic
-        self.partition = partition
+        self.path = handle.path
         self.handle = handle
-        self.directory = directory
-        self.nameUnsynced = nameUnsynced
-        self.committed = empty ? nil : try CommittedOffsetFile.read(handle)
+        self.hasLegacy = FileSystem.exists(group.legacyOffsetsPath(topic))
     }
 
     deinit { handle.close() }
 
-    /// Takes the lease if no other process holds it.
-    ///
-    /// A new offset file (or one cut short by a crash) is sized to 64 bytes.
-    /// With `syncingName`, the file and its directory are then synced, one
-    /// fdatasync and one fsync per new file. Without, nothing is synced: the
-    /// first commit's fdatasync makes the size durable with the slot, and the
-    /// holder calls `syncNames` on its leases after committing, one fsync per
-    /// directory however many files are new (a consumer taking thousands of
-    /// partitions).
+    private struct Weak: @unchecked Sendable { weak var file: TopicCommitFile? }
+    /// The files open in this process, by path.
+    private static let registry = Mutex<[String: Weak]>([:])
+
+    /// The process's open file of `topic` in `group`, opened (and created,
+    /// with its name made durable) when none is.
+    static func shared(_ group: GroupDirectory, topic: String) throws -> TopicCommitFile {
+        let path = group.commitsPath(topic)
+        if let file = registry.withLock({ $0[path]?.file }) { return file }
+        let handle: OpenFile
+        if let existing = try OpenFile.openIfExists(path, O_RDWR) {
+            handle = existing
+        } else {
+            try group.prepare(topic: topic)
+            handle = try OpenFile.open(path, O_RDWR | O_CREAT, mode: 0o644, creating: true)
+            // Once per topic and group: the file is found again after a crash.
+            try FileSystem.syncDirectory(group.committedPath)
+        }
+        let file = TopicCommitFile(group: group, topic: topic, handle: handle)
+        return registry.withLock { open in
+            if let raced = open[path]?.file { return raced }
+            open[path] = Weak(file: file)
+            return file
+        }
+    }
+
+    /// Takes partition `partition`'s lease unless this process or another holds it.
+    func tryLease(_ partition: Int32) throws -> Bool {
+        let mine = held.withLock { $0.insert(partition).inserted }
+        guard mine else { return false }
+        let locked: Bool
+        do {
+            locked = try handle.lockRange(start: CommittedOffsetFile.position(of: partition), length: Int64(CommittedOffsetFile.recordSize))
+        } catch {
+            release(partition)
+            throw error
+        }
+        if !locked { held.withLock { _ = $0.remove(partition) } }
+        return locked
+    }
+
+    func release(_ partition: Int32) {
+        handle.unlockRange(start: CommittedOffsetFile.position(of: partition), length: Int64(CommittedOffsetFile.recordSize))
+        held.withLock { _ = $0.remove(partition) }
+    }
+}
+
+/// This process's id, for the holders of its leases.
+private let processID = getpid()
+
+/// Ownership of one partition within a group: a write lock on the
+/// partition's 64 bytes of the group's committed-offset file of the topic,
+/// held for as long as this object lives. Not thread-safe.
+public final class PartitionLease {
+    public let topic: String
+    public let partition: Int32
+    private let file: TopicCommitFile
+    public private(set) var committed: CommittedOffsetFile.Slot?
+
+    private init(topic: String, partition: Int32, file: TopicCommitFile) throws {
+        self.topic = topic
+        self.partition = partition
+        self.file = file
+        var slot = try CommittedOffsetFile.read(file.handle, partition: partition)
+        if slot == nil && file.hasLegacy { slot = try file.group.legacySlot(topic, partition) }
+        self.committed = slot
+    }
+
+    deinit { file.release(partition) }
+
+    /// Where this partition's pair of slots starts in the file.
+    private var position: Int64 { CommittedOffsetFile.position(of: partition) }
+
+    /// Takes the lease if no other process (nor another lease of this one)
+    /// holds it, and records this process as its holder (`member`: the
+    /// taker's member id, if it is a group member).
     /// - Returns: nil when another consumer owns the partition.
-    public static func tryAcquire(_ group: GroupDirectory, topic: String, partition: Int32, syncingName: Bool = true) throws -> PartitionLease? {
-        let handle = try OpenFile.open(group.offsetPath(topic, partition), O_RDWR | O_CREAT, mode: 0o644, creating: true)
-        guard try handle.lock(exclusive: true, wait: false) else {
-            handle.close()
-            return nil
+    public static func tryAcquire(_ group: GroupDirectory, topic: String, partition: Int32, member: String = "") throws -> PartitionLease? {
+        guard partition >= 0 else { return nil }
+        let file = try TopicCommitFile.shared(group, topic: topic)
+        guard try file.tryLease(partition) else { return nil }
+        do {
+            let holder = CommittedOffsetFile.encode(CommittedOffsetFile.Holder(pid: processID, takenMs: currentTimeMillis(), member: member))
+            try holder.withUnsafeBytes { try file.handle.write($0, at: CommittedOffsetFile.position(of: partition) + Int64(CommittedOffsetFile.holderOffset)) }
+            return try PartitionLease(topic: topic, partition: partition, file: file)
+        } catch {
+            file.release(partition)
+            throw error
         }
-        var unsynced = false
-        let size = try handle.size()
-        if size < Int64(2 * CommittedOffsetFile.slotSize) {
-            // New (or cut short by a crash): sized, then its name made durable,
-            // so that a commit's fdatasync leaves a file that is found again.
-            try handle.truncate(to: Int64(2 * CommittedOffsetFile.slotSize))
-            if syncingName {
-                try handle.sync()
-                try FileSystem.syncDirectory(group.offsetsPath(topic))
-            } else {
-                unsynced = true
-            }
-        }
-        return try PartitionLease(topic: topic, partition: partition, handle: handle, directory: group.offsetsPath(topic), nameUnsynced: unsynced, empty: size == 0)
     }
 
     /// Commits `offset` (the next offset to consume) durably, unless it is already committed.
     public func commit(_ offset: Int64) throws {
         guard offset != committed?.offset else { return }
-        committed = try CommittedOffsetFile.commit(handle, after: committed, offset: offset)
+        committed = try CommittedOffsetFile.commit(file.handle, at: position, after: committed, offset: offset)
     }
 
     /// Commits `offset` for each lease, as `commit` does, unless it is
-    /// already committed. With `FileSystemSync.threshold` files or more to
-    /// write, writes them all and then makes them durable with one
-    /// syncfs(2) per file system holding them, instead of one fdatasync each
-    /// (a consumer committing thousands of partitions), where syncfs makes
-    /// files durable (`FileSystemSync`; not on FUSE or NFS); either way, all
-    /// are durable when it returns.
+    /// already committed: writes every slot, then fdatasyncs each file
+    /// written once (one per topic, however many partitions); all are
+    /// durable when it returns.
     public static func commitAll(_ commits: [(lease: PartitionLease, offset: Int64)]) throws {
         let due = commits.filter { $0.offset != $0.lease.committed?.offset }
-        guard due.count >= FileSystemSync.threshold else {
+        guard due.count > 1 else {
             for c in due { try c.lease.commit(c.offset) }
             return
         }
         var slots: [CommittedOffsetFile.Slot] = []
-        for c in due { slots.append(try CommittedOffsetFile.commit(c.lease.handle, after: c.lease.committed, offset: c.offset, sync: false)) }
-        let namesSynced = try FileSystemSync.syncAll(holding: Set(due.map(\.lease.directory)))
-        if !namesSynced {
-            for c in due { try c.lease.handle.sync() }
+        slots.reserveCapacity(due.count)
+        for c in due {
+            slots.append(try CommittedOffsetFile.commit(c.lease.file.handle, at: c.lease.position, after: c.lease.committed, offset: c.offset, sync: false))
         }
-        for (c, slot) in zip(due, slots) {
-            c.lease.committed = slot
-            if namesSynced { c.lease.nameUnsynced = false }  // syncfs made the directories durable too
-        }
-    }
-
-    /// Makes the names of the offset files of `leases` durable: one fsync
-    /// per directory that holds a file created without (`tryAcquire(…,
-    /// syncingName: false)`). Call it after committing, before going on.
-    public static func syncNames(_ leases: some Sequence<PartitionLease>) throws {
-        let pending = leases.filter(\.nameUnsynced)
-        for directory in Set(pending.map(\.directory)) { try FileSystem.syncDirectory(directory) }
-        for lease in pending { lease.nameUnsynced = false }
+        var synced = Set<ObjectIdentifier>()
+        for c in due where synced.insert(ObjectIdentifier(c.lease.file)).inserted { try c.lease.file.handle.sync() }
+        for (c, slot) in zip(due, slots) { c.lease.committed = slot }
     }
 
     /// Moves the committed offset to `offset`, backward or forward (an
@@ -231,7 +431,7 @@ public final class PartitionLease {
     /// generation and fdatasyncs it, as a commit does, even when the offset
     /// does not change (the commit time records the reset).
     public func reset(to offset: Int64) throws {
-        committed = try CommittedOffsetFile.commit(handle, after: committed, offset: offset)
+        committed = try CommittedOffsetFile.commit(file.handle, at: position, after: committed, offset: offset)
     }
 }
 

@@ -152,6 +152,7 @@ public final class PartitionReader {
     public func seek(toOffset offset: Int64) throws {
         returnedEnd = -1
         try reposition(at: offset)
+        if try skipByHeaders(before: offset) { return }
         // Walk forward to the batch that contains the offset.
         while let (header, _) = try peekBatch() {
             if header.lastOffset >= offset { return }
@@ -239,9 +240,56 @@ public final class PartitionReader {
         returnedEnd = -1
         try reposition(at: -1)
         if segmentBase < 0 { return 0 }
-        if let (header, _) = try peekBatch() { return header.baseOffset }
+        // Only the first header matters: a small read, not a buffer's worth
+        // per partition before any record is read (a consumer taking a
+        // thousand partitions). The batch is read whole, and checked, when
+        // a record of it is.
+        if let (header, _) = try peekHeader() { return header.baseOffset }
         return segmentBase < 0 ? 0 : nextOffsetInSegment
     }
+
+    /// Moves past the batches of the current segment that end before
+    /// `offset` by their headers alone (small reads, no CRC: they are not
+    /// delivered), so that positioning reads no batch whole and a thousand
+    /// cursors made before any record is read hold no buffers. Only batches
+    /// that lie wholly before the segment's recorded end are skipped this
+    /// way: past it may be a torn write that the next writer cuts and
+    /// writes over. True when it stopped at the batch holding `offset`.
+    private func skipByHeaders(before offset: Int64) throws -> Bool {
+        let segment = segmentBase
+        guard segment >= 0 else { return false }
+        var end: Int64?
+        while let (header, _) = try peekHeader(), segmentBase == segment {
+            if header.lastOffset >= offset { return true }
+            if end == nil { end = try recordedEnd() }
+            guard let end, position + Int64(header.totalSize) <= end else { return false }
+            consumePeeked(header)
+        }
+        return false
+    }
+
+    /// The end of the current segment's recorded data: `head`'s end for the
+    /// active segment, the file's size for one rolled away; nil when `head`
+    /// cannot tell, or was written before this boot (a crash may have lost
+    /// data it counts, which the next writer's recovery cuts).
+    private func recordedEnd() throws -> Int64? {
+        guard let log, let raw = head.read(), HeadState.isOfThisBoot(raw), let state = HeadState.decode(raw) else { return nil }
+        if state.activeBase == segmentBase { return state.endPosition }
+        return state.activeBase > segmentBase ? try log.size() : nil
+    }
+
+    /// As `peekBatch`, but reads and returns the batch's header alone (its
+    /// plausibility checked, not its CRC), with a small read, when this is
+    /// one of many readers (below that, a reader's first read is as large
+    /// as any, and is what the batch is then read from).
+    private func peekHeader() throws -> (BatchHeader, UnsafeRawBufferPointer)? {
+        probingHeader = pool.readSize < ReaderPool.maximumReadSize
+        defer { probingHeader = false }
+        return try peekBatch()
+    }
+
+    /// While true, `batchInCurrentSegment` returns headers alone (`peekHeader`).
+    private var probingHeader = false
 
     /// The offset the next appended record will get, from the files alone.
     public func logEndOffset() throws -> Int64 {
@@ -450,7 +498,7 @@ public final class PartitionReader {
         }
         guard let log else { return nil }
         if buffer.count - bufferOffset < BatchLayout.headerSize {
-            try refill(log, need: BatchLayout.headerSize)
+            try refill(log, need: BatchLayout.headerSize, readSize: probingHeader ? 4096 : nil)
             if buffer.count - bufferOffset < BatchLayout.headerSize {
                 if buffer.count - bufferOffset > BatchLayout.magic {
                     let magic = (buffer.base + bufferOffset).load(fromByteOffset: BatchLayout.magic, as: UInt8.self)
@@ -459,7 +507,7 @@ public final class PartitionReader {
                 resetBuffer()
                 // At the end of the data: one of many readers (a follower of
                 // thousands of partitions) gives its buffer back while it waits.
-                if pool.readSize < 1 << 20 { buffer.clear(shrinkingTo: 4096) }
+                if pool.readSize < ReaderPool.maximumReadSize { buffer.clear(shrinkingTo: 4096) }
                 return nil
             }
         }
@@ -468,6 +516,7 @@ public final class PartitionReader {
             if isPastCommittedEnd() { resetBuffer(); return nil }
             throw corruption(problem)
         }
+        if probingHeader { return (header, UnsafeRawBufferPointer(start: buffer.base + bufferOffset, count: BatchLayout.headerSize)) }
         if buffer.count - bufferOffset < header.totalSize {
             // The length comes from disk: a batch larger than the buffer is
             // read only when the file holds it, so that a damaged length
@@ -476,7 +525,9 @@ public final class PartitionReader {
                 resetBuffer()
                 return nil
             }
-            try refill(log, need: header.totalSize)
+            // With the next batch's header, when the file has it: its length
+            // then sizes the read after this one.
+            try refill(log, need: header.totalSize, want: header.totalSize + BatchLayout.headerSize)
             if buffer.count - bufferOffset < header.totalSize { resetBuffer(); return nil }
         }
         let bytes = UnsafeRawBufferPointer(start: buffer.base + bufferOffset, count: header.totalSize)
@@ -509,11 +560,13 @@ public final class PartitionReader {
         MQError(.dataError, "corrupt log: \(Segment(directory, segmentBase).logPath) at byte \(position): \(problem) (the segment is damaged: restore it from a copy, or cut the partition at this point)")
     }
 
-    /// Reads from `position` so that at least `need` bytes are buffered, if the file has them.
-    private func refill(_ log: OpenFile, need: Int) throws {
-        let capacity = max(need, pool.readSize)
+    /// Reads from `position` so that at least `need` bytes are buffered, if
+    /// the file has them, and `want` bytes if one read returns them; with
+    /// `readSize`, no more than that beyond `need` (else the pool's read size).
+    private func refill(_ log: OpenFile, need: Int, want: Int = 0, readSize: Int? = nil) throws {
+        let capacity = max(need, want, readSize ?? pool.readSize)
         // A buffer grown for one large batch goes back to the read size.
-        buffer.clear(shrinkingTo: capacity)
+        buffer.clear(shrinkingTo: 2 * capacity)
         buffer.reserve(capacity)
         bufferStart = position
         bufferOffset = 0

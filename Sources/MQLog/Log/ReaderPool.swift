@@ -40,19 +40,26 @@ public final class ReaderPool {
     /// Readers alive on this thread (holding files or not).
     private(set) var readerCount = 0
 
-    /// All readers' buffers together stay near this, however many partitions are read.
-    static let bufferBudget = 64 << 20
-    /// A reader reads at least this much at a time (and at most a megabyte).
-    static let minimumReadSize = 64 << 10
+    /// All readers' buffers together stay near this, however many partitions
+    /// are read. Small enough that a thousand buffers are not a thousand
+    /// fresh 64 KiB regions to fault in: reading many partitions at once
+    /// costs memory faults and cache misses more than system calls.
+    static let bufferBudget = 16 << 20
+    /// A reader reads at least this much at a time (and at most a megabyte);
+    /// a batch larger than its read is read whole, with the next batch's
+    /// header (`PartitionReader.refill`), so small reads cost no extra calls.
+    static let minimumReadSize = 16 << 10
+    /// A reader reads at most this much at a time (a larger batch is still read whole).
+    static let maximumReadSize = 1 << 20
 
     /// How many bytes a reader reads from its segment at a time: a megabyte
     /// while few readers are alive, less when many are, so that reading
     /// 10,000 partitions at once holds `bufferBudget`, not 10 GB, of buffers
     /// (a batch larger than this is still read whole).
     var readSize: Int {
-        // In whole 64 KiB steps, so that buffers are not reallocated as readers come and go.
+        // In whole steps of the minimum, so that buffers are not reallocated as readers come and go.
         let share = Self.bufferBudget / max(readerCount, expectedReaders, 1) / Self.minimumReadSize * Self.minimumReadSize
-        return min(1 << 20, max(Self.minimumReadSize, share))
+        return min(Self.maximumReadSize, max(Self.minimumReadSize, share))
     }
 
     /// How many readers a tool said it is about to create (`expectReaders`).

@@ -117,21 +117,76 @@ public enum GroupHousekeeping {
             }
             if try expire(group, groupsRoot: log.root + "/groups", report: &report) { return }
         }
-        // Offsets and queue state of topics that are gone.
-        for (sub, isQueue) in [("offsets", false), ("queue", true)] {
-            let dir = group.path + "/" + sub
-            guard FileSystem.isDirectory(dir) else { continue }
-            for topic in try FileSystem.list(dir) {
+        // Committed offsets of topics that are gone.
+        if FileSystem.isDirectory(group.committedPath) {
+            for topic in try FileSystem.list(group.committedPath) where !topic.hasPrefix("~") && !log.topicExists(topic) {
+                let path = group.commitsPath(topic)
+                guard let f = try OpenFile.openIfExists(path, O_RDWR) else { continue }
+                defer { f.close() }
+                // Removed while holding a lock on the whole file: no lease can be taken meanwhile.
+                guard try f.lockRange(start: 0, length: 0) else { continue }
+                report.orphanedTopicStates += 1
+                if !dryRun {
+                    report.bytesReclaimed += try f.size()
+                    try FileSystem.remove(path)
+                }
+            }
+        }
+        // The earlier layout's offset files, of topics that are gone, and of
+        // partitions whose commits are now in committed/TOPIC.
+        try tidyLegacyOffsets(log: log, group: group, dryRun: dryRun, report: &report)
+        // Queue state of topics that are gone.
+        let queues = group.path + "/queue"
+        if FileSystem.isDirectory(queues) {
+            for topic in try FileSystem.list(queues) {
                 if !log.topicExists(topic) {
-                    if try !isHeld(dir + "/" + topic, queue: isQueue) {
+                    if try !isQueueHeld(queues + "/" + topic) {
                         report.orphanedTopicStates += 1
-                        if !dryRun { report.bytesReclaimed += try removeTreeCounting(dir + "/" + topic) }
+                        if !dryRun { report.bytesReclaimed += try removeTreeCounting(queues + "/" + topic) }
                     }
                     continue
                 }
-                if isQueue { try trimQueue(log: log, topic: topic, dir: dir + "/" + topic, now: now, dryRun: dryRun, report: &report) }
+                try trimQueue(log: log, topic: topic, dir: queues + "/" + topic, now: now, dryRun: dryRun, report: &report)
             }
         }
+    }
+
+    /// Removes the earlier layout's offset files (`offsets/TOPIC/P`, one per
+    /// partition) that no consumer of that layout holds: all of a topic that
+    /// is gone, and those of a partition whose commit is in `committed/TOPIC`
+    /// (which readers prefer); then the directories left empty.
+    private static func tidyLegacyOffsets(log: LogDirectory, group: GroupDirectory, dryRun: Bool, report: inout Report) throws {
+        let root = group.path + "/offsets"
+        guard FileSystem.isDirectory(root) else { return }
+        for topic in try FileSystem.list(root) {
+            let dir = root + "/" + topic
+            guard FileSystem.isDirectory(dir) else { continue }
+            let gone = !log.topicExists(topic)
+            let names = try FileSystem.list(dir)
+            let slots: [CommittedOffsetFile.Slot?]
+            if gone {
+                slots = []
+            } else if let f = try OpenFile.openIfExists(group.commitsPath(topic), O_RDONLY) {
+                defer { f.close() }
+                let count = names.compactMap { Int32($0) }.max().map { $0 + 1 } ?? 0
+                slots = try CommittedOffsetFile.readAll(f, partitions: count).map(\.slot)
+            } else {
+                continue
+            }
+            var removed = 0
+            for name in names {
+                let obsolete = gone || (Int32(name).map { $0 >= 0 && Int($0) < slots.count && slots[Int($0)] != nil } ?? false)
+                guard obsolete, let f = try OpenFile.openIfExists(dir + "/" + name, O_RDONLY) else { continue }
+                defer { f.close() }
+                guard try f.lock(exclusive: true, wait: false) else { continue }
+                report.bytesReclaimed += try f.size()
+                if !dryRun { try FileSystem.remove(dir + "/" + name) }
+                removed += 1
+            }
+            if gone && removed > 0 { report.orphanedTopicStates += 1 }
+            if !dryRun && removed == names.count { try? FileSystem.removeDirectory(dir) }
+        }
+        if !dryRun, (try? FileSystem.list(root))?.isEmpty == true { try? FileSystem.removeDirectory(root) }
     }
 
     /// The newest commit time in the group, from the offset files' slots and
@@ -142,6 +197,16 @@ public enum GroupHousekeeping {
         var st = stat()
         // Members joining and leaving change the members directory.
         if stat(group.membersPath, &st) == 0 { newest = modified(st) }
+        if FileSystem.isDirectory(group.committedPath) {
+            for topic in try FileSystem.list(group.committedPath) where !topic.hasPrefix("~") {
+                guard let f = try OpenFile.openIfExists(group.commitsPath(topic), O_RDONLY) else { continue }
+                defer { f.close() }
+                let partitions = Int32(clamping: try f.size() / Int64(CommittedOffsetFile.recordSize) + 1)
+                for record in try CommittedOffsetFile.readAll(f, partitions: min(partitions, 1 << 20)) {
+                    if let slot = record.slot { newest = max(newest, slot.committedMs) }
+                }
+            }
+        }
         for partitionPath in try partitionPaths(under: group.path + "/offsets") {
             guard let f = try OpenFile.openIfExists(partitionPath, O_RDONLY) else { continue }
             defer { f.close() }
@@ -189,10 +254,10 @@ public enum GroupHousekeeping {
         return true
     }
 
-    /// True when a live consumer holds a partition lease (offsets) or a queue lock under `dir`.
-    private static func isHeld(_ dir: String, queue: Bool) throws -> Bool {
+    /// True when a live consumer holds a queue lock under `dir`.
+    private static func isQueueHeld(_ dir: String) throws -> Bool {
         for p in try FileSystem.list(dir) {
-            let path = dir + "/" + p + (queue ? "/lock" : "")
+            let path = dir + "/" + p + "/lock"
             guard let f = try OpenFile.openIfExists(path, O_RDONLY) else { continue }
             defer { f.close() }
             if !(try f.lock(exclusive: true, wait: false)) { return true }

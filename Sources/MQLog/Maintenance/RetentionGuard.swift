@@ -4,7 +4,9 @@ import Glibc
 /// retention does not delete it under them (docs/FORMAT.md, "Compaction and
 /// retention"):
 ///
-/// - every consumer group's committed offset (`groups/G/offsets/TOPIC/P`);
+/// - every consumer group's committed offset (`groups/G/committed/TOPIC`,
+///   or a file of the earlier layout, `groups/G/offsets/TOPIC/P`), and the
+///   whole partition while a group holds its lease with no commit yet;
 /// - every work queue's done-below mark (`groups/G/queue/TOPIC/P`);
 /// - for a delay topic `T.delay`, the mover's low-water mark: messages below
 ///   it were moved to `T`, the rest still wait.
@@ -20,11 +22,12 @@ public enum RetentionGuard {
         let groups = log.root + "/groups"
         if FileSystem.isDirectory(groups) {
             for group in try FileSystem.list(groups) where LogDirectory.isValidTopicName(group) {
-                let offsetPath = groups + "/\(group)/offsets/\(topic)/\(partition)"
-                if let f = try OpenFile.openIfExists(offsetPath, O_RDONLY) {
-                    defer { f.close() }
-                    // A partition file with no valid commit yet: the group starts from the beginning.
-                    hold(try CommittedOffsetFile.read(f)?.offset ?? 0)
+                let g = try GroupDirectory(log: log, group: group)
+                if let slot = try g.committedSlot(topic, partition) {
+                    hold(slot.offset)
+                } else if isLeased(g, topic: topic, partition: partition) || FileSystem.exists(g.legacyOffsetPath(topic, partition)) {
+                    // Taken, with no commit yet: the holder may be reading from the beginning.
+                    hold(0)
                 }
                 let queueDir = groups + "/\(group)/queue/\(topic)/\(partition)"
                 if FileSystem.exists(queueDir + "/a") {
@@ -37,5 +40,12 @@ public enum RetentionGuard {
             hold(try DelayMoverFiles.lowWaterMark(log.topicPath(topic)))
         }
         return floor
+    }
+
+    /// True when some process holds the lease of the partition in the group.
+    private static func isLeased(_ group: GroupDirectory, topic: String, partition: Int32) -> Bool {
+        guard let f = try? OpenFile.openIfExists(group.commitsPath(topic), O_RDONLY) else { return false }
+        defer { f.close() }
+        return f.isRangeLocked(start: CommittedOffsetFile.position(of: partition), length: Int64(CommittedOffsetFile.recordSize))
     }
 }

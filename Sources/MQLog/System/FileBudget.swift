@@ -6,8 +6,8 @@ import Glibc
 /// more than the usual soft limit of 1,024 open files. Tools therefore
 /// 1. raise their soft `RLIMIT_NOFILE` to the hard limit when they start
 ///    (`raiseOpenFileLimit()`, as most runtimes do), and
-/// 2. keep partition files open through bounded pools (writers, readers,
-///    leases) whose sizes come from `FileBudget.shared`, closing the least
+/// 2. keep partition files open through bounded pools (writers, readers)
+///    and hold a bounded number of group leases, whose sizes come from `FileBudget.shared`, closing the least
 ///    recently used when full.
 /// Whatever the limit, a tool never needs more than a fixed number of
 /// descriptors outside these pools (`reserved`).
@@ -34,7 +34,9 @@ public struct FileBudget: Sendable {
     /// segment file, plus one for index lookups while positioning).
     public var readers: Int { max(pooled / 4, 2) }
 
-    /// Group leases a consumer may hold at once (one offset file each).
+    /// Group leases a consumer may hold at once: as many as readers (a lease
+    /// is a lock in its topic's committed-offset file, one descriptor per
+    /// topic; each partition held has a reader).
     public var leases: Int { max(pooled / 4, 2) }
 
     public init(limit: Int) { self.limit = limit }

@@ -143,6 +143,32 @@ public struct OpenFile: Sendable {
     }
 
     public func unlock() { _ = flock(fd, LOCK_UN) }
+
+    /// Takes an exclusive (or shared) lock on bytes `[start, start + length)`
+    /// (`length` 0: to the end, however far), without waiting: an
+    /// open-file-description lock (fcntl F_OFD_SETLK), which conflicts with
+    /// the locks taken through any other `open` of the file, in this process
+    /// or another, and goes when this file is closed or the process dies.
+    /// - Returns: false when another holds a conflicting lock.
+    public func lockRange(start: Int64, length: Int64, exclusive: Bool = true) throws -> Bool {
+        switch mq_ofd_lock(fd, mq_lock_type(exclusive ? 1 : 0, 0), start, length) {
+        case 0: return true
+        case 1: return false
+        default: throw MQError.system("cannot lock", path: path, currentErrno())
+        }
+    }
+
+    /// True when a lock taken through another open of the file covers some
+    /// of bytes `[start, start + length)` (fcntl F_OFD_GETLK); false when it
+    /// cannot tell.
+    public func isRangeLocked(start: Int64, length: Int64) -> Bool {
+        mq_ofd_is_locked(fd, start, length) == 1
+    }
+
+    /// Drops this file's lock on bytes `[start, start + length)`.
+    public func unlockRange(start: Int64, length: Int64) {
+        _ = mq_ofd_lock(fd, mq_lock_type(0, 1), start, length)
+    }
 }
 
 /// File-system operations on paths.
@@ -231,6 +257,13 @@ public enum FileSystem {
     /// Removes a file; a missing file is not an error. The C function is `unlink`.
     public static func remove(_ path: String) throws {
         if unlink(path) != 0 && errno != ENOENT {
+            throw MQError.system("cannot remove", path: path, currentErrno())
+        }
+    }
+
+    /// Removes an empty directory; a missing one is not an error. The C function is `rmdir`.
+    public static func removeDirectory(_ path: String) throws {
+        if rmdir(path) != 0 && errno != ENOENT {
             throw MQError.system("cannot remove", path: path, currentErrno())
         }
     }
