@@ -278,8 +278,11 @@ def test_several_local_topics_into_one_kafka_topic_and_murmur2(mq, kafka):
 
 def test_a_mirror_killed_at_any_moment_forwards_each_message_exactly_once(mq, kafka):
     """kill -9 of a following mirror ten times while a producer appends; then a last run.
-    Each record is in Kafka once, in order per partition."""
+    Each record is in Kafka once, in order per partition. The brokers answer after 20 ms, so
+    that a chunk's transaction takes long enough for kills to land inside it."""
     kafka.create("logs", 3)
+    for broker in (1, 2, 3):
+        kafka.command(f"rtt {broker} 20")
     mq.create("logs", 3)
     n = int(os.environ.get("MQ_MIRROR_MESSAGES", "10000"))
     rounds = 10
