@@ -21,7 +21,6 @@
  * It exits on end of input, SIGTERM or SIGINT, and after SECONDS (default
  * 600) whatever happens, so that a test that dies leaves nothing running.
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,9 +72,8 @@ static int run(rd_kafka_mock_cluster_t *mc, char *line) {
 int main(int argc, char **argv) {
         unsigned seconds = argc > 1 ? (unsigned)atoi(argv[1]) : 600;
         char errstr[512];
-        sigset_t stop;
 
-        /* Stop signals end the loop below by closing standard input's reader. */
+        /* SIGTERM and SIGINT end the process, and the alarm bounds its life. */
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
         alarm(seconds ? seconds : 600);
@@ -95,7 +93,6 @@ int main(int argc, char **argv) {
         printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
         fflush(stdout);
 
-        (void)stop;
         char line[4096];
         while (fgets(line, sizeof line, stdin))
                 if (run(mc, line) != 0)
