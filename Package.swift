@@ -8,7 +8,7 @@ import PackageDescription
 let tools = ["mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench", "mq-replay", "mq-dlq", "mq-compact"]
 
 /// `mq-mirror` forwards topics to and from the engines users run; only it
-/// links their client libraries (through `MQMirrorNATS`).
+/// links their client libraries (through `MQMirrorNATS` and `MQMirrorKafka`).
 let mirror = "mq-mirror"
 
 let package = Package(
@@ -29,6 +29,7 @@ let package = Package(
         .target(name: "CCRC32C", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "CLinux"),
         .systemLibrary(name: "CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
         .target(
             name: "MQLog",
             dependencies: [
@@ -58,7 +59,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser")] + ($0 == "mq-bench" ? ["MQBench"] : []))
     } + [
         .target(name: "MQMirrorNATS", dependencies: ["MQLog", "CNats"]),
-        .executableTarget(name: mirror, dependencies: ["MQLog", "MQCommandSupport", "MQMirrorNATS",
+        .target(name: "MQMirrorKafka", dependencies: ["MQLog", "CRdKafka"]),
+        .executableTarget(name: mirror, dependencies: ["MQLog", "MQCommandSupport", "MQMirrorNATS", "MQMirrorKafka",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "MQLogTests", dependencies: ["MQLog"], resources: [.copy("Fixtures")]),
     ]

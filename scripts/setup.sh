@@ -12,8 +12,10 @@
 set -euo pipefail
 
 # libnats-dev: mq-mirror's NATS client; nats-server: the server its tests start.
+# librdkafka-dev: mq-mirror's Kafka client (its tests also build a mock cluster with it);
+# kcat: what those tests read Kafka back with.
 debian_packages=(zlib1g-dev liblz4-dev libsnappy-dev libzstd-dev pkg-config mandoc python3-pip fuse3 libfuse3-dev strace
-                 libnats-dev nats-server)
+                 libnats-dev nats-server librdkafka-dev kcat)
 
 # Versions the tests are known to pass with.
 python_packages=(

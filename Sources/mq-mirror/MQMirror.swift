@@ -2,15 +2,17 @@ import ArgumentParser
 import Glibc
 import MQCommandSupport
 import MQLog
+import MQMirrorKafka
 import MQMirrorNATS
 
 @main
 struct MQMirror: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mq-mirror",
-        abstract: "Forward local topics to a NATS JetStream stream, each message exactly once.",
+        abstract: "Forward local topics to a NATS JetStream stream or a Kafka topic, each message exactly once.",
         usage: """
             mq-mirror [<options>] <topic>... nats://HOST[:PORT][,HOST[:PORT]...]/STREAM
+            mq-mirror [<options>] <topic>... kafka://HOST[:PORT][,HOST[:PORT]...]/TOPIC
             """,
         discussion: "Topics are names or patterns. See mq-mirror(1) and docs/MIRROR.md.",
         version: mqVersion)
@@ -28,10 +30,20 @@ struct MQMirror: ParsableCommand {
     var name: String?
     @Option(name: .customLong("subject-prefix"), help: ArgumentHelp("Subjects are PREFIX.TOPIC.PARTITION.", valueName: "prefix"))
     var subjectPrefix = "mq"
-    @Flag(name: .long, help: "Create the stream (subjects PREFIX.>) when it does not exist.")
+    @Flag(name: .long, help: "Create the stream (subjects PREFIX.>) or the Kafka topic when it does not exist.")
     var create = false
-    @Option(name: .long, help: ArgumentHelp("With --create: the stream's replicas.", valueName: "n"))
-    var replicas = 1
+    @Option(name: .long, help: ArgumentHelp("With --create: the stream's or Kafka topic's replicas (default: 1 for NATS, the cluster's default for Kafka).", valueName: "n"))
+    var replicas: Int?
+    @Option(name: .long, help: ArgumentHelp("With --create, Kafka: the topic's partitions (default: the most of the topics named, else 1).", valueName: "n"))
+    var partitions: Int32?
+    @Option(name: .long, help: ArgumentHelp("Kafka: local partition P to Kafka partition P (same), by murmur2 of the key (murmur2), or same when the Kafka topic has enough partitions, else murmur2 (auto).", valueName: "how"))
+    var partitioner: KafkaPartitioning = .auto
+    @Option(name: [.customShort("z"), .long], help: "Kafka: the producer's compression codec (compression.codec).")
+    var compression: CompressionCodec = .none
+    @Option(name: .customShort("X"), help: ArgumentHelp("Kafka: a librdkafka property (repeatable; after -F, so it wins).", valueName: "key=value"))
+    var kafkaProperties: [String] = []
+    @Option(name: .customShort("F"), help: ArgumentHelp("Kafka: librdkafka properties from a file of key=value lines (# comments).", valueName: "file"))
+    var propertiesFile: String?
     @Option(name: .long, help: ArgumentHelp("Give up with status 69 when the server does not accept a chunk for this long (e.g. 30s, 5m); default: keep trying.", valueName: "duration"))
     var timeout: String?
     @Option(name: .customLong("creds"), help: ArgumentHelp("NATS credentials file (user JWT and seed).", valueName: "file"))
@@ -48,8 +60,9 @@ struct MQMirror: ParsableCommand {
     var verbose = false
 
     func validate() throws {
-        guard arguments.count >= 2 else { throw ValidationError("give one or more topics, then the destination (nats://HOST:PORT/STREAM)") }
-        if replicas < 1 || replicas > 5 { throw ValidationError("--replicas must be from 1 to 5") }
+        guard arguments.count >= 2 else { throw ValidationError("give one or more topics, then the destination (nats://HOST:PORT/STREAM or kafka://HOST:PORT/TOPIC)") }
+        if let replicas, replicas < 1 || replicas > 32767 { throw ValidationError("--replicas must be at least 1") }
+        if let partitions, partitions < 1 { throw ValidationError("--partitions must be at least 1") }
         if tlsKey != nil && tlsCert == nil { throw ValidationError("'--tls-key' needs '--tls-cert'") }
         let prefixOK = !subjectPrefix.isEmpty && !subjectPrefix.hasPrefix(".") && !subjectPrefix.hasSuffix(".")
             && subjectPrefix.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
@@ -59,16 +72,20 @@ struct MQMirror: ParsableCommand {
     func run() throws {
         let destination = arguments.last!
         let topics = Array(arguments.dropLast())
-        guard let endpoint = try usageValue({ try NATSEndpoint.parse(destination) }) else {
-            if destination.hasPrefix("kafka://") {
-                throw ValidationError("'\(destination)': Kafka destinations are not supported yet; this mq-mirror forwards to NATS JetStream (nats://HOST:PORT/STREAM)")
-            }
-            throw ValidationError("'\(destination)' is not a destination: expected nats://HOST[:PORT][,HOST[:PORT]...]/STREAM")
-        }
         if let from = topics.first(where: { $0.contains("://") }) {
             throw ValidationError("'\(from)': pulling from a cluster into a local topic is not supported yet; give local topics, then the destination")
         }
         let giveUpMs = try timeout.map { t in try usageValue { try Durations.parseDuration(t) } }
+        if let endpoint = try usageValue({ try KafkaEndpoint.parse(destination) }) {
+            return try runKafka(endpoint, topics: topics, giveUpMs: giveUpMs)
+        }
+        guard let endpoint = try usageValue({ try NATSEndpoint.parse(destination) }) else {
+            throw ValidationError("'\(destination)' is not a destination: expected nats://HOST[:PORT][,HOST[:PORT]...]/STREAM or kafka://HOST[:PORT][,HOST[:PORT]...]/TOPIC")
+        }
+        let kafkaOnly = [("-X", !kafkaProperties.isEmpty), ("-F", propertiesFile != nil), ("--partitions", partitions != nil),
+                         ("--partitioner", partitioner != .auto), ("-z", compression != .none)]
+        if let flag = kafkaOnly.first(where: { $0.1 }) { throw ValidationError("'\(flag.0)' applies to Kafka destinations only") }
+        if let replicas, replicas > 5 { throw ValidationError("--replicas must be from 1 to 5 for a NATS stream") }
         try runReportingErrors("mq-mirror") {
             signal(SIGPIPE, SIG_IGN)
             var auth = NATSAuth()
@@ -84,35 +101,75 @@ struct MQMirror: ParsableCommand {
             auth.caFile = tlsCA
             auth.certFile = tlsCert
             auth.keyFile = tlsKey
-            let sink = try connect(endpoint, auth: auth, giveUpMs: giveUpMs)
-            var options = PushMirrorOptions(topics: topics, name: name ?? Self.defaultName(topics: topics, endpoint: endpoint, prefix: subjectPrefix))
-            options.exitAtEnd = exitAtEnd
-            options.giveUpAfterMs = giveUpMs
-            let mirror = PushMirror(options: options, log: logOptions.log, sink: sink)
-            mirror.warn = { printError("mq-mirror", $0) }
-            let summary = try mirror.run()
-            if verbose {
-                printError("mq-mirror", "\(summary.forwarded) message\(summary.forwarded == 1 ? "" : "s") forwarded from \(summary.partitions) partition\(summary.partitions == 1 ? "" : "s") to stream '\(endpoint.stream)'")
+            let sink = try connect(giveUpMs: giveUpMs) {
+                try JetStreamSink(endpoint: endpoint, subjectPrefix: subjectPrefix, auth: auth, create: create,
+                                  replicas: replicas ?? 1, connectTimeoutMs: min(giveUpMs ?? 5_000, 5_000))
             }
+            let name = name ?? Self.defaultName(topics: topics, words: ["nats", endpoint.stream, subjectPrefix], destination: endpoint.stream)
+            try mirror(topics, name: name, sink: sink, giveUpMs: giveUpMs, to: "stream '\(endpoint.stream)'")
+        }
+    }
+
+    func runKafka(_ endpoint: KafkaEndpoint, topics: [String], giveUpMs: Int64?) throws {
+        let natsOnly = [("--creds", credsFile != nil), ("--token-file", tokenFile != nil), ("--tls-ca", tlsCA != nil),
+                        ("--tls-cert", tlsCert != nil), ("--subject-prefix", subjectPrefix != "mq")]
+        if let flag = natsOnly.first(where: { $0.1 }) {
+            throw ValidationError("'\(flag.0)' applies to NATS destinations only; for Kafka, give TLS and SASL settings with -X or -F")
+        }
+        try runReportingErrors("mq-mirror") {
+            signal(SIGPIPE, SIG_IGN)
+            let log = logOptions.log
+            let name = name ?? Self.defaultName(topics: topics, words: ["kafka", endpoint.topic], destination: endpoint.topic)
+            var options = KafkaSinkOptions(endpoint: endpoint, mirrorName: name)
+            if let propertiesFile { try options.properties.add(file: propertiesFile) }
+            for p in kafkaProperties { try options.properties.add(option: p) }
+            options.compression = compression
+            options.partitioning = partitioner
+            options.create = create
+            options.partitions = try partitions ?? topics.filter { LogDirectory.isValidTopicName($0) && log.topicExists($0) }
+                .map { try log.openTopic($0).partitions }.max() ?? 1
+            options.replicas = replicas.map { Int16($0) } ?? -1
+            options.requestTimeoutMs = Int32(max(1_000, min(giveUpMs ?? 10_000, 10_000)))
+            let sink = try connect(giveUpMs: giveUpMs) { try KafkaSink(options: options) }
+            sink.localPartitions = { try log.openTopic($0).partitions }
+            try mirror(topics, name: name, sink: sink, giveUpMs: giveUpMs, to: "Kafka topic '\(endpoint.topic)'")
+        }
+    }
+
+    /// Runs the mirror into `sink` until stopped (or the end, with -e).
+    func mirror(_ topics: [String], name: String, sink: MirrorSink, giveUpMs: Int64?, to what: String) throws {
+        var options = PushMirrorOptions(topics: topics, name: name)
+        options.exitAtEnd = exitAtEnd
+        options.giveUpAfterMs = giveUpMs
+        let mirror = PushMirror(options: options, log: logOptions.log, sink: sink)
+        mirror.warn = { printError("mq-mirror", $0) }
+        let summary = try mirror.run()
+        if verbose {
+            printError("mq-mirror", "\(summary.forwarded) message\(summary.forwarded == 1 ? "" : "s") forwarded from \(summary.partitions) partition\(summary.partitions == 1 ? "" : "s") to \(what)")
         }
     }
 
     /// The sink, once the server answers: while it does not, tries again
     /// as the mirror retries a chunk, until `giveUpMs`.
-    func connect(_ endpoint: NATSEndpoint, auth: NATSAuth, giveUpMs: Int64?) throws -> JetStreamSink {
+    func connect<Sink>(giveUpMs: Int64?, _ make: () throws -> Sink) throws -> Sink {
         StopSignals.install()
         return try retryingWhileUnavailable(giveUpAfterMs: giveUpMs, warn: { printError("mq-mirror", $0) },
-                                            stopped: { MQError(StopSignals.exitStatus, "stopped by \(StopSignals.name) before the server answered; nothing forwarded") }) {
-            try JetStreamSink(endpoint: endpoint, subjectPrefix: subjectPrefix, auth: auth, create: create,
-                              replicas: replicas, connectTimeoutMs: min(giveUpMs ?? 5_000, 5_000))
-        }
+                                            stopped: { MQError(StopSignals.exitStatus, "stopped by \(StopSignals.name) before the server answered; nothing forwarded") },
+                                            make)
     }
 
-    /// A name from what the mirror does: the topics, the stream and the prefix.
-    static func defaultName(topics: [String], endpoint: NATSEndpoint, prefix: String) -> String {
-        let words = topics + ["nats", endpoint.stream, prefix]
-        let hash = FNV1a.hash64(words.flatMap { Array($0.utf8) + [0] })
+    /// A name from what the mirror does: the topics and `words` (the engine,
+    /// the stream or Kafka topic, the subject prefix).
+    static func defaultName(topics: [String], words: [String], destination: String) -> String {
+        let hash = FNV1a.hash64((topics + words).flatMap { Array($0.utf8) + [0] })
         let readable = (topics.count == 1 && topics[0].allSatisfy { $0.isLetter || $0.isNumber || "._-".contains($0) }) ? topics[0] + "." : ""
-        return readable + endpoint.stream + "." + String(hash, radix: 16)
+        return readable + destination + "." + String(hash, radix: 16)
+    }
+}
+
+extension KafkaPartitioning: ExpressibleByArgument {
+    public static var allValueDescriptions: [String: String] {
+        ["auto": "same when the Kafka topic has enough partitions, else murmur2 (default)",
+         "same": "local partition P to Kafka partition P", "murmur2": "murmur2 of the key, as Kafka's default partitioner"]
     }
 }

@@ -48,6 +48,8 @@ REGENERATE = "scripts/generate-completions.sh .build/release"
 #   69  mq-mirror: the server did not answer or accept a chunk within --timeout
 #   75 also: mq-mirror: a mirror of the same name is running
 #   77 also: mq-mirror: the server refused the credentials
+#   76  mq-mirror: the Kafka producer was fenced (another of the same transactional.id)
+#       or hit another fatal error
 #   71  mq-consume handler, mq-produce --atomic -- COMMAND: could not be started
 #       for another reason than not found (66) or not permitted (77)
 EXIT_STATUSES = {
@@ -60,7 +62,7 @@ EXIT_STATUSES = {
     "mq-replay": {0, 64, 65, 66, 70, 73, 74, 75, 77, 78, 130, 143},
     "mq-dlq": {0, 64, 65, 66, 70, 73, 74, 75, 77, 78, 130, 143},
     "mq-compact": {0, 64, 65, 66, 70, 73, 74, 75, 77, 78, 130, 143},
-    "mq-mirror": {0, 64, 65, 66, 69, 70, 73, 74, 75, 77, 78, 130, 143},
+    "mq-mirror": {0, 64, 65, 66, 69, 70, 73, 74, 75, 76, 77, 78, 130, 143},
 }
 
 

@@ -348,12 +348,13 @@ def test_two_mirrors_of_one_name_do_not_run_at_once(mq, server):
     first.kill()
 
 
-def test_only_mq_mirror_links_the_nats_client(mq_bin):
-    """The core tools do not link libnats: a machine without it runs them."""
+def test_only_mq_mirror_links_the_nats_and_kafka_clients(mq_bin):
+    """The core tools link neither libnats nor librdkafka: a machine without them runs them."""
     import mqtest
     for tool in mqtest.TOOLS:
         libs = subprocess.run(["ldd", str(mq_bin / tool)], capture_output=True, text=True).stdout
         assert ("libnats" in libs) == (tool == "mq-mirror"), f"{tool}: {libs}"
+        assert ("librdkafka" in libs) == (tool == "mq-mirror"), f"{tool}: {libs}"
 
 
 def test_store_and_forward_while_the_server_is_down(mq, tmp_path):

@@ -20,7 +20,7 @@ function __mq-mirror_parse_tokens -S
     set -l unparsed_tokens (__mq-mirror_tokens -pc)
     switch $unparsed_tokens[1]
     case 'mq-mirror'
-        __mq-mirror_parse_subcommand -r 1 'dir=' 'e/exit' 'name=' 'subject-prefix=' 'create' 'replicas=' 'timeout=' 'creds=' 'token-file=' 'tls-ca=' 'tls-cert=' 'tls-key=' 'v/verbose' 'version' 'h/help'
+        __mq-mirror_parse_subcommand -r 1 'dir=' 'e/exit' 'name=' 'subject-prefix=' 'create' 'replicas=' 'partitions=' 'partitioner=' 'z/compression=' 'X=+' 'F=' 'timeout=' 'creds=' 'token-file=' 'tls-ca=' 'tls-cert=' 'tls-key=' 'v/verbose' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __mq-mirror_parse_subcommand -r 1 'version'
@@ -81,8 +81,13 @@ complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_op
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" e exit' -s 'e' -l 'exit' -d 'Stop when every message there now is forwarded, instead of following the topics.'
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" name' -l 'name' -d 'The mirror\'s name: its consumer group is mirror.NAME (default: derived from the topics and the destination).' -rfka ''
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" subject-prefix' -l 'subject-prefix' -d 'Subjects are PREFIX.TOPIC.PARTITION.' -rfka ''
-complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" create' -l 'create' -d 'Create the stream (subjects PREFIX.>) when it does not exist.'
-complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" replicas' -l 'replicas' -d 'With --create: the stream\'s replicas.' -rfka ''
+complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" create' -l 'create' -d 'Create the stream (subjects PREFIX.>) or the Kafka topic when it does not exist.'
+complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" replicas' -l 'replicas' -d 'With --create: the stream\'s or Kafka topic\'s replicas (default: 1 for NATS, the cluster\'s default for Kafka).' -rfka ''
+complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" partitions' -l 'partitions' -d 'With --create, Kafka: the topic\'s partitions (default: the most of the topics named, else 1).' -rfka ''
+complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" partitioner' -l 'partitioner' -d 'Kafka: local partition P to Kafka partition P (same), by murmur2 of the key (murmur2), or same when the Kafka topic has enough partitions, else murmur2 (auto).' -rfka 'auto same murmur2'
+complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" compression z' -s 'z' -l 'compression' -d 'Kafka: the producer\'s compression codec (compression.codec).' -rfka 'none gzip snappy lz4 zstd'
+complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror"' -s 'X' -d 'Kafka: a librdkafka property (repeatable; after -F, so it wins).' -rfka ''
+complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" F' -s 'F' -d 'Kafka: librdkafka properties from a file of key=value lines (# comments).' -rfka ''
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" timeout' -l 'timeout' -d 'Give up with status 69 when the server does not accept a chunk for this long (e.g. 30s, 5m); default: keep trying.' -rfka ''
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" creds' -l 'creds' -d 'NATS credentials file (user JWT and seed).' -rfka ''
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" token-file' -l 'token-file' -d 'Read the NATS token from this file (else $NATS_TOKEN, if set).' -rfka ''

@@ -26,6 +26,10 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case osError = 71
     /// Read or write failed, including a full disk (`EX_IOERR`).
     case ioError = 74
+    /// The remote side cannot go on with this client: `mq-mirror`'s Kafka
+    /// producer was fenced by another of the same `transactional.id`, or hit
+    /// another fatal error (`EX_PROTOCOL`). Not retried.
+    case protocolError = 76
     /// Temporary failure: the resource is busy or in use (`EX_TEMPFAIL`).
     case tempFail = 75
     /// Permission denied (`EX_NOPERM`).
