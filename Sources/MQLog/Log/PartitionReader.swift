@@ -759,9 +759,9 @@ public final class PartitionCursor {
         self.nextOffset = startOffset
         self.isolation = isolation
         try reader.seek(toOffset: startOffset)
-        if isolation == .readCommitted {
+        if isolation == .readCommitted && startOffset > 0 {
             // Read after the start offset was chosen: a transaction open now
-            // that began before it holds everything back.
+            // that began before it holds everything back (none began before 0).
             holdFor = try OpenTransactions.read(partition: reader.directory).entries.filter { $0.firstOffset < startOffset }.map { ($0.producerId, $0.firstOffset) }
         }
     }
