@@ -1,10 +1,11 @@
 // The native client's side of bench/mirror.sh: publishes N messages of SIZE
 // bytes to SUBJECT in JetStream stream STREAM (created with subjects
 // SUBJECT when missing) with libnats's asynchronous publish, waits for every
-// acknowledgement, and prints "MESSAGES SECONDS MSG_PER_S".
+// acknowledgement, and prints "MESSAGES SECONDS MSG_PER_S". REPLICAS (default
+// 1) is the new stream's replica count.
 //
 //   cc -O2 -o nats_pub bench/nats_pub.c -lnats
-//   nats_pub nats://127.0.0.1:4222 STREAM SUBJECT N SIZE
+//   nats_pub nats://127.0.0.1:4222 STREAM SUBJECT N SIZE [REPLICAS]
 #include <nats/nats.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +25,17 @@ static void on_error(jsCtx *js, jsPubAckErr *pae, void *closure) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6) {
-        fprintf(stderr, "usage: nats_pub URL STREAM SUBJECT N SIZE\n");
+    if (argc != 6 && argc != 7) {
+        fprintf(stderr, "usage: nats_pub URL STREAM SUBJECT N SIZE [REPLICAS]\n");
         return 64;
     }
     const char *url = argv[1], *stream = argv[2], *subject = argv[3];
     long n = atol(argv[4]), size = atol(argv[5]);
+    long replicas = argc == 7 ? atol(argv[6]) : 1;
+    if (n < 0 || size < 1 || size > (1 << 20) || replicas < 1 || replicas > 5) {
+        fprintf(stderr, "nats_pub: N must be 0 or more, SIZE 1 to 1048576, REPLICAS 1 to 5\n");
+        return 64;
+    }
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
     jsOptions jo;
@@ -48,6 +54,7 @@ int main(int argc, char **argv) {
         cfg.Subjects = &subject;
         cfg.SubjectsLen = 1;
         cfg.Storage = js_FileStorage;
+        cfg.Replicas = replicas;
         if ((s = js_AddStream(&si, js, &cfg, NULL, &jerr)) != NATS_OK) { fprintf(stderr, "nats_pub: add stream: %s\n", natsStatus_GetText(s)); return 69; }
     }
     jsStreamInfo_Destroy(si);
