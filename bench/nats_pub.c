@@ -43,6 +43,11 @@ int main(int argc, char **argv) {
     if (s != NATS_OK) { fprintf(stderr, "nats_pub: connect: %s\n", natsStatus_GetText(s)); return 69; }
     jsOptions_Init(&jo);
     jo.PublishAsync.MaxPending = 65536;
+    // With 65,536 publishes awaiting acknowledgement the next one waits for
+    // room; a replicated stream under load can take longer than the default
+    // 200 ms to make it, so wait up to 30 s instead of failing. (mq-mirror
+    // never has that many out: it awaits each chunk's acknowledgements.)
+    jo.PublishAsync.StallWait = 30000;
     jo.PublishAsync.ErrHandler = on_error;
     if ((s = natsConnection_JetStream(&js, nc, &jo)) != NATS_OK) { fprintf(stderr, "nats_pub: %s\n", natsStatus_GetText(s)); return 69; }
     jsStreamInfo *si = NULL;
