@@ -93,8 +93,9 @@ public final class JetStreamSource: MirrorSource {
         if s == NATS_NOT_FOUND {
             // A new consumer starts after what the journal holds (a consumer
             // deleted by hand does not make the mirror read everything again).
-            let settled = journal.settled(topic: source.topic, partition: 0).ranges.last?.upperBound ?? 0
-            s = addConsumer(&info, startAt: settled >= 1 ? UInt64(settled) + 1 : nil, &jerr)
+            let settled = journal.settled(topic: source.topic, partition: 0)
+            let resume = settled.ranges.first.map { settled.firstMissing(atOrAfter: $0.lowerBound) }
+            s = addConsumer(&info, startAt: resume.flatMap { $0 >= 1 ? UInt64($0) : nil }, &jerr)
             try check(s, "cannot create consumer '\(consumer)' on stream '\(endpoint.stream)' (JetStream error \(jerr.rawValue))")
         } else {
             try check(s, "cannot look up consumer '\(consumer)' of stream '\(endpoint.stream)'")

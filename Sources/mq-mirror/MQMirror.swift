@@ -173,8 +173,18 @@ struct MQMirror: ParsableCommand {
                 source = try connect(giveUpMs: giveUpMs) {
                     try JetStreamSource(endpoint: nats, name: name, auth: auth, connectTimeoutMs: min(giveUpMs ?? 5_000, 5_000))
                 }
+            } else if let kafka {
+                name = self.name ?? Self.defaultName(topics: [topic], words: ["pull", "kafka", kafka.topic], destination: kafka.topic)
+                try CopyJournal.validateID(PullMirror.copyID(name))
+                var options = KafkaSinkOptions(endpoint: kafka, mirrorName: name)
+                if let propertiesFile { try options.properties.add(file: propertiesFile) }
+                for p in kafkaProperties { try options.properties.add(option: p) }
+                options.requestTimeoutMs = Int32(max(1_000, min(giveUpMs ?? 10_000, 10_000)))
+                let kafkaSource = try connect(giveUpMs: giveUpMs) { try KafkaSource(options: options) }
+                kafkaSource.warn = { printError("mq-mirror", $0) }
+                source = kafkaSource
             } else {
-                throw MQError.usage("'\(url)': pulling from Kafka is not supported yet")
+                throw MQError.internalError("no source")
             }
             var options = PullMirrorOptions(topic: topic, name: name)
             options.exitAtEnd = exitAtEnd

@@ -271,3 +271,130 @@ def test_pull_errors(mq, server):
     assert res.status == 69, res
     assert time.time() - start < 30
     assert not mq.topic_dir("t").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Kafka (the librdkafka mock cluster of test_mirror_kafka.py)
+
+from test_mirror_kafka import KafkaMock, kafka_mock_bin  # noqa: E402,F401
+
+needs_kcat = pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed (scripts/setup.sh installs it)")
+
+
+@pytest.fixture
+def kafka(kafka_mock_bin):  # noqa: F811
+    m = KafkaMock(kafka_mock_bin)
+    yield m
+    m.stop()
+
+
+class KcatFeeder:
+    """kcat -P feeding key k.{i % keys}, value i for i < n, a line at a time from a thread
+    (the default partitioner puts each key in one partition, so each key's order is kept)."""
+
+    def __init__(self, kafka, topic, n, keys, pause=0.0):
+        import threading
+        self.p = subprocess.Popen(["kcat", "-P", "-b", kafka.bootstrap, "-t", topic, "-K", ":"],
+                                  stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.n, self.keys, self.pause = n, keys, pause
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        for start in range(0, self.n, 200):
+            self.p.stdin.write(b"".join(f"k.{i % self.keys}:{i}\n".encode() for i in range(start, min(self.n, start + 200))))
+            self.p.stdin.flush()
+            time.sleep(self.pause)
+        self.p.stdin.close()
+
+    def join(self):
+        self.thread.join(300)
+        assert self.p.wait(120) == 0, self.p.stderr.read()
+
+
+@needs_kcat
+def test_kafka_push_then_pull_gives_back_the_same_records(mq, kafka):
+    """A local topic pushed to Kafka and pulled into another topic: per partition the same keys,
+    values, headers and timestamps (the push's four provenance headers are dropped, the pull's
+    appended); the new topic gets the Kafka topic's partition count; a second pull copies 0."""
+    kafka.create("orders", 3)
+    mq.create("orders", 3)
+    mq.produce("orders", mixed_input(2000, 41), "--json")
+    mq.run("mq-mirror", "-e", "orders", kafka.url("orders"), check=0)
+    res = mq.run("mq-mirror", "-e", "-v", "--create", kafka.url("orders"), "copy", check=0)
+    assert "2000 messages copied into 'copy'" in res.stderr
+    assert mq.properties("copy")["partitions"] == "3"
+    assert by_partition(mq, "copy") == by_partition(mq, "orders")
+    for e in envelopes(mq, "copy"):
+        p = provenance(e)
+        assert p["topic"] == "orders" and int(p["partition"]) == e["partition"], p
+    res = mq.run("mq-mirror", "-e", "-v", kafka.url("orders"), "copy", check=0)
+    assert "0 messages copied" in res.stderr
+    # Fewer local partitions: murmur2 of the key.
+    mq.create("one", 2)
+    mq.run("mq-mirror", "-e", kafka.url("orders"), "one", check=0)
+    import mqtest
+    got = envelopes(mq, "one")
+    assert len(got) == 2000
+    for e in got:
+        if e.get("key") is not None:
+            assert e["partition"] == mqtest.murmur2_partition(dec(e["key"]), 2)
+
+
+def check_keys_exactly_once(mq, topic, n, keys):
+    seen, last = set(), {}
+    for e in envelopes(mq, topic):
+        key, value = dec(e["key"]).decode(), int(dec(e["value"]))
+        assert value not in seen, f"#{value} copied twice"
+        seen.add(value)
+        assert value > last.get(key, -1), f"{key}: #{value} after #{last.get(key)}"
+        last[key] = value
+    assert seen == set(range(n)), f"{n - len(seen)} missing"
+
+
+@needs_kcat
+def test_kafka_pull_through_mirror_kills(mq, kafka, tmp_path):
+    """Records fed into a 4-partition Kafka topic while a mirror pulls them and is killed with
+    -9 (MQ_MIRROR_KILLS times); then one run with -e: every record once, each key in order,
+    and mq-consume -g over the local topic handles each once."""
+    kafka.create("feed", 4)
+    n, keys = MESSAGES, 8
+    feeder = KcatFeeder(kafka, "feed", n, keys, pause=0.02)
+    rng = random.Random(51)
+    for _ in range(KILLS):
+        m = mq.start("mq-mirror", "--create", kafka.url("feed"), "feed", "--name", "k")
+        time.sleep(rng.uniform(0.3, 1.0))
+        m.kill()
+    feeder.join()
+    res = mq.run("mq-mirror", "-e", "-v", kafka.url("feed"), "feed", "--name", "k", "--create", timeout=300)
+    assert res.status == 0, res.stderr
+    check_keys_exactly_once(mq, "feed", n, keys)
+    handled = consume_all(mq, tmp_path, "feed")
+    assert sorted(int(x) for x in handled) == list(range(n))
+
+
+@needs_kcat
+def test_kafka_sigterm_143_and_errors(mq, kafka):
+    kafka.create("t", 2)
+    feeder = KcatFeeder(kafka, "t", 3000, 5)
+    feeder.join()
+    m = mq.start("mq-mirror", "--create", kafka.url("t"), "t")
+    time.sleep(1.5)
+    m.signal(signal.SIGTERM)
+    assert m.wait(30) == 143
+    mq.run("mq-mirror", "-e", kafka.url("t"), "t", check=0)
+    check_keys_exactly_once(mq, "t", 3000, 5)
+    res = mq.run("mq-mirror", "-e", "--create", kafka.url("nope"), "x")
+    assert res.status == 66 and "Kafka topic 'nope' does not exist" in res.stderr, res
+    res = mq.run("mq-mirror", "-e", kafka.url("t"), "missing")
+    assert res.status == 66 and "--create" in res.stderr, res
+    res = mq.run("mq-mirror", "-e", "-X", "no.such.property=1", kafka.url("t"), "t")
+    assert res.status == 64 and "no.such.property" in res.stderr, res
+    res = mq.run("mq-mirror", "-e", "--creds", "/dev/null", kafka.url("t"), "t")
+    assert res.status == 64, res
+    res = mq.run("mq-mirror", "-e", "--partitioner", "same", "--create", "--partitions", "1", kafka.url("t"), "small")
+    assert res.status == 78, res
+    start = time.time()
+    res = mq.run("mq-mirror", "-e", "--timeout", "2s", f"kafka://127.0.0.1:{free_port()}/t", "t")
+    assert res.status == 69, res
+    assert time.time() - start < 40

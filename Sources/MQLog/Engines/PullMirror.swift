@@ -134,6 +134,7 @@ public final class PullMirror {
 
     private var summary = PullMirrorSummary()
     private var roundRobin: Int32 = 0
+    private var keepPartitions = true
 
     public init(options: PullMirrorOptions, log: LogDirectory, source: MirrorSource) {
         self.options = options
@@ -166,6 +167,10 @@ public final class PullMirror {
         if options.partitioning == .same, let n = source.sourcePartitions, n > partitions {
             throw MQError(.config, "the source has \(n) partitions but topic '\(options.topic)' only \(partitions): --partitioner same needs as many (use --partitioner murmur2, or a topic with more partitions)")
         }
+        // auto: same for a source with no more partitions than the topic
+        // (NATS: decided per message, by its Mq-Partition).
+        keepPartitions = options.partitioning == .same
+            || (options.partitioning == .auto && (source.sourcePartitions.map { $0 <= partitions } ?? true))
         if journal.metadata["topic"] != options.topic {
             journal.metadata["topic"] = options.topic
             try journal.saveMetadata()
@@ -191,7 +196,7 @@ public final class PullMirror {
     /// when it fits (`auto`, `same`), else murmur2 of the key, else the
     /// source's partition modulo the count, else round robin.
     func destination(_ r: PulledRecord, partitions n: Int32) throws -> Int32 {
-        if options.partitioning != .murmur2, let p = r.partition, p >= 0, p < n { return p }
+        if keepPartitions, let p = r.partition, p >= 0, p < n { return p }
         if options.partitioning == .same {
             throw MQError(.config, "position \(r.position) of \(r.source) names no partition of topic '\(options.topic)' (\(n) partitions): --partitioner same needs one (use auto or murmur2)")
         }
