@@ -51,19 +51,9 @@ public struct KafkaEndpoint: Sendable, Equatable {
     }
 }
 
-/// How local partitions map to the partitions of the Kafka topic.
-public enum KafkaPartitioning: String, Sendable, CaseIterable {
-    /// `same` when the Kafka topic has at least as many partitions as the
-    /// local topic, else `murmur2`; decided per local topic when the mirror
-    /// starts.
-    case auto
-    /// Local partition P goes to Kafka partition P.
-    case same
-    /// Kafka's default partitioner: murmur2 of the key, modulo the
-    /// partitions; a record with a null key goes to its local partition
-    /// modulo the partitions.
-    case murmur2
-}
+/// How local partitions map to the partitions of the Kafka topic
+/// (`MirrorPartitioning`, shared with pulling).
+public typealias KafkaPartitioning = MirrorPartitioning
 
 /// librdkafka properties given with `-F FILE` and `-X key=value`, in order
 /// (later ones win), each with where it came from for messages.

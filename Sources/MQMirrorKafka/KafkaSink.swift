@@ -99,6 +99,11 @@ public final class KafkaSink: MirrorSink {
         func takeFailure() -> (index: Int, code: Int32)? { state.withLock { s in defer { s.failure = nil }; return s.failure } }
         func error(_ text: String) { state.withLock { $0.lastError = text } }
         var lastError: String? { state.withLock { $0.lastError } }
+        /// `error` with the last error librdkafka reported (the broker's address and why).
+        func withLastError(_ error: MQError) -> MQError {
+            guard let last = lastError, !error.message.contains(last) else { return error }
+            return MQError(error.status, "\(error.message) (\(last))", cause: error.cause)
+        }
     }
 
     /// Connects, aborts what a predecessor of the same name left open, and
@@ -135,6 +140,13 @@ public final class KafkaSink: MirrorSink {
     /// - Throws: 64 naming the property (and its file and line) that
     ///   librdkafka does not know or refuses.
     func makeConf(producer: Bool) throws -> OpaquePointer {
+        try Self.makeConf(options, events: events, producer: producer)
+    }
+
+    /// A librdkafka configuration with mq's settings, then the user's:
+    /// for the producer, the read-back consumer (`group`nil), or a pull
+    /// mirror's consumer of the group `group`.
+    static func makeConf(_ options: KafkaSinkOptions, events: Events, producer: Bool, group: String? = nil) throws -> OpaquePointer {
         let conf = rd_kafka_conf_new()!
         var ok = false
         defer { if !ok { rd_kafka_conf_destroy(conf) } }
@@ -148,13 +160,18 @@ public final class KafkaSink: MirrorSink {
             }
             throw MQError.usage("\(where_)bad value for librdkafka property '\(key)': \(cText(errstr))")
         }
-        try set("bootstrap.servers", servers, nil)
+        try set("bootstrap.servers", options.endpoint.servers.joined(separator: ","), nil)
         try set("client.id", "mq-mirror", nil)
         try set("allow.auto.create.topics", "false", nil)
         if producer {
             try set("transactional.id", "mq-mirror." + options.mirrorName, nil)
             try set("enable.idempotence", "true", nil)
             try set("compression.codec", options.compression.name, nil)
+        }
+        if let group {
+            try set("group.id", group, nil)
+            try set("auto.offset.reset", "earliest", nil)
+            try set("enable.auto.offset.store", "false", nil)
         }
         for p in options.properties.list { try set(p.key, p.value, p.origin) }
         if !producer {
@@ -186,10 +203,7 @@ public final class KafkaSink: MirrorSink {
     }
 
     /// `error` with the last error librdkafka reported (the broker's address and why).
-    private func withLastError(_ error: MQError) -> MQError {
-        guard let last = events.lastError, !error.message.contains(last) else { return error }
-        return MQError(error.status, "\(error.message) (\(last))", cause: error.cause)
-    }
+    private func withLastError(_ error: MQError) -> MQError { events.withLastError(error) }
 
     // MARK: The topic
 
@@ -218,10 +232,21 @@ public final class KafkaSink: MirrorSink {
     /// topics are asked for, so that asking never creates one), nil when it
     /// is not there.
     private func partitionCount() throws -> Int32? {
+        do {
+            return try Self.partitionCount(producer, topic: topic, timeoutMs: options.requestTimeoutMs)
+        } catch let e as MQError {
+            throw withLastError(e)
+        }
+    }
+
+    /// The partitions of `topic` as the metadata of the cluster `rk` talks
+    /// to lists them (all topics are asked for, so that asking never
+    /// creates one), nil when it is not there.
+    static func partitionCount(_ rk: OpaquePointer?, topic: String, timeoutMs: Int32) throws -> Int32? {
         var md: UnsafePointer<rd_kafka_metadata>?
-        let err = rd_kafka_metadata(producer, 1, nil, &md, options.requestTimeoutMs)
+        let err = rd_kafka_metadata(rk, 1, nil, &md, timeoutMs)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let md else {
-            throw withLastError(KafkaStatus.error("cannot read the metadata of \(servers)", err))
+            throw KafkaStatus.error("cannot read the metadata of the Kafka cluster", err)
         }
         defer { rd_kafka_metadata_destroy(md) }
         let count = Int(md.pointee.topic_cnt)

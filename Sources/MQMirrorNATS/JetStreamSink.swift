@@ -53,6 +53,39 @@ func natsError(_ what: String, _ status: natsStatus) -> MQError {
     return MQError(refused ? .noPermission : .unavailable, message)
 }
 
+/// A connection to the servers of `endpoint` (reconnecting without end),
+/// with `auth`.
+/// - Throws: 77 when the credentials are refused, 69 when no server answers
+///   within `connectTimeoutMs`.
+func connectNATS(_ endpoint: NATSEndpoint, auth: NATSAuth, connectTimeoutMs: Int64) throws -> OpaquePointer {
+    func check(_ status: natsStatus, _ what: String) throws {
+        guard status == NATS_OK else { throw natsError(what, status) }
+    }
+    var opts: OpaquePointer?
+    try check(natsOptions_Create(&opts), "cannot set up the NATS connection")
+    defer { natsOptions_Destroy(opts) }
+    var servers = endpoint.servers.map { strdup($0) }
+    defer { servers.forEach { free($0) } }
+    try servers.withUnsafeMutableBufferPointer { buffer in
+        try buffer.withMemoryRebound(to: UnsafePointer<CChar>?.self) { p in
+            try check(natsOptions_SetServers(opts, p.baseAddress, Int32(p.count)), "bad NATS server list")
+        }
+    }
+    _ = natsOptions_SetTimeout(opts, connectTimeoutMs)
+    _ = natsOptions_SetMaxReconnect(opts, -1)
+    _ = natsOptions_SetName(opts, "mq-mirror")
+    if let creds = auth.credsFile { try check(natsOptions_SetUserCredentialsFromFiles(opts, creds, nil), "cannot use the credentials file \(creds)") }
+    if let token = auth.token { try check(natsOptions_SetToken(opts, token), "cannot use the NATS token") }
+    if let ca = auth.caFile { try check(natsOptions_LoadCATrustedCertificates(opts, ca), "cannot load the CA certificates \(ca)") }
+    if let cert = auth.certFile {
+        try check(natsOptions_LoadCertificatesChain(opts, cert, auth.keyFile), "cannot load the certificate \(cert)")
+    }
+    var nc: OpaquePointer?
+    let s = natsConnection_Connect(&nc, opts)
+    guard s == NATS_OK, let nc else { throw natsError("cannot connect to \(endpoint.servers.joined(separator: ","))", s) }
+    return nc
+}
+
 /// Pushes records into a JetStream stream, each exactly once
 /// (docs/MIRROR.md, "NATS JetStream"):
 ///
@@ -86,28 +119,7 @@ public final class JetStreamSink: MirrorSink {
     public init(endpoint: NATSEndpoint, subjectPrefix: String, auth: NATSAuth, create: Bool, replicas: Int, connectTimeoutMs: Int64) throws {
         self.endpoint = endpoint
         self.subjectPrefix = subjectPrefix
-        var opts: OpaquePointer?
-        try check(natsOptions_Create(&opts), "cannot set up the NATS connection")
-        defer { natsOptions_Destroy(opts) }
-        var servers = endpoint.servers.map { strdup($0) }
-        defer { servers.forEach { free($0) } }
-        try servers.withUnsafeMutableBufferPointer { buffer in
-            try buffer.withMemoryRebound(to: UnsafePointer<CChar>?.self) { p in
-                try check(natsOptions_SetServers(opts, p.baseAddress, Int32(p.count)), "bad NATS server list")
-            }
-        }
-        _ = natsOptions_SetTimeout(opts, connectTimeoutMs)
-        _ = natsOptions_SetMaxReconnect(opts, -1)
-        _ = natsOptions_SetName(opts, "mq-mirror")
-        if let creds = auth.credsFile { try check(natsOptions_SetUserCredentialsFromFiles(opts, creds, nil), "cannot use the credentials file \(creds)") }
-        if let token = auth.token { try check(natsOptions_SetToken(opts, token), "cannot use the NATS token") }
-        if let ca = auth.caFile { try check(natsOptions_LoadCATrustedCertificates(opts, ca), "cannot load the CA certificates \(ca)") }
-        if let cert = auth.certFile {
-            try check(natsOptions_LoadCertificatesChain(opts, cert, auth.keyFile), "cannot load the certificate \(cert)")
-        }
-        var nc: OpaquePointer?
-        let s = natsConnection_Connect(&nc, opts)
-        guard s == NATS_OK else { throw natsError("cannot connect to \(endpoint.servers.joined(separator: ","))", s) }
+        let nc = try connectNATS(endpoint, auth: auth, connectTimeoutMs: connectTimeoutMs)
         connection = nc
         var jsOpts = jsOptions()
         jsOptions_Init(&jsOpts)

@@ -9,35 +9,37 @@ import MQMirrorNATS
 struct MQMirror: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mq-mirror",
-        abstract: "Forward local topics to a NATS JetStream stream or a Kafka topic, each message exactly once.",
+        abstract: "Forward local topics to a NATS JetStream stream or a Kafka topic, or pull one into a local topic, each message exactly once.",
         usage: """
             mq-mirror [<options>] <topic>... nats://HOST[:PORT][,HOST[:PORT]...]/STREAM
             mq-mirror [<options>] <topic>... kafka://HOST[:PORT][,HOST[:PORT]...]/TOPIC
+            mq-mirror [<options>] nats://HOST[:PORT][,HOST[:PORT]...]/STREAM <topic>
+            mq-mirror [<options>] kafka://HOST[:PORT][,HOST[:PORT]...]/TOPIC <topic>
             """,
-        discussion: "Topics are names or patterns. See mq-mirror(1) and docs/MIRROR.md.",
+        discussion: "Pushing: topics are names or patterns. Pulling: the cluster first, then one local topic. See mq-mirror(1) and docs/MIRROR.md.",
         version: mqVersion)
 
     static func main() { runMain("mq-mirror") }
 
     @OptionGroup var logOptions: LogOptions
 
-    @Argument(help: ArgumentHelp("Local topics (names or patterns), then the destination.", valueName: "topic-or-destination"))
+    @Argument(help: ArgumentHelp("Local topics (names or patterns), then the destination; or the source, then a local topic.", valueName: "topic-or-url"))
     var arguments: [String] = []
 
-    @Flag(name: [.customShort("e"), .customLong("exit")], help: "Stop when every message there now is forwarded, instead of following the topics.")
+    @Flag(name: [.customShort("e"), .customLong("exit")], help: "Stop when every message there now is forwarded (or pulled), instead of following.")
     var exitAtEnd = false
-    @Option(name: .long, help: ArgumentHelp("The mirror's name: its consumer group is mirror.NAME (default: derived from the topics and the destination).", valueName: "name"))
+    @Option(name: .long, help: ArgumentHelp("The mirror's name: its consumer group (pushing) or copy (pulling) is mirror.NAME (default: derived from the topics and the cluster).", valueName: "name"))
     var name: String?
     @Option(name: .customLong("subject-prefix"), help: ArgumentHelp("Subjects are PREFIX.TOPIC.PARTITION.", valueName: "prefix"))
     var subjectPrefix = "mq"
-    @Flag(name: .long, help: "Create the stream (subjects PREFIX.>) or the Kafka topic when it does not exist.")
+    @Flag(name: .long, help: "Create the stream (subjects PREFIX.>) or the Kafka topic when it does not exist; pulling: the local topic.")
     var create = false
     @Option(name: .long, help: ArgumentHelp("With --create: the stream's or Kafka topic's replicas (default: 1 for NATS, the cluster's default for Kafka).", valueName: "n"))
     var replicas: Int?
-    @Option(name: .long, help: ArgumentHelp("With --create, Kafka: the topic's partitions (default: the most of the topics named, else 1).", valueName: "n"))
+    @Option(name: .long, help: ArgumentHelp("With --create, Kafka: the topic's partitions (default: the most of the topics named, else 1); pulling: the local topic's (default: the Kafka topic's, 1 for NATS).", valueName: "n"))
     var partitions: Int32?
-    @Option(name: .long, help: ArgumentHelp("Kafka: local partition P to Kafka partition P (same), by murmur2 of the key (murmur2), or same when the Kafka topic has enough partitions, else murmur2 (auto).", valueName: "how"))
-    var partitioner: KafkaPartitioning = .auto
+    @Option(name: .long, help: ArgumentHelp("Partition P to partition P (same), by murmur2 of the key (murmur2), or same when the destination has enough partitions, else murmur2 (auto).", valueName: "how"))
+    var partitioner: MirrorPartitioning = .auto
     @Option(name: [.customShort("z"), .long], help: "Kafka: the producer's compression codec (compression.codec).")
     var compression: CompressionCodec = .none
     @Option(name: .customShort("X"), help: ArgumentHelp("Kafka: a librdkafka property (repeatable; after -F, so it wins).", valueName: "key=value"))
@@ -70,12 +72,13 @@ struct MQMirror: ParsableCommand {
     }
 
     func run() throws {
+        let giveUpMs = try timeout.map { t in try usageValue { try Durations.parseDuration(t) } }
+        if arguments[0].contains("://") { return try runPull(giveUpMs: giveUpMs) }
         let destination = arguments.last!
         let topics = Array(arguments.dropLast())
         if let from = topics.first(where: { $0.contains("://") }) {
-            throw ValidationError("'\(from)': pulling from a cluster into a local topic is not supported yet; give local topics, then the destination")
+            throw ValidationError("'\(from)': give local topics, then the destination (pushing), or the source, then one local topic (pulling)")
         }
-        let giveUpMs = try timeout.map { t in try usageValue { try Durations.parseDuration(t) } }
         if let endpoint = try usageValue({ try KafkaEndpoint.parse(destination) }) {
             return try runKafka(endpoint, topics: topics, giveUpMs: giveUpMs)
         }
@@ -88,19 +91,7 @@ struct MQMirror: ParsableCommand {
         if let replicas, replicas > 5 { throw ValidationError("--replicas must be from 1 to 5 for a NATS stream") }
         try runReportingErrors("mq-mirror") {
             signal(SIGPIPE, SIG_IGN)
-            var auth = NATSAuth()
-            auth.credsFile = credsFile
-            if let tokenFile {
-                let bytes = try FileSystem.readAll(tokenFile)
-                var token = String(decoding: bytes, as: UTF8.self)
-                while let last = token.last, last == "\n" || last == "\r" || last == " " { token.removeLast() }
-                auth.token = token
-            } else if let token = getenv("NATS_TOKEN") {
-                auth.token = String(cString: token)
-            }
-            auth.caFile = tlsCA
-            auth.certFile = tlsCert
-            auth.keyFile = tlsKey
+            let auth = try natsAuth()
             let sink = try connect(giveUpMs: giveUpMs) {
                 try JetStreamSink(endpoint: endpoint, subjectPrefix: subjectPrefix, auth: auth, create: create,
                                   replicas: replicas ?? 1, connectTimeoutMs: min(giveUpMs ?? 5_000, 5_000))
@@ -136,6 +127,80 @@ struct MQMirror: ParsableCommand {
         }
     }
 
+    /// Credentials and TLS files for NATS, the token from its file or `$NATS_TOKEN`.
+    func natsAuth() throws -> NATSAuth {
+        var auth = NATSAuth()
+        auth.credsFile = credsFile
+        if let tokenFile {
+            let bytes = try FileSystem.readAll(tokenFile)
+            var token = String(decoding: bytes, as: UTF8.self)
+            while let last = token.last, last == "\n" || last == "\r" || last == " " { token.removeLast() }
+            auth.token = token
+        } else if let token = getenv("NATS_TOKEN") {
+            auth.token = String(cString: token)
+        }
+        auth.caFile = tlsCA
+        auth.certFile = tlsCert
+        auth.keyFile = tlsKey
+        return auth
+    }
+
+    /// `mq-mirror nats://.../STREAM TOPIC` or `mq-mirror kafka://.../KTOPIC TOPIC`.
+    func runPull(giveUpMs: Int64?) throws {
+        guard arguments.count == 2 else {
+            throw ValidationError("pulling takes the source (nats://HOST:PORT/STREAM or kafka://HOST:PORT/TOPIC), then one local topic")
+        }
+        let url = arguments[0], topic = arguments[1]
+        let pushOnly = [("--subject-prefix", subjectPrefix != "mq"), ("--replicas", replicas != nil), ("-z", compression != .none)]
+        if let flag = pushOnly.first(where: { $0.1 }) { throw ValidationError("'\(flag.0)' applies to pushing only") }
+        let kafka = try usageValue { try KafkaEndpoint.parse(url) }
+        let nats = kafka == nil ? try usageValue({ try NATSEndpoint.parse(url) }) : nil
+        guard kafka != nil || nats != nil else {
+            throw ValidationError("'\(url)' is not a source: expected nats://HOST[:PORT][,HOST[:PORT]...]/STREAM or kafka://HOST[:PORT][,HOST[:PORT]...]/TOPIC")
+        }
+        let wrongEngine = kafka != nil
+            ? [("--creds", credsFile != nil), ("--token-file", tokenFile != nil), ("--tls-ca", tlsCA != nil), ("--tls-cert", tlsCert != nil)]
+            : [("-X", !kafkaProperties.isEmpty), ("-F", propertiesFile != nil)]
+        if let flag = wrongEngine.first(where: { $0.1 }) { throw ValidationError("'\(flag.0)' applies to \(kafka != nil ? "NATS" : "Kafka") only") }
+        try runReportingErrors("mq-mirror") {
+            signal(SIGPIPE, SIG_IGN)
+            let source: MirrorSource
+            let name: String
+            if let nats {
+                name = self.name ?? Self.defaultName(topics: [topic], words: ["pull", "nats", nats.stream], destination: nats.stream)
+                try CopyJournal.validateID(PullMirror.copyID(name))
+                let auth = try natsAuth()
+                source = try connect(giveUpMs: giveUpMs) {
+                    try JetStreamSource(endpoint: nats, name: name, auth: auth, connectTimeoutMs: min(giveUpMs ?? 5_000, 5_000))
+                }
+            } else if let kafka {
+                name = self.name ?? Self.defaultName(topics: [topic], words: ["pull", "kafka", kafka.topic], destination: kafka.topic)
+                try CopyJournal.validateID(PullMirror.copyID(name))
+                var options = KafkaSinkOptions(endpoint: kafka, mirrorName: name)
+                if let propertiesFile { try options.properties.add(file: propertiesFile) }
+                for p in kafkaProperties { try options.properties.add(option: p) }
+                options.requestTimeoutMs = Int32(max(1_000, min(giveUpMs ?? 10_000, 10_000)))
+                let kafkaSource = try connect(giveUpMs: giveUpMs) { try KafkaSource(options: options) }
+                kafkaSource.warn = { printError("mq-mirror", $0) }
+                source = kafkaSource
+            } else {
+                throw MQError.internalError("no source")
+            }
+            var options = PullMirrorOptions(topic: topic, name: name)
+            options.exitAtEnd = exitAtEnd
+            options.create = create
+            options.partitions = partitions
+            options.partitioning = partitioner
+            options.giveUpAfterMs = giveUpMs
+            let mirror = PullMirror(options: options, log: logOptions.log, source: source)
+            mirror.warn = { printError("mq-mirror", $0) }
+            let summary = try mirror.run()
+            if verbose {
+                printError("mq-mirror", "\(summary.copied) message\(summary.copied == 1 ? "" : "s") copied into '\(topic)' from \(url), \(summary.skipped) found copied before")
+            }
+        }
+    }
+
     /// Runs the mirror into `sink` until stopped (or the end, with -e).
     func mirror(_ topics: [String], name: String, sink: MirrorSink, giveUpMs: Int64?, to what: String) throws {
         var options = PushMirrorOptions(topics: topics, name: name)
@@ -167,9 +232,9 @@ struct MQMirror: ParsableCommand {
     }
 }
 
-extension KafkaPartitioning: ExpressibleByArgument {
+extension MirrorPartitioning: ExpressibleByArgument {
     public static var allValueDescriptions: [String: String] {
-        ["auto": "same when the Kafka topic has enough partitions, else murmur2 (default)",
-         "same": "local partition P to Kafka partition P", "murmur2": "murmur2 of the key, as Kafka's default partitioner"]
+        ["auto": "same when the destination has enough partitions, else murmur2 (default)",
+         "same": "partition P to partition P", "murmur2": "murmur2 of the key, as Kafka's default partitioner"]
     }
 }

@@ -150,6 +150,15 @@ public final class CopyWriter {
         return true
     }
 
+    /// Settles source offsets that hold nothing to copy (a gap the source
+    /// skipped: deleted messages, transaction markers) with the current
+    /// chunk, so that the journal keeps one range where the source has
+    /// holes. Saved with the chunk's records; lost with them if the chunk is
+    /// not written (then found again by the next run).
+    public func settleWithChunk(_ source: TopicPartition, _ offsets: ClosedRange<Int64>) {
+        chunk[source, default: OffsetRanges()].insert(offsets)
+    }
+
     /// Closes the destination's open batch to more records.
     private func finishBatch(_ destination: TopicPartition) throws {
         guard let o = open.removeValue(forKey: destination) else { return }

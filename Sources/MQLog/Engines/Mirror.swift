@@ -15,6 +15,22 @@ public protocol MirrorSink: AnyObject {
     func send(_ records: [StoredRecord]) throws
 }
 
+/// How records are spread over the partitions of the destination, when
+/// pushing (local partitions to Kafka partitions) and when pulling (Kafka
+/// partitions, or the `Mq-Partition` of a message an mq push sent to NATS,
+/// to local partitions).
+public enum MirrorPartitioning: String, Sendable, CaseIterable {
+    /// `same` when the destination has at least as many partitions as the
+    /// source, else `murmur2`; decided per topic when the mirror starts.
+    case auto
+    /// Source partition P goes to destination partition P.
+    case same
+    /// Kafka's default partitioner: murmur2 of the key, modulo the
+    /// partitions; a record with a null key goes to its source partition
+    /// modulo the partitions.
+    case murmur2
+}
+
 public struct PushMirrorOptions {
     /// The local topics: names, or patterns (while following, topics created
     /// later that match are picked up).

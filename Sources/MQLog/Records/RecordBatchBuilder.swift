@@ -77,6 +77,29 @@ public final class RecordBatchBuilder {
         return buffer.array
     }
 
+    /// The headers `encodeHeaders` encoded, nil when `bytes` is not such an
+    /// encoding (a count or length that runs past the end, a negative count,
+    /// a null name, bytes left over). Checks every length before using it.
+    public static func decodeHeaders(_ bytes: [UInt8]) -> [Header]? {
+        bytes.withUnsafeBytes { raw -> [Header]? in
+            var cursor = ByteCursor(raw)
+            var headers: [Header] = []
+            do {
+                let count = try cursor.varlong()
+                guard count >= 0, count <= Int64(raw.count) else { return nil }
+                headers.reserveCapacity(Int(count))
+                for _ in 0..<count {
+                    guard let name = try cursor.bytes(allowNull: false) else { return nil }
+                    let value = try cursor.bytes(allowNull: true)
+                    headers.append(Header(name: String(decoding: name, as: UTF8.self), value: value.map { Array($0) }))
+                }
+            } catch {
+                return nil
+            }
+            return cursor.p == cursor.end ? headers : nil
+        }
+    }
+
     /// Bytes one record takes in the batch, length prefix included, with the
     /// largest deltas it could get. Used to check a message against
     /// `max.message.bytes` before accepting it.
