@@ -11,7 +11,7 @@
 # repository, so on the same disk as the log).
 #
 # It installs what it needs when missing: the Debian packages redis-server,
-# redis-tools and nats-server (apt-get, through sudo unless root; services
+# redis-tools, nats-server and libnats-dev (apt-get, through sudo unless root; services
 # that the packages enable are disabled and stopped again at once), and the
 # Python packages redis, hiredis and nats-py at pinned versions. It runs its
 # own redis-server and nats-server on 127.0.0.1, on free ports, with their
@@ -20,7 +20,19 @@
 #
 # Workload: 1,000,000 messages of 100 bytes (99 + newline in the file; 99-byte
 # values on the peers). For each system: ingest, read everything back, and
-# append-to-delivery latency (p50, p99) at 1,000 messages per second. Every
+# append-to-delivery latency (p50, p99) at 1,000 messages per second.
+#
+# NATS's throughput rows use libnats, its C client, so that the peer is
+# measured at its best: bench/nats_pub.c publishes the lines of the same input
+# file (core publishes, and JetStream publishes with every acknowledgement
+# awaited), bench/nats_read.c reads them back (a pull consumer fetching 10,000
+# at a time and acknowledging each batch, and an ordered consumer); both are
+# compiled here with cc -lnats. Beside them, "mq-mirror to JetStream" times
+# mq-mirror -e --create pushing the same messages from an mq topic to the same
+# server, so that its ratio to the C publisher's acked row is what the mirror
+# costs (bench/mirror.sh measures that alone, over rounds). NATS's latency row
+# still uses the Python client nats-py, with the same Python harness as Redis's
+# and as mq's "via Python" row: a C version was left for later. Every
 # step has a time limit (within BUDGET) and every loop a count. Last, in the
 # same run, bench/goals.sh measures mq against its performance goals
 # (GOALS_ROUNDS rounds, default 1) and its table is printed after the
@@ -37,7 +49,7 @@ helper=bench/compare_peers.py
 # Versions this script was run with (Debian 12: Python 3.11, Redis 7.0, NATS 2.9).
 python_packages=(redis==8.1.0 hiredis==3.5.0 nats-py==2.16.0)
 
-for t in mq-produce mq-tail mq-consume mq-bench; do
+for t in mq-produce mq-tail mq-consume mq-bench mq-mirror; do
     [ -x "$BIN/$t" ] || { echo "compare.sh: no $BIN/$t: build first (make build)" >&2; exit 66; }
 done
 BIN=$(cd "$BIN" && pwd)
@@ -50,7 +62,8 @@ say() { printf '%s\n' "$*" >&2; }
 # ---------------------------------------------------------------- install
 
 install_packages() {
-    local wanted=(redis-server redis-tools nats-server) missing=() p
+    local wanted=(redis-server redis-tools nats-server libnats-dev) missing=() p
+    command -v cc >/dev/null || wanted+=(gcc libc6-dev)
     command -v python3 >/dev/null || wanted+=(python3)
     python3 -m pip --version >/dev/null 2>&1 || wanted+=(python3-pip)
     for p in "${wanted[@]}"; do
@@ -210,6 +223,7 @@ echo "date:     $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine:  $(nproc) cores, $cpu, $mem, Linux $(uname -r), $fs"
 echo "versions: redis-server $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')," \
      "nats-server $("$NATS_SERVER" --version | sed 's/.*v//')," \
+     "libnats $(dpkg-query -W -f='${Version}' libnats-dev 2>/dev/null || echo '?')," \
      "Python $(python3 -c 'import platform; print(platform.python_version())') with ${python_packages[*]}"
 echo "workload: $N messages x 100 bytes; latency: $SAMPLES messages at $RATE/s"
 echo
@@ -289,21 +303,65 @@ fi
 stop_pid "$redis_pid"; redis_pid=
 rm -rf "$work/redis"
 
-# --- NATS: JetStream, file storage
+# --- NATS: JetStream, file storage; libnats (C) for throughput, nats-py for latency
 say "NATS"
 mkdir -p "$work/nats"
-nats_port=$(python3 "$helper" free-port)
-"$NATS_SERVER" -a 127.0.0.1 -p "$nats_port" -js -sd "$work/nats" -l "$work/nats/nats.log" &
-nats_pid=$!
-for _ in $(seq 100); do grep -q 'Server is ready' "$work/nats/nats.log" 2>/dev/null && break; sleep 0.1; done
-if grep -q 'Server is ready' "$work/nats/nats.log" 2>/dev/null; then
-    peer 120 nats-ingest --port "$nats_port" --mode core --input "$input" -n "$N"
-    peer 120 nats-ingest --port "$nats_port" --mode acked --input "$input" -n "$N"
-    peer 150 nats-read --port "$nats_port" --mode pull -n "$N"
-    peer 60 nats-read --port "$nats_port" --mode ordered -n "$N"
-    peer 60 nats-latency --port "$nats_port" -n "$SAMPLES" --rate "$RATE"
+nats_url=
+native() { # group system key path time-limit command...: a C client that prints "MESSAGES SECONDS MSG_PER_S"
+    local group=$1 system=$2 key=$3 path=$4 lim status got secs
+    lim=$(limit "$5"); shift 5
+    if [ "$lim" -lt 5 ]; then record_error "$group" "$system" "$key" "$path" "skipped: time budget spent"; return 1; fi
+    run timeout "$lim" "$@" > "$work/native.out" 2> "$work/native.err"; status=$?
+    if [ $status -ne 0 ]; then
+        record_error "$group" "$system" "$key" "$path" \
+            "exit status $status (124: time limit ${lim} s): $(tail -1 "$work/native.err")"
+        return 1
+    fi
+    read -r got secs _ < "$work/native.out"
+    if [ "$got" != "$N" ]; then
+        record_error "$group" "$system" "$key" "$path" "$got messages, expected $N"
+        return 1
+    fi
+    python3 "$helper" record --out "$results" --group "$group" --system "$system" --key "$key" --path "$path" \
+        --messages "$N" --seconds "$secs"
+    say "  $system: $path: $secs s"
+}
+if ! cc -O2 -o "$work/nats_pub" bench/nats_pub.c -lnats 2> "$work/cc.err" ||
+   ! cc -O2 -o "$work/nats_read" bench/nats_read.c -lnats 2>> "$work/cc.err"; then
+    record_error ingest NATS nats-c-build "cc -O2 bench/nats_pub.c bench/nats_read.c -lnats" "$(tail -3 "$work/cc.err")"
 else
-    record_error ingest NATS nats-start "nats-server" "not ready: $(tail -3 "$work/nats/nats.log" 2>/dev/null)"
+    nats_port=$(python3 "$helper" free-port)
+    nats_url=nats://127.0.0.1:$nats_port
+    "$NATS_SERVER" -a 127.0.0.1 -p "$nats_port" -js -sd "$work/nats" -l "$work/nats/nats.log" &
+    nats_pid=$!
+    for _ in $(seq 100); do grep -q 'Server is ready' "$work/nats/nats.log" 2>/dev/null && break; sleep 0.1; done
+    grep -q 'Server is ready' "$work/nats/nats.log" 2>/dev/null ||
+        { record_error ingest NATS nats-start "nats-server" "not ready: $(tail -3 "$work/nats/nats.log" 2>/dev/null)"; nats_url=; }
+fi
+if [ -n "$nats_url" ]; then
+    libnats="libnats $(dpkg-query -W -f='${Version}' libnats-dev 2>/dev/null | cut -d- -f1)"
+    # The C clients time themselves: from the first publish (the file is read
+    # before) to the last acknowledgement, or to the last message read.
+    native ingest NATS nats-c-core "$libnats: core publish of the file's lines to the stream subject, flush, then poll stream info until it holds all (file storage)" 120 \
+        "$work/nats_pub" -c -f "$input" "$nats_url" CORE core "$N"
+    native ingest NATS nats-c-acked "$libnats: JetStream async publish of the file's lines, every ack awaited, up to 65,536 in flight (file storage)" 120 \
+        "$work/nats_pub" -f "$input" "$nats_url" BENCH bench "$N"
+    # mq-mirror: the same lines, produced into a topic first (not timed); the
+    # time is mq-mirror's whole run, start-up and stream creation included.
+    export MQ_DIR=$work/mq-mirror
+    if "$BIN/mq-produce" bench < "$input"; then
+        measure ingest "mq-mirror to JetStream" mq-mirror "mq-mirror -e --create T nats://…/MIRROR: mq topic -> JetStream, acked chunks, exactly once (file storage)" 150 \
+            "$BIN/mq-mirror" -e --create --name bench --subject-prefix mirror bench "$nats_url/MIRROR"
+    else
+        record_error ingest "mq-mirror to JetStream" mq-mirror "mq-mirror -e --create" "mq-produce of the input failed"
+    fi
+    unset MQ_DIR
+    rm -rf "$work/mq-mirror"
+    native read NATS nats-c-pull "$libnats: durable pull consumer (AckAll), fetch 10,000, ack each batch" 150 \
+        "$work/nats_read" -m pull -b 10000 "$nats_url" BENCH bench "$N"
+    native read NATS nats-c-ordered "$libnats: ordered push consumer (flow control), NextMsg per message" 60 \
+        "$work/nats_read" -m ordered "$nats_url" BENCH bench "$N"
+    peer 60 nats-latency --port "$nats_port" -n "$SAMPLES" --rate "$RATE"
 fi
 stop_pid "$nats_pid"; nats_pid=
 

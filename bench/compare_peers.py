@@ -12,7 +12,8 @@ did not complete. `report` turns the results file into the printed tables.
   compare_peers.py mq-follow --out F --key K --path P < OUT        (parses bench/follow_latency.py's output)
   compare_peers.py mq-e2e --out F --key K --path P < OUT           (parses mq-bench --json e2e's output)
   compare_peers.py redis-ingest-py | redis-read | redis-latency   --port P ...
-  compare_peers.py nats-ingest | nats-read | nats-latency         --port P ...
+  compare_peers.py nats-latency --port P ...                      (NATS's throughput rows are
+                                                                   bench/nats_pub.c and nats_read.c)
   compare_peers.py report F
 
 Python client packages: redis (with hiredis) and nats-py, installed by
@@ -31,8 +32,6 @@ import time
 # The stream/subject names used on the peers.
 REDIS_STREAM_PY = "bench-py"     # written by redis-py pipelines
 REDIS_LATENCY = "latency"
-NATS_STREAM = "BENCH"            # subject "bench": core publishes
-NATS_STREAM_ACKED = "ACKED"      # subject "acked": JetStream publishes with acks
 NATS_LATENCY = "LATENCY"         # subject "latency"
 
 
@@ -299,129 +298,6 @@ async def nats_stream(js, name, subject):
     await js.add_stream(StreamConfig(name=name, subjects=[subject], storage=StorageType.FILE))
 
 
-def nats_version():
-    from importlib import metadata
-    return metadata.version("nats-py")
-
-
-def cmd_nats_ingest(a):
-    msgs = read_lines(a.input, a.n)
-    dl = Deadline(a.time_limit)
-
-    async def core():
-        """Core NATS publishes (no per-message ack) to the stream's subject, then
-        poll the stream until it holds every message: the time is until then."""
-        nc = await nats_connect(a.port)
-        js = nc.jetstream()
-        await nats_stream(js, NATS_STREAM, "bench")
-        t0 = time.monotonic()
-        for i, m in enumerate(msgs):
-            await nc.publish("bench", m)
-            if i % 10000 == 0:
-                dl.check("publishing")
-        await nc.flush(timeout=max(1, dl.left()))
-        sent = time.monotonic() - t0  # the client's part: all handed to the server
-        held = 0
-        while True:
-            held = (await js.stream_info(NATS_STREAM)).state.messages
-            if held >= a.n:
-                break
-            dl.check(f"stream holds {held} of {a.n}")
-            await asyncio.sleep(0.005)
-        secs = time.monotonic() - t0
-        await nc.close()
-        if held != a.n:
-            raise RuntimeError(f"stream holds {held} messages, expected {a.n}")
-        return {"messages": a.n, "seconds": secs, "sent_seconds": sent}
-
-    async def acked():
-        """JetStream publishes, each acknowledged by the server once stored;
-        publish_async keeps up to a.window unacknowledged, then waits."""
-        nc = await nats_connect(a.port)
-        js = nc.jetstream(publish_async_max_pending=a.window)
-        await nats_stream(js, NATS_STREAM_ACKED, "acked")
-        t0 = time.monotonic()
-        for i, m in enumerate(msgs):
-            # No wait_stall: with one, every call pays for an asyncio.wait_for task
-            # (4x slower here); the time limit is the deadline checks and compare.sh's.
-            await js.publish_async("acked", m)
-            if i % 10000 == 0:
-                dl.check("publishing")
-        await asyncio.wait_for(js.publish_async_completed(), timeout=max(1, dl.left()))
-        secs = time.monotonic() - t0
-        held = (await js.stream_info(NATS_STREAM_ACKED)).state.messages
-        await js.delete_stream(NATS_STREAM_ACKED)
-        await nc.close()
-        if held != a.n:
-            raise RuntimeError(f"stream holds {held} messages, expected {a.n}")
-        return {"messages": a.n, "seconds": secs}
-
-    if a.mode == "core":
-        path = (f"nats-py {nats_version()}: core publish to the stream subject, flush, "
-                f"then poll stream info until it holds all (file storage)")
-        key = "nats-core"
-        fn = core
-    else:
-        path = (f"nats-py {nats_version()}: JetStream publish_async, acks awaited, "
-                f"up to {a.window} in flight (file storage)")
-        key = "nats-acked"
-        fn = acked
-    run_measure(a, {"group": "ingest", "system": "NATS", "key": key, "path": path}, lambda: asyncio.run(fn()))
-
-
-def cmd_nats_read(a):
-    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-    dl = Deadline(a.time_limit)
-
-    async def pull():
-        nc = await nats_connect(a.port)
-        js = nc.jetstream()
-        sub = await js.pull_subscribe("bench", durable="bench-pull", stream=NATS_STREAM,
-                                      config=ConsumerConfig(ack_policy=AckPolicy.NONE,
-                                                            deliver_policy=DeliverPolicy.ALL),
-                                      pending_msgs_limit=4 * a.batch, pending_bytes_limit=256 * 1024 * 1024)
-        t0 = time.monotonic()
-        n = 0
-        while n < a.n:
-            batch = await sub.fetch(min(a.batch, a.n - n), timeout=min(10, max(1, dl.left())))
-            n += len(batch)
-            dl.check(f"fetched {n} of {a.n}")
-        secs = time.monotonic() - t0
-        await nc.close()
-        return {"messages": n, "seconds": secs}
-
-    async def ordered():
-        nc = await nats_connect(a.port)
-        js = nc.jetstream()
-        done = asyncio.Event()
-        count = [0]
-
-        async def cb(_msg):
-            count[0] += 1
-            if count[0] >= a.n:
-                done.set()
-
-        t0 = time.monotonic()
-        sub = await js.subscribe("bench", stream=NATS_STREAM, cb=cb, ordered_consumer=True,
-                                 pending_msgs_limit=a.n + 1000, pending_bytes_limit=1024 * 1024 * 1024)
-        try:
-            await asyncio.wait_for(done.wait(), timeout=dl.left())
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"received {count[0]} of {a.n} within {a.time_limit:g} s") from None
-        secs = time.monotonic() - t0
-        await sub.unsubscribe()
-        await nc.close()
-        return {"messages": count[0], "seconds": secs}
-
-    if a.mode == "pull":
-        path = f"nats-py: durable pull consumer (AckNone), fetch({a.batch}) until all"
-        key, fn = "nats-pull", pull
-    else:
-        path = "nats-py: ordered push consumer (flow control), a callback per message"
-        key, fn = "nats-ordered", ordered
-    run_measure(a, {"group": "read", "system": "NATS", "key": key, "path": path}, lambda: asyncio.run(fn()))
-
-
 def cmd_nats_follow(a):
     """Follower: an ordered push consumer on the latency stream; 'ready', then one JSON line."""
     signal.signal(signal.SIGTERM, on_sigterm)
@@ -529,6 +405,12 @@ def cmd_report(a):
         print(f"| {r['system']} | {path} | {r['seconds']:.3f} | {fmt_rate(x)} | {x * 100 / 1e6:.0f} "
               f"| {fmt_ratio(ratio(mq, x))} |")
 
+    mirror, native = by_key.get("mq-mirror"), by_key.get("nats-c-acked")
+    if mirror and native:
+        m, x = rate(mirror), rate(native)
+        print(f"\nmq-mirror to JetStream: {fmt_rate(m)} msg/s, {100 * m / x:.0f} % of libnats's acked "
+              f"publisher's {fmt_rate(x)} msg/s on the same server (native ÷ mirror: {fmt_ratio(x / m)}).")
+
     print(f"\n### Read back: the same {n:,} messages\n" if n else "\n### Read back\n")
     tail = rate(by_key["mq-tail"]) if "mq-tail" in by_key else None
     cons = rate(by_key["mq-consume"]) if "mq-consume" in by_key else None
@@ -616,15 +498,6 @@ def main():
     s = add("redis-follow", cmd_redis_follow, server=True, out=False)
     s.add_argument("-n", type=int, required=True)
 
-    s = add("nats-ingest", cmd_nats_ingest, server=True)
-    s.add_argument("--mode", choices=("core", "acked"), required=True)
-    s.add_argument("--input", required=True)
-    s.add_argument("-n", type=int, required=True)
-    s.add_argument("--window", type=int, default=4000)
-    s = add("nats-read", cmd_nats_read, server=True)
-    s.add_argument("--mode", choices=("pull", "ordered"), required=True)
-    s.add_argument("-n", type=int, required=True)
-    s.add_argument("--batch", type=int, default=10000)
     s = add("nats-latency", cmd_nats_latency, server=True)
     s.add_argument("-n", type=int, default=2000)
     s.add_argument("--rate", type=float, default=1000)

@@ -47,12 +47,12 @@ public struct BenchOptions: Sendable {
 /// kafka-producer-perf-test and `nats bench`.
 public final class Bench {
     public let options: BenchOptions
-    private var workDirectory = ""
+    private(set) var workDirectory = ""
     private var ownsDirectory = false
 
     public init(options: BenchOptions) { self.options = options }
 
-    public static let scenarios = ["produce", "consume", "e2e", "queue", "compact", "partitions"]
+    public static let scenarios = ["produce", "consume", "e2e", "queue", "compact", "partitions", "mirror"]
 
     public func run(_ scenario: String) throws -> BenchResult {
         try prepareDirectory()
@@ -63,6 +63,7 @@ public final class Bench {
         case "e2e": return try endToEnd()
         case "queue": return try queue()
         case "compact": return try compact()
+        case "mirror": return try mirror()
         case "partitions": throw MQError.usage("the 'partitions' scenario has rows of its own: run it with runPartitions(_:)")
         default: throw MQError.usage("unknown scenario '\(scenario)' (scenarios: \(Bench.scenarios.joined(separator: ", ")))")
         }
@@ -133,7 +134,7 @@ public final class Bench {
     }
 
     /// Runs processes to completion; the time is from the first start to the last exit.
-    private func timed(_ start: () throws -> [ToolProcess]) throws -> (seconds: Double, user: Double, system: Double, rss: Int) {
+    func timed(_ start: () throws -> [ToolProcess]) throws -> (seconds: Double, user: Double, system: Double, rss: Int) {
         let t0 = monotonicNanos()
         let procs = try start()
         var user = 0.0, system = 0.0, rss = 0

@@ -27,14 +27,27 @@ final class ToolProcess {
         let env = environment ?? processEnvironment()
         let cEnv = env.map { strdup($0) } + [nil]
         defer { (cArgs + cEnv).forEach { free($0) } }
+        // The child starts with no signal blocked and the usual dispositions,
+        // whatever mq-bench blocked for itself (see ScenarioCleanup).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigemptyset(&all)
+        for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&all, s) }
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, nil, cArgs, cEnv)
+        let rc = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
         if pipeStdout { close(out[1]) }
         guard rc == 0 else {
             if pipeStdout { close(out[0]) }
             throw MQError(.noInput, "cannot run '\(argv[0])': \(String(cString: strerror(rc))) (set MQ_BIN to the directory of the mq tools)")
         }
         self.pid = pid
+        ScenarioCleanup.shared.add(pid)
         self.stdoutFD = pipeStdout ? out[0] : nil
     }
 
@@ -46,6 +59,7 @@ final class ToolProcess {
         var status: Int32 = 0
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+        ScenarioCleanup.shared.remove(pid)
         let signal = status & 0x7F
         return (signal == 0 ? (status >> 8) & 0xFF : 128 + signal, usage)
     }

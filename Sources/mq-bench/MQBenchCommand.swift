@@ -8,13 +8,13 @@ import MQLog
 struct MQBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mq-bench",
-        abstract: "Measure mq's own tools: produce, consume, end-to-end latency, work queues, cost against partitions.",
-        discussion: "Runs the real mq-* tools (found beside mq-bench, or in $MQ_BIN) on generated data in a temporary log directory, removed afterwards. See mq-bench(1).",
+        abstract: "Measure mq's own tools: produce, consume, end-to-end latency, work queues, cost against partitions, mirroring to NATS.",
+        discussion: "Runs the real mq-* tools (found beside mq-bench, or in $MQ_BIN) on generated data in a temporary log directory, removed afterwards; mirror also starts a nats-server from PATH. See mq-bench(1).",
         version: mqVersion)
 
     static func main() { runMain("mq-bench") }
 
-    @Argument(help: ArgumentHelp("Scenarios to run: produce, consume, e2e, queue, compact, partitions (default: produce consume e2e).", valueName: "scenario"))
+    @Argument(help: ArgumentHelp("Scenarios to run: produce, consume, e2e, queue, compact, partitions, mirror (default: produce consume e2e).", valueName: "scenario"))
     var scenarios: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("Run in a directory made inside DIR instead of a temporary one.", valueName: "dir"))
@@ -80,6 +80,9 @@ struct MQBenchCommand: ParsableCommand {
             options.keys = keys
             options.directory = dir
             options.progress = isatty(2) != 0
+            if scenarios.contains("mirror") && Bench.natsServerPath() == nil {
+                throw MQError(.unavailable, Bench.natsServerMissing)
+            }
             let counts = partitions.flatMap(Bench.parsePartitionCounts)
             var results: [BenchResult] = [], scaling: [PartitionScalingRow] = []
             for scenario in scenarios.isEmpty ? ["produce", "consume", "e2e"] : scenarios {

@@ -4,7 +4,12 @@ import csv
 import io
 import json
 import os
+import shutil
+import signal
 import subprocess
+import time
+
+import pytest
 
 
 def bench(mq, *args, check=0, timeout=300):
@@ -113,3 +118,93 @@ exec "{mq.bin / 'mq-produce'}" "$@"
     failed = json.loads(p.stdout.decode().splitlines()[1])
     assert failed["produce_exit_status"] == 73 and failed["produce_seconds"] is None
     assert failed["tail_seconds"] is None and failed["consume_ratio"] is None and "tail_exit_status" not in failed
+
+
+needs_nats = pytest.mark.skipif(shutil.which("nats-server") is None,
+                                reason="nats-server is not installed (scripts/setup.sh installs it)")
+
+
+def nats_servers_under(path):
+    """The pids of nats-server processes whose command line names a path under `path`."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"nats-server") and any(str(path).encode() in a for a in argv):
+            found.append(int(pid))
+    return found
+
+
+def leftovers(parent):
+    return [f for f in os.listdir(parent) if f.startswith("mq-bench.")], nats_servers_under(parent)
+
+
+@needs_nats
+def test_mirror_scenario_counts_what_the_mirror_committed(mq):
+    res = bench(mq, "-n", "3000", "--partitions", "2", "--json", "mirror")
+    [row] = [json.loads(line) for line in res.out.splitlines()]
+    assert row["scenario"] == "mirror (JetStream)"
+    assert row["messages"] == 3000 and row["bytes"] == 3000 * 100
+    assert row["seconds"] > 0 and row["messages_per_second"] > 0 and row["max_rss_kib"] > 1000
+    assert leftovers(mq.dir.parent) == ([], [])
+    table = bench(mq, "-n", "500", "mirror").out.splitlines()
+    assert table[1].split()[:3] == ["mirror", "(JetStream)", "500"]
+
+
+@needs_nats
+def test_mirror_scenario_fails_when_the_mirror_forwards_nothing(mq, tmp_path):
+    # An mq-mirror that exits 0 without forwarding: the count is checked, not assumed.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("mq-produce", "mq-topic"):
+        (bin_dir / tool).symlink_to(mq.bin / tool)
+    (bin_dir / "mq-mirror").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "mq-mirror").chmod(0o755)
+    argv = mq.argv("mq-bench", ["-n", "1000", "mirror"], dir_flag=False)
+    env = mq.env(False, {"MQ_BIN": str(bin_dir), "TMPDIR": str(mq.dir.parent)})
+    p = subprocess.run(argv, env=env, capture_output=True, timeout=120)
+    assert p.returncode == 70, p.stderr
+    assert b"mq-mirror committed 0 of 1000 messages" in p.stderr
+    assert leftovers(mq.dir.parent) == ([], [])
+
+
+def test_mirror_scenario_without_nats_server(mq, tmp_path):
+    # A PATH with the usual tools but no nats-server: status 69 before any scenario runs.
+    bin_dir = tmp_path / "path"
+    bin_dir.mkdir()
+    for tool in ("sh", "true", "cat"):
+        if shutil.which(tool):
+            (bin_dir / tool).symlink_to(shutil.which(tool))
+    res = mq.run("mq-bench", "-n", "100", "produce", "mirror", check=69, dir_flag=False,
+                 env_extra={"MQ_BIN": str(mq.bin), "TMPDIR": str(mq.dir.parent), "PATH": str(bin_dir)})
+    assert res.stderr.startswith("mq-bench: ") and "needs nats-server on PATH" in res.stderr
+    assert res.out == ""
+    assert leftovers(mq.dir.parent) == ([], [])
+
+
+@needs_nats
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_mirror_scenario_stopped_by_a_signal_leaves_nothing(mq, sig):
+    argv = mq.argv("mq-bench", ["-n", "3000000", "mirror"], dir_flag=False)
+    env = mq.env(False, {"MQ_BIN": str(mq.bin), "TMPDIR": str(mq.dir.parent)})
+    p = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # Signalled once its server runs (after producing; the mirror is then under way).
+        for _ in range(1200):
+            if nats_servers_under(mq.dir.parent) or p.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert nats_servers_under(mq.dir.parent), "no nats-server started"
+        time.sleep(1)
+        p.send_signal(sig)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 128 + sig, err
+    assert out == b""
+    assert leftovers(mq.dir.parent) == ([], [])
