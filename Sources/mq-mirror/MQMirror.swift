@@ -40,8 +40,9 @@ struct MQMirror: ParsableCommand {
     var partitions: Int32?
     @Option(name: .long, help: ArgumentHelp("Partition P to partition P (same), by murmur2 of the key (murmur2), or same when the destination has enough partitions, else murmur2 (auto).", valueName: "how"))
     var partitioner: MirrorPartitioning = .auto
-    @Option(name: [.customShort("z"), .long], help: "Kafka: the producer's compression codec (compression.codec).")
-    var compression: CompressionCodec = .none
+    @Option(name: [.customShort("z"), .customLong("compression")], help: "Kafka: the producer's compression codec (compression.codec; default: none).")
+    var compressionCodec: CompressionCodec?
+    var compression: CompressionCodec { compressionCodec ?? .none }
     @Option(name: .customShort("X"), help: ArgumentHelp("Kafka: a librdkafka property (repeatable; after -F, so it wins).", valueName: "key=value"))
     var kafkaProperties: [String] = []
     @Option(name: .customShort("F"), help: ArgumentHelp("Kafka: librdkafka properties from a file of key=value lines (# comments).", valueName: "file"))
@@ -58,8 +59,13 @@ struct MQMirror: ParsableCommand {
     var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: ArgumentHelp("Client key for TLS.", valueName: "file"))
     var tlsKey: String?
+    @Option(name: .long, help: ArgumentHelp("At most this many messages a second: N, N/s, N/m or N/h.", valueName: "rate"))
+    var rate: String?
     @Flag(name: [.customShort("v"), .long], help: "Print a summary line on standard error.")
     var verbose = false
+
+    /// `--rate` in messages a second, checked.
+    func ratePerSecond() throws -> Double? { try rate.map { r in try usageValue { try RateLimiter.parse(r) } } }
 
     func validate() throws {
         guard arguments.count >= 2 else { throw ValidationError("give one or more topics, then the destination (nats://HOST:PORT/STREAM or kafka://HOST:PORT/TOPIC)") }
@@ -73,6 +79,7 @@ struct MQMirror: ParsableCommand {
 
     func run() throws {
         let giveUpMs = try timeout.map { t in try usageValue { try Durations.parseDuration(t) } }
+        _ = try ratePerSecond()  // a bad --rate is a usage error before anything connects
         if arguments[0].contains("://") { return try runPull(giveUpMs: giveUpMs) }
         let destination = arguments.last!
         let topics = Array(arguments.dropLast())
@@ -192,6 +199,8 @@ struct MQMirror: ParsableCommand {
             options.partitions = partitions
             options.partitioning = partitioner
             options.giveUpAfterMs = giveUpMs
+            options.ratePerSecond = try ratePerSecond()
+            options.progress = isatty(2) != 0
             let mirror = PullMirror(options: options, log: logOptions.log, source: source)
             mirror.warn = { printError("mq-mirror", $0) }
             let summary = try mirror.run()
@@ -206,6 +215,8 @@ struct MQMirror: ParsableCommand {
         var options = PushMirrorOptions(topics: topics, name: name)
         options.exitAtEnd = exitAtEnd
         options.giveUpAfterMs = giveUpMs
+        options.ratePerSecond = try ratePerSecond()
+        options.progress = isatty(2) != 0
         let mirror = PushMirror(options: options, log: logOptions.log, sink: sink)
         mirror.warn = { printError("mq-mirror", $0) }
         let summary = try mirror.run()

@@ -448,6 +448,31 @@ def lease_held(root, group: str, topic: str, partition: int) -> bool:
     return struct.unpack("hhqqi", got[:struct.calcsize("hhqqi")])[0] != fcntl.F_UNLCK
 
 
+def run_with_terminal_stderr(argv, env, timeout: float = 60):
+    """Runs `argv` with standard error on a pseudo-terminal; returns (exit status, standard
+    output, every byte written to the terminal)."""
+    import pty
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=slave, env=env, timeout=timeout)
+        os.close(slave)
+        slave = None
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    return p.returncode, p.stdout, seen
+
+
 def murmur2_partition(key: bytes, partitions: int) -> int:
     from kafka.partitioner.default import murmur2
     return (murmur2(key) & 0x7FFFFFFF) % partitions

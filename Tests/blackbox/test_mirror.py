@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from mqtest import jline
+from mqtest import assert_error, jline
 
 pytestmark = pytest.mark.skipif(shutil.which("nats-server") is None,
                                 reason="nats-server is not installed (scripts/setup.sh installs it)")
@@ -550,3 +550,25 @@ def test_memory_stays_flat_whatever_the_backlog(mq, server):
     small, large = peaks[30_000], peaks[150_000]
     assert 0 < small and large <= 64 * 1024, f"peak resident memory forwarding 30 and 150 MB: {peaks} KiB"
     assert large <= small * 1.25 + 4096, f"peak resident memory grew with the backlog: {peaks} KiB"
+
+
+def test_rate_spaces_the_messages_and_progress_shows_only_at_a_terminal(mq, server):
+    """--rate as in mq-replay (a lower bound on the time, not a speed target); the progress
+    line is drawn only when standard error is a terminal, and erased at the end."""
+    import mqtest
+    mq.create("rt", 2)
+    mq.produce("rt", b"".join(b"k%d m%d\n" % (i, i) for i in range(200)), "-K", " ")
+    started = time.monotonic()
+    res = mq.run("mq-mirror", "-e", "--create", "--rate", "100/s", "rt", f"{server.url}/RT", check=0)
+    took = time.monotonic() - started
+    assert res.status == 0 and res.stderr == "", res
+    assert stream_messages(server, "RT") == 200
+    assert took >= 1.5, f"200 messages at 100/s took {took:.2f} s"
+    assert_error(mq.run("mq-mirror", "-e", "--rate", "fast", "rt", f"{server.url}/RT"), 64, "mq-mirror", "--rate")
+    # A terminal on standard error: a progress line.
+    mq.produce("rt", b"".join(b"k%d n%d\n" % (i, i) for i in range(200)), "-K", " ")
+    status, _, seen = mqtest.run_with_terminal_stderr(mq.argv("mq-mirror", ["-e", "--rate", "400/s", "rt", f"{server.url}/RT"]),
+                                                     mq.env())
+    assert status == 0, seen
+    assert b"mq-mirror: " in seen and b" forwarded" in seen and seen.endswith(b"\r\x1b[K"), seen
+    assert stream_messages(server, "RT") == 400

@@ -141,6 +141,17 @@ def test_plain_nats_messages_are_keyed_by_subject(mq, server):
         {"stream": "EV", "subject": s, "sequence": str(i + 1)} for i, (s, _, _) in enumerate(msgs)]
 
 
+def test_pull_rate_spaces_the_messages(mq, server):
+    """--rate holds a pull too (a lower bound on the time, not a speed target)."""
+    publish(server.url, [(f"rp.{i % 3}", b"m%d" % i, None) for i in range(200)], stream="RP", subjects=["rp.>"])
+    started = time.monotonic()
+    res = mq.run("mq-mirror", "-e", "--create", "--rate", "100/s", f"{server.url}/RP", "rp", check=0)
+    took = time.monotonic() - started
+    assert res.status == 0, res.stderr
+    assert len(envelopes(mq, "rp")) == 200
+    assert took >= 1.5, f"200 messages at 100/s took {took:.2f} s"
+
+
 def check_exactly_once(mq, topic, n, subjects):
     """Every published (subject, number) is in the topic once, each subject in order."""
     seen = set()

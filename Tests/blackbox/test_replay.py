@@ -7,7 +7,6 @@ offsets straight from the group's files (docs/FORMAT.md §13), never with mq cod
 
 import json
 import os
-import pty
 import signal
 import subprocess
 import time
@@ -152,26 +151,8 @@ def test_a_closed_output_ends_quietly(mq):
 def test_progress_only_at_a_terminal(mq):
     fill(mq)
     assert replay(mq, "t", "--rate", "200/s").stderr == ""
-    master, slave = pty.openpty()
-    try:
-        p = subprocess.run(mq.argv("mq-replay", ["t", "--rate", "200/s"]), stdout=subprocess.PIPE, stderr=slave,
-                           env=mq.env(), timeout=60)
-        os.close(slave)
-        slave = None
-        seen = b""
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-    finally:
-        if slave is not None:
-            os.close(slave)
-        os.close(master)
-    assert p.returncode == 0 and len(p.stdout.splitlines()) == 20
+    status, out, seen = mqtest.run_with_terminal_stderr(mq.argv("mq-replay", ["t", "--rate", "200/s"]), mq.env())
+    assert status == 0 and len(out.splitlines()) == 20, seen
     assert b"mq-replay: " in seen and b" of 20 (" in seen, seen
 
 

@@ -20,7 +20,7 @@ function __mq-mirror_parse_tokens -S
     set -l unparsed_tokens (__mq-mirror_tokens -pc)
     switch $unparsed_tokens[1]
     case 'mq-mirror'
-        __mq-mirror_parse_subcommand -r 1 'dir=' 'e/exit' 'name=' 'subject-prefix=' 'create' 'replicas=' 'partitions=' 'partitioner=' 'z/compression=' 'X=+' 'F=' 'timeout=' 'creds=' 'token-file=' 'tls-ca=' 'tls-cert=' 'tls-key=' 'v/verbose' 'version' 'h/help'
+        __mq-mirror_parse_subcommand -r 1 'dir=' 'e/exit' 'name=' 'subject-prefix=' 'create' 'replicas=' 'partitions=' 'partitioner=' 'z/compression=' 'X=+' 'F=' 'timeout=' 'creds=' 'token-file=' 'tls-ca=' 'tls-cert=' 'tls-key=' 'rate=' 'v/verbose' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __mq-mirror_parse_subcommand -r 1 'version'
@@ -85,7 +85,7 @@ complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_op
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" replicas' -l 'replicas' -d 'With --create: the stream\'s or Kafka topic\'s replicas (default: 1 for NATS, the cluster\'s default for Kafka).' -rfka ''
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" partitions' -l 'partitions' -d 'With --create, Kafka: the topic\'s partitions (default: the most of the topics named, else 1); pulling: the local topic\'s (default: the Kafka topic\'s, 1 for NATS).' -rfka ''
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" partitioner' -l 'partitioner' -d 'Partition P to partition P (same), by murmur2 of the key (murmur2), or same when the destination has enough partitions, else murmur2 (auto).' -rfka 'auto same murmur2'
-complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" compression z' -s 'z' -l 'compression' -d 'Kafka: the producer\'s compression codec (compression.codec).' -rfka 'none gzip snappy lz4 zstd'
+complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" compression z' -s 'z' -l 'compression' -d 'Kafka: the producer\'s compression codec (compression.codec; default: none).' -rfka 'none gzip snappy lz4 zstd'
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror"' -s 'X' -d 'Kafka: a librdkafka property (repeatable; after -F, so it wins).' -rfka ''
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" F' -s 'F' -d 'Kafka: librdkafka properties from a file of key=value lines (# comments).' -rfka ''
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" timeout' -l 'timeout' -d 'Give up with status 69 when the server does not accept a chunk for this long (e.g. 30s, 5m); default: keep trying.' -rfka ''
@@ -94,6 +94,7 @@ complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_op
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" tls-ca' -l 'tls-ca' -d 'CA certificates to trust for TLS.' -rfka ''
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" tls-cert' -l 'tls-cert' -d 'Client certificate for TLS.' -rfka ''
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" tls-key' -l 'tls-key' -d 'Client key for TLS.' -rfka ''
+complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" rate' -l 'rate' -d 'At most this many messages a second: N, N/s, N/m or N/h.' -rfka ''
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" v verbose' -s 'v' -l 'verbose' -d 'Print a summary line on standard error.'
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" version' -l 'version' -d 'Show the version.'
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" h help' -s 'h' -l 'help' -d 'Show help information.'

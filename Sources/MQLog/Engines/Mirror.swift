@@ -46,6 +46,10 @@ public struct PushMirrorOptions {
     /// acknowledge, with growing pauses between them, before giving up
     /// (nil: keep trying).
     public var giveUpAfterMs: Int64? = nil
+    /// At most this many records a second (`--rate`), nil: as fast as the destination takes them.
+    public var ratePerSecond: Double? = nil
+    /// Draw a progress line on standard error (set when it is a terminal).
+    public var progress = false
 
     public init(topics: [String], name: String) {
         self.topics = topics
@@ -116,6 +120,8 @@ public final class PushMirror {
     private var nextDiscoveryNanos: UInt64 = 0
     private let watcher = ChangeWatcher()
     private var summary = PushMirrorSummary()
+    private var pacer = ChunkPacer(perSecond: nil)
+    private var progress: ProgressLine?
 
     public init(options: PushMirrorOptions, log: LogDirectory, sink: MirrorSink) {
         self.options = options
@@ -129,6 +135,9 @@ public final class PushMirror {
     /// Runs until stopped (or, with `exitAtEnd`, until every partition is forwarded).
     public func run() throws -> PushMirrorSummary {
         StopSignals.install()
+        pacer = ChunkPacer(perSecond: options.ratePerSecond)
+        if options.progress { progress = ProgressLine(total: nil, tool: "mq-mirror", unit: "forwarded") }
+        defer { progress?.finish() }
         try open()
         while true {
             if StopSignals.signal != 0 { throw stopped() }
@@ -217,10 +226,11 @@ public final class PushMirror {
     private func collect() throws -> Chunk {
         var chunk = Chunk()
         var bytes = 0
-        let share = max(1, options.chunkRecords / max(1, sources.count))
+        let most = min(options.chunkRecords, pacer.chunkLimit ?? .max)
+        let share = max(1, most / max(1, sources.count))
         for (i, s) in sources.enumerated() {
             var n = 0
-            while n < share, chunk.records.count < options.chunkRecords, bytes < options.chunkBytes, let r = try s.cursor.peek() {
+            while n < share, chunk.records.count < most, bytes < options.chunkBytes, let r = try s.cursor.peek() {
                 chunk.records.append(try StoredRecord(r, topic: s.topic, partition: s.cursor.partition))
                 bytes += (r.value?.count ?? 0) + (r.key?.count ?? 0) + r.headerBytes.count
                 s.cursor.advance()
@@ -235,9 +245,11 @@ public final class PushMirror {
     /// Makes the chunk durable locally, sends it until the sink accepts it,
     /// then commits the group's positions.
     private func forward(_ chunk: Chunk) throws {
+        guard pacer.wait(for: chunk.records.count) else { throw stopped() }
         for (i, end) in chunk.ends { try sources[i].durable.ensure(below: end) }
         if !chunk.records.isEmpty { try retrying { try sink.send(chunk.records) } }
         try PartitionLease.commitAll(chunk.ends.map { (sources[$0.key].lease, $0.value) })
         summary.forwarded += chunk.records.count
+        progress?.advance(by: Int64(chunk.records.count))
     }
 }

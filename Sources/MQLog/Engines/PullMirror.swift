@@ -108,6 +108,10 @@ public struct PullMirrorOptions: Sendable {
     public var chunkRecords = 1000
     /// Give up with 69 after the cluster failed for this long (nil: keep trying).
     public var giveUpAfterMs: Int64? = nil
+    /// At most this many records a second (`--rate`), nil: as fast as they come.
+    public var ratePerSecond: Double? = nil
+    /// Draw a progress line on standard error (set when it is a terminal).
+    public var progress = false
 
     public init(topic: String, name: String) {
         self.topic = topic
@@ -176,9 +180,16 @@ public final class PullMirror {
             try journal.saveMetadata()
         }
         try retrying { try source.start(journal: journal) }
+        var pacer = ChunkPacer(perSecond: options.ratePerSecond)
+        let most = min(options.chunkRecords, pacer.chunkLimit ?? .max)
+        let progress = options.progress ? ProgressLine(total: nil, tool: "mq-mirror", unit: "copied") : nil
+        defer { progress?.finish() }
         while true {
             if StopSignals.signal != 0 { throw stopped() }
-            let chunk = try retrying { try source.fetch(maxRecords: options.chunkRecords, timeoutMs: 1000) }
+            let chunk = try retrying { try source.fetch(maxRecords: most, timeoutMs: 1000) }
+            // Fetched records wait for their tokens before they are written: on
+            // a stop signal here they are not acknowledged and come again.
+            guard pacer.wait(for: chunk.records.count) else { throw stopped() }
             for r in chunk.records {
                 if let from = r.gapFrom, from < r.position { writer.settleWithChunk(r.source, from...(r.position - 1)) }
                 let target = try destination(r, partitions: partitions)
@@ -188,6 +199,7 @@ public final class PullMirror {
             }
             try writer.flush()
             if !chunk.records.isEmpty { try retrying { try source.acknowledge() } }
+            progress?.advance(by: Int64(chunk.records.count))
             if chunk.caughtUp && options.exitAtEnd { return summary }
         }
     }

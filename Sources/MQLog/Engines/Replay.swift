@@ -193,6 +193,35 @@ public struct RateLimiter: Sendable {
     }
 }
 
+/// Holds a mirror to `--rate`: before a chunk of `n` records goes out,
+/// waits for their tokens (in steps of at most 100 ms, so that a stop
+/// signal is seen at once).
+struct ChunkPacer {
+    private var limiter: RateLimiter?
+
+    init(perSecond: Double?) { limiter = perSecond.map { RateLimiter(perSecond: $0) } }
+
+    /// Most records in one chunk: a twentieth of a second's worth, so that
+    /// the rate holds over short spans too (nil: no rate).
+    var chunkLimit: Int? { limiter.map { max(1, Int(min($0.perSecond / 20, 1e9))) } }
+
+    /// Waits until `n` more records may go. False when a stop signal came first.
+    mutating func wait(for n: Int) -> Bool {
+        guard var l = limiter, n > 0 else { return true }
+        var total: UInt64 = 0
+        let now = monotonicNanos()
+        for _ in 0..<n { total &+= l.reserve(now: now) }
+        limiter = l
+        while total > 0 {
+            if StopSignals.signal != 0 { return false }
+            let step = min(total, 100_000_000)
+            sleepNanos(step)
+            total -= step
+        }
+        return StopSignals.signal == 0
+    }
+}
+
 /// Sleeps for `nanos`, resuming after signal handlers run.
 func sleepNanos(_ nanos: UInt64) {
     var request = timespec(tv_sec: Int(nanos / 1_000_000_000), tv_nsec: Int(nanos % 1_000_000_000))
@@ -207,20 +236,31 @@ func sleepNanos(_ nanos: UInt64) {
 /// and erased at the end. Only for terminals: callers create it when
 /// `isatty(2)`.
 final class ProgressLine {
-    private let total: Int64
+    private let tool: String
+    /// Nil: a count with no end (`unit` says of what).
+    private let total: Int64?
+    private let unit: String
     private var done: Int64 = 0
     private var drawnAt: UInt64 = 0
     private var drawn = false
 
-    init(total: Int64) { self.total = total }
+    init(total: Int64?, tool: String = "mq-replay", unit: String = "") {
+        self.total = total
+        self.tool = tool
+        self.unit = unit
+    }
 
     func advance(by n: Int64 = 1) {
         done += n
         let now = monotonicNanos()
         guard now &- drawnAt >= 200_000_000 else { return }
         drawnAt = now
-        let percent = total > 0 ? min(100, done * 100 / total) : 100
-        write("\rmq-replay: \(done) of \(total) (\(percent)%)\u{1B}[K")
+        if let total {
+            let percent = total > 0 ? min(100, done * 100 / total) : 100
+            write("\r\(tool): \(done) of \(total) (\(percent)%)\u{1B}[K")
+        } else {
+            write("\r\(tool): \(done) \(unit)\u{1B}[K")
+        }
         drawn = true
     }
 
