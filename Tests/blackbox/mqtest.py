@@ -448,6 +448,27 @@ def lease_held(root, group: str, topic: str, partition: int) -> bool:
     return struct.unpack("hhqqi", got[:struct.calcsize("hhqqi")])[0] != fcntl.F_UNLCK
 
 
+def mirror_input(n: int, seed: int, all_kinds: bool = False) -> bytes:
+    """n JSON envelopes for mq-produce --json, as the mirror tests send them: text and binary
+    values, null values, headers with duplicate names and null values, keys k0..k49; with
+    `all_kinds`, also empty values, null keys and binary keys."""
+    import random
+    rng = random.Random(seed)
+    lines = []
+    for i in range(n):
+        value = None if i % 97 == 0 else (bytes(rng.randrange(256) for _ in range(12)) if i % 13 == 0 else f"v{i}")
+        if all_kinds and i % 89 == 0:
+            value = b""
+        headers = [("trace", f"t{i}"), ("dup", "1"), ("dup", "2")] if i % 5 == 0 else []
+        if i % 31 == 0:
+            headers.append(("nullh", None))
+        key = f"k{i % 50}"
+        if all_kinds:
+            key = None if i % 41 == 0 else (bytes([0, 255, i % 256]) if i % 43 == 0 else key)
+        lines.append(jline(value, key=key, headers=headers))
+    return b"".join(lines)
+
+
 def run_with_terminal_stderr(argv, env, timeout: float = 60):
     """Runs `argv` with standard error on a pseudo-terminal; returns (exit status, standard
     output, every byte written to the terminal)."""

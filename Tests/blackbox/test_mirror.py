@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+import mqtest
 from mqtest import assert_error, jline
 
 pytestmark = pytest.mark.skipif(shutil.which("nats-server") is None,
@@ -257,15 +258,7 @@ def check_stream_matches(mq, server, stream, topic, prefix="mq"):
 
 
 def mixed_input(n, seed):
-    rng = random.Random(seed)
-    lines = []
-    for i in range(n):
-        value = None if i % 97 == 0 else (bytes(rng.randrange(256) for _ in range(12)) if i % 13 == 0 else f"v{i}")
-        headers = [("trace", f"t{i}"), ("dup", "1"), ("dup", "2")] if i % 5 == 0 else []
-        if i % 31 == 0:
-            headers.append(("nullh", None))
-        lines.append(jline(value, key=f"k{i % 50}", headers=headers))
-    return b"".join(lines)
+    return mqtest.mirror_input(n, seed)
 
 
 def test_push_forwards_every_message_once_with_keys_headers_and_timestamps(mq, server):
@@ -361,7 +354,6 @@ def test_two_mirrors_of_one_name_do_not_run_at_once(mq, server):
 
 def test_only_mq_mirror_links_the_nats_and_kafka_clients(mq_bin):
     """The core tools link neither libnats nor librdkafka: a machine without them runs them."""
-    import mqtest
     for tool in mqtest.TOOLS:
         libs = subprocess.run(["ldd", str(mq_bin / tool)], capture_output=True, text=True).stdout
         assert ("libnats" in libs) == (tool == "mq-mirror"), f"{tool}: {libs}"
@@ -470,7 +462,6 @@ def test_retention_keeps_what_the_mirror_has_not_forwarded(mq, server):
 def test_the_systemd_unit_verifies(mq_bin, tmp_path):
     """contrib/systemd/mq-mirror@.service as shipped, with ExecStart pointing at the binary
     under test: systemd-analyze finds nothing wrong (but the man page not being installed)."""
-    import mqtest
     unit = (mqtest.REPO / "contrib" / "systemd" / "mq-mirror@.service").read_text()
     assert "ExecStart=/usr/local/bin/mq-mirror --name %i $MQ_MIRROR_ARGS" in unit
     path = tmp_path / "mq-mirror@t.service"
@@ -555,7 +546,6 @@ def test_memory_stays_flat_whatever_the_backlog(mq, server):
 def test_rate_spaces_the_messages_and_progress_shows_only_at_a_terminal(mq, server):
     """--rate as in mq-replay (a lower bound on the time, not a speed target); the progress
     line is drawn only when standard error is a terminal, and erased at the end."""
-    import mqtest
     mq.create("rt", 2)
     mq.produce("rt", b"".join(b"k%d m%d\n" % (i, i) for i in range(200)), "-K", " ")
     started = time.monotonic()

@@ -189,18 +189,7 @@ def check_topic_matches(mq, kafka, dest, topics, same_partitions=True, name=None
 
 
 def mixed_input(n, seed):
-    rng = random.Random(seed)
-    lines = []
-    for i in range(n):
-        value = None if i % 97 == 0 else (bytes(rng.randrange(256) for _ in range(12)) if i % 13 == 0 else f"v{i}")
-        if i % 89 == 0:
-            value = b""
-        headers = [("trace", f"t{i}"), ("dup", "1"), ("dup", "2")] if i % 5 == 0 else []
-        if i % 31 == 0:
-            headers.append(("nullh", None))
-        key = None if i % 41 == 0 else (bytes([0, 255, i % 256]) if i % 43 == 0 else f"k{i % 50}")
-        lines.append(jline(value, key=key, headers=headers))
-    return b"".join(lines)
+    return mqtest.mirror_input(n, seed, all_kinds=True)
 
 
 def wait_for_count(kafka, topic, n, timeout=60):

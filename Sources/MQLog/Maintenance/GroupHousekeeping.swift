@@ -168,8 +168,8 @@ public enum GroupHousekeeping {
                 slots = []
             } else if let f = try OpenFile.openIfExists(group.commitsPath(topic), O_RDONLY) {
                 defer { f.close() }
-                let count = names.compactMap { Int32($0) }.max().map { $0 + 1 } ?? 0
-                slots = try CommittedOffsetFile.readAll(f, partitions: count).map(\.slot)
+                // The topic's partitions: a file name is not trusted for a count.
+                slots = try CommittedOffsetFile.readAll(f, partitions: try log.openTopic(topic).partitions).map(\.slot)
             } else {
                 continue
             }
@@ -201,8 +201,9 @@ public enum GroupHousekeeping {
             for topic in try FileSystem.list(group.committedPath) where !topic.hasPrefix("~") {
                 guard let f = try OpenFile.openIfExists(group.commitsPath(topic), O_RDONLY) else { continue }
                 defer { f.close() }
-                let partitions = Int32(clamping: try f.size() / Int64(CommittedOffsetFile.recordSize) + 1)
-                for record in try CommittedOffsetFile.readAll(f, partitions: min(partitions, 1 << 20)) {
+                // As many records as the file holds, up to the most partitions a topic may have.
+                let records = min(try f.size() / Int64(CommittedOffsetFile.recordSize) + 1, Int64(TopicConfig.maximumPartitions))
+                for record in try CommittedOffsetFile.readAll(f, partitions: Int32(records)) {
                     if let slot = record.slot { newest = max(newest, slot.committedMs) }
                 }
             }
