@@ -565,9 +565,13 @@ public final class PartitionReader {
     /// `readSize`, no more than that beyond `need` (else the pool's read size).
     private func refill(_ log: OpenFile, need: Int, want: Int = 0, readSize: Int? = nil) throws {
         let capacity = max(need, want, readSize ?? pool.readSize)
-        // A buffer grown for one large batch goes back to the read size.
-        buffer.clear(shrinkingTo: 2 * capacity)
-        buffer.reserve(capacity)
+        // Storage of the size of this read: one grown for a large batch goes
+        // back to the read size, and one that holds a batch is not twice its size.
+        if buffer.capacity < capacity || buffer.capacity > 2 * capacity {
+            buffer.clear(resizingTo: capacity)
+        } else {
+            buffer.clear()
+        }
         bufferStart = position
         bufferOffset = 0
         buffer.count = try log.readOnce(into: buffer.base, count: capacity, at: position)

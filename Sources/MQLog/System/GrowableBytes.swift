@@ -36,6 +36,19 @@ public final class GrowableBytes: @unchecked Sendable {
         capacity = newCapacity
     }
 
+    /// Empties the storage and makes it hold exactly `total` bytes rounded up
+    /// to whole pages: for a buffer that is filled to a size known in
+    /// advance (a reader's next read), where doubling would leave up to half
+    /// of it never used, yet faulted in and cleared by the kernel.
+    public func clear(resizingTo total: Int) {
+        count = 0
+        let wanted = (max(total, 16) + 4095) & ~4095
+        guard wanted != capacity else { return }
+        base.deallocate()
+        capacity = wanted
+        base = UnsafeMutableRawPointer.allocate(byteCount: wanted, alignment: 16)
+    }
+
     /// Drops the contents; shrinks storage that grew past `keep` bytes, so one
     /// huge message does not pin memory for the rest of a run.
     public func clear(shrinkingTo keep: Int = Int.max) {
