@@ -227,7 +227,7 @@ def rendering_artifacts(text):
             report("a flag followed by '+' (an argument given to Fl)")
         if re.search(r"--[\w-]+ -\d+ --[\w-]+ -\d+\b", line):
             report("both ends of a range turned into flags (numbers given to Fl)")
-        if line.strip().startswith('"') or line.rstrip().endswith('"'):
+        if line.count('"') % 2 and (line.strip().startswith('"') or line.rstrip().endswith('"')):
             report("a stray '\"' at the start or end of a line")
         if re.search(r"‘[^\w\s‘’][\s][^’]*’", line):
             report("a quote that runs on past its one-character literal (Ql/Sq given several words)")
@@ -271,6 +271,7 @@ def test_artifact_checks_catch_known_mistakes():
     assert rendering_artifacts("     the committed offset before (‘- for none’), NEW, the")
     assert rendering_artifacts("     letters, digits, ‘., ‘_ and ‘- is an extended\n     regular expression’’’):")
     assert rendering_artifacts("SYNOPSIS\n     mq-x [--a n [--b n]\n")
+    assert rendering_artifacts('     a name given as "orders\n')
     assert rendering_artifacts("SYNOPSIS\n     mq-x nats://host[:port[,host[:port.../stream]]]\n")
     assert not rendering_artifacts("     the committed offset before (‘-’ for none), NEW, the\n"
                                    "SYNOPSIS\n     mq-x [-n [+]n] nats://host[:port][,host[:port]...]/stream\n")
