@@ -271,7 +271,7 @@ def test_artifact_checks_catch_known_mistakes():
     assert rendering_artifacts("     the committed offset before (‘- for none’), NEW, the")
     assert rendering_artifacts("     letters, digits, ‘., ‘_ and ‘- is an extended\n     regular expression’’’):")
     assert rendering_artifacts("SYNOPSIS\n     mq-x [--a n [--b n]\n")
-    assert rendering_artifacts('     a name given as "orders\n')
+    assert rendering_artifacts('     "orders is the topic\n')
     assert rendering_artifacts("SYNOPSIS\n     mq-x nats://host[:port[,host[:port.../stream]]]\n")
     assert not rendering_artifacts("     the committed offset before (‘-’ for none), NEW, the\n"
                                    "SYNOPSIS\n     mq-x [-n [+]n] nats://host[:port][,host[:port]...]/stream\n")
