@@ -231,7 +231,7 @@ def rendering_artifacts(text):
             report("a stray '\"' at the start or end of a line")
         if re.search(r"‘[^\w\s‘’][\s][^’]*’", line):
             report("a quote that runs on past its one-character literal (Ql/Sq given several words)")
-        if "’’" in line or "‘‘" in line:
+        if "’’" in line or "‘‘" in line or re.search(r'\w""', line):
             report("quotes doubled up")
     # Quotes macros open and close (‘…’) must pair up within each paragraph.
     for paragraph in re.split(r"\n\s*\n", text):
@@ -272,6 +272,7 @@ def test_artifact_checks_catch_known_mistakes():
     assert rendering_artifacts("     letters, digits, ‘., ‘_ and ‘- is an extended\n     regular expression’’’):")
     assert rendering_artifacts("SYNOPSIS\n     mq-x [--a n [--b n]\n")
     assert rendering_artifacts('     "orders is the topic\n')
+    assert rendering_artifacts('     mode ("group or "queue""), topic\n')
     assert rendering_artifacts("SYNOPSIS\n     mq-x nats://host[:port[,host[:port.../stream]]]\n")
     assert not rendering_artifacts("     the committed offset before (‘-’ for none), NEW, the\n"
                                    "SYNOPSIS\n     mq-x [-n [+]n] nats://host[:port][,host[:port]...]/stream\n")
@@ -411,3 +412,37 @@ def test_compact_dry_run_prints_what_its_help_says(tmp_path):
     out = subprocess.run([binary("mq-compact"), "--dir", str(tmp_path), "-n", "t"], check=True,
                          capture_output=True, text=True).stdout
     assert "would be" in out, out
+
+
+def json_keys(value):
+    if isinstance(value, dict):
+        for key, member in value.items():
+            yield key
+            yield from json_keys(member)
+    elif isinstance(value, list):
+        for member in value:
+            yield from json_keys(member)
+
+
+def json_option_text(tool):
+    """The text of the page's `-J, --json` item, macros left out."""
+    options = section(man_page(tool), "OPTIONS")
+    item = re.search(r"^\.It Fl J , Fl -json\n(.*?)(?=^\.It Fl )", options, re.M | re.S).group(1)
+    return re.sub(r"\\\(dq", '"', item)
+
+
+@pytest.mark.parametrize("tool,args", [("mq-stat", ["--json"]), ("mq-tail", ["--json", "--from", "beginning", "t"])])
+def test_every_json_member_is_documented(tool, args, tmp_path):
+    """Each member the tool prints with --json is named in its page's -J item."""
+    def mq(*argv, **kwargs):
+        return subprocess.run([binary(argv[0]), *argv[1:]], check=True, capture_output=True,
+                              env=dict(os.environ, MQ_DIR=str(tmp_path)), **kwargs)
+    mq("mq-topic", "create", "t", "--partitions", "2")
+    mq("mq-produce", "-K", ":", "-H", "h=v", "t", input=b"k:plain\nk2:\xff\xfe\n")
+    mq("mq-consume", "-g", "g", "-e", "t")
+    printed = set()
+    for line in mq(tool, *args).stdout.decode().splitlines():
+        printed |= set(json_keys(json.loads(line)))
+    text = json_option_text(tool)
+    missing = sorted(key for key in printed if not re.search(rf"(?<![\w.]){re.escape(key)}(?![\w])", text))
+    assert not missing, f"man/{tool}.1 -J, --json does not name {missing}, which {tool} {' '.join(args)} prints"
