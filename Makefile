@@ -1,8 +1,8 @@
 # mq: build, test and install. GNU make.
 #
 #   make                  release build (swift build -c release)
-#   make test             setup, release build, unit tests, then the Python suites
-#   make demo             setup, release build, sample data in and out of the default log
+#   make test             setup, release build, unit tests, then the Python suites (Python from .build/venv)
+#   make demo             build setup (no Python), release build, sample data in and out of the default log
 #   make goals            release build, then the performance goals side by side (bench/goals.sh)
 #   make compare          release build, then mq against Redis Streams and NATS JetStream (bench/compare.sh)
 #   make install          PREFIX=/usr/local DESTDIR= : binaries, man pages, completions
@@ -14,7 +14,11 @@
 PREFIX ?= /usr/local
 DESTDIR ?=
 SWIFT ?= swift
-PYTHON ?= python3
+# The tests' Python: a virtual environment made by scripts/setup.sh, never the system's.
+VENV ?= .build/venv
+PYTHON ?= $(VENV)/bin/python
+# Commands run with the venv's bin first, so that the Swift tests' `python3` is the venv's too.
+WITH_VENV = PATH="$(abspath $(VENV))/bin:$$PATH" MQ_VENV="$(abspath $(VENV))"
 
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 MANDIR = $(DESTDIR)$(PREFIX)/share/man
@@ -33,7 +37,7 @@ FUZZ_JOBS ?= 1
 TORTURE_TRIALS ?= 1000
 TORTURE_ARGS ?=
 
-.PHONY: all build setup test demo bench goals compare install uninstall completions lint-man fuzz torture clean
+.PHONY: all build setup setup-build test demo bench goals compare install uninstall completions lint-man fuzz torture clean
 
 all: build
 
@@ -42,17 +46,20 @@ build:
 
 
 setup:
-	scripts/setup.sh
+	MQ_VENV="$(abspath $(VENV))" scripts/setup.sh
+
+setup-build:
+	scripts/setup.sh build
 
 # Both suites run even when the first fails; the status is non-zero if either did.
 test: setup
 	$(MAKE) build
 	@status=0; \
-	$(SWIFT) test || status=1; \
-	MQ_BIN="$(CURDIR)/$(RELEASE)" $(PYTHON) -m pytest -q $(PYTESTS) || status=1; \
+	$(WITH_VENV) $(SWIFT) test || status=1; \
+	$(WITH_VENV) MQ_BIN="$(CURDIR)/$(RELEASE)" $(PYTHON) -m pytest -q $(PYTESTS) || status=1; \
 	exit $$status
 
-demo: setup
+demo: setup-build
 	$(MAKE) build
 	seq 1 100000 | sed 's/^/event /' | $(RELEASE)/mq-produce demo
 	$(RELEASE)/mq-tail -n 5 demo
@@ -104,14 +111,14 @@ lint-man:
 # release tools, fuzzes for FUZZ_TIME seconds with FUZZ_JOBS (at most 2)
 # processes; crashes go to Fuzz/.build/crashes/ (exit status 1 if any).
 fuzz: setup
-	SWIFT="$(SWIFT)" Fuzz/run.sh $(FUZZ_TIME) $(FUZZ_JOBS)
+	$(WITH_VENV) SWIFT="$(SWIFT)" Fuzz/run.sh $(FUZZ_TIME) $(FUZZ_JOBS)
 
 # Random kill -9 trials over every tool at once (Tests/torture/torture.py, docs/TESTING.md);
 # not part of test. Needs root (tmpfs mounts, setpriv). MQ_BIN=DIR uses those binaries
 # instead of building; TORTURE_ARGS adds options (--seed S, -v, --keep, --max-minutes M).
-torture:
+torture: setup
 	@if [ -z "$(MQ_BIN)" ]; then $(MAKE) build; fi
-	$(PYTHON) Tests/torture/torture.py --trials $(TORTURE_TRIALS) \
+	$(WITH_VENV) $(PYTHON) Tests/torture/torture.py --trials $(TORTURE_TRIALS) \
 		--bin "$(if $(MQ_BIN),$(MQ_BIN),$(CURDIR)/$(RELEASE))" $(TORTURE_ARGS)
 
 clean:

@@ -1,21 +1,38 @@
 #!/usr/bin/env bash
-# Installs what building and testing mq needs on a Debian or Ubuntu machine:
-# the C libraries of the codecs, pkg-config, mandoc, FUSE 3 (for the
-# power-loss simulator of the black-box tests), and the Python packages
-# of the interoperability and black-box tests. Safe to run again: it installs
-# only what is missing, and asks apt for nothing when nothing is.
+# Installs what building and testing mq needs on a Debian or Ubuntu machine.
 #
-#   scripts/setup.sh
+#   scripts/setup.sh          everything: what `make` needs, then what `make test` needs
+#   scripts/setup.sh build    only what building needs (make, make demo, make install)
 #
-# Runs apt-get through sudo unless already root. The Swift toolchain itself
-# (6.1 or later) is not installed here: see https://www.swift.org/install/.
+# Building needs the C libraries of the codecs and of mq-mirror's clients and
+# pkg-config, installed with apt-get (through sudo unless already root). Testing
+# adds mandoc, jq, FUSE 3 (the power-loss simulator of the black-box tests),
+# strace, nats-server and kcat, and the pinned Python packages of the
+# interoperability and black-box tests, which go into a virtual environment,
+# .build/venv (MQ_VENV overrides), never into the system's Python: `make test`
+# runs pytest, and the Swift tests' python3, from there. Safe to run again: it
+# installs only what is missing, and asks apt for nothing when nothing is.
+#
+# The Swift toolchain itself (6.1 or later) is not installed here: see
+# https://www.swift.org/install/.
 set -euo pipefail
 
-# libnats-dev: mq-mirror's NATS client; nats-server: the server its tests start.
-# librdkafka-dev: mq-mirror's Kafka client (its tests also build a mock cluster with it);
-# kcat: what those tests read Kafka back with.
-debian_packages=(zlib1g-dev liblz4-dev libsnappy-dev libzstd-dev pkg-config mandoc python3-pip fuse3 libfuse3-dev strace
-                 libnats-dev nats-server librdkafka-dev kcat)
+root=$(cd "$(dirname "$0")/.." && pwd)
+venv=${MQ_VENV:-$root/.build/venv}
+
+case "${1:-test}" in
+    build) want_test=false ;;
+    test) want_test=true ;;
+    *) echo "usage: scripts/setup.sh [build|test]" >&2; exit 64 ;;
+esac
+
+# libnats-dev: mq-mirror's NATS client; librdkafka-dev: its Kafka client.
+debian_packages=(zlib1g-dev liblz4-dev libsnappy-dev libzstd-dev pkg-config libnats-dev librdkafka-dev)
+# nats-server: the server the mirror tests start; kcat: what they read Kafka back with;
+# python3-venv: the tests' virtual environment (Debian's python3 comes without it).
+if $want_test; then
+    debian_packages+=(mandoc jq python3 python3-venv fuse3 libfuse3-dev strace nats-server kcat)
+fi
 
 # Versions the tests are known to pass with.
 python_packages=(
@@ -44,8 +61,21 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-# Which pinned Python packages are absent or at another version?
-mapfile -t wanted < <(python3 - "${python_packages[@]}" <<'PY'
+$want_test || exit 0
+
+# A venv whose python no longer runs (its base Python was removed or moved) is made anew.
+if [ -e "$venv" ] && ! "$venv/bin/python" -c '' 2>/dev/null; then
+    echo "setup.sh: $venv does not work; making it again" >&2
+    rm -rf "$venv"
+fi
+if [ ! -e "$venv/bin/python" ]; then
+    echo "setup.sh: making the tests' virtual environment $venv" >&2
+    mkdir -p "$(dirname "$venv")"
+    python3 -m venv "$venv"
+fi
+
+# Which pinned Python packages are absent from the venv, or at another version?
+mapfile -t wanted < <("$venv/bin/python" - "${python_packages[@]}" <<'PY'
 import sys
 from importlib import metadata
 for spec in sys.argv[1:]:
@@ -59,15 +89,6 @@ for spec in sys.argv[1:]:
 PY
 )
 if [ ${#wanted[@]} -gt 0 ]; then
-    echo "setup.sh: installing ${wanted[*]} for $(command -v python3)" >&2
-    pip_args=(--quiet --disable-pip-version-check)
-    # Outside a virtual environment, a non-root user installs into ~/.local.
-    if [ "$(id -u)" -ne 0 ] && python3 -c 'import sys; sys.exit(sys.prefix != sys.base_prefix)'; then
-        pip_args+=(--user)
-    fi
-    if ! python3 -m pip install "${pip_args[@]}" "${wanted[@]}"; then
-        # Debian's own python3 refuses pip installs (PEP 668) unless told otherwise.
-        echo "setup.sh: retrying with --break-system-packages" >&2
-        python3 -m pip install "${pip_args[@]}" --break-system-packages "${wanted[@]}"
-    fi
+    echo "setup.sh: installing ${wanted[*]} into $venv" >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${wanted[@]}"
 fi

@@ -27,8 +27,8 @@ struct MQBenchCommand: ParsableCommand {
     var producers: Int = 1
     @Option(name: .long, help: ArgumentHelp("Partitions of the benchmark topic; a comma-separated list runs each scenario once per count (partitions: default 1,10,100,1000).", valueName: "n[,n...]"))
     var partitions: String?
-    @Option(name: [.customShort("z"), .long], help: "Compression codec for producers.")
-    var compression: CompressionCodec = .none
+    @Option(name: [.customShort("z"), .long], help: "Compression codec for producers (default: none).")
+    var compression: CompressionCodec?
     @Option(name: .long, help: "Producers' --sync policy: exit, batch or none.")
     var sync: SyncPolicy = .exit
     @Option(name: .customLong("batch-bytes"), help: ArgumentHelp("Producers' --batch-bytes.", valueName: "size"))
@@ -70,7 +70,7 @@ struct MQBenchCommand: ParsableCommand {
             var options = BenchOptions(binDirectory: toolDirectory())
             options.size = size
             options.producers = producers
-            options.codec = compression.name
+            options.codec = (compression ?? .none).name
             options.sync = sync.rawValue
             options.batchBytes = batchBytes
             options.group = !plain

@@ -20,7 +20,7 @@ struct MQCompact: ParsableCommand {
 
     @Flag(name: [.customShort("a"), .long], help: "Process every topic, and expire idle consumer-group state.")
     var all = false
-    @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "Say what would be done (with -v); change nothing.")
+    @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "Change nothing; print the summary line of what would be done.")
     var dryRun = false
     @Flag(name: [.customShort("v"), .long], help: "Print one summary line.")
     var verbose = false

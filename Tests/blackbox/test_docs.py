@@ -193,3 +193,256 @@ def test_committed_completions_are_current(tool, shell, path):
     committed = REPO / path
     assert committed.exists(), f"{path} is missing: run {REGENERATE}"
     assert committed.read_text() == fresh, f"{path} is out of date: run {REGENERATE}"
+
+
+# What a page looks like to its reader: macro mistakes that lint accepts show
+# only in the rendered text (`.Fl n +N` renders "-n -+N", `.Fl -from 10 -to 19`
+# "--from -10 --to -19", a quote macro given too many words quotes all of them).
+PAGES = sorted((REPO / "man").glob("*.[157]"))
+
+
+def rendered(page):
+    """The page as `man` shows it: mandoc -Tutf8, bold and underline removed."""
+    mandoc = shutil.which("mandoc")
+    if mandoc is None:
+        pytest.fail("mandoc is not installed: run scripts/setup.sh")
+    out = subprocess.run([mandoc, "-Tutf8", "-Owidth=78", str(page)], check=True,
+                         capture_output=True, text=True).stdout
+    return re.sub(r".\x08", "", out)
+
+
+def rendered_section(text, title):
+    match = re.search(rf"^{re.escape(title)}\n(.*?)(?=^\S|\Z)", text, re.M | re.S)
+    return match.group(1) if match else ""
+
+
+def rendering_artifacts(text):
+    """Each artifact found in rendered page text, as 'line N: why: the line'."""
+    found = []
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        def report(why):
+            found.append(f"line {number}: {why}: {line.strip()}")
+        if re.search(r"(?<![\w-])-\+", line):
+            report("a flag followed by '+' (an argument given to Fl)")
+        if re.search(r"--[\w-]+ -\d+ --[\w-]+ -\d+\b", line):
+            report("both ends of a range turned into flags (numbers given to Fl)")
+        if line.count('"') % 2 and (line.strip().startswith('"') or line.rstrip().endswith('"')):
+            report("a stray '\"' at the start or end of a line")
+        if re.search(r"‘[^\w\s‘’][\s][^’]*’", line):
+            report("a quote that runs on past its one-character literal (Ql/Sq given several words)")
+        if "’’" in line or "‘‘" in line or re.search(r'\w""', line):
+            report("quotes doubled up")
+    # Quotes macros open and close (‘…’) must pair up within each paragraph.
+    for paragraph in re.split(r"\n\s*\n", text):
+        depth = 0
+        for ch in paragraph:
+            depth += (ch == "‘") - (ch == "’")
+            if depth < 0 or depth > 1:
+                break
+        if depth != 0:
+            first = paragraph.strip().splitlines()[0].strip()
+            found.append(f"unbalanced ‘ ’ quotes in the paragraph beginning: {first}")
+    synopsis = rendered_section(text, "SYNOPSIS")
+    for usage in re.split(r"\n(?=\s{5}\S)", synopsis):
+        depth = 0
+        for ch in usage:
+            depth += (ch == "[") - (ch == "]")
+            if depth < 0:
+                break
+        if depth != 0:
+            found.append(f"unbalanced [ ] in the SYNOPSIS: {' '.join(usage.split())}")
+        if re.search(r"\.\.\.[^\]\s]", usage):
+            found.append(f"text after '...' inside brackets in the SYNOPSIS (Op runs to the end of "
+                         f"its line): {' '.join(usage.split())}")
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_rendered_page_has_no_artifacts(page):
+    problems = rendering_artifacts(rendered(page))
+    assert not problems, f"man/{page.name} as mandoc -Tutf8 renders it:\n" + "\n".join(problems)
+
+
+def test_artifact_checks_catch_known_mistakes():
+    """Each check finds the mistake it was written for (texts the pages once rendered)."""
+    assert rendering_artifacts("     -n -+N and --from offset use the same offset")
+    assert rendering_artifacts("     offset ranges.  --from -10 --to -19 replays ten messages")
+    assert rendering_artifacts("     the committed offset before (‘- for none’), NEW, the")
+    assert rendering_artifacts("     letters, digits, ‘., ‘_ and ‘- is an extended\n     regular expression’’’):")
+    assert rendering_artifacts("SYNOPSIS\n     mq-x [--a n [--b n]\n")
+    assert rendering_artifacts('     "orders is the topic\n')
+    assert rendering_artifacts('     mode ("group or "queue""), topic\n')
+    assert rendering_artifacts("SYNOPSIS\n     mq-x nats://host[:port[,host[:port.../stream]]]\n")
+    assert not rendering_artifacts("     the committed offset before (‘-’ for none), NEW, the\n"
+                                   "SYNOPSIS\n     mq-x [-n [+]n] nats://host[:port][,host[:port]...]/stream\n")
+
+
+# A SYNOPSIS that nests `[--a x [--b y]]` says --b goes with --a. The tool is
+# asked: each nested flag, given with the flags its brackets sit in, must not be
+# a usage error (64). (`[--id-header name [--dedup-window d | --producer n]]` said
+# --producer went with --id-header, which mq-produce refuses.)
+PLACEHOLDER_VALUES = {"duration": "1m", "n": "2", "file": "/dev/null", "name": "x", "group": "g", "list": "2",
+                      "topic": "t", "dest": "t2", "position": "0", "command": "true", "partition": "0",
+                      "NATS": "nats://127.0.0.1:9/S", "KAFKA": "kafka://127.0.0.1:9/k"}
+# Flags that need a flag of another group, which the brackets cannot show.
+ALSO_NEEDS = {("mq-consume", "--dedup"): ["-g", "g"], ("mq-produce", "--id-header"): ["-J"]}
+NESTING_TOOLS = ["mq-produce", "mq-consume", "mq-stat", "mq-tail", "mq-replay", "mq-compact", "mq-mirror"]
+
+
+def bracket_tree(usage):
+    """`mq-x [--a n [--b m]] t` -> ["mq-x", ["--a", "n", ["--b", "m"]], "t"]."""
+    stack = [[]]
+    for token in re.findall(r"\[|\]|\||[^\s\[\]|]+", usage):
+        if token == "[":
+            stack.append([])
+        elif token == "]":
+            group = stack.pop()
+            stack[-1].append(group)
+        else:
+            stack[-1].append(token)
+    assert len(stack) == 1, f"unbalanced brackets: {usage}"
+    return stack[0]
+
+
+def flag_words(node):
+    """The flags of a group, each with its value placeholder (or None), outside nested groups."""
+    for i, item in enumerate(node):
+        if isinstance(item, str) and item.startswith("-"):
+            following = node[i + 1] if i + 1 < len(node) else None
+            value = following if isinstance(following, str) and re.fullmatch(r"[a-z]+", following) else None
+            yield item, value
+
+
+def nested_flags(tree, around=()):
+    """(flags around, flag, value) for each flag in a group nested in a group that holds flags.
+
+    The flags around are those before the nested group in each enclosing group,
+    from the last `|` on: `[--a x [--b y] | --c z]` gives (((--a, x),), --b, y)."""
+    for i, item in enumerate(tree):
+        if not isinstance(item, list):
+            continue
+        before = tree[:i]
+        if "|" in before:
+            before = before[len(before) - before[::-1].index("|"):]
+        inside = around + tuple(flag_words(before))
+        if inside:
+            for flag, value in flag_words(item):
+                yield inside, flag, value
+        yield from nested_flags(item, inside)
+
+
+def synopsis_usages(tool):
+    synopsis = rendered_section(rendered(REPO / "man" / f"{tool}.1"), "SYNOPSIS")
+    return [" ".join(u.split()) for u in re.split(r"\n(?=\s{5}\S)", synopsis) if u.strip()]
+
+
+def argv_of(flags):
+    return [word for flag, value in flags for word in [flag] + ([PLACEHOLDER_VALUES.get(value, "1")] if value else [])]
+
+
+def required_words(tree):
+    """The words a usage requires, placeholders given values: the first of top-level alternatives."""
+    words, skip = [], False
+    for token in tree[1:]:
+        if token == "|":
+            skip = True
+        elif skip:
+            skip = False
+        elif isinstance(token, str) and token != "...":
+            words.append(token if token.startswith("-") else PLACEHOLDER_VALUES.get(token, token))
+    return words
+
+
+@pytest.mark.parametrize("tool", NESTING_TOOLS)
+def test_nested_synopsis_flags_are_accepted_together(tool, tmp_path):
+    for topic in ("t", "t2"):
+        subprocess.run([binary("mq-topic"), "create", "--dir", str(tmp_path), topic], check=True, capture_output=True)
+    for usage in synopsis_usages(tool):
+        usage = re.sub(r"\b(nats|kafka)://\S+", lambda m: m.group(1).upper(), usage)
+        tree = bracket_tree(usage)
+        for around, flag, value in nested_flags(tree):
+            flags = argv_of(around + ((flag, value),))
+            for (needing_tool, needing), needed in ALSO_NEEDS.items():
+                if tool == needing_tool and needing in flags and needed[0] not in flags:
+                    flags += needed
+            argv = ["--dir", str(tmp_path), *flags, *required_words(tree)]
+            process = subprocess.Popen([binary(tool), *argv], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.PIPE, text=True)
+            try:
+                status = process.wait(timeout=1.5)  # a usage error comes at once; still running: accepted
+            except subprocess.TimeoutExpired:
+                process.kill()
+                status = process.wait()
+            stderr = process.stderr.read()
+            process.stderr.close()
+            assert status != 64, (
+                f"man/{tool}.1 SYNOPSIS puts {flag} inside the brackets of {' '.join(f for f, _ in around)}, "
+                f"but '{tool} {' '.join(argv)}' is a usage error: {stderr.strip()[:200]}")
+
+
+def test_nested_flags_reading():
+    old = bracket_tree("mq-produce [--id-header name [--dedup-window duration | --producer name]] topic")
+    assert set(nested_flags(old)) == {((("--id-header", "name"),), "--dedup-window", "duration"),
+                                      ((("--id-header", "name"),), "--producer", "name")}
+    new = bracket_tree("mq-produce [--id-header name [--dedup-window duration] | --producer name] topic")
+    assert set(nested_flags(new)) == {((("--id-header", "name"),), "--dedup-window", "duration")}
+    deep = bracket_tree("mq-consume [-g group [--queue [--lease duration]]] t")
+    assert set(nested_flags(deep)) == {((("-g", "group"),), "--queue", None),
+                                       ((("-g", "group"), ("--queue", None)), "--lease", "duration")}
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_help_defaults_are_values_the_option_takes(tool):
+    """An option with a list of values shows one of them as its default (mq-bench -z showed '0')."""
+    for command in commands(dump_help(tool)):
+        for argument in command.get("arguments") or []:
+            values, default = argument.get("allValues"), argument.get("defaultValue")
+            if values and default is not None and argument.get("shouldDisplay", True):
+                names = "/".join(spelled(n) for n in argument.get("names") or [])
+                assert default in values, f"{tool} --help shows {names} '(default: {default})', not one of {values}"
+
+
+def test_compact_dry_run_prints_what_its_help_says(tmp_path):
+    """mq-compact -n prints the summary line by itself, as its help says (it said "with -v")."""
+    help_text = subprocess.run([binary("mq-compact"), "--help"], check=True, capture_output=True, text=True).stdout
+    dry_run_help = " ".join(re.search(r"--dry-run\s+(.*?)(?=\n  -|\n\n)", help_text, re.S).group(1).split())
+    assert "print" in dry_run_help and "-v" not in dry_run_help, dry_run_help
+    subprocess.run([binary("mq-topic"), "create", "--dir", str(tmp_path), "t"], check=True, capture_output=True)
+    out = subprocess.run([binary("mq-compact"), "--dir", str(tmp_path), "-n", "t"], check=True,
+                         capture_output=True, text=True).stdout
+    assert "would be" in out, out
+
+
+def json_keys(value):
+    if isinstance(value, dict):
+        for key, member in value.items():
+            yield key
+            yield from json_keys(member)
+    elif isinstance(value, list):
+        for member in value:
+            yield from json_keys(member)
+
+
+def json_option_text(tool):
+    """The text of the page's `-J, --json` item, macros left out."""
+    options = section(man_page(tool), "OPTIONS")
+    item = re.search(r"^\.It Fl J , Fl -json\n(.*?)(?=^\.It Fl )", options, re.M | re.S).group(1)
+    return re.sub(r"\\\(dq", '"', item)
+
+
+@pytest.mark.parametrize("tool,args", [("mq-stat", ["--json"]), ("mq-tail", ["--json", "--from", "beginning", "t"])])
+def test_every_json_member_is_documented(tool, args, tmp_path):
+    """Each member the tool prints with --json is named in its page's -J item."""
+    def mq(*argv, **kwargs):
+        return subprocess.run([binary(argv[0]), *argv[1:]], check=True, capture_output=True,
+                              env=dict(os.environ, MQ_DIR=str(tmp_path)), **kwargs)
+    mq("mq-topic", "create", "t", "--partitions", "2")
+    mq("mq-produce", "-K", ":", "-H", "h=v", "t", input=b"k:plain\nk2:\xff\xfe\n")
+    mq("mq-consume", "-g", "g", "-e", "t")
+    printed = set()
+    for line in mq(tool, *args).stdout.decode().splitlines():
+        printed |= set(json_keys(json.loads(line)))
+    text = json_option_text(tool)
+    missing = sorted(key for key in printed if not re.search(rf"(?<![\w.]){re.escape(key)}(?![\w])", text))
+    assert not missing, f"man/{tool}.1 -J, --json does not name {missing}, which {tool} {' '.join(args)} prints"

@@ -82,7 +82,7 @@ complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_opti
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" s size' -s 's' -l 'size' -d 'Bytes per message, newline included.' -rfka ''
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" producers' -l 'producers' -d 'produce: producer processes.' -rfka ''
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" partitions' -l 'partitions' -d 'Partitions of the benchmark topic; a comma-separated list runs each scenario once per count (partitions: default 1,10,100,1000).' -rfka ''
-complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" compression z' -s 'z' -l 'compression' -d 'Compression codec for producers.' -rfka 'none gzip snappy lz4 zstd'
+complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" compression z' -s 'z' -l 'compression' -d 'Compression codec for producers (default: none).' -rfka 'none gzip snappy lz4 zstd'
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" sync' -l 'sync' -d 'Producers\' --sync policy: exit, batch or none.' -rfka 'exit batch none'
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" batch-bytes' -l 'batch-bytes' -d 'Producers\' --batch-bytes.' -rfka ''
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" plain' -l 'plain' -d 'consume: read with mq-tail instead of a consumer group.'

@@ -79,7 +79,7 @@ end
 complete -c 'mq-compact' -f
 complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_flags_or_options "mq-compact" dir' -l 'dir' -d 'The log directory (default: $MQ_DIR, else $XDG_DATA_HOME/mq, else ~/.local/share/mq).' -rfka ''
 complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_flags_or_options "mq-compact" a all' -s 'a' -l 'all' -d 'Process every topic, and expire idle consumer-group state.'
-complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_flags_or_options "mq-compact" dry-run n' -s 'n' -l 'dry-run' -d 'Say what would be done (with -v); change nothing.'
+complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_flags_or_options "mq-compact" dry-run n' -s 'n' -l 'dry-run' -d 'Change nothing; print the summary line of what would be done.'
 complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_flags_or_options "mq-compact" v verbose' -s 'v' -l 'verbose' -d 'Print one summary line.'
 complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_flags_or_options "mq-compact" no-wait' -l 'no-wait' -d 'Exit with status 75 instead of waiting when another mq-compact is running.'
 complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_flags_or_options "mq-compact" force' -l 'force' -d 'Compact regardless of min.cleanable.dirty.ratio.'
