@@ -26,7 +26,7 @@ BASHDIR = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 ZSHDIR = $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 FISHDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 
-TOOLS = mq-produce mq-tail mq-topic mq-consume mq-stat mq-bench mq-replay mq-dlq mq-compact mq-mirror
+TOOLS = mq-produce mq-tail mq-topic mq-consume mq-stat mq-bench mq-replay mq-dlq mq-compact mq-group mq-mirror
 RELEASE = .build/release
 BINARIES = $(addprefix $(RELEASE)/,$(TOOLS))
 MAN1 = $(wildcard man/*.1)

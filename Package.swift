@@ -5,7 +5,7 @@ import PackageDescription
 ///
 /// `MQLog` holds every piece of log logic; each `mq-*` executable is a thin
 /// ArgumentParser front end over it (see `MQCommandSupport`).
-let tools = ["mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench", "mq-replay", "mq-dlq", "mq-compact"]
+let tools = ["mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench", "mq-replay", "mq-dlq", "mq-compact", "mq-group"]
 
 /// `mq-mirror` forwards topics to and from the engines users run; only it
 /// links their client libraries (through `MQMirrorNATS` and `MQMirrorKafka`).

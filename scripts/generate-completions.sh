@@ -13,7 +13,7 @@ if [ $# -ne 1 ]; then
 fi
 bin=$(cd "$1" && pwd)
 cd "$(dirname "$0")/.."
-tools=(mq-produce mq-tail mq-topic mq-consume mq-stat mq-bench mq-replay mq-dlq mq-compact mq-mirror)
+tools=(mq-produce mq-tail mq-topic mq-consume mq-stat mq-bench mq-replay mq-dlq mq-compact mq-group mq-mirror)
 mkdir -p completions/bash completions/zsh completions/fish
 for tool in "${tools[@]}"; do
     "$bin/$tool" --generate-completion-script bash > "completions/bash/$tool"

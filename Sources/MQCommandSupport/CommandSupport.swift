@@ -42,6 +42,12 @@ public func runReportingErrors(_ tool: String, _ body: () throws -> Void) throws
 }
 
 /// Writes `tool: message` to standard error.
+/// Writes text to standard error as it is (no tool prefix, no newline): a prompt.
+public func printRaw(_ text: String) {
+    var bytes = Array(text.utf8)
+    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+}
+
 public func printError(_ tool: String, _ message: String) {
     let line = "\(tool): \(message)\n"
     var bytes = Array(line.utf8)

@@ -196,9 +196,3 @@ struct MQDlq: ParsableCommand {
         }
     }
 }
-
-/// Writes text to standard error as it is (no tool prefix, no newline).
-func printRaw(_ text: String) {
-    var bytes = Array(text.utf8)
-    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
-}

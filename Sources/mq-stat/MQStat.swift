@@ -18,6 +18,8 @@ struct MQStat: ParsableCommand {
     @Argument(help: "Topics or topic patterns to show (default: all but delay topics).")
     var topics: [String] = []
 
+    @Option(name: [.customShort("g"), .long], help: ArgumentHelp("Only this consumer group, and the topics it consumes unless topics are given (repeatable).", valueName: "group"))
+    var group: [String] = []
     @Flag(name: [.customShort("J"), .long], help: "Print one JSON object (one per refresh with --watch).")
     var json = false
     @Option(name: .long, help: ArgumentHelp("Write the metrics in Prometheus text format to FILE, atomically (write, then rename).", valueName: "file"))
@@ -34,7 +36,7 @@ struct MQStat: ParsableCommand {
             let log = logOptions.log
             let clear = watch && isatty(1) != 0 && !json
             repeat {
-                let stats = try LogStats.collect(log, topics: topics)
+                let stats = try LogStats.collect(log, topics: topics, groups: group.isEmpty ? nil : group)
                 if let prometheus {
                     try FileSystem.writeAtomically(prometheus, Array(stats.prometheus().utf8))
                 }

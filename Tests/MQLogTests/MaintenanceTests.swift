@@ -119,6 +119,34 @@ import Glibc
         #expect(try GroupHousekeeping.run(log: log, now: now, expireAfterMs: 7 * day, dryRun: false).isEmpty)
     }
 
+    @Test func groupDeleteIsRefusedWhileInUseUnlessForced() throws {
+        let (log, root) = try makeLog()
+        defer { try? FileSystem.removeTree(root) }
+        try commit(log, group: "idle", topic: "t", partition: 0, offset: 3)
+        try commit(log, group: "leased", topic: "t", partition: 0, offset: 4)
+        try commit(log, group: "member", topic: "t", partition: 0, offset: 5)
+        let lease = try #require(try PartitionLease.tryAcquire(GroupDirectory(log: log, group: "leased"), topic: "t", partition: 0))
+        let member = try GroupMembership(GroupDirectory(log: log, group: "member"))
+        #expect(GroupAdmin.members(try GroupDirectory(log: log, group: "member")) == [GroupAdmin.Member(id: member.id, pid: getpid())])
+        for name in ["leased", "member"] {
+            #expect(throws: MQError.self) { try GroupAdmin.delete(log, group: name, force: false, dryRun: false) }
+            #expect(FileSystem.isDirectory(root + "/groups/" + name))
+        }
+        let dry = try GroupAdmin.delete(log, group: "idle", force: false, dryRun: true)
+        #expect(!dry.removed && dry.bytes > 0 && FileSystem.isDirectory(root + "/groups/idle"))
+        #expect(try GroupAdmin.delete(log, group: "idle", force: false, dryRun: false).removed)
+        let forced = try GroupAdmin.delete(log, group: "leased", force: true, dryRun: false)
+        #expect(forced.removed && forced.inUse.count == 1)
+        #expect(try LogStats.listGroups(log) == ["member"])
+        #expect(throws: MQError.self) { try GroupAdmin.delete(log, group: "idle", force: true, dryRun: false) }
+        withExtendedLifetime((lease, member)) {}
+    }
+
+    @Test func memberIDsGiveTheirProcessOnlyWhenTheyStartWithOne() {
+        #expect(GroupDirectory.pid(ofMember: "1f-abc") == 31)
+        for id in ["", "-", "zz-1", "0-1", "ffffffffff-1", "-5-1"] { #expect(GroupDirectory.pid(ofMember: id) == nil, "\(id)") }
+    }
+
     @Test func stateOfDeletedTopicsIsRemovedUnlessHeld() throws {
         let (log, root) = try makeLog()
         defer { try? FileSystem.removeTree(root) }
@@ -179,14 +207,18 @@ import Glibc
             other.unlockRange(start: 0, length: record)
             try a.commit(12)
             // Partition 0 was never committed and is not held now: no row.
-            #expect(try GroupCommits.read(g, topic: "t", partitions: 2) == [GroupCommits.Row(partition: 1, committed: 12, ownerPIDs: [getpid()])])
+            let before = currentTimeMillis()
+            let rows = try GroupCommits.read(g, topic: "t", partitions: 2)
+            #expect(rows.map { [$0.partition, Int32($0.committed ?? -1)] } == [[1, 12]] && rows.first?.ownerPIDs == [getpid()])
+            // When the commit was written: just now.
+            #expect(rows.first.flatMap(\.committedMs).map { $0 <= before && $0 > before - 60_000 } == true)
             withExtendedLifetime(a) {}
         }
         defer { other.close() }
         // Given back: free for another open, and no longer shown as held.
         #expect(try other.lockRange(start: CommittedOffsetFile.position(of: 1), length: record))
         other.unlockRange(start: CommittedOffsetFile.position(of: 1), length: record)
-        #expect(try GroupCommits.read(g, topic: "t", partitions: 2) == [GroupCommits.Row(partition: 1, committed: 12, ownerPIDs: [])])
+        #expect(try GroupCommits.read(g, topic: "t", partitions: 2).map { [$0.partition, Int32($0.committed ?? -1), Int32($0.ownerPIDs.count)] } == [[1, 12, 0]])
     }
 
     @Test func queueEntriesBelowTheLogStartAreTrimmedUnlessLeased() throws {

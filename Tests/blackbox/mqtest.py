@@ -26,7 +26,7 @@ if str(INTEROP) not in sys.path:
 
 import kafka_validate as kv  # noqa: E402
 
-TOOLS = ("mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench", "mq-replay", "mq-dlq", "mq-compact",
+TOOLS = ("mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench", "mq-replay", "mq-dlq", "mq-compact", "mq-group",
          "mq-mirror")
 DEFAULT_TIMEOUT = 120
 
@@ -280,8 +280,8 @@ class MQ:
     def argv(self, tool: str, args, dir_flag: bool = True) -> list:
         args = [str(a) for a in args]
         if dir_flag:
-            # mq-topic and mq-dlq take the option after their subcommand (`mq-topic create --dir D NAME`).
-            at = 1 if tool in ("mq-topic", "mq-dlq") and args else 0
+            # mq-topic, mq-dlq and mq-group take the option after their subcommand (`mq-topic create --dir D NAME`).
+            at = 1 if tool in ("mq-topic", "mq-dlq", "mq-group") and args else 0
             args = args[:at] + ["--dir", str(self.dir)] + args[at:]
         return [str(self.bin / tool)] + args
 

@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("MQ_BIN") or REPO / ".build" / "release")
-TOOLS = ["mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench", "mq-replay", "mq-dlq", "mq-compact",
+TOOLS = ["mq-produce", "mq-tail", "mq-topic", "mq-consume", "mq-stat", "mq-bench", "mq-replay", "mq-dlq", "mq-compact", "mq-group",
          "mq-mirror"]
 REGENERATE = "scripts/generate-completions.sh .build/release"
 
@@ -50,6 +50,9 @@ REGENERATE = "scripts/generate-completions.sh .build/release"
 #   77 also: mq-mirror: the server refused the credentials
 #   76  mq-mirror: the Kafka producer was fenced (another of the same transactional.id)
 #       or hit another fatal error
+#   75 also: mq-group delete: the group has a live member or a held lease (without
+#       --force); mq-group reset: a member holds a lease of the topic
+#   64 also: mq-group reset without --yes when standard input is not a terminal
 #   71  mq-consume handler, mq-produce --atomic -- COMMAND: could not be started
 #       for another reason than not found (66) or not permitted (77)
 EXIT_STATUSES = {
@@ -62,6 +65,7 @@ EXIT_STATUSES = {
     "mq-replay": {0, 64, 65, 66, 70, 73, 74, 75, 77, 78, 130, 143},
     "mq-dlq": {0, 64, 65, 66, 70, 73, 74, 75, 77, 78, 130, 143},
     "mq-compact": {0, 64, 65, 66, 70, 73, 74, 75, 77, 78, 130, 143},
+    "mq-group": {0, 64, 65, 66, 70, 73, 74, 75, 77, 78},
     "mq-mirror": {0, 64, 65, 66, 69, 70, 73, 74, 75, 76, 77, 78, 130, 143},
 }
 
@@ -431,7 +435,9 @@ def json_option_text(tool):
     return re.sub(r"\\\(dq", '"', item)
 
 
-@pytest.mark.parametrize("tool,args", [("mq-stat", ["--json"]), ("mq-tail", ["--json", "--from", "beginning", "t"])])
+@pytest.mark.parametrize("tool,args", [("mq-stat", ["--json"]), ("mq-tail", ["--json", "--from", "beginning", "t"]),
+                                       ("mq-group", ["list", "--json"]), ("mq-group", ["describe", "--json"]),
+                                       ("mq-group", ["reset", "g", "t", "--to", "beginning", "-n", "--json"])])
 def test_every_json_member_is_documented(tool, args, tmp_path):
     """Each member the tool prints with --json is named in its page's -J item."""
     def mq(*argv, **kwargs):

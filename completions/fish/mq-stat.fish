@@ -20,7 +20,7 @@ function __mq-stat_parse_tokens -S
     set -l unparsed_tokens (__mq-stat_tokens -pc)
     switch $unparsed_tokens[1]
     case 'mq-stat'
-        __mq-stat_parse_subcommand -r 1 'dir=' 'J/json' 'prometheus=' 'w/watch' 'interval=' 'version' 'h/help'
+        __mq-stat_parse_subcommand -r 1 'dir=' 'g/group=+' 'J/json' 'prometheus=' 'w/watch' 'interval=' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __mq-stat_parse_subcommand -r 1 'version'
@@ -78,6 +78,7 @@ end
 
 complete -c 'mq-stat' -f
 complete -c 'mq-stat' -n '__mq-stat_should_offer_completions_for_flags_or_options "mq-stat" dir' -l 'dir' -d 'The log directory (default: $MQ_DIR, else $XDG_DATA_HOME/mq, else ~/.local/share/mq).' -rfka ''
+complete -c 'mq-stat' -n '__mq-stat_should_offer_completions_for_flags_or_options "mq-stat"' -s 'g' -l 'group' -d 'Only this consumer group, and the topics it consumes unless topics are given (repeatable).' -rfka ''
 complete -c 'mq-stat' -n '__mq-stat_should_offer_completions_for_flags_or_options "mq-stat" J json' -s 'J' -l 'json' -d 'Print one JSON object (one per refresh with --watch).'
 complete -c 'mq-stat' -n '__mq-stat_should_offer_completions_for_flags_or_options "mq-stat" prometheus' -l 'prometheus' -d 'Write the metrics in Prometheus text format to FILE, atomically (write, then rename).' -rfka ''
 complete -c 'mq-stat' -n '__mq-stat_should_offer_completions_for_flags_or_options "mq-stat" w watch' -s 'w' -l 'watch' -d 'Refresh until interrupted.'

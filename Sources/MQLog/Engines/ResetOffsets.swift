@@ -159,7 +159,7 @@ public struct OffsetReset {
         return rows
     }
 
-    private func queuePath(_ p: Int32) -> String { group.path + "/queue/\(topic)/\(p)" }
+    private func queuePath(_ p: Int32) -> String { group.queuePath(topic, p) }
 }
 
 extension QueueState {

@@ -52,7 +52,7 @@ extension LogStats {
             return "{\"topic\":\(q(t.name)),\"messages\":\(t.messages),\"dead_letters\":\(t.deadLetters.map(String.init) ?? "null"),\"delayed\":\(t.delayed.map(String.init) ?? "null"),\"partitions\":[\(parts)]}"
         }.joined(separator: ",")
         let groupJSON = groups.map { s in
-            "{\"group\":\(q(s.group)),\"mode\":\(s.queue ? "\"queue\"" : "\"group\""),\"topic\":\(q(s.topic)),\"partition\":\(s.partition),\"committed\":\(s.committed.map(String.init) ?? "null"),\"lag_messages\":\(s.lagMessages),\"lag_ms\":\(s.lagMs),\"owner_pids\":[\(s.ownerPIDs.map(String.init).joined(separator: ","))],\"in_flight\":\(s.inFlight),\"retrying\":\(s.retrying)}"
+            "{\"group\":\(q(s.group)),\"mode\":\(s.queue ? "\"queue\"" : "\"group\""),\"topic\":\(q(s.topic)),\"partition\":\(s.partition),\"committed\":\(s.committed.map(String.init) ?? "null"),\"end_offset\":\(s.endOffset),\"last_commit_ms\":\(s.committedMs.map(String.init) ?? "null"),\"lag_messages\":\(s.lagMessages),\"lag_ms\":\(s.lagMs),\"owner_pids\":[\(s.ownerPIDs.map(String.init).joined(separator: ","))],\"in_flight\":\(s.inFlight),\"retrying\":\(s.retrying)}"
         }.joined(separator: ",")
         return "{\"time_ms\":\(takenMs),\"topics\":[\(topicJSON)],\"groups\":[\(groupJSON)]}"
     }

@@ -38,6 +38,11 @@ public struct LogStats: Sendable {
         public var partition: Int32
         /// The committed offset (consumer groups) or the done-below mark (work queues).
         public var committed: Int64?
+        /// The partition's log end offset.
+        public var endOffset: Int64
+        /// When the group last committed (consumer groups) or changed its
+        /// queue state (work queues), wall clock ms; nil: never.
+        public var committedMs: Int64?
         public var lagMessages: Int64
         /// How long the oldest unconsumed message has waited, in ms.
         public var lagMs: Int64
@@ -52,14 +57,23 @@ public struct LogStats: Sendable {
     public var topics: [TopicStats]
     public var groups: [GroupPartitionStats]
 
-    /// Collects statistics for `topicFilter` (all topics when empty) and every group.
-    public static func collect(_ log: LogDirectory, topics topicFilter: [String] = []) throws -> LogStats {
+    /// Collects statistics for `topicFilter` (all topics when empty) and
+    /// every group, or only the groups `groupFilter` names (and then, without
+    /// `topicFilter`, only the topics they consume).
+    /// - Throws: `MQError` noInput for a named topic or group that does not exist.
+    public static func collect(_ log: LogDirectory, topics topicFilter: [String] = [], groups groupFilter: [String]? = nil) throws -> LogStats {
         let now = currentTimeMillis()
         let all = try log.listTopics()
         let existing = Set(all)
         let selection = try TopicSelection(topicFilter)
         try selection.requireExact(in: log)
-        let names = topicFilter.isEmpty ? all.filter { !DerivedTopics.isDelayTopic($0) } : try selection.existing(in: log)
+        var names = topicFilter.isEmpty ? all.filter { !DerivedTopics.isDelayTopic($0) } : try selection.existing(in: log)
+        let groupNames = try groupFilter.map { try requireGroups($0, in: log) } ?? listGroups(log)
+        if groupFilter != nil && topicFilter.isEmpty {
+            var consumed = Set<String>()
+            for g in groupNames { consumed.formUnion(try GroupDirectory(log: log, group: g).consumedTopics()) }
+            names = names.filter { consumed.contains($0) }
+        }
         var topics: [TopicStats] = []
         var ends: [String: [Int64]] = [:]
         var listings: [String: [[Int64]]] = [:]
@@ -78,7 +92,7 @@ public struct LogStats: Sendable {
             if existing.contains(DelayQueue.topicName(for: name)) { t.delayed = try delayedCount(log, name) }
             topics.append(t)
         }
-        let groups = try groupStats(log, ends: ends, listings: listings, now: now)
+        let groups = try groupStats(log, groups: groupNames, ends: ends, listings: listings, now: now)
         return LogStats(takenMs: now, topics: topics, groups: groups)
     }
 
@@ -136,34 +150,55 @@ public struct LogStats: Sendable {
     /// - Parameters:
     ///   - ends: each topic's partitions' end offsets, by partition.
     ///   - listings: each topic's partitions' segments, as listed for `ends`.
-    static func groupStats(_ log: LogDirectory, ends: [String: [Int64]], listings: [String: [[Int64]]], now: Int64) throws -> [GroupPartitionStats] {
+    /// The names of the groups in `log`, sorted.
+    public static func listGroups(_ log: LogDirectory) throws -> [String] {
         let root = log.root + "/groups"
         guard FileSystem.isDirectory(root) else { return [] }
+        return try FileSystem.list(root).filter { LogDirectory.isValidTopicName($0) && FileSystem.isDirectory(root + "/" + $0) }.sorted()
+    }
+
+    /// `names`, each checked to be a group of `log`.
+    static func requireGroups(_ names: [String], in log: LogDirectory) throws -> [String] {
+        for name in names where !FileSystem.isDirectory(try GroupDirectory(log: log, group: name).path) {
+            throw MQError(.noInput, "group '\(name)' does not exist in \(log.root)")
+        }
+        return names
+    }
+
+    /// - Parameters:
+    ///   - groups: the groups to show.
+    ///   - ends: each topic's partitions' end offsets, by partition.
+    ///   - listings: each topic's partitions' segments, as listed for `ends`.
+    static func groupStats(_ log: LogDirectory, groups: [String], ends: [String: [Int64]], listings: [String: [[Int64]]], now: Int64) throws -> [GroupPartitionStats] {
         var out: [GroupPartitionStats] = []
-        for group in try FileSystem.list(root).sorted() where LogDirectory.isValidTopicName(group) {
+        for group in groups {
             let g = try GroupDirectory(log: log, group: group)
-            let topics = Set((try? FileSystem.list(g.committedPath)) ?? []).union((try? FileSystem.list(g.path + "/offsets")) ?? [])
-            for topic in topics.sorted() {
+            for topic in g.committedTopics() {
                 guard let topicEnds = ends[topic], let segments = listings[topic] else { continue }
                 for row in try GroupCommits.read(g, topic: topic, partitions: Int32(topicEnds.count)) {
                     let p = Int(row.partition), end = topicEnds[p]
                     let position = row.committed ?? 0
                     let lagMs = try position < end ? lag(log, topic, row.partition, segments[p], at: position, now: now) : 0
                     out.append(GroupPartitionStats(group: group, topic: topic, partition: row.partition, committed: row.committed,
+                                                   endOffset: end, committedMs: row.committedMs,
                                                    lagMessages: max(0, end - position), lagMs: lagMs,
                                                    ownerPIDs: row.ownerPIDs, inFlight: 0, retrying: 0, queue: false))
                 }
             }
-            for topic in (try? FileSystem.list(root + "/\(group)/queue"))?.sorted() ?? [] {
+            for topic in g.queueTopics() {
                 guard let topicEnds = ends[topic], let segments = listings[topic] else { continue }
                 for (p, end) in topicEnds.enumerated() {
-                    let dir = root + "/\(group)/queue/\(topic)/\(p)"
-                    guard FileSystem.exists(dir + "/a") else { continue }
+                    let dir = g.queuePath(topic, Int32(p))
+                    var st = stat()
+                    guard stat(dir + "/a", &st) == 0 else { continue }
                     let state = try QueuePartition(directory: dir).read()
+                    var changedMs = Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000
+                    if stat(dir + "/b", &st) == 0 { changedMs = max(changedMs, Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000) }
                     let lagMs = try state.low < end ? lag(log, topic, Int32(p), segments[p], at: state.low, now: now) : 0
                     let inFlight = state.entries.filter { !$0.done && $0.leaseUntil > now }.count
                     let retrying = state.entries.filter { !$0.done && $0.leaseUntil <= now && $0.visibleAt > now }.count
                     out.append(GroupPartitionStats(group: group, topic: topic, partition: Int32(p), committed: state.low,
+                                                   endOffset: end, committedMs: state.generation > 0 ? changedMs : nil,
                                                    lagMessages: max(0, end - state.low), lagMs: lagMs, ownerPIDs: [],
                                                    inFlight: inFlight, retrying: retrying, queue: true))
                 }

@@ -78,6 +78,36 @@ public struct GroupDirectory: Sendable {
         return try CommittedOffsetFile.read(handle)
     }
 
+    /// The state directory of `topic` partition `partition` as a work queue.
+    public func queuePath(_ topic: String, _ partition: Int32) -> String { path + "/queue/\(topic)/\(partition)" }
+
+    /// Topics with committed offsets (either layout), sorted.
+    public func committedTopics() -> [String] {
+        let names = Set((try? FileSystem.list(committedPath)) ?? []).union((try? FileSystem.list(path + "/offsets")) ?? [])
+        return names.filter { LogDirectory.isValidTopicName($0) }.sorted()
+    }
+
+    /// Topics consumed as work queues, sorted.
+    public func queueTopics() -> [String] {
+        ((try? FileSystem.list(path + "/queue")) ?? []).filter { LogDirectory.isValidTopicName($0) }.sorted()
+    }
+
+    /// Every topic the group has state of: committed offsets or a work queue.
+    public func consumedTopics() -> [String] { Array(Set(committedTopics()).union(queueTopics())).sorted() }
+
+    /// The ids of the members alive now, sorted (read only: dead members'
+    /// files stay for their group's consumers and `mq-compact` to remove).
+    public func liveMemberIDs() -> [String] {
+        ((try? FileSystem.list(membersPath)) ?? []).filter { !$0.hasPrefix("~") && isMemberAlive($0) }.sorted()
+    }
+
+    /// The process id a member id starts with (`GroupMembership` makes ids
+    /// as the pid in hex, '-', a random number), if it has one.
+    public static func pid(ofMember id: String) -> Int32? {
+        guard let hex = id.split(separator: "-", omittingEmptySubsequences: false).first, let pid = Int32(hex, radix: 16), pid > 0 else { return nil }
+        return pid
+    }
+
     /// True when the member `id` is alive: its file under `members/` exists
     /// and its owner holds its lock (§13's liveness test).
     public func isMemberAlive(_ id: String) -> Bool {
@@ -245,6 +275,8 @@ public enum GroupCommits {
         public var partition: Int32
         public var committed: Int64?
         public var ownerPIDs: [Int32]
+        /// When the committed offset was written (wall clock, ms), if any.
+        public var committedMs: Int64? = nil
     }
 
     /// Rows of the partitions `0..<partitions` that have a commit, or a lease
@@ -262,7 +294,7 @@ public enum GroupCommits {
                     owners = [holder.pid]
                 }
                 if record.slot != nil || !owners.isEmpty {
-                    rows[partition] = Row(partition: partition, committed: record.slot?.offset, ownerPIDs: owners)
+                    rows[partition] = Row(partition: partition, committed: record.slot?.offset, ownerPIDs: owners, committedMs: record.slot?.committedMs)
                 }
             }
         }
@@ -274,9 +306,9 @@ public enum GroupCommits {
                 defer { f.close() }
                 var st = stat()
                 fstat(f.fd, &st)
-                let committed = try CommittedOffsetFile.read(f)?.offset
+                let slot = try CommittedOffsetFile.read(f)
                 let owners = (rows[p]?.ownerPIDs ?? []) + (holders[UInt64(st.st_ino)] ?? [])
-                rows[p] = Row(partition: p, committed: committed, ownerPIDs: owners)
+                rows[p] = Row(partition: p, committed: slot?.offset, ownerPIDs: owners, committedMs: slot?.committedMs)
             }
         }
         return rows.values.sorted { $0.partition < $1.partition }

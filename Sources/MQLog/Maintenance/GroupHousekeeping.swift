@@ -191,7 +191,7 @@ public enum GroupHousekeeping {
 
     /// The newest commit time in the group, from the offset files' slots and
     /// the queue state files' modification times; 0 when there is none.
-    private static func newestActivity(_ group: GroupDirectory) throws -> Int64 {
+    static func newestActivity(_ group: GroupDirectory) throws -> Int64 {
         func modified(_ st: stat) -> Int64 { Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000 }
         var newest: Int64 = 0
         var st = stat()
@@ -233,30 +233,41 @@ public enum GroupHousekeeping {
         return out
     }
 
-    /// Removes an expired group: renamed out of the way first, then, unless a
-    /// consumer joined at that very moment (a locked member file inside), removed.
+    /// Removes an expired group (`removeGroup`, never forced).
     private static func expire(_ group: GroupDirectory, groupsRoot: String, report: inout Report) throws -> Bool {
-        let grave = groupsRoot + "/~expired~\(group.group)~\(getpid())"
-        do { try FileSystem.rename(group.path, to: grave) } catch { return false }
+        guard let bytes = try removeGroup(group, force: false) else { return false }
+        report.bytesReclaimed += bytes
+        report.expiredGroups.append(group.group)
+        return true
+    }
+
+    /// Removes a group's directory: renamed out of the way first (a `~`
+    /// name, which no listing takes for a group and which housekeeping
+    /// removes an hour later if this removal is interrupted), then, unless a
+    /// consumer joined at that very moment (a locked member file inside) and
+    /// `force` is false, removed.
+    /// - Returns: the bytes removed, or nil when a consumer joined (the group is put back).
+    static func removeGroup(_ group: GroupDirectory, force: Bool) throws -> Int64? {
+        let groupsRoot = group.log.root + "/groups"
+        let grave = groupsRoot + "/~removed~\(group.group)~\(getpid())"
+        do { try FileSystem.rename(group.path, to: grave) } catch { return nil }
         let members = grave + "/members"
-        if FileSystem.isDirectory(members) {
+        if !force && FileSystem.isDirectory(members) {
             for member in try FileSystem.list(members) {
                 guard let f = try OpenFile.openIfExists(members + "/" + member, O_RDONLY) else { continue }
                 defer { f.close() }
                 if !(try f.lock(exclusive: true, wait: false)) {
                     // Someone joined while we looked: put the group back.
-                    if (try? FileSystem.rename(grave, to: group.path)) != nil { return false }
+                    if (try? FileSystem.rename(grave, to: group.path)) != nil { return nil }
                 }
             }
         }
         try FileSystem.syncDirectory(groupsRoot)
-        report.bytesReclaimed += try removeTreeCounting(grave)
-        report.expiredGroups.append(group.group)
-        return true
+        return try removeTreeCounting(grave)
     }
 
     /// True when a live consumer holds a queue lock under `dir`.
-    private static func isQueueHeld(_ dir: String) throws -> Bool {
+    static func isQueueHeld(_ dir: String) throws -> Bool {
         for p in try FileSystem.list(dir) {
             let path = dir + "/" + p + "/lock"
             guard let f = try OpenFile.openIfExists(path, O_RDONLY) else { continue }
