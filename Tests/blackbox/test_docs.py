@@ -49,7 +49,7 @@ REGENERATE = "scripts/generate-completions.sh .build/release"
 #   75 also: mq-mirror: a mirror of the same name is running
 #   77 also: mq-mirror: the server refused the credentials
 #   76  mq-mirror: the Kafka producer was fenced (another of the same transactional.id)
-#       or hit another fatal error
+#       or hit another fatal error; another publisher kept breaking the NATS chain
 #   71  mq-consume handler, mq-produce --atomic -- COMMAND: could not be started
 #       for another reason than not found (66) or not permitted (77)
 EXIT_STATUSES = {
