@@ -94,14 +94,26 @@ func connectNATS(_ endpoint: NATSEndpoint, auth: NATSAuth, connectTimeoutMs: Int
 ///   within its duplicate window;
 /// - on start, the last message of each subject names the last offset the
 ///   stream holds (`Mq-Offset`), so a mirror resumes after it whatever its
-///   window and whatever its local state.
-public final class JetStreamSink: MirrorSink {
+///   window and whatever its local state;
+/// - unless `chained` is off, each message names the one before it
+///   (`PublishChain`), so that a burst that fails part way stores nothing
+///   after the failure and a resend keeps each subject's order.
+public final class JetStreamSink: MirrorSink, ChainedStream {
     public let endpoint: NATSEndpoint
     public let subjectPrefix: String
     /// How long to wait for the acknowledgements of one chunk; then the
     /// chunk fails, the mirror says so and sends it again (duplicates are
     /// dropped by `Nats-Msg-Id`), so that a user sees an outage within seconds.
     public var ackTimeoutMs: Int64 = 10_000
+    /// Chain the publishes (`PublishChain`); off for a stream that other
+    /// publishers write to as well (`--shared-stream`).
+    public var chained = true
+
+    public var name: String { endpoint.stream }
+    private var chain = PublishChain()
+    /// The subjects of the partitions mirrored: a last message on another
+    /// subject is another publisher's.
+    private var ownSubjects = Set<String>()
 
     private var connection: OpaquePointer?  // natsConnection *
     private var js: OpaquePointer?          // jsCtx *
@@ -188,6 +200,7 @@ public final class JetStreamSink: MirrorSink {
     public func resumeOffset(topic: String, partition: Int32) throws -> Int64? {
         var msg: OpaquePointer?
         var jerr = jsErrCode(0)
+        ownSubjects.insert(subject(topic: topic, partition: partition))
         let s = js_GetLastMsg(&msg, js, endpoint.stream, subject(topic: topic, partition: partition), nil, &jerr)
         if s == NATS_NOT_FOUND { return nil }
         guard s == NATS_OK else { throw natsError("cannot read the last message of \(subject(topic: topic, partition: partition))", s) }
@@ -201,7 +214,36 @@ public final class JetStreamSink: MirrorSink {
     }
 
     public func send(_ records: [StoredRecord]) throws {
+        if chained {
+            try chain.send(records, to: self)
+        } else {
+            try publish(records[...], after: nil)
+        }
+    }
+
+    public func messageID(of record: StoredRecord) -> String {
+        MirrorHeaders.messageID(subject: subject(topic: record.topic, partition: record.partition), offset: record.offset)
+    }
+
+    public func lastMessage() throws -> (sequence: UInt64, ours: Bool?) {
+        var info: UnsafeMutablePointer<jsStreamInfo>?
+        var jerr = jsErrCode(0)
+        try check(js_GetStreamInfo(&info, js, endpoint.stream, nil, &jerr), "cannot look up stream '\(endpoint.stream)'")
+        let sequence = info?.pointee.State.LastSeq ?? 0
+        jsStreamInfo_Destroy(info)
+        guard sequence > 0 else { return (0, nil) }
+        var msg: OpaquePointer?
+        let s = js_GetMsg(&msg, js, endpoint.stream, sequence, nil, &jerr)
+        if s == NATS_NOT_FOUND { return (sequence, nil) }
+        try check(s, "cannot read message \(sequence) of stream '\(endpoint.stream)'")
+        defer { natsMsg_Destroy(msg) }
+        let subject = natsMsg_GetSubject(msg).map { String(cString: $0) }
+        return (sequence, subject.map { ownSubjects.contains($0) })
+    }
+
+    public func publish(_ records: ArraySlice<StoredRecord>, after: PublishChain.Link?) throws {
         _ = failures.take()
+        var previous = after
         for r in records {
             var msg: OpaquePointer?
             let subject = subject(topic: r.topic, partition: r.partition)
@@ -211,7 +253,15 @@ public final class JetStreamSink: MirrorSink {
                 }
             }
             try check(created, "cannot make a NATS message")
-            for (name, value) in MirrorHeaders.nats(for: r, subject: subject) {
+            let id = MirrorHeaders.messageID(subject: subject, offset: r.offset)
+            var headers = MirrorHeaders.nats(for: r, id: id)
+            switch previous {
+            case .sequence(let sequence): headers.append((MirrorHeaders.expectedLastSequence, String(sequence)))
+            case .messageID(let last): headers.append((MirrorHeaders.expectedLastMsgID, last))
+            case nil: break
+            }
+            if after != nil { previous = .messageID(id) }
+            for (name, value) in headers {
                 let added = natsMsgHeader_Add(msg, name, value)
                 if added != NATS_OK {
                     natsMsg_Destroy(msg)
@@ -244,6 +294,13 @@ public enum MirrorHeaders {
     public static let key = "Mq-Key"
     public static let nullValue = "Mq-Null-Value"
     public static let headers = "Mq-Headers"
+    /// The chain (`PublishChain`): stored only after the message of this id ...
+    public static let expectedLastMsgID = "Nats-Expected-Last-Msg-Id"
+    /// ... or only when the stream's last sequence is this one.
+    public static let expectedLastSequence = "Nats-Expected-Last-Sequence"
+
+    /// The `Nats-Msg-Id` of the record at `offset` of the partition of `subject`.
+    static func messageID(subject: String, offset: Int64) -> String { "\(subject):\(offset)" }
 
     /// A header name NATS carries as is: printable ASCII without ':' or
     /// space, and none of the names mq or NATS reserve.
@@ -259,10 +316,10 @@ public enum MirrorHeaders {
             && String(validating: value, as: UTF8.self) != nil
     }
 
-    /// The NATS headers of `r`, in order.
-    static func nats(for r: StoredRecord, subject: String) -> [(String, String)] {
+    /// The NATS headers of `r`, whose message id is `id`, in order.
+    static func nats(for r: StoredRecord, id: String) -> [(String, String)] {
         var h: [(String, String)] = [
-            (msgID, "\(subject):\(r.offset)"),
+            (msgID, id),
             (topic, r.topic), (partition, String(r.partition)), (offset, String(r.offset)),
             (timestamp, String(r.timestamp)),
         ]

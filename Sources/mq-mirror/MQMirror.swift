@@ -34,6 +34,8 @@ struct MQMirror: ParsableCommand {
     var subjectPrefix = "mq"
     @Flag(name: .long, help: "Create the stream (subjects PREFIX.>) or the Kafka topic when it does not exist; pulling: the local topic.")
     var create = false
+    @Flag(name: .customLong("shared-stream"), help: "NATS push: other publishers write to the stream too; publish without chaining each message to the one before (a partition's order then holds only while the stream's leader does not change mid-chunk).")
+    var sharedStream = false
     @Option(name: .long, help: ArgumentHelp("With --create: the stream's or Kafka topic's replicas (default: 1 for NATS, the cluster's default for Kafka).", valueName: "n"))
     var replicas: Int?
     @Option(name: .long, help: ArgumentHelp("With --create, Kafka: the topic's partitions (default: the most of the topics named, else 1); pulling: the local topic's (default: the Kafka topic's, 1 for NATS).", valueName: "n"))
@@ -103,6 +105,7 @@ struct MQMirror: ParsableCommand {
                 try JetStreamSink(endpoint: endpoint, subjectPrefix: subjectPrefix, auth: auth, create: create,
                                   replicas: replicas ?? 1, connectTimeoutMs: min(giveUpMs ?? 5_000, 5_000))
             }
+            sink.chained = !sharedStream
             let name = name ?? Self.defaultName(topics: topics, words: ["nats", endpoint.stream, subjectPrefix], destination: endpoint.stream)
             try mirror(topics, name: name, sink: sink, giveUpMs: giveUpMs, to: "stream '\(endpoint.stream)'")
         }
@@ -110,7 +113,7 @@ struct MQMirror: ParsableCommand {
 
     func runKafka(_ endpoint: KafkaEndpoint, topics: [String], giveUpMs: Int64?) throws {
         let natsOnly = [("--creds", credsFile != nil), ("--token-file", tokenFile != nil), ("--tls-ca", tlsCA != nil),
-                        ("--tls-cert", tlsCert != nil), ("--subject-prefix", subjectPrefix != "mq")]
+                        ("--tls-cert", tlsCert != nil), ("--subject-prefix", subjectPrefix != "mq"), ("--shared-stream", sharedStream)]
         if let flag = natsOnly.first(where: { $0.1 }) {
             throw ValidationError("'\(flag.0)' applies to NATS destinations only; for Kafka, give TLS and SASL settings with -X or -F")
         }
@@ -158,7 +161,8 @@ struct MQMirror: ParsableCommand {
             throw ValidationError("pulling takes the source (nats://HOST:PORT/STREAM or kafka://HOST:PORT/TOPIC), then one local topic")
         }
         let url = arguments[0], topic = arguments[1]
-        let pushOnly = [("--subject-prefix", subjectPrefix != "mq"), ("--replicas", replicas != nil), ("-z", compression != .none)]
+        let pushOnly = [("--subject-prefix", subjectPrefix != "mq"), ("--replicas", replicas != nil), ("-z", compression != .none),
+                        ("--shared-stream", sharedStream)]
         if let flag = pushOnly.first(where: { $0.1 }) { throw ValidationError("'\(flag.0)' applies to pushing only") }
         let kafka = try usageValue { try KafkaEndpoint.parse(url) }
         let nats = kafka == nil ? try usageValue({ try NATSEndpoint.parse(url) }) : nil

@@ -49,7 +49,7 @@ REGENERATE = "scripts/generate-completions.sh .build/release"
 #   75 also: mq-mirror: a mirror of the same name is running
 #   77 also: mq-mirror: the server refused the credentials
 #   76  mq-mirror: the Kafka producer was fenced (another of the same transactional.id)
-#       or hit another fatal error
+#       or hit another fatal error; another publisher kept breaking the NATS chain
 #   75 also: mq-group delete: the group has a live member or a held lease (without
 #       --force); mq-group reset: a member holds a lease of the topic
 #   64 also: mq-group reset without --yes when standard input is not a terminal

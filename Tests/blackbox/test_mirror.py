@@ -218,9 +218,14 @@ def expected_records(mq, topic):
     return {(e["partition"], e["offset"]): e for e in mq.tail_json("-n", "+0", topic)}
 
 
-def check_stream_matches(mq, server, stream, topic, prefix="mq"):
+def check_stream_matches(mq, server, stream, topic, prefix="mq", others=0):
+    """The stream holds each record of `topic` once, in partition order, intact; and
+    `others` messages of other publishers (on subjects outside PREFIX.TOPIC.)."""
     local = expected_records(mq, topic)
     got = read_stream(server, stream)
+    foreign = [m for m in got if not m[0].startswith(f"{prefix}.{topic}.")]
+    assert len(foreign) == others, foreign[:5]
+    got = [m for m in got if m[0].startswith(f"{prefix}.{topic}.")]
     seen = {}
     last_offset = {}
     for subject, data, headers in got:
@@ -436,6 +441,118 @@ def test_push_to_a_three_node_cluster_through_mirror_kills_and_a_leader_loss(mq,
         assert got == rounds * step
     finally:
         cluster.stop()
+
+
+async def _stream_config(url, name, **changes):
+    """Adds the stream (subjects mq.>) or changes its settings."""
+    from nats.js.api import StreamConfig
+    from nats.js.errors import NotFoundError
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        try:
+            config = (await js.stream_info(name)).config
+            for k, v in changes.items():
+                setattr(config, k, v)
+            await js.update_stream(config)
+        except NotFoundError:
+            await js.add_stream(StreamConfig(name=name, subjects=["mq.>"], **changes))
+    finally:
+        await nc.close()
+
+
+def stream_offsets(server, stream):
+    """The Mq-Offset of each message, in stream order."""
+    return [int(h["Mq-Offset"]) for _, _, h in read_stream(server, stream)]
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["chained", "shared-stream"])
+def test_a_message_refused_inside_a_chunk_is_stored_before_the_later_ones(mq, server, shared):
+    """A deterministic failure inside one chunk: the stream refuses one message (larger than
+    its max_msg_size) and takes the others as they come. Chained (the default), nothing
+    after the refused message is stored, and once the stream takes it (the limit raised)
+    the rest follows in order. With --shared-stream (unchained) the later messages are
+    stored first and the resend puts the refused one after them: the gap the chain closes."""
+    asyncio.run(_stream_config(server.url, "BIG", max_msg_size=2048))
+    mq.create("big", 1)
+    lines = [f"v{i}" for i in range(300)]
+    lines[100] = "x" * 4000
+    mq.produce("big", ("\n".join(lines) + "\n").encode())
+    m = mq.start("mq-mirror", "big", f"{server.url}/BIG", "--name", "b", *(["--shared-stream"] if shared else []))
+    assert m.err.wait_for(lambda e: b"retrying" in e, 30), m.err.snapshot()
+    assert stream_messages(server, "BIG") == (299 if shared else 100)
+    asyncio.run(_stream_config(server.url, "BIG", max_msg_size=-1))
+    deadline = time.time() + 30
+    while time.time() < deadline and stream_messages(server, "BIG") < 300:
+        time.sleep(0.1)
+    m.p.send_signal(signal.SIGTERM)
+    assert m.p.wait(20) == 143
+    offsets = stream_offsets(server, "BIG")
+    if shared:
+        assert offsets == list(range(100)) + list(range(101, 300)) + [100]
+    else:
+        assert offsets == list(range(300))
+        assert check_stream_matches(mq, server, "BIG", "big") == 300
+
+
+def test_the_chain_goes_on_after_the_server_forgot_its_last_message_id(mq, server):
+    """A server restarted after its duplicate window (here 100 ms) no longer knows the id
+    of its last message and refuses a publish that names it; the mirror reads the stream
+    again, anchors on its last sequence and goes on, in order and once."""
+    asyncio.run(_add_stream_with_window(server.url, "FORGET", ["mq.>"]))
+    mq.create("f", 2)
+    mq.produce("f", mixed_input(500, 21), "--json")
+    m = mq.start("mq-mirror", "f", f"{server.url}/FORGET", "--name", "f")
+    deadline = time.time() + 30
+    while time.time() < deadline and stream_messages(server, "FORGET") < 500:
+        time.sleep(0.1)
+    server.proc.terminate()
+    server.proc.wait(10)
+    server.start()
+    time.sleep(0.5)
+    mq.produce("f", mixed_input(500, 22), "--json")
+    assert m.err.wait_for(lambda e: b"wrong last msg ID" in e, 30), m.err.snapshot()
+    deadline = time.time() + 30
+    while time.time() < deadline and stream_messages(server, "FORGET") < 1000:
+        time.sleep(0.1)
+    m.p.send_signal(signal.SIGTERM)
+    assert m.p.wait(20) == 143
+    assert check_stream_matches(mq, server, "FORGET", "f") == 1000
+
+
+def test_another_publisher_between_two_chunks_breaks_the_chain_and_the_mirror_follows_it(mq, server):
+    """A message of another publisher lands between two of the mirror's chunks: the next
+    chunk's first message names the mirror's own last one and is refused; the mirror
+    anchors after the other message and goes on, each of its messages once and in order."""
+    mq.create("o", 2)
+    mq.produce("o", mixed_input(500, 23), "--json")
+    m = mq.start("mq-mirror", "--create", "o", f"{server.url}/O", "--name", "o")
+    deadline = time.time() + 30
+    while time.time() < deadline and _count_or_zero(server, "O") < 500:
+        time.sleep(0.1)
+
+    async def publish():
+        nc = await nats.connect(server.url)
+        try:
+            await nc.jetstream().publish("mq.elsewhere", b"not the mirror's")
+        finally:
+            await nc.close()
+    asyncio.run(publish())
+    mq.produce("o", mixed_input(500, 24), "--json")
+    deadline = time.time() + 30
+    while time.time() < deadline and stream_messages(server, "O") < 1001:
+        time.sleep(0.1)
+    m.p.send_signal(signal.SIGTERM)
+    assert m.p.wait(20) == 143
+    assert b"wrong last msg ID" in m.err.snapshot()
+    assert check_stream_matches(mq, server, "O", "o", others=1) == 1000
+
+
+def _count_or_zero(server, stream):
+    try:
+        return stream_messages(server, stream)
+    except Exception:  # not created yet
+        return 0
 
 
 def test_retention_keeps_what_the_mirror_has_not_forwarded(mq, server):

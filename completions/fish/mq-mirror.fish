@@ -20,7 +20,7 @@ function __mq-mirror_parse_tokens -S
     set -l unparsed_tokens (__mq-mirror_tokens -pc)
     switch $unparsed_tokens[1]
     case 'mq-mirror'
-        __mq-mirror_parse_subcommand -r 1 'dir=' 'e/exit' 'name=' 'subject-prefix=' 'create' 'replicas=' 'partitions=' 'partitioner=' 'z/compression=' 'X=+' 'F=' 'timeout=' 'creds=' 'token-file=' 'tls-ca=' 'tls-cert=' 'tls-key=' 'rate=' 'v/verbose' 'version' 'h/help'
+        __mq-mirror_parse_subcommand -r 1 'dir=' 'e/exit' 'name=' 'subject-prefix=' 'create' 'shared-stream' 'replicas=' 'partitions=' 'partitioner=' 'z/compression=' 'X=+' 'F=' 'timeout=' 'creds=' 'token-file=' 'tls-ca=' 'tls-cert=' 'tls-key=' 'rate=' 'v/verbose' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __mq-mirror_parse_subcommand -r 1 'version'
@@ -82,6 +82,7 @@ complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_op
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" name' -l 'name' -d 'The mirror\'s name: its consumer group (pushing) or copy (pulling) is mirror.NAME (default: derived from the topics and the cluster).' -rfka ''
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" subject-prefix' -l 'subject-prefix' -d 'Subjects are PREFIX.TOPIC.PARTITION.' -rfka ''
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" create' -l 'create' -d 'Create the stream (subjects PREFIX.>) or the Kafka topic when it does not exist; pulling: the local topic.'
+complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" shared-stream' -l 'shared-stream' -d 'NATS push: other publishers write to the stream too; publish without chaining each message to the one before (a partition\'s order then holds only while the stream\'s leader does not change mid-chunk).'
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" replicas' -l 'replicas' -d 'With --create: the stream\'s or Kafka topic\'s replicas (default: 1 for NATS, the cluster\'s default for Kafka).' -rfka ''
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" partitions' -l 'partitions' -d 'With --create, Kafka: the topic\'s partitions (default: the most of the topics named, else 1); pulling: the local topic\'s (default: the Kafka topic\'s, 1 for NATS).' -rfka ''
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" partitioner' -l 'partitioner' -d 'Partition P to partition P (same), by murmur2 of the key (murmur2), or same when the destination has enough partitions, else murmur2 (auto).' -rfka 'auto same murmur2'

@@ -59,4 +59,15 @@ public struct StoredRecord: Sendable {
         value = r.value.map(Array.init)
         headers = try r.headers().map { Header(name: String(decoding: $0.name, as: UTF8.self), value: $0.value.map(Array.init)) }
     }
+
+    public init(topic: String, partition: Int32, offset: Int64, timestamp: Int64,
+                key: [UInt8]? = nil, value: [UInt8]?, headers: [Header] = []) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp
+        self.key = key
+        self.value = value
+        self.headers = headers
+    }
 }
