@@ -4,8 +4,10 @@ import MQLog
 
 /// Splits a command line at the first `--`: what follows is a command to
 /// run (mq-consume's handler), not arguments of the tool.
+/// A completion query from a shell script (`---completion -- ...`) is all
+/// the tool's own.
 public func splitAtTerminator(_ arguments: [String]) -> (own: [String], command: [String]) {
-    guard let i = arguments.firstIndex(of: "--") else { return (arguments, []) }
+    guard arguments.first != "---completion", let i = arguments.firstIndex(of: "--") else { return (arguments, []) }
     return (Array(arguments[..<i]), Array(arguments[(i + 1)...]))
 }
 
@@ -97,7 +99,11 @@ extension ParsableCommand {
             let code = exitCode(for: error)
             let message = fullMessage(for: error)
             if code == .success {
-                if !message.isEmpty { print(message) }
+                var text = message
+                if configuration.subcommands.isEmpty, let shell = completionShell(arguments ?? Array(CommandLine.arguments.dropFirst())) {
+                    text = LogCompletion.withoutHelpSubcommand(text, shell: shell, tool: tool)
+                }
+                if !text.isEmpty { print(text) }
                 Glibc.exit(0)
             }
             if !message.isEmpty {
@@ -108,6 +114,15 @@ extension ParsableCommand {
             Glibc.exit(code.rawValue)
         }
     }
+}
+
+/// The shell of `--generate-completion-script SHELL` in `arguments`, if any.
+func completionShell(_ arguments: [String]) -> String? {
+    for (i, a) in arguments.enumerated() {
+        if a == "--generate-completion-script" { return i + 1 < arguments.count ? arguments[i + 1] : nil }
+        if a.hasPrefix("--generate-completion-script=") { return String(a.dropFirst("--generate-completion-script=".count)) }
+    }
+    return nil
 }
 
 /// How records are printed: shared by mq-tail and mq-consume.

@@ -15,7 +15,7 @@ struct MQCompact: ParsableCommand {
 
     @OptionGroup var logOptions: LogOptions
 
-    @Argument(help: "Topics or topic patterns to process.")
+    @Argument(help: "Topics or topic patterns to process.", completion: LogCompletion.topics)
     var topics: [String] = []
 
     @Flag(name: [.customShort("a"), .long], help: "Process every topic, and expire idle consumer-group state.")

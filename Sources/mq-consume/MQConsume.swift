@@ -29,10 +29,10 @@ struct MQConsume: ParsableCommand {
 
     @OptionGroup var logOptions: LogOptions
 
-    @Argument(help: "Topics or topic patterns to consume.")
+    @Argument(help: "Topics or topic patterns to consume.", completion: LogCompletion.topics)
     var topics: [String]
 
-    @Option(name: [.customShort("g"), .long], help: "The consumer group: resume from its committed offsets and share partitions with its other members.")
+    @Option(name: [.customShort("g"), .long], help: "The consumer group: resume from its committed offsets and share partitions with its other members.", completion: LogCompletion.groups)
     var group: String?
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Where a partition without a committed offset starts: beginning (default with -g), end (default without), an offset, or a time.", valueName: "position"))
     var from: String?

@@ -20,7 +20,7 @@ struct MQDlq: ParsableCommand {
 
     /// Which dead letters a subcommand acts on.
     struct Filters: ParsableArguments {
-        @Option(name: .long, help: ArgumentHelp("Only letters with this mq.dlq.reason (failed, permanent, timeout, expired).", valueName: "reason"))
+        @Option(name: .long, help: ArgumentHelp("Only letters with this mq.dlq.reason (failed, permanent, timeout, expired).", valueName: "reason"), completion: LogCompletion.deadLetterReasons)
         var reason: String?
         @Option(name: .long, help: ArgumentHelp("Only letters whose handler exited with this status.", valueName: "n"))
         var status: Int32?
@@ -61,7 +61,7 @@ struct MQDlq: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Count the dead letters not yet redriven or purged, per topic.")
         @OptionGroup var logOptions: LogOptions
-        @Argument(help: "Dead-letter topics (default: every topic whose name ends in .dlq).") var topics: [String] = []
+        @Argument(help: "Dead-letter topics (default: every topic whose name ends in .dlq).", completion: LogCompletion.deadLetterTopics) var topics: [String] = []
         @Flag(name: [.customShort("J"), .long], help: "Print one JSON object per topic.") var json = false
 
         func run() throws {
@@ -77,7 +77,7 @@ struct MQDlq: ParsableCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print dead letters with their failure headers.")
         @OptionGroup var logOptions: LogOptions
-        @Argument(help: "The dead-letter topic.") var topic: String
+        @Argument(help: "The dead-letter topic.", completion: LogCompletion.deadLetterTopics) var topic: String
         @OptionGroup var filters: Filters
         @Flag(name: .long, help: "Also letters already redriven or purged.") var all = false
         @Flag(name: [.customShort("J"), .long], help: "Print one JSON envelope per letter, as mq-tail --json.") var json = false
@@ -120,7 +120,7 @@ struct MQDlq: ParsableCommand {
             abstract: "Move dead letters back to their original topic, each exactly once.",
             discussion: "Interrupted (even by kill -9) and run again, a redrive moves only what the first run did not.")
         @OptionGroup var logOptions: LogOptions
-        @Argument(help: "The dead-letter topic.") var topic: String
+        @Argument(help: "The dead-letter topic.", completion: LogCompletion.deadLetterTopics) var topic: String
         @OptionGroup var filters: Filters
         @Option(name: .long, help: ArgumentHelp("Send the letters to this topic instead of their original ones.", valueName: "topic"))
         var to: String?
@@ -171,7 +171,7 @@ struct MQDlq: ParsableCommand {
             abstract: "Drop dead letters from view without moving them.",
             discussion: "At a terminal it asks first, unless --yes; elsewhere it goes ahead.")
         @OptionGroup var logOptions: LogOptions
-        @Argument(help: "The dead-letter topic.") var topic: String
+        @Argument(help: "The dead-letter topic.", completion: LogCompletion.deadLetterTopics) var topic: String
         @OptionGroup var filters: Filters
         @Flag(name: [.customShort("y"), .long], help: "Do not ask for confirmation.") var yes = false
         @Flag(name: .customLong("no-wait"), help: "Fail with status 75 instead of waiting when another redrive or purge of the topic runs.")

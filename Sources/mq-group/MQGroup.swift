@@ -42,8 +42,8 @@ struct MQGroup: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show groups per partition: committed offset, log end, lag, owners, in-flight and retrying messages.")
         @OptionGroup var logOptions: LogOptions
-        @Argument(help: "Groups to describe (default: all).") var groups: [String] = []
-        @Option(name: [.customShort("t"), .long], help: ArgumentHelp("Only this topic or topic pattern (repeatable).", valueName: "topic"))
+        @Argument(help: "Groups to describe (default: all).", completion: LogCompletion.groups) var groups: [String] = []
+        @Option(name: [.customShort("t"), .long], help: ArgumentHelp("Only this topic or topic pattern (repeatable).", valueName: "topic"), completion: LogCompletion.topics)
         var topic: [String] = []
         @Flag(name: [.customShort("J"), .long], help: "Print one JSON object per group, one per line.") var json = false
 
@@ -67,7 +67,7 @@ struct MQGroup: ParsableCommand {
             abstract: "Delete groups: their committed offsets, work-queue state and member files.",
             discussion: "Refused (status 75) while a group has a live member or a held lease, unless --force.")
         @OptionGroup var logOptions: LogOptions
-        @Argument(help: "The groups to delete.") var groups: [String]
+        @Argument(help: "The groups to delete.", completion: LogCompletion.groups) var groups: [String]
         @Flag(name: .long, help: "Delete even while consumers run: they go on with what they hold, and their commits are lost.")
         var force = false
         @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "Say what would be deleted, change nothing.") var dryRun = false
@@ -95,8 +95,8 @@ struct MQGroup: ParsableCommand {
                 a consumer of the group holds a partition of the topic.
                 """)
         @OptionGroup var logOptions: LogOptions
-        @Argument(help: "The group.") var group: String
-        @Argument(help: "The topic.") var topic: String
+        @Argument(help: "The group.", completion: LogCompletion.groups) var group: String
+        @Argument(help: "The topic.", completion: LogCompletion.topics) var topic: String
         @Option(name: .customLong("to"), parsing: .unconditional,
                 help: ArgumentHelp("Where to: beginning, end, an offset, +N, -N, or a time (ISO-8601 or relative, e.g. -10m).", valueName: "position"))
         var to: String

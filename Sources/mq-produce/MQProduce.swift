@@ -22,7 +22,7 @@ struct MQProduce: ParsableCommand {
 
     @OptionGroup var logOptions: LogOptions
 
-    @Argument(help: "The topic to append to (created with defaults when missing).")
+    @Argument(help: "The topic to append to (created with defaults when missing).", completion: LogCompletion.topics)
     var topic: String
 
     @Option(name: [.customShort("d"), .long], help: ArgumentHelp("Message delimiter (escapes: \\n \\t \\r \\0 \\\\ \\xHH).", valueName: "delim"))

@@ -20,7 +20,7 @@ struct MQReplay: ParsableCommand {
 
     @OptionGroup var logOptions: LogOptions
 
-    @Argument(help: "The topic to replay.")
+    @Argument(help: "The topic to replay.", completion: LogCompletion.topics)
     var topic: String
 
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("First message: beginning (default), end, an offset, PARTITION:OFFSET,..., or a time.", valueName: "position"))
@@ -36,7 +36,7 @@ struct MQReplay: ParsableCommand {
     var verbose = false
     @OptionGroup var outputOptions: OutputOptions
 
-    @Option(name: .long, help: ArgumentHelp("Copy the range into this topic (TOPIC itself included) instead of printing it, each message exactly once however often the replay is interrupted and run again.", valueName: "topic"))
+    @Option(name: .long, help: ArgumentHelp("Copy the range into this topic (TOPIC itself included) instead of printing it, each message exactly once however often the replay is interrupted and run again.", valueName: "topic"), completion: LogCompletion.topics)
     var into: String?
     @Flag(name: .long, help: "With --into: give the copies the time of the copy instead of their original timestamps.")
     var restamp = false
@@ -49,7 +49,7 @@ struct MQReplay: ParsableCommand {
     @Flag(name: .customLong("no-wait"), help: "With --into: fail with status 75 when the same replay runs elsewhere, instead of waiting for it.")
     var noWait = false
 
-    @Option(name: [.customShort("g"), .long], help: "With --reset-to: the consumer group whose offsets move.")
+    @Option(name: [.customShort("g"), .long], help: "With --reset-to: the consumer group whose offsets move.", completion: LogCompletion.groups)
     var group: String?
     @Option(name: .customLong("reset-to"), parsing: .unconditional, help: ArgumentHelp("Move the group's committed offsets: beginning, end, an offset, +N, -N, or a time.", valueName: "position"))
     var resetTo: String?

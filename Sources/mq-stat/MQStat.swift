@@ -15,10 +15,10 @@ struct MQStat: ParsableCommand {
 
     @OptionGroup var logOptions: LogOptions
 
-    @Argument(help: "Topics or topic patterns to show (default: all but delay topics).")
+    @Argument(help: "Topics or topic patterns to show (default: all but delay topics).", completion: LogCompletion.topics)
     var topics: [String] = []
 
-    @Option(name: [.customShort("g"), .long], help: ArgumentHelp("Only this consumer group, and the topics it consumes unless topics are given (repeatable).", valueName: "group"))
+    @Option(name: [.customShort("g"), .long], help: ArgumentHelp("Only this consumer group, and the topics it consumes unless topics are given (repeatable).", valueName: "group"), completion: LogCompletion.groups)
     var group: [String] = []
     @Flag(name: [.customShort("J"), .long], help: "Print one JSON object (one per refresh with --watch).")
     var json = false

@@ -14,7 +14,7 @@ struct MQTail: ParsableCommand {
 
     @OptionGroup var logOptions: LogOptions
 
-    @Argument(help: "Topics or topic patterns to read.")
+    @Argument(help: "Topics or topic patterns to read.", completion: LogCompletion.topics)
     var topics: [String]
 
     @Option(name: [.customShort("n"), .customLong("lines")], help: ArgumentHelp("Print the last N messages, or start at offset N with +N.", valueName: "[+]n"))

@@ -18,7 +18,7 @@ struct MQTopic: ParsableCommand {
         @OptionGroup var logOptions: LogOptions
         @Argument(help: "The topic name: 1-249 of letters, digits, '.', '_', '-'.") var name: String
         @Option(name: .long, help: "Number of partitions, fixed for the topic's life.") var partitions: Int32 = 1
-        @Option(name: .long, help: ArgumentHelp("Set a topic config (repeatable).", valueName: "name=value")) var config: [String] = []
+        @Option(name: .long, help: ArgumentHelp("Set a topic config (repeatable).", valueName: "name=value"), completion: LogCompletion.configAssignments) var config: [String] = []
         @Flag(name: .customLong("if-not-exists"), help: "Succeed without change when the topic exists.") var ifNotExists = false
 
         func run() throws {
@@ -51,7 +51,7 @@ struct MQTopic: ParsableCommand {
     struct Describe: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show topics' partitions, offsets, sizes and configs.")
         @OptionGroup var logOptions: LogOptions
-        @Argument(help: "Topics to describe (default: all).") var names: [String] = []
+        @Argument(help: "Topics to describe (default: all).", completion: LogCompletion.topics) var names: [String] = []
         @Flag(name: [.customShort("J"), .long], help: "Print one JSON object per topic.") var json = false
         func run() throws {
             try runReportingErrors("mq-topic") {
@@ -67,9 +67,9 @@ struct MQTopic: ParsableCommand {
     struct Alter: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Change a topic's configs.")
         @OptionGroup var logOptions: LogOptions
-        @Argument(help: "The topic.") var name: String
-        @Option(name: .long, help: ArgumentHelp("Set a topic config (repeatable).", valueName: "name=value")) var config: [String] = []
-        @Option(name: .customLong("delete-config"), help: ArgumentHelp("Return a config to its default (repeatable).", valueName: "name")) var deleteConfig: [String] = []
+        @Argument(help: "The topic.", completion: LogCompletion.topics) var name: String
+        @Option(name: .long, help: ArgumentHelp("Set a topic config (repeatable).", valueName: "name=value"), completion: LogCompletion.configAssignments) var config: [String] = []
+        @Option(name: .customLong("delete-config"), help: ArgumentHelp("Return a config to its default (repeatable).", valueName: "name"), completion: LogCompletion.configNames) var deleteConfig: [String] = []
         func validate() throws {
             if config.isEmpty && deleteConfig.isEmpty { throw ValidationError("nothing to change: give '--config' or '--delete-config'") }
         }
@@ -87,7 +87,7 @@ struct MQTopic: ParsableCommand {
     struct Delete: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete topics and all their messages.")
         @OptionGroup var logOptions: LogOptions
-        @Argument(help: "Topics to delete.") var names: [String]
+        @Argument(help: "Topics to delete.", completion: LogCompletion.topics) var names: [String]
         @Flag(name: .long, help: "Delete even while a producer or reader has the topic open.") var force = false
         func run() throws {
             try runReportingErrors("mq-topic") {

@@ -94,5 +94,3 @@ complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_opti
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" csv' -l 'csv' -d 'Print CSV with a header line.'
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" version' -l 'version' -d 'Show the version.'
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" h help' -s 'h' -l 'help' -d 'Show help information.'
-complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_positional "mq-bench" -eq 1' -fa 'help' -d 'Show subcommand help information.'
-complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench help" version' -l 'version' -d 'Show the version.'

@@ -78,6 +78,7 @@ end
 
 complete -c 'mq-compact' -f
 complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_flags_or_options "mq-compact" dir' -l 'dir' -d 'The log directory (default: $MQ_DIR, else $XDG_DATA_HOME/mq, else ~/.local/share/mq).' -rfka ''
+complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_positional "mq-compact" -ge 1' -fka '(__mq-compact_custom_completion ---completion -- positional@0 (count (__mq-compact_tokens -pc)) (__mq-compact_tokens -tC))'
 complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_flags_or_options "mq-compact" a all' -s 'a' -l 'all' -d 'Process every topic, and expire idle consumer-group state.'
 complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_flags_or_options "mq-compact" dry-run n' -s 'n' -l 'dry-run' -d 'Change nothing; print the summary line of what would be done.'
 complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_flags_or_options "mq-compact" v verbose' -s 'v' -l 'verbose' -d 'Print one summary line.'
@@ -89,5 +90,3 @@ complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_flags_or_
 complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_flags_or_options "mq-compact" group-expiry' -l 'group-expiry' -d 'With --all: expire consumer-group state idle for this long.' -rfka ''
 complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_flags_or_options "mq-compact" version' -l 'version' -d 'Show the version.'
 complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_flags_or_options "mq-compact" h help' -s 'h' -l 'help' -d 'Show help information.'
-complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_positional "mq-compact" -eq 1' -fa 'help' -d 'Show subcommand help information.'
-complete -c 'mq-compact' -n '__mq-compact_should_offer_completions_for_flags_or_options "mq-compact help" version' -l 'version' -d 'Show the version.'

@@ -78,7 +78,8 @@ end
 
 complete -c 'mq-consume' -f
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" dir' -l 'dir' -d 'The log directory (default: $MQ_DIR, else $XDG_DATA_HOME/mq, else ~/.local/share/mq).' -rfka ''
-complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" g group' -s 'g' -l 'group' -d 'The consumer group: resume from its committed offsets and share partitions with its other members.' -rfka ''
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_positional "mq-consume" -ge 1' -fka '(__mq-consume_custom_completion ---completion -- positional@0 (count (__mq-consume_tokens -pc)) (__mq-consume_tokens -tC))'
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" g group' -s 'g' -l 'group' -d 'The consumer group: resume from its committed offsets and share partitions with its other members.' -rfka '(__mq-consume_custom_completion ---completion -- --group (count (__mq-consume_tokens -pc)) (__mq-consume_tokens -tC))'
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" from' -l 'from' -d 'Where a partition without a committed offset starts: beginning (default with -g), end (default without), an offset, or a time.' -rfka ''
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" e exit' -s 'e' -l 'exit' -d 'Exit at the current end of the log instead of waiting for more.'
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" read-uncommitted' -l 'read-uncommitted' -d 'Also show records of transactions still open or aborted (default: committed only).'
@@ -107,5 +108,3 @@ complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" dedup-window' -l 'dedup-window' -d 'With --dedup: how long the group remembers an id (default 2m).' -rfka ''
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" version' -l 'version' -d 'Show the version.'
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" h help' -s 'h' -l 'help' -d 'Show help information.'
-complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_positional "mq-consume" -eq 1' -fa 'help' -d 'Show subcommand help information.'
-complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume help" version' -l 'version' -d 'Show the version.'

@@ -99,5 +99,3 @@ complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_op
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" v verbose' -s 'v' -l 'verbose' -d 'Print a summary line on standard error.'
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" version' -l 'version' -d 'Show the version.'
 complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror" h help' -s 'h' -l 'help' -d 'Show help information.'
-complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_positional "mq-mirror" -eq 1' -fa 'help' -d 'Show subcommand help information.'
-complete -c 'mq-mirror' -n '__mq-mirror_should_offer_completions_for_flags_or_options "mq-mirror help" version' -l 'version' -d 'Show the version.'

@@ -78,12 +78,11 @@ end
 
 complete -c 'mq-stat' -f
 complete -c 'mq-stat' -n '__mq-stat_should_offer_completions_for_flags_or_options "mq-stat" dir' -l 'dir' -d 'The log directory (default: $MQ_DIR, else $XDG_DATA_HOME/mq, else ~/.local/share/mq).' -rfka ''
-complete -c 'mq-stat' -n '__mq-stat_should_offer_completions_for_flags_or_options "mq-stat"' -s 'g' -l 'group' -d 'Only this consumer group, and the topics it consumes unless topics are given (repeatable).' -rfka ''
+complete -c 'mq-stat' -n '__mq-stat_should_offer_completions_for_positional "mq-stat" -ge 1' -fka '(__mq-stat_custom_completion ---completion -- positional@0 (count (__mq-stat_tokens -pc)) (__mq-stat_tokens -tC))'
+complete -c 'mq-stat' -n '__mq-stat_should_offer_completions_for_flags_or_options "mq-stat"' -s 'g' -l 'group' -d 'Only this consumer group, and the topics it consumes unless topics are given (repeatable).' -rfka '(__mq-stat_custom_completion ---completion -- --group (count (__mq-stat_tokens -pc)) (__mq-stat_tokens -tC))'
 complete -c 'mq-stat' -n '__mq-stat_should_offer_completions_for_flags_or_options "mq-stat" J json' -s 'J' -l 'json' -d 'Print one JSON object (one per refresh with --watch).'
 complete -c 'mq-stat' -n '__mq-stat_should_offer_completions_for_flags_or_options "mq-stat" prometheus' -l 'prometheus' -d 'Write the metrics in Prometheus text format to FILE, atomically (write, then rename).' -rfka ''
 complete -c 'mq-stat' -n '__mq-stat_should_offer_completions_for_flags_or_options "mq-stat" w watch' -s 'w' -l 'watch' -d 'Refresh until interrupted.'
 complete -c 'mq-stat' -n '__mq-stat_should_offer_completions_for_flags_or_options "mq-stat" interval' -l 'interval' -d 'Time between refreshes with --watch.' -rfka ''
 complete -c 'mq-stat' -n '__mq-stat_should_offer_completions_for_flags_or_options "mq-stat" version' -l 'version' -d 'Show the version.'
 complete -c 'mq-stat' -n '__mq-stat_should_offer_completions_for_flags_or_options "mq-stat" h help' -s 'h' -l 'help' -d 'Show help information.'
-complete -c 'mq-stat' -n '__mq-stat_should_offer_completions_for_positional "mq-stat" -eq 1' -fa 'help' -d 'Show subcommand help information.'
-complete -c 'mq-stat' -n '__mq-stat_should_offer_completions_for_flags_or_options "mq-stat help" version' -l 'version' -d 'Show the version.'

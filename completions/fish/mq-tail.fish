@@ -78,6 +78,7 @@ end
 
 complete -c 'mq-tail' -f
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" dir' -l 'dir' -d 'The log directory (default: $MQ_DIR, else $XDG_DATA_HOME/mq, else ~/.local/share/mq).' -rfka ''
+complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_positional "mq-tail" -ge 1' -fka '(__mq-tail_custom_completion ---completion -- positional@0 (count (__mq-tail_tokens -pc)) (__mq-tail_tokens -tC))'
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" lines n' -s 'n' -l 'lines' -d 'Print the last N messages, or start at offset N with +N.' -rfka ''
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" from' -l 'from' -d 'Start at beginning, end, an offset, or a time (ISO-8601, or relative like -10m).' -rfka ''
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" c count' -s 'c' -l 'count' -d 'Stop after N messages.' -rfka ''
@@ -90,5 +91,3 @@ complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_option
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" J json' -s 'J' -l 'json' -d 'Print one JSON envelope per message.'
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" version' -l 'version' -d 'Show the version.'
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" h help' -s 'h' -l 'help' -d 'Show help information.'
-complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_positional "mq-tail" -eq 1' -fa 'help' -d 'Show subcommand help information.'
-complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail help" version' -l 'version' -d 'Show the version.'

@@ -59,6 +59,10 @@ public struct DeadLetter: Sendable {
 
 /// Which dead letters a command acts on.
 public struct DeadLetterQuery {
+    /// The reasons `mq.dlq.reason` takes: a handler failed, failed with a
+    /// permanent-failure status, timed out, or the message expired.
+    public static let reasons = ["failed", "permanent", "timeout", "expired"]
+
     public var reason: String? = nil
     public var exitStatus: Int32? = nil
     public var originalTopic: String? = nil

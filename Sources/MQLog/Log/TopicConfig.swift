@@ -68,6 +68,13 @@ public struct TopicConfig: Sendable, Equatable {
 
     public static func key(named name: String) -> Key? { keys.first { $0.name == name } }
 
+    /// The values of the settings that take one of a few (for completions).
+    public static let valueChoices: [String: [String]] = [
+        "cleanup.policy": ["delete", "compact", "delete,compact"],
+        "compression.type": ["producer", "uncompressed", "none", "gzip", "snappy", "lz4", "zstd"],
+        "message.timestamp.type": ["CreateTime", "LogAppendTime"],
+    ]
+
     /// Checks one `name=value` setting.
     /// - Throws: `MQError` with status `config` naming the key and the reason.
     public static func validate(name: String, value: String) throws {
