@@ -189,6 +189,14 @@ public enum FileSystem {
         return stat(path, &st) == 0 ? Int64(st.st_size) : nil
     }
 
+    /// Why `path` cannot be found: nil when it exists, else the error:
+    /// `.noSuchFileOrDirectory` when it is not there, `.permissionDenied`
+    /// when a directory on the way may not be searched. The C function is `stat`.
+    public static func lookupError(_ path: String) -> Errno? {
+        var st = stat()
+        return stat(path, &st) == 0 ? nil : currentErrno()
+    }
+
     public static func isDirectory(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
