@@ -25,10 +25,12 @@ public struct LogOptions: ParsableArguments {
 }
 
 /// Runs a tool's body, turning errors into one `tool: message` line on
-/// standard error and the error's sysexits status.
+/// standard error and the error's sysexits status. First, `$MQ_UMASK` (when
+/// set) replaces the umask, before anything is created (`Umask`).
 public func runReportingErrors(_ tool: String, _ body: () throws -> Void) throws {
     _ = FileBudget.shared
     do {
+        try Umask.applyEnvironment()
         try body()
     } catch let error as ExitCode {
         throw error

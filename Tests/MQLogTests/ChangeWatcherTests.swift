@@ -6,7 +6,7 @@ import Glibc
 /// segments; not the writes to `head` and the indexes that go with every append.
 @Suite struct ChangeWatcherTests {
     private func write(_ path: String, _ text: String) throws {
-        let file = try OpenFile.open(path, O_WRONLY | O_CREAT | O_APPEND, mode: 0o644)
+        let file = try OpenFile.open(path, O_WRONLY | O_CREAT | O_APPEND)
         defer { file.close() }
         try Array(text.utf8).withUnsafeBytes { try file.write($0, at: 0) }
     }

@@ -157,7 +157,7 @@ def test_exit_statuses_are_documented(tool):
 @pytest.mark.parametrize("tool", TOOLS)
 def test_environment_is_documented(tool):
     listed = set(re.findall(r"^\.It Ev (\S+)", section(man_page(tool), "ENVIRONMENT"), re.M))
-    assert {"MQ_DIR", "XDG_DATA_HOME", "HOME"} <= listed
+    assert {"MQ_DIR", "XDG_DATA_HOME", "HOME", "MQ_UMASK"} <= listed
     if tool in ("mq-tail", "mq-consume"):  # the tools that wait for changes read MQ_POLL
         assert "MQ_POLL" in listed
 

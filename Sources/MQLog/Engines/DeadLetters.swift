@@ -99,7 +99,7 @@ public enum DeadLetters {
     public static func topics(_ log: LogDirectory, explicit: [String]) throws -> [String] {
         for name in explicit where !log.topicExists(name) {
             try LogDirectory.validateTopicName(name)
-            throw MQError(.noInput, "topic '\(name)' does not exist in \(log.root)")
+            throw log.missingTopicError(name)
         }
         let found = explicit.isEmpty ? try log.listTopics().filter(DerivedTopics.isDeadLetterTopic) : explicit
         var seen = Set<String>()
@@ -115,7 +115,7 @@ public enum DeadLetters {
                             _ body: (RecordView, DeadLetter) throws -> Bool) throws {
         if !log.topicExists(name) {
             try LogDirectory.validateTopicName(name)
-            throw MQError(.noInput, "topic '\(name)' does not exist in \(log.root)")
+            throw log.missingTopicError(name)
         }
         let topic = try log.openTopic(name)
         var found = 0

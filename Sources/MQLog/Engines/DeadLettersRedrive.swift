@@ -47,11 +47,11 @@ public final class Redriver {
     public func run() throws -> RedriveSummary {
         if !log.topicExists(options.topic) {
             try LogDirectory.validateTopicName(options.topic)
-            throw MQError(.noInput, "topic '\(options.topic)' does not exist in \(log.root)")
+            throw log.missingTopicError(options.topic)
         }
         if let to = options.destination, !log.topicExists(to) {
             try LogDirectory.validateTopicName(to)
-            throw MQError(.noInput, "topic '\(to)' does not exist in \(log.root) (create it first with 'mq-topic create \(to)')")
+            throw log.missingTopicError(to, remedy: " (create it first with 'mq-topic create \(to)')")
         }
         return options.dryRun ? try dryRun() : try redrive()
     }
@@ -180,7 +180,7 @@ public enum DeadLetterPurge {
                            confirm: (Int) throws -> Bool) throws -> Int? {
         if !log.topicExists(topic) {
             try LogDirectory.validateTopicName(topic)
-            throw MQError(.noInput, "topic '\(topic)' does not exist in \(log.root)")
+            throw log.missingTopicError(topic)
         }
         let journal = try CopyJournal.open(log, id: DeadLetters.copyID(for: topic), wait: wait)
         defer { journal.close() }

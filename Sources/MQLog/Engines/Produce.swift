@@ -226,7 +226,7 @@ public final class Producer {
             if !log.topicExists(options.topic) {
                 try LogDirectory.validateTopicName(options.topic)
                 guard options.create else {
-                    throw MQError(.noInput, "topic '\(options.topic)' does not exist in \(log.root) (create it with 'mq-topic create \(options.topic)', or drop --no-create)")
+                    throw log.missingTopicError(options.topic, remedy: " (create it with 'mq-topic create \(options.topic)', or drop --no-create)")
                 }
                 try log.createTopic(options.topic, config: TopicConfig(partitions: options.createPartitions ?? 1))
             }

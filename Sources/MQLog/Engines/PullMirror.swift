@@ -158,7 +158,7 @@ public final class PullMirror {
         try LogDirectory.validateTopicName(options.topic)
         if !log.topicExists(options.topic) {
             guard options.create else {
-                throw MQError(.noInput, "topic '\(options.topic)' does not exist in \(log.root) (create it with 'mq-topic create \(options.topic)', or pass --create)")
+                throw log.missingTopicError(options.topic, remedy: " (create it with 'mq-topic create \(options.topic)', or pass --create)")
             }
             _ = try log.createTopic(options.topic, config: TopicConfig(partitions: options.partitions ?? source.defaultPartitions))
         }

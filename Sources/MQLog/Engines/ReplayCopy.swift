@@ -102,7 +102,7 @@ public final class ReplayCopier {
         let (source, _) = try Replayer.openRange(options, log: log)  // checks the topic and partition
         if !log.topicExists(into.destination) {
             guard into.create else {
-                throw MQError(.noInput, "topic '\(into.destination)' does not exist in \(log.root) (create it with 'mq-topic create \(into.destination)', or drop --no-create)")
+                throw log.missingTopicError(into.destination, remedy: " (create it with 'mq-topic create \(into.destination)', or drop --no-create)")
             }
             try log.createTopic(into.destination, config: TopicConfig(partitions: source.partitions))
         }

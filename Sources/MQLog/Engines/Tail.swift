@@ -92,7 +92,7 @@ public final class Tailer {
         var selected: [String] = []
         for name in exact {
             if log.topicExists(name) { selected.append(name) } else if !options.follow {
-                throw MQError(.noInput, "topic '\(name)' does not exist in \(log.root)")
+                throw log.missingTopicError(name)
             }
         }
         let all = patterns.isEmpty ? [] : try log.listTopics()

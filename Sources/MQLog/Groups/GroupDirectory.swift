@@ -355,7 +355,7 @@ final class TopicCommitFile: @unchecked Sendable {
             handle = existing
         } else {
             try group.prepare(topic: topic)
-            handle = try OpenFile.open(path, O_RDWR | O_CREAT, mode: 0o644, creating: true)
+            handle = try OpenFile.open(path, O_RDWR | O_CREAT, creating: true)
             // Once per topic and group: the file is found again after a crash.
             try FileSystem.syncDirectory(group.committedPath)
         }

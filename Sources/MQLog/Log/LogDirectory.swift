@@ -54,9 +54,15 @@ public struct LogDirectory: Sendable {
 
     public static func isValidTopicName(_ name: String) -> Bool { (try? validateTopicName(name)) != nil }
 
-    /// Names of all topics, sorted.
+    /// Names of all topics, sorted (none when `topics/` does not exist).
+    /// - Throws: `MQError` (77) when this user may not look into the log.
     public func listTopics() throws -> [String] {
-        guard FileSystem.isDirectory(topicsPath) else { return [] }
+        guard FileSystem.isDirectory(topicsPath) else {
+            if FileSystem.lookupError(topicsPath) == .permissionDenied {
+                throw MQError.system("cannot list", path: topicsPath, .permissionDenied)
+            }
+            return []
+        }
         return try FileSystem.list(topicsPath)
             .filter { LogDirectory.isValidTopicName($0) && FileSystem.exists(topicPath($0) + "/topic.properties") }
             .sorted()
@@ -64,6 +70,17 @@ public struct LogDirectory: Sendable {
 
     public func topicExists(_ name: String) -> Bool {
         LogDirectory.isValidTopicName(name) && FileSystem.exists(topicPath(name) + "/topic.properties")
+    }
+
+    /// The error for topic `name` when `topicExists` said no: `noInput` when
+    /// it is not there (with `remedy`, e.g. " (create it with …)", appended),
+    /// `noPermission` naming its path when this user may not look (a log
+    /// shared by a group the user is not in).
+    public func missingTopicError(_ name: String, remedy: String = "") -> MQError {
+        if FileSystem.lookupError(topicPath(name) + "/topic.properties") == .permissionDenied {
+            return MQError.system("cannot look for topic '\(name)' at", path: topicPath(name), .permissionDenied)
+        }
+        return MQError(.noInput, "topic '\(name)' does not exist in \(root)\(remedy)")
     }
 
     /// Creates a topic atomically.
@@ -115,9 +132,7 @@ public struct LogDirectory: Sendable {
     public func readConfig(_ name: String) throws -> TopicConfig {
         try LogDirectory.validateTopicName(name)
         let path = topicPath(name) + "/topic.properties"
-        guard FileSystem.exists(path) else {
-            throw MQError(.noInput, "topic '\(name)' does not exist in \(root)")
-        }
+        guard FileSystem.exists(path) else { throw missingTopicError(name) }
         return try TopicConfig.parse(String(decoding: try FileSystem.readAll(path), as: UTF8.self), path: path)
     }
 
@@ -154,9 +169,7 @@ public struct LogDirectory: Sendable {
     /// - Throws: `MQError` `tempFail` when in use and not forced, `noInput` when missing.
     public func deleteTopic(_ name: String, force: Bool) throws {
         try LogDirectory.validateTopicName(name)
-        guard FileSystem.isDirectory(topicPath(name)) else {
-            throw MQError(.noInput, "topic '\(name)' does not exist in \(root)")
-        }
+        guard FileSystem.isDirectory(topicPath(name)) else { throw missingTopicError(name) }
         let lock = try OpenFile.open(topicPath(name) + "/lock", O_RDONLY | O_CREAT, creating: true)
         defer { lock.close() }
         if !(try lock.lock(exclusive: true, wait: false)) && !force {

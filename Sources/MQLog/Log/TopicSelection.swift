@@ -23,7 +23,7 @@ struct TopicSelection {
     /// Throws `noInput` for the first exact name that is not a topic.
     func requireExact(in log: LogDirectory) throws {
         for name in exact where !log.topicExists(name) {
-            throw MQError(.noInput, "topic '\(name)' does not exist in \(log.root)")
+            throw log.missingTopicError(name)
         }
     }
 

@@ -15,10 +15,11 @@ public struct OpenFile: Sendable {
     public let fd: Int32
     public let path: String
 
-    /// Opens `path`. The corresponding C function is `open`.
-    public static func open(_ path: String, _ flags: Int32, mode: mode_t = 0o644, creating: Bool = false) throws -> OpenFile {
+    /// Opens `path`; a file it creates gets `FileSystem.newFileMode` less
+    /// the process umask (see `Umask`). The corresponding C function is `open`.
+    public static func open(_ path: String, _ flags: Int32, creating: Bool = false) throws -> OpenFile {
         while true {
-            let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+            let fd = Glibc.open(path, flags | O_CLOEXEC, FileSystem.newFileMode)
             if fd >= 0 { return OpenFile(fd: fd, path: path) }
             if errno == EINTR { continue }
             throw MQError.system(creating ? "cannot create" : "cannot open", path: path, currentErrno(), creating: creating)
@@ -173,6 +174,12 @@ public struct OpenFile: Sendable {
 
 /// File-system operations on paths.
 public enum FileSystem {
+    /// The mode every file is created with: the umask decides the rest (`Umask`).
+    public static let newFileMode: mode_t = 0o666
+    /// The mode every directory is created with: the umask decides the rest,
+    /// and a setgid parent passes on its group and its setgid bit (`Umask`).
+    public static let newDirectoryMode: mode_t = 0o777
+
     public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
     /// Size in bytes of the file at `path`, or nil when it cannot be
@@ -182,15 +189,24 @@ public enum FileSystem {
         return stat(path, &st) == 0 ? Int64(st.st_size) : nil
     }
 
+    /// Why `path` cannot be found: nil when it exists, else the error:
+    /// `.noSuchFileOrDirectory` when it is not there, `.permissionDenied`
+    /// when a directory on the way may not be searched. The C function is `stat`.
+    public static func lookupError(_ path: String) -> Errno? {
+        var st = stat()
+        return stat(path, &st) == 0 ? nil : currentErrno()
+    }
+
     public static func isDirectory(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
-    /// Creates a directory; returns false if it already existed. The C function is `mkdir`.
+    /// Creates a directory with `newDirectoryMode` less the umask; returns
+    /// false if it already existed. The C function is `mkdir`.
     @discardableResult
-    public static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws -> Bool {
-        if mkdir(path, mode) == 0 { return true }
+    public static func makeDirectory(_ path: String) throws -> Bool {
+        if mkdir(path, newDirectoryMode) == 0 { return true }
         if errno == EEXIST && isDirectory(path) { return false }
         throw MQError.system("cannot create directory", path: path, currentErrno(), creating: true)
     }
