@@ -73,7 +73,7 @@ def test_files_and_directories_are_created_with_the_umask_deciding(mq, tmp_path,
 @pytest.mark.parametrize("tool, args", [
     ("mq-produce", ["t"]), ("mq-tail", ["t"]), ("mq-topic", ["list"]), ("mq-consume", ["-g", "g", "-e", "t"]),
     ("mq-stat", []), ("mq-bench", ["-n", "10"]), ("mq-replay", ["t"]), ("mq-dlq", ["list"]),
-    ("mq-compact", ["--all"]), ("mq-mirror", ["-e", "--timeout", "1s", "t", "nats://127.0.0.1:9/S"]),
+    ("mq-compact", ["--all"]), ("mq-group", ["list"]), ("mq-mirror", ["-e", "--timeout", "1s", "t", "nats://127.0.0.1:9/S"]),
 ])
 def test_every_tool_rejects_a_bad_mq_umask_before_creating_anything(mq, tool, args):
     for bad in ("8", "1000", "u=rwx", "0x12", " 002"):
