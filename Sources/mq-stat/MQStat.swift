@@ -29,12 +29,21 @@ struct MQStat: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Time between refreshes with --watch.", valueName: "duration"))
     var interval: String = "2s"
 
+    /// `NO_COLOR` set (not empty) or a dumb terminal: tables only.
+    var plainTerminal: Bool {
+        let noColor = getenv("NO_COLOR").map { String(cString: $0) } ?? ""
+        let term = getenv("TERM").map { String(cString: $0) } ?? ""
+        return !noColor.isEmpty || term == "dumb"
+    }
+
     func run() throws {
         let intervalMs = try usageValue { try Durations.parseDuration(interval) }
         guard intervalMs > 0 else { throw ValidationError("'--interval' must be positive") }
         try runReportingErrors("mq-stat") {
             let log = logOptions.log
             let clear = watch && isatty(1) != 0 && !json
+            // Sparklines at a terminal that has not asked for plain text.
+            var trend = clear && !plainTerminal ? StatsTrend() : nil
             repeat {
                 let stats = try LogStats.collect(log, topics: topics, groups: group.isEmpty ? nil : group)
                 if let prometheus {
@@ -45,6 +54,10 @@ struct MQStat: ParsableCommand {
                 } else if prometheus == nil || watch {
                     if clear { print("\u{1B}[H\u{1B}[2J", terminator: "") }
                     print(stats.text(), terminator: "")
+                    if trend != nil {
+                        trend!.add(stats)
+                        print(trend!.text(intervalMs: intervalMs), terminator: "")
+                    }
                 }
                 fflush(nil)
                 if watch { usleep(useconds_t(intervalMs * 1000)) }

@@ -1,6 +1,7 @@
 """mq-stat: sizes, offsets, lag, queue and delay figures; JSON and Prometheus output."""
 
 import json
+import subprocess
 import os
 import time
 
@@ -67,3 +68,52 @@ def test_missing_topic_and_bad_pattern(mq):
     res = mq.run("mq-stat", "nope", check=66)
     assert res.stderr.startswith("mq-stat: ") and "nope" in res.stderr
     mq.run("mq-stat", "a(", check=64)
+
+
+def watch_on_terminal(mq, env_extra, seconds=2.5):
+    """Runs mq-stat -w with standard output on a pseudo-terminal while a producer appends;
+    returns what the terminal showed."""
+    import pty
+    import select
+    import signal
+    master, slave = pty.openpty()
+    p = subprocess.Popen(mq.argv("mq-stat", ["-w", "--interval", "200ms"]), stdout=slave, stderr=subprocess.PIPE,
+                         env=mq.env(extra=env_extra))
+    os.close(slave)
+    seen = b""
+    deadline = time.time() + seconds
+    i = 0
+    try:
+        while time.time() < deadline:
+            mq.produce("busy", b"m%d\n" % i)
+            i += 1
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready:
+                try:
+                    seen += os.read(master, 65536)
+                except OSError:
+                    break
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait(10)
+        os.close(master)
+    return seen.decode("utf-8", "replace")
+
+
+def test_watch_draws_trends_at_a_terminal_unless_no_color(mq):
+    mq.produce("busy", b"first\n")
+    mq.run("mq-consume", "-g", "slow", "-e", "busy", "--format", "", check=0)
+    shown = watch_on_terminal(mq, {})
+    assert "TREND" in shown and "busy" in shown and "slow on busy" in shown, shown[-2000:]
+    last = shown.rsplit("TREND", 1)[1]
+    line = next(l for l in last.splitlines() if l.startswith("busy"))
+    assert "appends/s" in line and any(c in line for c in "▂▃▄▅▆▇█"), line
+    # NO_COLOR: the tables alone, refreshed as before.
+    plain = watch_on_terminal(mq, {"NO_COLOR": "1"}, seconds=1.0)
+    assert "TOPIC" in plain and "TREND" not in plain and "▁" not in plain
+    # Not a terminal: no trend either.
+    p = subprocess.Popen(mq.argv("mq-stat", ["-w", "--interval", "100ms"]), stdout=subprocess.PIPE, env=mq.env())
+    time.sleep(0.8)
+    p.terminate()
+    out, _ = p.communicate(timeout=10)
+    assert b"TOPIC" in out and b"TREND" not in out
