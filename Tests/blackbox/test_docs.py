@@ -243,6 +243,19 @@ def test_make_install_puts_the_overview_where_man_finds_it(tmp_path):
     assert not left, f"make uninstall left {left}"
 
 
+def test_format_page_names_every_state_file_and_magic():
+    """mq-format(5) names each file name and magic number MQLog declares (mover.journal, MQQUEUE1, ...)."""
+    declared = set()
+    for path in (REPO / "Sources" / "MQLog").rglob("*.swift"):
+        text = path.read_text()
+        declared |= set(re.findall(r'static let \w*[nN]ame = "([^"]+)"', text))
+        declared |= set(re.findall(r'static let magic = Array\("([^"]+)"\.utf8\)', text))
+    assert {"mover.journal", "MQQUEUE1", "head"} <= declared  # the scan finds what it should
+    page = man_page("mq-format", 5)
+    missing = sorted(name for name in declared if not re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", page))
+    assert not missing, f"man/mq-format.5 does not name {missing}"
+
+
 COMPLETIONS = [(tool, shell, path)
                for tool in TOOLS
                for shell, path in [("bash", f"completions/bash/{tool}"),
