@@ -216,6 +216,13 @@ def test_overview_names_every_tool_status_and_variable():
     assert OVERVIEW in PAGES  # so its rendered text is checked for artifacts too
 
 
+def test_readme_exit_table_lists_every_status():
+    table = re.search(r"^## Exit status\n(.*?)(?=^## )", (REPO / "README.md").read_text(), re.M | re.S).group(1)
+    listed = {int(n) for row in re.findall(r"^\| ([\d, ]+) \|", table, re.M) for n in row.split(",")}
+    every = set().union(*EXIT_STATUSES.values())
+    assert listed == every, f"README's exit-status table lists {sorted(listed)}; the tools end with {sorted(every)}"
+
+
 def test_make_install_puts_the_overview_where_man_finds_it(tmp_path):
     """`make install` into a DESTDIR (the tools of MQ_BIN, never a build) puts mq.7 in
     man7, where `man mq` finds it; `make uninstall` removes every page it installed."""
