@@ -31,6 +31,7 @@ RELEASE = .build/release
 BINARIES = $(addprefix $(RELEASE)/,$(TOOLS))
 MAN1 = $(wildcard man/*.1)
 MAN5 = $(wildcard man/*.5)
+MAN7 = $(wildcard man/*.7)
 PYTESTS = $(wildcard Tests/interop Tests/blackbox)
 FUZZ_TIME ?= 300
 FUZZ_JOBS ?= 1
@@ -81,10 +82,11 @@ compare: build
 # does not build as root.
 install:
 	@for b in $(BINARIES); do [ -x $$b ] || { $(SWIFT) build -c release; break; }; done
-	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man5 $(BASHDIR) $(ZSHDIR) $(FISHDIR)
+	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man5 $(MANDIR)/man7 $(BASHDIR) $(ZSHDIR) $(FISHDIR)
 	install -m 755 $(BINARIES) $(BINDIR)/
 	install -m 644 $(MAN1) $(MANDIR)/man1/
 	install -m 644 $(MAN5) $(MANDIR)/man5/
+	install -m 644 $(MAN7) $(MANDIR)/man7/
 	for t in $(TOOLS); do \
 		install -m 644 completions/bash/$$t $(BASHDIR)/$$t && \
 		install -m 644 completions/zsh/_$$t $(ZSHDIR)/_$$t && \
@@ -95,15 +97,18 @@ uninstall:
 	for t in $(TOOLS); do \
 		rm -f $(BINDIR)/$$t $(BASHDIR)/$$t $(ZSHDIR)/_$$t $(FISHDIR)/$$t.fish; \
 	done
-	rm -f $(addprefix $(MANDIR)/man1/,$(notdir $(MAN1))) $(addprefix $(MANDIR)/man5/,$(notdir $(MAN5)))
+	rm -f $(addprefix $(MANDIR)/man1/,$(notdir $(MAN1))) $(addprefix $(MANDIR)/man5/,$(notdir $(MAN5))) \
+		$(addprefix $(MANDIR)/man7/,$(notdir $(MAN7)))
 
 completions: build
 	scripts/generate-completions.sh $(RELEASE)
 
 # "referenced manual not found" depends on which pages this machine has
 # installed (ours are not, before `make install`), so it is not counted.
+# stdbuf: mandoc's stdout (lint) and stderr (mandoc.db notes) share the pipe,
+# and a block-buffered stdout would let a note cut a lint line in two.
 lint-man:
-	@out=$$(mandoc -Tlint $(MAN1) $(MAN5) 2>&1 | grep -v -e 'referenced manual not found' -e 'mandoc.db'); \
+	@out=$$(stdbuf -oL mandoc -Tlint $(MAN1) $(MAN5) $(MAN7) 2>&1 | grep -v -e 'referenced manual not found' -e 'mandoc.db'); \
 	if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
 	echo "man pages: lint clean"
 

@@ -173,14 +173,94 @@ def test_man_pages_are_lint_clean():
     mandoc = shutil.which("mandoc")
     if mandoc is None:
         pytest.fail("mandoc is not installed: run scripts/setup.sh")
-    pages = sorted(str(p) for p in (REPO / "man").glob("*.[15]"))
-    assert len(pages) == len(TOOLS) + 1, f"expected a page per tool and mq-format.5, found {pages}"
+    pages = sorted(str(p) for p in (REPO / "man").glob("*.[157]"))
+    expected = sorted(str(REPO / "man" / name) for name in [f"{tool}.1" for tool in TOOLS] + ["mq-format.5", "mq.7"])
+    assert pages == expected, "expected a page per tool, mq-format.5 and mq.7"
     result = subprocess.run([mandoc, "-Tlint", *pages], capture_output=True, text=True)
     # Whether a cross-referenced page is installed (ours are not, before
     # `make install`) says nothing about the page itself.
     problems = [line for line in (result.stdout + result.stderr).splitlines()
                 if "referenced manual not found" not in line and "mandoc.db" not in line]
     assert not problems, "mandoc -Tlint:\n" + "\n".join(problems)
+
+
+# mq(7), the overview `man mq` shows: it must not drift from the tools.
+OVERVIEW = REPO / "man" / "mq.7"
+
+
+def environment_read_by_sources():
+    """The variables the tools read: getenv("X"), or MQLog's environment("X")."""
+    names = set()
+    for path in (REPO / "Sources").rglob("*.swift"):
+        names |= set(re.findall(r'\b(?:getenv|environment)\("([A-Z][A-Z0-9_]*)"\)', path.read_text()))
+    return names
+
+
+def test_overview_names_every_tool_status_and_variable():
+    page = OVERVIEW.read_text()
+    listed = set(re.findall(r"^\.It Xr (mq-[a-z]+) 1$", section(page, "DESCRIPTION"), re.M))
+    assert listed == set(TOOLS), f"man/mq.7's list of tools has {sorted(listed)}, not {sorted(TOOLS)}"
+    assert re.search(r"^\.It Xr mq-format 5$", section(page, "DESCRIPTION"), re.M), "man/mq.7 lists no mq-format(5)"
+    see_also = set(re.findall(r"^\.Xr (mq-[a-z]+) 1\b", section(page, "SEE ALSO"), re.M))
+    assert see_also == set(TOOLS), f"man/mq.7 SEE ALSO names {sorted(see_also)}"
+    statuses = {int(n) for n in re.findall(r"^\.It (\d+)\s*$", section(page, "EXIT STATUS"), re.M)}
+    every = set().union(*EXIT_STATUSES.values())
+    assert statuses == every, f"man/mq.7 EXIT STATUS lists {sorted(statuses)}; the tools end with {sorted(every)}"
+    documented = set()
+    for line in section(page, "ENVIRONMENT").splitlines():
+        if line.startswith(".It Ev "):
+            documented |= set(re.findall(r"\b[A-Z][A-Z0-9_]+\b", line[len(".It Ev "):]))
+    read = environment_read_by_sources()
+    assert {"MQ_DIR", "XDG_DATA_HOME", "HOME", "MQ_POLL", "PATH"} <= read  # the scan finds what it should
+    assert read <= documented, f"man/mq.7 ENVIRONMENT lacks {sorted(read - documented)}, which the tools read"
+    assert OVERVIEW in PAGES  # so its rendered text is checked for artifacts too
+
+
+def test_readme_exit_table_lists_every_status():
+    table = re.search(r"^## Exit status\n(.*?)(?=^## )", (REPO / "README.md").read_text(), re.M | re.S).group(1)
+    listed = {int(n) for row in re.findall(r"^\| ([\d, ]+) \|", table, re.M) for n in row.split(",")}
+    every = set().union(*EXIT_STATUSES.values())
+    assert listed == every, f"README's exit-status table lists {sorted(listed)}; the tools end with {sorted(every)}"
+
+
+def test_make_install_puts_the_overview_where_man_finds_it(tmp_path):
+    """`make install` into a DESTDIR (the tools of MQ_BIN, never a build) puts mq.7 in
+    man7, where `man mq` finds it; `make uninstall` removes every page it installed."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.fail("make is not installed")
+    for tool in TOOLS:
+        binary(tool)
+    args = [make, "-s", "-C", str(REPO), f"DESTDIR={tmp_path}", "PREFIX=/usr", f"RELEASE={BIN.resolve()}", "SWIFT=false"]
+    subprocess.run([*args, "install"], check=True, capture_output=True)
+    mandir = tmp_path / "usr" / "share" / "man"
+    assert (mandir / "man7" / "mq.7").is_file(), "make install did not put mq.7 in share/man/man7"
+    man = shutil.which("man")
+    if man is not None:
+        shown = subprocess.run([man, "-M", str(mandir), "mq"], capture_output=True, text=True,
+                               env=dict(os.environ, MANPAGER="cat", MANWIDTH="80"))
+    else:
+        shown = subprocess.run([shutil.which("mandoc") or "mandoc", "-Tutf8", str(mandir / "man7" / "mq.7")],
+                               capture_output=True, text=True)
+    text = re.sub(r".\x08", "", shown.stdout)
+    assert shown.returncode == 0 and text.lstrip().startswith("MQ(7)"), f"man -M {mandir} mq: {shown.stderr}{text[:200]}"
+    assert all(f"{tool}(1)" in text for tool in TOOLS)
+    subprocess.run([*args, "uninstall"], check=True, capture_output=True)
+    left = sorted(str(p.relative_to(mandir)) for p in mandir.rglob("*") if p.is_file())
+    assert not left, f"make uninstall left {left}"
+
+
+def test_format_page_names_every_state_file_and_magic():
+    """mq-format(5) names each file name and magic number MQLog declares (mover.journal, MQQUEUE1, ...)."""
+    declared = set()
+    for path in (REPO / "Sources" / "MQLog").rglob("*.swift"):
+        text = path.read_text()
+        declared |= set(re.findall(r'static let \w*[nN]ame = "([^"]+)"', text))
+        declared |= set(re.findall(r'static let magic = Array\("([^"]+)"\.utf8\)', text))
+    assert {"mover.journal", "MQQUEUE1", "head"} <= declared  # the scan finds what it should
+    page = man_page("mq-format", 5)
+    missing = sorted(name for name in declared if not re.search(rf"(?<![\w.]){re.escape(name)}(?![\w])", page))
+    assert not missing, f"man/mq-format.5 does not name {missing}"
 
 
 COMPLETIONS = [(tool, shell, path)

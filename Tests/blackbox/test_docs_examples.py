@@ -62,7 +62,7 @@ def cron_jobs():
 
 def test_docs_have_crontab_lines():
     files = {path.name for path, _, _ in cron_jobs()}
-    assert {"README.md", "mq-compact.1", "mq-mirror.1"} <= files, files
+    assert {"README.md", "mq-compact.1", "mq-mirror.1", "mq.7"} <= files, files
 
 
 @pytest.mark.parametrize("path,block", crontab_blocks(), ids=lambda v: v.name if isinstance(v, Path) else "")
