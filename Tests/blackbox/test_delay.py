@@ -105,3 +105,18 @@ def test_kill_9_of_movers_loses_nothing_and_duplicates_are_bounded(mq):
     # partition. Only then is every segment whole.
     mq.produce("km", b"".join(b'{"value":"fin","partition":%d}\n' % p for p in range(2)), "--json")
     mq.validate("km")
+
+
+def test_a_work_queue_moves_and_handles_delayed_messages(mq, tmp_path):
+    """Every consumer of a topic moves its due delayed messages, a --queue worker too."""
+    done = tmp_path / "done"
+    mq.create("jobs")
+    mq.produce("jobs", b"now\n")
+    mq.produce("jobs", b"later\n", "--delay", "1s")
+    worker = mq.start("mq-consume", "--queue", "-g", "w", "jobs", "--", "sh", "-c", f"cat >> {done}; echo >> {done}")
+    deadline = time.time() + 30
+    while time.time() < deadline and (not done.exists() or done.read_text().split() != ["now", "later"]):
+        time.sleep(0.1)
+    worker.kill()
+    assert done.read_text().split() == ["now", "later"]
+    assert mq.values("jobs") == [b"now", b"later"]

@@ -3,7 +3,7 @@ import Glibc
 /// Moves due messages from `T.delay` into `T`. Every `mq-consume` of T runs
 /// one; a flock makes exactly one of them active at a time.
 ///
-/// State: `DelayMoverFiles`, in partition 0 of the delay topic.
+/// State: `DelayMoverFiles`, in the delay topic's directory.
 ///
 /// A move appends the due messages to T, fsyncs T, then appends their offsets
 /// to the journal and fsyncs it. A crash between the two repeats that one move

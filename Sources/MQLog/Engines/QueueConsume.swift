@@ -58,6 +58,10 @@ public final class QueueConsumer {
     /// round visited every partition: a queue of 1,000 partitions read 1,000
     /// log ends and queue states per message.
     private var idle = Set<Int>()
+    /// Delayed messages of each topic worked on (`T.delay`), moved into it
+    /// when due: every consumer of a topic offers to move them, queue or not.
+    private var movers: [String: DelayMover] = [:]
+    private var nextMoverTick: UInt64 = 0
     private var nextSweep: UInt64 = 0
     private static let sweepIntervalNanos: UInt64 = 1_000_000_000
 
@@ -101,6 +105,13 @@ public final class QueueConsumer {
                 try refreshPartitions()
                 nextRefresh = monotonicNanos() + 500_000_000
             }
+            if monotonicNanos() >= nextMoverTick {
+                var moverWaitMs: Int64 = 200
+                for mover in movers.values {
+                    if let due = try mover.tick() { moverWaitMs = min(moverWaitMs, due) }
+                }
+                nextMoverTick = monotonicNanos() + UInt64(max(0, moverWaitMs)) * 1_000_000
+            }
             let claimed = try claim()
             let ended = try dispatcher.service()
             try flushCompletions()
@@ -120,6 +131,7 @@ public final class QueueConsumer {
             var wait = Int64(1000)
             if let d = dispatcher.nextDeadlineMs() { wait = min(wait, d) }
             if nextWakeMs != .max { wait = min(wait, max(0, nextWakeMs - currentTimeMillis())) }
+            if !movers.isEmpty { wait = min(wait, Int64(bitPattern: nextMoverTick &- monotonicNanos()) / 1_000_000) }
             wake(watcher.wait(timeoutMs: Int32(max(1, wait)), alsoWake: [StopSignals.fd], alsoWatch: dispatcher.pollRequests))
             StopSignals.drain()
         }
@@ -136,6 +148,7 @@ public final class QueueConsumer {
         for name in try selection.existing(in: log) where topics[name] == nil {
             let topic = try log.openTopic(name)
             topics[name] = topic
+            if !DerivedTopics.isDelayTopic(name) { movers[name] = DelayMover(log: log, target: name) }
             for p in 0..<topic.partitions {
                 let dir = topic.partitionPath(p)
                 let queue = try QueuePartition(directory: group.path + "/queue/\(name)/\(p)")
