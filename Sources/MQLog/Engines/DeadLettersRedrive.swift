@@ -19,7 +19,7 @@ public struct RedriveSummary: Sendable {
     public var moved = 0
     /// Matching letters that an earlier redrive or purge had settled.
     public var alreadySettled = 0
-    /// Letters without `mq.original.topic`, left in place (redrive them with `--to`).
+    /// Letters without `mq.original.topic`, left in place (redrive them with `--into`).
     public var noOriginal = 0
 }
 
