@@ -29,8 +29,8 @@ public struct BenchOptions: Sendable {
     public var partitions = 1
     /// consume: read with a group (commits) or plainly (mq-tail).
     public var group = true
-    /// e2e: messages per second.
-    public var rate = 1000
+    /// e2e: messages a second (`--rate`, parsed by `RateLimiter.parse`).
+    public var rate = 1000.0
     /// queue: workers and handler batch size (1 = one run per message).
     public var workers = 4
     public var handlerBatch = 1000
@@ -233,7 +233,7 @@ public final class Bench {
         } else {
             try awaitFollower(follower, writers) { try append($0, to: $1) }
         }
-        let interval = UInt64(1_000_000_000 / max(1, options.rate))
+        let interval = UInt64(1e9 / options.rate)
         let t0 = monotonicNanos()
         let receiver = LatencyReceiver(fd: follower.stdoutFD!, expected: options.messages,
                                        deadline: t0 + UInt64(options.messages) * interval + 10_000_000_000)
@@ -242,7 +242,7 @@ public final class Bench {
             sleepUntil(t0 + UInt64(i) * interval)
             let writer = try writers.writer(i % options.partitions)
             try append(String(monotonicNanos()), to: writer)
-            if options.progress && i % max(1, options.rate) == 0 {
+            if options.progress && i % max(1, Int(options.rate)) == 0 {
                 progress("\re2e: \(i)/\(options.messages)")
             }
         }
@@ -257,7 +257,7 @@ public final class Bench {
         }
         let histogram = receiver.histogram
         let us = { (p: Double) in Double(histogram.valueAtPercentile(p)) / 1000 }
-        return BenchResult(scenario: "e2e (\(options.rate)/s)", messages: options.messages, bytes: options.messages * options.size,
+        return BenchResult(scenario: "e2e (\(BenchReport.rate(options.rate))/s)", messages: options.messages, bytes: options.messages * options.size,
                            seconds: elapsed, userCPU: seconds(usage.ru_utime), systemCPU: seconds(usage.ru_stime),
                            maxRSSKiB: Int(usage.ru_maxrss),
                            latency: ["p50": us(50), "p90": us(90), "p99": us(99), "p99.9": us(99.9), "max": Double(histogram.max) / 1000])

@@ -15,6 +15,11 @@ public enum BenchReport {
         return s
     }
 
+    /// A rate in messages a second as a scenario names it: `1000`, `0.5`.
+    static func rate(_ perSecond: Double) -> String {
+        perSecond == perSecond.rounded() && perSecond < 1e15 ? String(Int(perSecond)) : fixed(perSecond, 3)
+    }
+
     public static func table(_ results: [BenchResult]) -> String {
         var rows = [["SCENARIO", "MESSAGES", "SECONDS", "MSG/S", "MB/S", "USER", "SYS", "MAX RSS", "P50 µs", "P90", "P99", "P99.9", "MAX"]]
         for r in results {

@@ -129,7 +129,7 @@ func completionShell(_ arguments: [String]) -> String? {
 
 /// How records are printed: shared by mq-tail and mq-consume.
 public struct OutputOptions: ParsableArguments {
-    @Option(name: [.customShort("d"), .long], help: ArgumentHelp("Write this after each value instead of a newline.", valueName: "delim"))
+    @Option(name: [.customShort("d"), .customShort("D"), .long], help: ArgumentHelp("Write this after each value instead of a newline (-D as kcat).", valueName: "delim"))
     public var delimiter: String?
     @Flag(name: [.customShort("0"), .customLong("null")], help: "End each value with a NUL byte.")
     public var nullSeparated = false

@@ -35,8 +35,8 @@ struct MQBenchCommand: ParsableCommand {
     var batchBytes: String?
     @Flag(name: .long, help: "consume: read with mq-tail instead of a consumer group.")
     var plain = false
-    @Option(name: .long, help: "e2e: messages per second.")
-    var rate: Int = 1000
+    @Option(name: .long, help: ArgumentHelp("e2e: messages a second: N, N/s, N/m or N/h.", valueName: "rate"))
+    var rate: String = "1000/s"
     @Option(name: .long, help: "queue: worker processes.")
     var workers: Int = 4
     @Option(name: .customLong("handler-batch"), help: "queue: messages per handler run (1: one run of 'true' per message).")
@@ -60,7 +60,8 @@ struct MQBenchCommand: ParsableCommand {
         if csv && scenarios.contains("partitions") && scenarios.contains(where: { $0 != "partitions" }) {
             throw ValidationError("'--csv' prints the 'partitions' scenario alone")
         }
-        if size < 2 || producers < 1 || rate < 1 || workers < 1 || handlerBatch < 1 || keys < 1 {
+        _ = try usageValue { try RateLimiter.parse(rate) }
+        if size < 2 || producers < 1 || workers < 1 || handlerBatch < 1 || keys < 1 {
             throw ValidationError("'--size' must be at least 2, and counts at least 1")
         }
     }
@@ -74,7 +75,7 @@ struct MQBenchCommand: ParsableCommand {
             options.sync = sync.rawValue
             options.batchBytes = batchBytes
             options.group = !plain
-            options.rate = rate
+            options.rate = try usageValue { try RateLimiter.parse(rate) }
             options.workers = workers
             options.handlerBatch = handlerBatch
             options.keys = keys

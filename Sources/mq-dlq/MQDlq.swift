@@ -122,27 +122,37 @@ struct MQDlq: ParsableCommand {
         @OptionGroup var logOptions: LogOptions
         @Argument(help: "The dead-letter topic.", completion: LogCompletion.deadLetterTopics) var topic: String
         @OptionGroup var filters: Filters
-        @Option(name: .long, help: ArgumentHelp("Send the letters to this topic instead of their original ones.", valueName: "topic"))
-        var to: String?
+        @Option(name: .long, help: ArgumentHelp("Send the letters to this topic instead of their original ones.", valueName: "topic"), completion: LogCompletion.topics)
+        var into: String?
+        /// The name `--into` had before the tools shared one vocabulary (`--to` is the end of a range in mq-replay).
+        @Option(name: .customLong("to"), help: .hidden)
+        var deprecatedTo: String?
         @Option(name: .long, help: ArgumentHelp("Move at most this many letters a second: N, N/s, N/m or N/h.", valueName: "rate"))
         var rate: String?
         @Flag(name: .customLong("no-wait"), help: "Fail with status 75 instead of waiting when another redrive or purge of the topic runs.")
         var noWait = false
         @Flag(name: .customLong("dry-run"), help: "List what would move, and move nothing.")
         var dryRun = false
+        @Flag(name: [.customShort("q"), .long], help: "Print no progress and no summary line.")
+        var quiet = false
+
+        func validate() throws {
+            if into != nil && deprecatedTo != nil { throw ValidationError("'--to' is the old name of '--into': give one of them") }
+        }
 
         func run() throws {
+            if deprecatedTo != nil { printError("mq-dlq", "'redrive --to' is deprecated and will be removed: use '--into'") }
             try runReportingErrors("mq-dlq") {
                 var options = RedriveOptions(topic: topic)
                 options.query = try filters.query(now: currentTimeMillis())
-                options.destination = to
+                options.destination = into ?? deprecatedTo
                 options.ratePerSecond = try rate.map { r in try usageValue { try RateLimiter.parse(r) } }
                 options.wait = !noWait
                 options.dryRun = dryRun
                 let redriver = Redriver(options: options, log: logOptions.log)
                 let terminal = isatty(2) != 0
                 var shown = false
-                if terminal && !dryRun {
+                if terminal && !dryRun && !quiet {
                     redriver.progress = { n in
                         printRaw("\rmq-dlq: moved \(n)…")
                         shown = true
@@ -160,8 +170,8 @@ struct MQDlq: ParsableCommand {
                 let n = summary.moved
                 var line = dryRun ? "would move \(n) dead letter\(n == 1 ? "" : "s") from \(topic)" : "moved \(n) dead letter\(n == 1 ? "" : "s") from \(topic)"
                 line += ", \(summary.alreadySettled) skipped as already redriven or purged"
-                if summary.noOriginal > 0 { line += ", \(summary.noOriginal) left without mq.original.topic (use --to)" }
-                printError("mq-dlq", line)
+                if summary.noOriginal > 0 { line += ", \(summary.noOriginal) left without mq.original.topic (use --into)" }
+                if !quiet { printError("mq-dlq", line) }
             }
         }
     }
@@ -176,9 +186,18 @@ struct MQDlq: ParsableCommand {
         @Flag(name: [.customShort("y"), .long], help: "Do not ask for confirmation.") var yes = false
         @Flag(name: .customLong("no-wait"), help: "Fail with status 75 instead of waiting when another redrive or purge of the topic runs.")
         var noWait = false
+        @Flag(name: .customLong("dry-run"), help: "List what would be purged, and purge nothing.")
+        var dryRun = false
+        @Flag(name: [.customShort("q"), .long], help: "Print no summary line.")
+        var quiet = false
 
         func run() throws {
             try runReportingErrors("mq-dlq") {
+                if dryRun {
+                    let n = try DeadLetterPurge.plan(logOptions.log, topic: topic, query: try filters.query(now: currentTimeMillis())) { print($0) }
+                    if !quiet { printError("mq-dlq", "would purge \(n) dead letter\(n == 1 ? "" : "s") from \(topic)") }
+                    return
+                }
                 let ask = !yes && isatty(0) != 0 && isatty(2) != 0
                 let purged = try DeadLetterPurge.run(logOptions.log, topic: topic, query: try filters.query(now: currentTimeMillis()),
                                                      wait: !noWait) { n in
@@ -187,6 +206,7 @@ struct MQDlq: ParsableCommand {
                     let answer = (readLine() ?? "").filter { !$0.isWhitespace }.lowercased()
                     return answer == "y" || answer == "yes"
                 }
+                if quiet { return }
                 if let purged {
                     printError("mq-dlq", "purged \(purged) dead letter\(purged == 1 ? "" : "s") from \(topic)")
                 } else {

@@ -25,7 +25,7 @@ struct MQProduce: ParsableCommand {
     @Argument(help: "The topic to append to (created with defaults when missing).", completion: LogCompletion.topics)
     var topic: String
 
-    @Option(name: [.customShort("d"), .long], help: ArgumentHelp("Message delimiter (escapes: \\n \\t \\r \\0 \\\\ \\xHH).", valueName: "delim"))
+    @Option(name: [.customShort("d"), .customShort("D"), .long], help: ArgumentHelp("Message delimiter, -D as kcat (escapes: \\n \\t \\r \\0 \\\\ \\xHH).", valueName: "delim"))
     var delimiter: String?
     @Flag(name: [.customShort("0"), .customLong("null")], help: "Messages are NUL-separated, as with xargs -0.")
     var nullSeparated = false

@@ -53,7 +53,7 @@ struct MQReplay: ParsableCommand {
     var group: String?
     @Option(name: .customLong("reset-to"), parsing: .unconditional, help: ArgumentHelp("Move the group's committed offsets: beginning, end, an offset, +N, -N, or a time.", valueName: "position"))
     var resetTo: String?
-    @Flag(name: .customLong("dry-run"), help: "With --reset-to: print the offsets before and after, change nothing.")
+    @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "With --reset-to: print the offsets before and after, change nothing.")
     var dryRun = false
     @Flag(name: .customLong("read-uncommitted"), help: "Also show records of transactions still open or aborted (default: committed only).")
     var readUncommitted = false

@@ -17,10 +17,12 @@ struct MQTail: ParsableCommand {
     @Argument(help: "Topics or topic patterns to read.", completion: LogCompletion.topics)
     var topics: [String]
 
-    @Option(name: [.customShort("n"), .customLong("lines")], help: ArgumentHelp("Print the last N messages, or start at offset N with +N.", valueName: "[+]n"))
+    @Option(name: [.customShort("n"), .customLong("lines")], help: ArgumentHelp("Print the last N messages, or with +N each partition from its Nth message (+1: the first).", valueName: "[+]n"))
     var lines: String?
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Start at beginning, end, an offset, or a time (ISO-8601, or relative like -10m).", valueName: "position"))
     var from: String?
+    @Option(name: .customShort("o"), parsing: .unconditional, help: ArgumentHelp("Start as kcat -o does: beginning, end, an offset N, -N (the last N of each partition), or s@MS (a time in ms since the epoch).", valueName: "offset"))
+    var kcatOffset: String?
     @Option(name: [.customShort("c"), .long], help: "Stop after N messages.")
     var count: Int?
     @Flag(name: [.customShort("f"), .long], help: "Keep printing messages as they are appended.")
@@ -32,21 +34,16 @@ struct MQTail: ParsableCommand {
     @OptionGroup var outputOptions: OutputOptions
 
     func validate() throws {
-        if lines != nil && from != nil { throw ValidationError("'--lines' and '--from' are mutually exclusive") }
+        if [lines != nil, from != nil, kcatOffset != nil].filter({ $0 }).count > 1 {
+            throw ValidationError("'--lines', '--from' and '-o' are mutually exclusive")
+        }
         if let count, count < 0 { throw ValidationError("'--count' cannot be negative") }
     }
 
     func run() throws {
         var options = TailOptions(topics: topics)
-        if let lines {
-            if lines.hasPrefix("+"), let n = Int64(lines.dropFirst()), n >= 0 {
-                options.start = .offset(n)
-            } else if let n = Int(lines), n >= 0 {
-                options.start = .last(n)
-            } else {
-                throw ValidationError("invalid --lines '\(lines)': expected N or +N")
-            }
-        }
+        if let lines { options.start = try usageValue { try StartPosition.parseLines(lines) } }
+        if let kcatOffset { options.start = try usageValue { try StartPosition.parseKcatOffset(kcatOffset) } }
         if let from { options.start = try usageValue { try StartPosition.parse(from, nowMs: currentTimeMillis()) } }
         options.count = count
         options.follow = follow

@@ -20,6 +20,7 @@ struct MQTopic: ParsableCommand {
         @Option(name: .long, help: "Number of partitions, fixed for the topic's life.") var partitions: Int32 = 1
         @Option(name: .long, help: ArgumentHelp("Set a topic config (repeatable).", valueName: "name=value"), completion: LogCompletion.configAssignments) var config: [String] = []
         @Flag(name: .customLong("if-not-exists"), help: "Succeed without change when the topic exists.") var ifNotExists = false
+        @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "Check the name and configs, say what would be created, create nothing.") var dryRun = false
 
         func run() throws {
             try runReportingErrors("mq-topic") {
@@ -31,8 +32,12 @@ struct MQTopic: ParsableCommand {
                     topicConfig.overrides[k] = v
                 }
                 let log = logOptions.log
-                if !(try log.createTopic(name, config: topicConfig)) && !ifNotExists {
+                let created = try log.createTopic(name, config: topicConfig, dryRun: dryRun)
+                if !created && !ifNotExists {
                     throw MQError(.cantCreate, "topic '\(name)' already exists (use --if-not-exists to accept that)")
+                }
+                if dryRun {
+                    print(created ? "would create topic '\(name)':\n" + topicConfig.serialize() : "topic '\(name)' exists: nothing to create", terminator: created ? "" : "\n")
                 }
             }
         }
@@ -70,6 +75,7 @@ struct MQTopic: ParsableCommand {
         @Argument(help: "The topic.", completion: LogCompletion.topics) var name: String
         @Option(name: .long, help: ArgumentHelp("Set a topic config (repeatable).", valueName: "name=value"), completion: LogCompletion.configAssignments) var config: [String] = []
         @Option(name: .customLong("delete-config"), help: ArgumentHelp("Return a config to its default (repeatable).", valueName: "name"), completion: LogCompletion.configNames) var deleteConfig: [String] = []
+        @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "Check the changes, print the configs as they would be, change nothing.") var dryRun = false
         func validate() throws {
             if config.isEmpty && deleteConfig.isEmpty { throw ValidationError("nothing to change: give '--config' or '--delete-config'") }
         }
@@ -79,7 +85,8 @@ struct MQTopic: ParsableCommand {
                     if c.hasPrefix("partitions=") { throw MQError.config("the partition count of a topic is fixed at creation") }
                     return try TopicConfig.parseAssignment(c)
                 }
-                _ = try logOptions.log.alterTopic(name, set: set, remove: deleteConfig)
+                let config = try logOptions.log.alterTopic(name, set: set, remove: deleteConfig, dryRun: dryRun)
+                if dryRun { print("would change topic '\(name)' to:\n" + config.serialize(), terminator: "") }
             }
         }
     }
@@ -89,9 +96,13 @@ struct MQTopic: ParsableCommand {
         @OptionGroup var logOptions: LogOptions
         @Argument(help: "Topics to delete.", completion: LogCompletion.topics) var names: [String]
         @Flag(name: .long, help: "Delete even while a producer or reader has the topic open.") var force = false
+        @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "Make every check, say what would be deleted, delete nothing.") var dryRun = false
         func run() throws {
             try runReportingErrors("mq-topic") {
-                for name in names { try logOptions.log.deleteTopic(name, force: force) }
+                for name in names {
+                    let bytes = try logOptions.log.deleteTopic(name, force: force, dryRun: dryRun)
+                    if dryRun { print("would delete topic '\(name)' (\(Sizes.format(bytes)))") }
+                }
             }
         }
     }

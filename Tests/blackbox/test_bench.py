@@ -79,6 +79,15 @@ def test_e2e_over_partitions(mq):
         assert r["messages"] == 300 and 0 < lat["p50"] <= lat["p99"] <= lat["max"]
 
 
+def test_rate_takes_units_as_every_rate_does(mq):
+    """--rate N/s, N/m, N/h, as mq-replay, mq-dlq and mq-mirror take it; a bare N still works."""
+    res = bench(mq, "-n", "20", "--rate", "12000/m", "--json", "e2e")
+    assert json.loads(res.out)["scenario"] == "e2e (200/s)"
+    for bad in ("0", "-5/s", "10/d", "fast"):
+        res = bench(mq, "--rate", bad, "e2e", check=64)
+        assert "--rate" in res.stderr, res.stderr
+
+
 def test_bad_partition_counts(mq):
     for bad in ("0", "1,,2", "x", "1,100001"):
         res = bench(mq, "--partitions", bad, "partitions", check=64)

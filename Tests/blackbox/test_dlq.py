@@ -102,6 +102,40 @@ def test_errors(mq, tmp_path):
     assert json.loads(mq.run("mq-dlq", "list", "--json", check=0).out)["letters"] == 6
 
 
+def test_redrive_into_names_the_destination_and_to_still_works_with_a_notice(mq, tmp_path):
+    """--into is where letters go, as in mq-replay; the old --to is hidden and says it is deprecated."""
+    make_dead_letters(mq, tmp_path)
+    mq.create("elsewhere")
+    assert_error(mq.run("mq-dlq", "redrive", "--into", "missing", "orders.dlq"), EX_NOINPUT, "mq-dlq", "missing")
+    res = mq.run("mq-dlq", "redrive", "--into", "elsewhere", "-n", "2", "orders.dlq", check=0)
+    assert "deprecated" not in res.stderr and "moved 2 dead letters" in res.stderr, res.stderr
+    res = mq.run("mq-dlq", "redrive", "--to", "elsewhere", "-n", "1", "orders.dlq", check=0)
+    assert res.stderr.splitlines() == ["mq-dlq: 'redrive --to' is deprecated and will be removed: use '--into'",
+                                       "mq-dlq: moved 1 dead letter from orders.dlq, 2 skipped as already redriven or purged"]
+    assert len(mq.tail_json("elsewhere", "-n", "+1")) == 3
+    assert_error(mq.run("mq-dlq", "redrive", "--to", "elsewhere", "--into", "elsewhere", "orders.dlq"), EX_USAGE,
+                 "mq-dlq", "'--to' is the old name of '--into'")
+    help_text = mq.run("mq-dlq", "redrive", "--help", check=0).out
+    assert "--into <topic>" in help_text and "--to" not in help_text
+
+
+def test_purge_dry_run_and_quiet(mq, tmp_path):
+    """purge --dry-run lists what it would purge and purges nothing; -q drops the summary lines."""
+    make_dead_letters(mq, tmp_path)
+    dry = mq.run("mq-dlq", "purge", "--dry-run", "--reason", "failed", "orders.dlq", check=0)
+    assert len(dry.lines()) == 5 and all("  failed  " in line for line in dry.lines()), dry.out
+    assert dry.lines()[0] == "orders.dlq/0/1  failed  key=k0", dry.out
+    assert dry.stderr == "mq-dlq: would purge 5 dead letters from orders.dlq\n"
+    assert not (mq.dir / "copies" / "dlq.orders.dlq").exists()  # not even the copy's lock
+    assert json.loads(mq.run("mq-dlq", "list", "--json", check=0).out)["letters"] == 6
+    quiet = mq.run("mq-dlq", "purge", "-q", "--reason", "failed", "orders.dlq", check=0)
+    assert quiet.stderr == "" and quiet.out == ""
+    assert json.loads(mq.run("mq-dlq", "list", "--json", check=0).out)["letters"] == 1
+    quiet = mq.run("mq-dlq", "redrive", "-q", "orders.dlq", check=0)
+    assert quiet.stderr == "" and quiet.out == ""
+    assert json.loads(mq.run("mq-dlq", "list", "--json", check=0).out)["letters"] == 0
+
+
 def test_redrive_back_to_a_consumer_that_now_succeeds_and_twice_moves_once(mq, tmp_path):
     make_dead_letters(mq, tmp_path, partitions=3)
     before = mq.tail_json("orders", "-n", "+0")

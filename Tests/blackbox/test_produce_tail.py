@@ -362,9 +362,49 @@ def test_tail_n(mq, t25):
 
 
 def test_tail_n_plus(mq, t25):
-    assert lines_of(mq.tail(t25, "-n", "+20")) == [f"m{i}" for i in range(20, 25)]
+    """-n +N counts as tail -n +N does: +1 is the first message, +0 as +1 (issue 14 §3)."""
+    assert lines_of(mq.tail(t25, "-n", "+20")) == [f"m{i}" for i in range(19, 25)]
+    assert lines_of(mq.tail(t25, "-n", "+1")) == [f"m{i}" for i in range(25)]
     assert lines_of(mq.tail(t25, "-n", "+0")) == [f"m{i}" for i in range(25)]
-    assert lines_of(mq.tail(t25, "-n", "+25")) == []
+    assert lines_of(mq.tail(t25, "-n", "+25")) == ["m24"]
+    assert lines_of(mq.tail(t25, "-n", "+26")) == []
+    for bad in ("++1", "+-1", "+x", "x"):
+        assert_error(mq.tail(t25, "-n", bad, check=None), EX_USAGE, "mq-tail", "--lines")
+
+
+def test_tail_n_plus_counts_from_the_first_kept_message_of_each_partition(mq):
+    """In every partition, and after retention moved its start: +1 is the first message there."""
+    mq.create("np", 2)
+    mq.produce("np", b"".join(jline(value=f"p{p}m{i}", partition=p) for p in (0, 1) for i in range(4)), "--json")
+    assert sorted(lines_of(mq.tail("np", "-n", "+3"))) == ["p0m2", "p0m3", "p1m2", "p1m3"]
+    mq.create("late", 1, "segment.bytes=1024")
+    mq.produce("late", b"".join(f"{i:03d}".encode() + b"x" * 300 + b"\n" for i in range(30)), "--batch-messages", "1")
+    mq.run("mq-topic", "alter", "late", "--config", "retention.bytes=3000", check=0)
+    mq.run("mq-compact", "late", check=0)
+    kept = mq.tail_json("late", "--from", "beginning")
+    assert kept[0]["offset"] > 0, "retention left the first segment"
+    assert [e["offset"] for e in mq.tail_json("late", "-n", "+1")] == [e["offset"] for e in kept]
+    assert [e["offset"] for e in mq.tail_json("late", "-n", "+2", "-c", "1")] == [kept[1]["offset"]]
+
+
+def test_tail_kcat_offsets_and_delimiter(mq):
+    """kcat's -o beginning|end|N|-N|s@MS and -D, as aliases of --from, -n and -d."""
+    mq.create("k", 2)
+    data = b"".join(jline(value=f"p{p}m{i}", partition=p, timestamp=1_000 * (i + 1)) for p in (0, 1) for i in range(5))
+    mq.produce("k", data, "--json")
+    everything = sorted(lines_of(mq.tail("k", "--from", "beginning")))
+    assert sorted(lines_of(mq.tail("k", "-o", "beginning"))) == everything
+    assert lines_of(mq.tail("k", "-o", "end")) == []
+    assert sorted(lines_of(mq.tail("k", "-o", "3"))) == ["p0m3", "p0m4", "p1m3", "p1m4"]
+    assert sorted(lines_of(mq.tail("k", "-o", "-2"))) == ["p0m3", "p0m4", "p1m3", "p1m4"]  # each partition's last 2
+    assert len(lines_of(mq.tail("k", "-n", "2"))) == 2  # where -n 2 is the last 2 of all
+    assert sorted(lines_of(mq.tail("k", "-o", "s@4000"))) == ["p0m3", "p0m4", "p1m3", "p1m4"]
+    assert mq.tail("k", "-p", "0", "-o", "beginning", "-D", ",").stdout == b"p0m0,p0m1,p0m2,p0m3,p0m4,"
+    for bad in ("stored", "e@5", "s@", "-x", "1.5"):
+        assert_error(mq.tail("k", "-o", bad, check=None), EX_USAGE, "mq-tail", "-o")
+    assert_error(mq.tail("k", "-o", "end", "-n", "3", check=None), EX_USAGE, "mq-tail", "mutually exclusive")
+    assert mq.produce("k", b"a|b|", "-D", "|", "-p", "1").status == 0
+    assert lines_of(mq.tail("k", "-p", "1", "-n", "2")) == ["a", "b"]
 
 
 def test_tail_from(mq, t25):
@@ -374,7 +414,7 @@ def test_tail_from(mq, t25):
 
 
 def test_tail_count(mq, t25):
-    assert lines_of(mq.tail(t25, "-n", "+5", "-c", "2")) == ["m5", "m6"]
+    assert lines_of(mq.tail(t25, "-n", "+5", "-c", "2")) == ["m4", "m5"]
     assert lines_of(mq.tail(t25, "-c", "3")) == ["m15", "m16", "m17"]
 
 

@@ -334,7 +334,7 @@ def test_reset_to_each_form_with_dry_run(mq):
     ]
     for args, want in cases:
         before = {p: committed(mq, "g", "t", p) for p in (0, 1)}
-        dry = replay(mq, "-g", "g", "t", "--reset-to", *args, "--dry-run")
+        dry = replay(mq, "-g", "g", "t", "--reset-to", *args, "-n" if "-p" in args else "--dry-run")
         assert {p: v[1] for p, v in table(dry).items()} == want, (args, dry.out)
         assert {p: v[0] for p, v in table(dry).items()} == {p: before[p] for p in want}
         assert {p: v[2] for p, v in table(dry).items()} == {p: 10 - n for p, n in want.items()}

@@ -43,7 +43,7 @@ def test_tail_across_segment_boundaries(mq, rolled):
     assert boundaries
     for b in boundaries[:4] + boundaries[-1:]:
         for start in (b - 1, b, b + 1):
-            res = mq.tail("roll", "-n", f"+{start}", "-c", "3")
+            res = mq.tail("roll", "-n", f"+{start + 1}", "-c", "3")  # the (start+1)th message: offset start
             assert res.stdout.split(b"\n")[:-1] == rolled[start:start + 3], start
             envs = mq.tail_json("roll", "--from", str(start), "-c", "2")
             assert [e["offset"] for e in envs] == [start, start + 1]

@@ -200,6 +200,33 @@ def test_delete(mq):
     assert res.stdout == b"0 0\n"
 
 
+def test_dry_runs_check_everything_and_change_nothing(mq):
+    """create, alter and delete -n: the real command's checks and statuses, and no change."""
+    res = mq.run("mq-topic", "create", "-n", "new", "--partitions", "3", "--config", "retention.ms=1000", check=0)
+    assert res.out.splitlines()[0] == "would create topic 'new':" and "partitions=3" in res.out and "retention.ms=1000" in res.out
+    assert not mq.topic_dir("new").exists() and not (mq.dir / "topics").exists()
+    assert_error(mq.run("mq-topic", "create", "-n", "bad/name"), EX_USAGE, "mq-topic")
+    assert_error(mq.run("mq-topic", "create", "-n", "x", "--config", "retention.ms=soon"), EX_CONFIG, "mq-topic")
+    mq.create("t")
+    mq.produce("t", b"one\n")
+    assert_error(mq.run("mq-topic", "create", "--dry-run", "t"), EX_CANTCREAT, "mq-topic", "already exists")
+    assert mq.run("mq-topic", "create", "-n", "--if-not-exists", "t", check=0).out == "topic 't' exists: nothing to create\n"
+    before = (mq.topic_dir("t") / "topic.properties").read_bytes()
+    res = mq.run("mq-topic", "alter", "-n", "t", "--config", "retention.ms=5000", check=0)
+    assert res.out.splitlines()[0] == "would change topic 't' to:" and "retention.ms=5000" in res.out
+    assert (mq.topic_dir("t") / "topic.properties").read_bytes() == before
+    assert_error(mq.run("mq-topic", "alter", "-n", "t", "--config", "nonsense.key=1"), EX_CONFIG, "mq-topic")
+    res = mq.run("mq-topic", "delete", "-n", "t", check=0)
+    assert res.out.startswith("would delete topic 't' (") and mq.values("t") == [b"one"]
+    assert_error(mq.run("mq-topic", "delete", "-n", "gone"), EX_NOINPUT, "mq-topic", "gone")
+    tail = mq.start("mq-tail", "t", "-f")
+    assert tail.out.wait_for(lambda d: b"one\n" in d, 10), tail.err.snapshot()
+    assert_error(mq.run("mq-topic", "delete", "-n", "t"), EX_TEMPFAIL, "mq-topic", "in use")
+    assert mq.run("mq-topic", "delete", "-n", "--force", "t", check=0).out.startswith("would delete topic 't'")
+    tail.kill()
+    assert mq.values("t") == [b"one"]
+
+
 def test_delete_refused_while_tail_follows(mq):
     mq.create("busy")
     mq.produce("busy", b"first\n")

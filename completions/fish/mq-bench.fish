@@ -86,7 +86,7 @@ complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_opti
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" sync' -l 'sync' -d 'Producers\' --sync policy: exit, batch or none.' -rfka 'exit batch none'
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" batch-bytes' -l 'batch-bytes' -d 'Producers\' --batch-bytes.' -rfka ''
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" plain' -l 'plain' -d 'consume: read with mq-tail instead of a consumer group.'
-complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" rate' -l 'rate' -d 'e2e: messages per second.' -rfka ''
+complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" rate' -l 'rate' -d 'e2e: messages a second: N, N/s, N/m or N/h.' -rfka ''
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" workers' -l 'workers' -d 'queue: worker processes.' -rfka ''
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" handler-batch' -l 'handler-batch' -d 'queue: messages per handler run (1: one run of \'true\' per message).' -rfka ''
 complete -c 'mq-bench' -n '__mq-bench_should_offer_completions_for_flags_or_options "mq-bench" keys' -l 'keys' -d 'compact: distinct keys the messages cycle through.' -rfka ''

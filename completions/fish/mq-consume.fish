@@ -88,7 +88,7 @@ complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" key' -l 'key' -d 'Only messages with this key.' -rfka ''
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume"' -l 'header' -d 'Only messages with this header (repeatable; all must match).' -rfka ''
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" commit-interval' -l 'commit-interval' -d 'Longest time delivered messages wait to be committed.' -rfka ''
-complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" d delimiter' -s 'd' -l 'delimiter' -d 'Write this after each value instead of a newline.' -rfka ''
+complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" D d delimiter' -s 'd' -s 'D' -l 'delimiter' -d 'Write this after each value instead of a newline (-D as kcat).' -rfka ''
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" 0 null' -s '0' -l 'null' -d 'End each value with a NUL byte.'
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" format' -l 'format' -d 'Print with kcat tokens: %t %p %o %k %s %T %h %K %S, \\n \\t.' -rfka ''
 complete -c 'mq-consume' -n '__mq-consume_should_offer_completions_for_flags_or_options "mq-consume" J json' -s 'J' -l 'json' -d 'Print one JSON envelope per message.'

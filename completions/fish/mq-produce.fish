@@ -79,7 +79,7 @@ end
 complete -c 'mq-produce' -f
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" dir' -l 'dir' -d 'The log directory (default: $MQ_DIR, else $XDG_DATA_HOME/mq, else ~/.local/share/mq).' -rfka ''
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_positional "mq-produce" -eq 1' -fka '(__mq-produce_custom_completion ---completion -- positional@0 (count (__mq-produce_tokens -pc)) (__mq-produce_tokens -tC))'
-complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" d delimiter' -s 'd' -l 'delimiter' -d 'Message delimiter (escapes: \\n \\t \\r \\0 \\\\ \\xHH).' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" D d delimiter' -s 'd' -s 'D' -l 'delimiter' -d 'Message delimiter, -D as kcat (escapes: \\n \\t \\r \\0 \\\\ \\xHH).' -rfka ''
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" 0 null' -s '0' -l 'null' -d 'Messages are NUL-separated, as with xargs -0.'
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" whole' -l 'whole' -d 'All of standard input is one message.'
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" J json' -s 'J' -l 'json' -d 'Read one JSON envelope per line: key, value, headers, partition, timestamp.'

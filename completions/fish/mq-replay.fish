@@ -20,7 +20,7 @@ function __mq-replay_parse_tokens -S
     set -l unparsed_tokens (__mq-replay_tokens -pc)
     switch $unparsed_tokens[1]
     case 'mq-replay'
-        __mq-replay_parse_subcommand 1 'dir=' 'from=' 'to=' 'p/partition=' 'grep=' 'key=' 'header=+' 'rate=' 'v/verbose' 'd/delimiter=' '0/null' 'format=' 'J/json' 'into=' 'restamp' 'name=' 'again' 'no-create' 'no-wait' 'g/group=' 'reset-to=' 'dry-run' 'read-uncommitted' 'version' 'h/help'
+        __mq-replay_parse_subcommand 1 'dir=' 'from=' 'to=' 'p/partition=' 'grep=' 'key=' 'header=+' 'rate=' 'v/verbose' 'd/delimiter=' '0/null' 'format=' 'J/json' 'into=' 'restamp' 'name=' 'again' 'no-create' 'no-wait' 'g/group=' 'reset-to=' 'n/dry-run' 'read-uncommitted' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __mq-replay_parse_subcommand -r 1 'version'
@@ -87,7 +87,7 @@ complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_op
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay"' -l 'header' -d 'Only messages with this header (repeatable; all must match).' -rfka ''
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" rate' -l 'rate' -d 'At most this many messages a second: N, N/s, N/m or N/h.' -rfka ''
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" v verbose' -s 'v' -l 'verbose' -d 'Print a summary on standard error.'
-complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" d delimiter' -s 'd' -l 'delimiter' -d 'Write this after each value instead of a newline.' -rfka ''
+complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" D d delimiter' -s 'd' -s 'D' -l 'delimiter' -d 'Write this after each value instead of a newline (-D as kcat).' -rfka ''
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" 0 null' -s '0' -l 'null' -d 'End each value with a NUL byte.'
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" format' -l 'format' -d 'Print with kcat tokens: %t %p %o %k %s %T %h %K %S, \\n \\t.' -rfka ''
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" J json' -s 'J' -l 'json' -d 'Print one JSON envelope per message.'
@@ -99,7 +99,7 @@ complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_op
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" no-wait' -l 'no-wait' -d 'With --into: fail with status 75 when the same replay runs elsewhere, instead of waiting for it.'
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" g group' -s 'g' -l 'group' -d 'With --reset-to: the consumer group whose offsets move.' -rfka '(__mq-replay_custom_completion ---completion -- --group (count (__mq-replay_tokens -pc)) (__mq-replay_tokens -tC))'
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" reset-to' -l 'reset-to' -d 'Move the group\'s committed offsets: beginning, end, an offset, +N, -N, or a time.' -rfka ''
-complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" dry-run' -l 'dry-run' -d 'With --reset-to: print the offsets before and after, change nothing.'
+complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" dry-run n' -s 'n' -l 'dry-run' -d 'With --reset-to: print the offsets before and after, change nothing.'
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" read-uncommitted' -l 'read-uncommitted' -d 'Also show records of transactions still open or aborted (default: committed only).'
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" version' -l 'version' -d 'Show the version.'
 complete -c 'mq-replay' -n '__mq-replay_should_offer_completions_for_flags_or_options "mq-replay" h help' -s 'h' -l 'help' -d 'Show help information.'

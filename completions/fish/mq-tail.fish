@@ -20,7 +20,7 @@ function __mq-tail_parse_tokens -S
     set -l unparsed_tokens (__mq-tail_tokens -pc)
     switch $unparsed_tokens[1]
     case 'mq-tail'
-        __mq-tail_parse_subcommand -r 1 'dir=' 'n/lines=' 'from=' 'c/count=' 'f/follow' 'read-uncommitted' 'p/partition=' 'd/delimiter=' '0/null' 'format=' 'J/json' 'version' 'h/help'
+        __mq-tail_parse_subcommand -r 1 'dir=' 'n/lines=' 'from=' 'o=' 'c/count=' 'f/follow' 'read-uncommitted' 'p/partition=' 'd/delimiter=' '0/null' 'format=' 'J/json' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __mq-tail_parse_subcommand -r 1 'version'
@@ -79,13 +79,14 @@ end
 complete -c 'mq-tail' -f
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" dir' -l 'dir' -d 'The log directory (default: $MQ_DIR, else $XDG_DATA_HOME/mq, else ~/.local/share/mq).' -rfka ''
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_positional "mq-tail" -ge 1' -fka '(__mq-tail_custom_completion ---completion -- positional@0 (count (__mq-tail_tokens -pc)) (__mq-tail_tokens -tC))'
-complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" lines n' -s 'n' -l 'lines' -d 'Print the last N messages, or start at offset N with +N.' -rfka ''
+complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" lines n' -s 'n' -l 'lines' -d 'Print the last N messages, or with +N each partition from its Nth message (+1: the first).' -rfka ''
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" from' -l 'from' -d 'Start at beginning, end, an offset, or a time (ISO-8601, or relative like -10m).' -rfka ''
+complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" o' -s 'o' -d 'Start as kcat -o does: beginning, end, an offset N, -N (the last N of each partition), or s@MS (a time in ms since the epoch).' -rfka ''
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" c count' -s 'c' -l 'count' -d 'Stop after N messages.' -rfka ''
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" f follow' -s 'f' -l 'follow' -d 'Keep printing messages as they are appended.'
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" read-uncommitted' -l 'read-uncommitted' -d 'Also show records of transactions still open or aborted (default: committed only).'
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" p partition' -s 'p' -l 'partition' -d 'Read only this partition.' -rfka ''
-complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" d delimiter' -s 'd' -l 'delimiter' -d 'Write this after each value instead of a newline.' -rfka ''
+complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" D d delimiter' -s 'd' -s 'D' -l 'delimiter' -d 'Write this after each value instead of a newline (-D as kcat).' -rfka ''
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" 0 null' -s '0' -l 'null' -d 'End each value with a NUL byte.'
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" format' -l 'format' -d 'Print with kcat tokens: %t %p %o %k %s %T %h %K %S, \\n \\t.' -rfka ''
 complete -c 'mq-tail' -n '__mq-tail_should_offer_completions_for_flags_or_options "mq-tail" J json' -s 'J' -l 'json' -d 'Print one JSON envelope per message.'

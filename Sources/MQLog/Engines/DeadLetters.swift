@@ -134,6 +134,13 @@ public enum DeadLetters {
         }
     }
 
+    /// One line of a dry run: where the letter is, where it would go (a
+    /// redrive's `topic/partition`; nil for a purge), its reason and key.
+    public static func planLine(_ letter: DeadLetter, destination: String?) -> String {
+        let key = letter.key.map { preview($0, max: 40) } ?? "(null)"
+        return "\(letter.topic)/\(letter.partition)/\(letter.offset)\(destination.map { " -> " + $0 } ?? "")  \(letter.reason ?? "unknown")  key=\(key)"
+    }
+
     /// Settled offsets as the copy's last saved state has them (no lock).
     public static func savedSettled(_ log: LogDirectory, topic: String) throws -> (TopicPartition, Int64) -> Bool {
         let state = try CopyJournal.snapshot(log, id: copyID(for: topic)) ?? CopyState()

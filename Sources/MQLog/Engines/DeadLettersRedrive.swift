@@ -19,7 +19,7 @@ public struct RedriveSummary: Sendable {
     public var moved = 0
     /// Matching letters that an earlier redrive or purge had settled.
     public var alreadySettled = 0
-    /// Letters without `mq.original.topic`, left in place (redrive them with `--to`).
+    /// Letters without `mq.original.topic`, left in place (redrive them with `--into`).
     public var noOriginal = 0
 }
 
@@ -71,7 +71,7 @@ public final class Redriver {
         if log.topicExists(name) {
             existing.insert(name)
         } else {
-            throw MQError(.noInput, "topic '\(name)', where dead letter \(letter.topic)/\(letter.partition)/\(letter.offset) came from, does not exist in \(log.root) (create it, or send the letters elsewhere with --to)")
+            throw MQError(.noInput, "topic '\(name)', where dead letter \(letter.topic)/\(letter.partition)/\(letter.offset) came from, does not exist in \(log.root) (create it, or send the letters elsewhere with --into)")
         }
         return name
     }
@@ -160,7 +160,7 @@ public final class Redriver {
             }
             if partitions[name] == nil { partitions[name] = try log.readConfig(name).partitions }
             let p = Redriver.destinationPartition(letter, partitions: partitions[name]!)
-            dryRunLine("\(letter.topic)/\(letter.partition)/\(letter.offset) -> \(name)/\(p)  \(letter.reason ?? "unknown")  key=\(letter.key.map { DeadLetters.preview($0, max: 40) } ?? "(null)")")
+            dryRunLine(DeadLetters.planLine(letter, destination: "\(name)/\(p)"))
             summary.moved += 1
             if let limit = options.query.limit, summary.moved >= limit { return false }
             return true
@@ -173,6 +173,22 @@ public final class Redriver {
 /// the same journal as redrives, so they leave `list` and `show` and are
 /// never redriven. Their bytes stay until retention deletes the segments.
 public enum DeadLetterPurge {
+    /// What `run` would purge, as the copy's last saved state has the settled
+    /// letters; takes no lock and changes nothing (`purge --dry-run`).
+    /// - Parameter line: called with one line per letter a purge would settle.
+    /// - Returns: the number of those letters.
+    /// - Throws: `MQError`: no such topic (66), corrupt data (65).
+    public static func plan(_ log: LogDirectory, topic: String, query: DeadLetterQuery, line: (String) -> Void) throws -> Int {
+        var count = 0
+        try DeadLetters.scan(log, topic: topic, query: query, now: currentTimeMillis(),
+                             settled: try DeadLetters.savedSettled(log, topic: topic)) { _, letter in
+            line(DeadLetters.planLine(letter, destination: nil))
+            count += 1
+            return true
+        }
+        return count
+    }
+
     /// - Parameter confirm: asked with the number found before anything is
     ///   settled; false cancels (nothing changes).
     /// - Returns: the number purged, or nil when cancelled.

@@ -48,7 +48,7 @@ public enum ReplayBound: Equatable, Sendable {
         case .end: return .end
         case .offset(let o): return .offset(o)
         case .time(let t): return .time(t)
-        case .last: throw MQError.internalError("unexpected position '\(text)'")
+        case .last, .nth, .lastOfEach: throw MQError.internalError("unexpected position '\(text)'")
         }
     }
 

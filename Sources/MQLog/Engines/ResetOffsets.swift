@@ -23,7 +23,8 @@ public enum ResetTarget: Equatable, Sendable {
         let raw: Int64
         switch self {
         case .position(.beginning): raw = logStart
-        case .position(.end), .position(.last): raw = logEnd
+        case .position(.end), .position(.last), .position(.lastOfEach): raw = logEnd
+        case .position(.nth(let n)): raw = n > logEnd - logStart ? logEnd : logStart + max(n, 1) - 1
         case .position(.offset(let o)): raw = o
         case .position(.time(let t)): raw = try offsetForTime(t)
         case .shift(let n):

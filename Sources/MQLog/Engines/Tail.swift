@@ -9,6 +9,13 @@ public enum StartPosition: Sendable, Equatable {
     case offset(Int64)
     /// The first record with a timestamp at or after this (ms since the epoch).
     case time(Int64)
+    /// From each partition's Nth record on, as `tail -n +N` counts lines: 1
+    /// is the first record kept (0 counts as 1). Counted in offsets from the
+    /// partition's start, as `.last` counts back from its end.
+    case nth(Int64)
+    /// The last N records of each partition (kcat's `-o -N`), where `.last`
+    /// takes the last N of all selected partitions together.
+    case lastOfEach(Int)
 
     /// The offset this position means in one partition (for `.last`, that
     /// partition's own last N).
@@ -18,8 +25,39 @@ public enum StartPosition: Sendable, Equatable {
         case .end: return try reader.logEndOffset()
         case .offset(let o): return max(o, try reader.logStartOffset())
         case .time(let t): return try reader.offset(forTime: t)
-        case .last(let n): return max(try reader.logStartOffset(), try reader.logEndOffset() - Int64(n))
+        case .last(let n), .lastOfEach(let n): return max(try reader.logStartOffset(), try reader.logEndOffset() - Int64(n))
+        case .nth(let n):
+            let start = try reader.logStartOffset()
+            let (o, overflow) = start.addingReportingOverflow(max(n, 1) - 1)
+            return overflow ? Int64.max : o
         }
+    }
+
+    /// Parses mq-tail's `-n`: `N` (the last N of all partitions together) or
+    /// `+N` (from each partition's Nth record, 1 its first; `+0` as `+1`).
+    /// - Throws: `MQError` (usage) for anything else.
+    public static func parseLines(_ text: String) throws(MQError) -> StartPosition {
+        if text.hasPrefix("+"), let n = Int64(text.dropFirst()), n >= 0, !text.dropFirst().hasPrefix("+") { return .nth(n) }
+        if let n = Int(text), n >= 0, !text.hasPrefix("+") { return .last(n) }
+        throw MQError(.usage, "invalid --lines '\(text)': expected N (the last N messages) or +N (from the Nth message of each partition)")
+    }
+
+    /// Parses kcat's `-o`: `beginning`, `end`, an offset `N`, `-N` (the last
+    /// N of each partition) or `s@MS` (the first record at or after MS
+    /// milliseconds since the epoch).
+    /// - Throws: `MQError` (usage) for anything else, kcat's `stored` and
+    ///   `e@MS` included, which mq-tail has no equivalent for.
+    public static func parseKcatOffset(_ text: String) throws(MQError) -> StartPosition {
+        let digits = { (s: Substring) in !s.isEmpty && s.allSatisfy { $0.isASCII && $0.isNumber } }
+        switch text {
+        case "beginning": return .beginning
+        case "end": return .end
+        default:
+            if digits(text[...]), let n = Int64(text) { return .offset(n) }
+            if text.hasPrefix("-"), digits(text.dropFirst()), let n = Int(text.dropFirst()) { return .lastOfEach(n) }
+            if text.hasPrefix("s@"), digits(text.dropFirst(2)), let ms = Int64(text.dropFirst(2)) { return .time(ms) }
+        }
+        throw MQError(.usage, "invalid -o '\(text)': expected beginning, end, an offset N, -N (the last N of each partition) or s@MS (a time in ms since the epoch)")
     }
 
     /// Parses `--from`: beginning, end, an offset, or a time (ISO-8601 / relative).

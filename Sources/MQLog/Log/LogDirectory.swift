@@ -84,16 +84,18 @@ public struct LogDirectory: Sendable {
     }
 
     /// Creates a topic atomically.
-    /// - Returns: true if this call created it, false if it already existed
-    ///   (then the existing topic is left as it is).
+    /// - Parameter dryRun: make the checks, and create nothing.
+    /// - Returns: true if this call created it (or with `dryRun` would), false
+    ///   if it already existed (then the existing topic is left as it is).
     /// - Throws: `MQError` for a bad name (usage), bad config, or file-system failure.
     @discardableResult
-    public func createTopic(_ name: String, config: TopicConfig) throws -> Bool {
+    public func createTopic(_ name: String, config: TopicConfig, dryRun: Bool = false) throws -> Bool {
         try LogDirectory.validateTopicName(name)
         guard config.partitions >= 1 && config.partitions <= TopicConfig.maximumPartitions else {
             throw MQError.usage("invalid partition count \(config.partitions): must be from 1 to \(TopicConfig.maximumPartitions)")
         }
         if topicExists(name) { return false }
+        if dryRun { return true }
         // The root's entry for topics/ is synced every time: another tool
         // (a follower waiting for a topic) may have made it without.
         try FileSystem.makeDirectoriesDurably(topicsPath)
@@ -149,7 +151,9 @@ public struct LogDirectory: Sendable {
     }
 
     /// Rewrites a topic's config overrides (the partition count cannot change).
-    public func alterTopic(_ name: String, set: [(String, String)], remove: [String]) throws -> TopicConfig {
+    /// - Parameter dryRun: check the changes, and write nothing.
+    /// - Returns: the config as it is (or with `dryRun` would be) afterwards.
+    public func alterTopic(_ name: String, set: [(String, String)], remove: [String], dryRun: Bool = false) throws -> TopicConfig {
         var config = try readConfig(name)
         for key in remove {
             guard TopicConfig.key(named: key) != nil else { throw MQError.config("unknown config '\(key)'") }
@@ -160,14 +164,18 @@ public struct LogDirectory: Sendable {
             try TopicConfig.validate(name: k, value: v)
             config.overrides[k] = v
         }
-        try FileSystem.writeAtomically(topicPath(name) + "/topic.properties", Array(config.serialize().utf8))
+        if !dryRun { try FileSystem.writeAtomically(topicPath(name) + "/topic.properties", Array(config.serialize().utf8)) }
         return config
     }
 
     /// Deletes a topic: renames it out of the way atomically, then removes its files.
-    /// - Parameter force: delete even while another process has it open.
+    /// - Parameters:
+    ///   - force: delete even while another process has it open.
+    ///   - dryRun: make every check, then change nothing.
+    /// - Returns: the bytes of the topic's files (those freed, or that would be).
     /// - Throws: `MQError` `tempFail` when in use and not forced, `noInput` when missing.
-    public func deleteTopic(_ name: String, force: Bool) throws {
+    @discardableResult
+    public func deleteTopic(_ name: String, force: Bool, dryRun: Bool = false) throws -> Int64 {
         try LogDirectory.validateTopicName(name)
         guard FileSystem.isDirectory(topicPath(name)) else { throw missingTopicError(name) }
         let lock = try OpenFile.open(topicPath(name) + "/lock", O_RDONLY | O_CREAT, creating: true)
@@ -175,10 +183,13 @@ public struct LogDirectory: Sendable {
         if !(try lock.lock(exclusive: true, wait: false)) && !force {
             throw MQError(.tempFail, "topic '\(name)' is in use by another process (a producer or reader has it open); stop it first or use --force")
         }
+        let bytes = FileSystem.treeSize(topicPath(name))
+        if dryRun { return bytes }
         let grave = topicsPath + "/~deleted~\(getpid())~\(UInt32.random(in: 0...UInt32.max))"
         try FileSystem.rename(topicPath(name), to: grave)
         try FileSystem.syncDirectory(topicsPath)
         try FileSystem.removeTree(grave)
+        return bytes
     }
 }
 
