@@ -212,14 +212,21 @@ struct ChunkPacer {
         let now = monotonicNanos()
         for _ in 0..<n { total &+= l.reserve(now: now) }
         limiter = l
-        while total > 0 {
-            if StopSignals.signal != 0 { return false }
-            let step = min(total, 100_000_000)
-            sleepNanos(step)
-            total -= step
-        }
-        return StopSignals.signal == 0
+        return sleepUnlessStopped(total)
     }
+}
+
+/// Sleeps for `nanos` in steps of at most 100 ms, so that a stop signal is
+/// seen at once. False when a stop signal came (before or during the sleep).
+func sleepUnlessStopped(_ nanos: UInt64) -> Bool {
+    var left = nanos
+    while left > 0 {
+        if StopSignals.signal != 0 { return false }
+        let step = min(left, 100_000_000)
+        sleepNanos(step)
+        left -= step
+    }
+    return StopSignals.signal == 0
 }
 
 /// Sleeps for `nanos`, resuming after signal handlers run.
