@@ -41,17 +41,31 @@ final class ProduceAdmission {
     /// The bound enforced (policy block or reject), if any.
     private var bound: BacklogBound?
     private let meter: BacklogMeter?
-    private var limiter: RateLimiter?
+    /// `--rate`, paid a chunk of tokens at a time (`ChunkPacer.chunkLimit`).
+    private var pacer: ChunkPacer
+    private let chunk: Int?
     private let lingerNanos: UInt64
     private let hooks: Hooks
     /// `--atomic` with `block`: a transaction cannot wait for readers that
     /// cannot read it, so only its first message waits.
     private let onlyFirst: Bool
 
+    // The fast path: messages, and bytes, that may be accepted before any
+    // other check; both from the components below, as of the last slow path.
+    private var untilCheck = 0
+    private var roomBytes: Int64 = 0
+    /// Accepted by the fast path since the last slow path, and their bytes.
+    private var fastMessages = 0
+    private var fastBytes: Int64 = 0
+    /// Messages left in the current chunk of `--rate`, whose tokens are taken
+    /// (and waited for) when it is used up: a chunk goes out at once, the
+    /// wait comes before the next one.
+    private var leftInChunk = 0
+    /// Messages until the clock is read for `remeasureNanos`.
+    private var untilClockRead = 0
     /// The last measure plus what was accepted since (nil: none yet).
     private var estimate: BacklogMeter.Reading?
     private var measuredAt: UInt64 = 0
-    private var untilClockRead = 0
     /// `-v`: when the last line was printed, and the waits not reported since.
     private var reportedAt: UInt64?
     private var unreported = 0
@@ -63,39 +77,85 @@ final class ProduceAdmission {
         self.topic = topic.name
         self.bound = bound
         meter = bound.map { BacklogMeter(log: log, topic: topic.name, partitions: topic.partitions, group: $0.group) }
-        limiter = ratePerSecond.map { RateLimiter(perSecond: $0) }
+        pacer = ChunkPacer(perSecond: ratePerSecond)
+        chunk = pacer.chunkLimit
+        leftInChunk = chunk ?? 0
         lingerNanos = UInt64(max(lingerMs, 0)) &* 1_000_000
         onlyFirst = atomic && bound?.policy == .block
         self.hooks = hooks
     }
 
     /// Waits until one more message of `size` bytes may be accepted, and
-    /// counts it as accepted.
+    /// counts it as accepted. Per message only two counters are looked at;
+    /// the rest happens when one of them runs out.
     /// - Returns: nil when it may; with the `reject` policy, why not.
     /// - Throws: the stop error when a stop signal ends a wait; `MQError`
     ///   when pending messages cannot be written or the groups read.
+    @inline(__always)
     func admit(size: Int) throws -> String? {
-        if limiter != nil { try pace() }
-        guard let bound, let meter else { return nil }
         // As if each message were a batch of its own: the estimate is never
         // below what the message adds to the log, whatever batches it goes in.
-        let size = Int64(size) + Int64(BatchLayout.headerSize)
-        if estimate == nil { try measure(meter) }
-        untilClockRead -= 1
-        if untilClockRead <= 0 {
-            untilClockRead = Self.messagesPerClockRead
-            if monotonicNanos() &- measuredAt >= Self.remeasureNanos { try measure(meter) }
+        let cost = Int64(size) &+ Int64(BatchLayout.headerSize)
+        if untilCheck > 0 && cost <= roomBytes {
+            untilCheck -= 1
+            roomBytes -= cost
+            fastMessages &+= 1  // at most untilCheck: no wrap while a bound or rate counts them
+            fastBytes &+= cost
+            return nil
         }
-        if !fits(bound, size) {
-            try measure(meter)
-            if !fits(bound, size) {
-                if bound.policy == .reject { return describe(estimate!, bound) }
-                try waitForRoom(bound, meter, size)
+        return try admitChecking(cost: cost)
+    }
+
+    /// The slow path: pays for the rate, measures the backlog when due or
+    /// when the message would pass the bound, waits or refuses, then sets
+    /// the fast path up again.
+    @inline(never)
+    private func admitChecking(cost: Int64) throws -> String? {
+        // The fast path took at most what each component allowed.
+        if let chunk {
+            leftInChunk -= fastMessages
+            if leftInChunk <= 0 {
+                try pace(chunk)
+                leftInChunk = chunk
             }
         }
-        estimate!.messages = saturatingSum(estimate!.messages, 1)
-        estimate!.bytes = saturatingSum(estimate!.bytes, size)
-        if onlyFirst { self.bound = nil }
+        if let bound, let meter {
+            untilClockRead -= fastMessages
+            if estimate != nil {
+                estimate!.messages = saturatingSum(estimate!.messages, Int64(fastMessages))
+                estimate!.bytes = saturatingSum(estimate!.bytes, fastBytes)
+            }
+            (fastMessages, fastBytes) = (0, 0)
+            if estimate == nil { try measure(meter) }
+            if untilClockRead <= 0 {
+                untilClockRead = Self.messagesPerClockRead
+                if monotonicNanos() &- measuredAt >= Self.remeasureNanos { try measure(meter) }
+            }
+            if !fits(bound, cost) {
+                try measure(meter)
+                if !fits(bound, cost) {
+                    if bound.policy == .reject { return describe(estimate!, bound) }
+                    try waitForRoom(bound, meter, cost)
+                }
+            }
+            estimate!.messages = saturatingSum(estimate!.messages, 1)
+            estimate!.bytes = saturatingSum(estimate!.bytes, cost)
+            untilClockRead -= 1
+            if onlyFirst { self.bound = nil }
+        }
+        (fastMessages, fastBytes) = (0, 0)
+        // What the next messages may take without a check.
+        untilCheck = .max
+        roomBytes = .max
+        if chunk != nil {
+            leftInChunk -= 1
+            untilCheck = max(leftInChunk, 0)
+        }
+        if let bound = self.bound, let estimate {
+            untilCheck = min(untilCheck, max(untilClockRead, 0))
+            if let m = bound.maxMessages { untilCheck = min(untilCheck, Int(clamping: max(m - estimate.messages, 0))) }
+            if let b = bound.maxBytes { roomBytes = b - estimate.bytes }
+        }
         return nil
     }
 
@@ -153,11 +213,12 @@ final class ProduceAdmission {
         return "the backlog of topic '\(topic)' \(behind) is \(reading.messages) messages, \(reading.bytes) bytes, at \(limit)"
     }
 
-    /// `--rate`: waits for the message's token. A message never waits for
-    /// its batch longer than `--linger` because of the rate: what is pending
-    /// is written first when the wait would pass that.
-    private func pace() throws {
-        let wait = limiter!.reserve(now: monotonicNanos())
+    /// `--rate`: takes the tokens of the `chunk` messages just accepted and
+    /// waits for them, if they were not there yet. What is
+    /// pending is written first when the wait would keep it past `--linger`,
+    /// so that the rate never holds a message back longer than that.
+    private func pace(_ chunk: Int) throws {
+        let wait = pacer.reserve(chunk)
         guard wait > 0 else { return }
         if let oldest = hooks.oldestPendingNanos(), monotonicNanos() &+ wait &- oldest >= lingerNanos { try hooks.flush() }
         if !sleepUnlessStopped(wait) { throw hooks.stopError() }

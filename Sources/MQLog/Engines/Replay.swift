@@ -157,14 +157,14 @@ public struct RateLimiter: Sendable {
         self.tokens = 1
     }
 
-    /// Takes one token at monotonic time `now`.
-    /// - Returns: how long to wait (ns) before using it; 0 when it is there.
-    public mutating func reserve(now: UInt64) -> UInt64 {
+    /// Takes `count` tokens at monotonic time `now`.
+    /// - Returns: how long to wait (ns) before using them; 0 when they are there.
+    public mutating func reserve(_ count: Int = 1, now: UInt64) -> UInt64 {
         if let last, now > last {
             tokens = min(burst, tokens + Double(now - last) * perSecond / 1e9)
         }
         last = max(last ?? now, now)
-        tokens -= 1
+        tokens -= Double(count)
         if tokens >= 0 { return 0 }
         // In debt: wait until the balance is back to zero, and count that time as spent.
         let wait = UInt64((-tokens / perSecond * 1e9).rounded(.up))
@@ -207,12 +207,14 @@ struct ChunkPacer {
 
     /// Waits until `n` more records may go. False when a stop signal came first.
     mutating func wait(for n: Int) -> Bool {
-        guard var l = limiter, n > 0 else { return true }
-        var total: UInt64 = 0
-        let now = monotonicNanos()
-        for _ in 0..<n { total &+= l.reserve(now: now) }
-        limiter = l
-        return sleepUnlessStopped(total)
+        sleepUnlessStopped(reserve(n))
+    }
+
+    /// Takes the tokens of `n` more records.
+    /// - Returns: how long to wait (ns) before they may go.
+    mutating func reserve(_ n: Int) -> UInt64 {
+        guard n > 0, limiter != nil else { return 0 }
+        return limiter!.reserve(n, now: monotonicNanos())
     }
 }
 
