@@ -140,8 +140,7 @@ public final class BacklogMeter {
         var total = Backlog.zero
         for (p, extent) in extents.enumerated() {
             var from = p < committed.count ? committed[p]?.offset : nil
-            if let g, case let queue = g.path + "/queue/\(topic)/\(p)", FileSystem.exists(queue + "/a") {
-                let low = try QueuePartition(directory: queue).read().low
+            if let g, let low = try QueuePartition.peek(directory: g.path + "/queue/\(topic)/\(p)")?.low {
                 from = min(from ?? low, low)
             }
             total = total + (try extent.backlog(from: from) { base, offset in
