@@ -214,16 +214,24 @@ def test_rate_spaces_the_messages(mq):
     assert took >= 1.3, f"150 messages at 100/s took {took:.2f} s"
 
 
-def test_rate_writes_each_message_within_the_linger(mq):
-    """At 4 a second a message must not wait for a batch to fill: it is readable at once."""
+def test_rate_writes_each_message_within_the_linger_and_stops_at_a_signal(mq):
+    """At 4 a second, with 40 messages read at once, each is readable about when it is
+    accepted, not when a batch fills or the input ends (10 s later); SIGTERM during a wait
+    ends the run with what was accepted written."""
     producer = mq.start("mq-produce", "--rate", "4/s", "t")
-    producer.write(lines(3))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and len(mq.tail("t", "-n", "+0", check=None).lines()) < 2:
+    producer.write(lines(40))
+    started = time.monotonic()
+    seen = []
+    while time.monotonic() - started < 5 and len(seen) < 3:
         time.sleep(0.05)
-    assert len(mq.tail("t", "-n", "+0").lines()) >= 2
-    producer.close_stdin()
-    assert producer.finish().status == 0
+        seen = mq.tail("t", "-n", "+0", check=None).lines()
+    assert len(seen) >= 3, f"{len(seen)} readable after {time.monotonic() - started:.1f} s"
+    producer.signal(signal.SIGTERM)
+    res = producer.finish()
+    m = re.search(r"stopped by SIGTERM; (\d+) messages were committed", res.stderr)
+    assert res.status == 143 and m, res.stderr
+    n = int(m.group(1))
+    assert 3 <= n < 40 and mq.tail("t", "-n", "+0").lines() == ["m%d" % i for i in range(n)]
 
 
 @pytest.mark.parametrize("rate", ["fast", "0", "-3/s", "10/d", "/s"])
