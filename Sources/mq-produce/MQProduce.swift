@@ -59,6 +59,10 @@ struct MQProduce: ParsableCommand {
     var printOffsets = false
     @Flag(name: .customLong("skip-bad"), help: "Report bad input lines on standard error and go on.")
     var skipBad = false
+    @Option(name: .long, help: ArgumentHelp("Accept at most this many messages a second: N, N/s, N/m or N/h.", valueName: "rate"))
+    var rate: String?
+    @Flag(name: [.customShort("v"), .long], help: "Print a summary line on standard error at the end, and report waits for the topic's backlog bound (mq.max.backlog.*).")
+    var verbose = false
     @Option(name: .long, help: ArgumentHelp("Make each message visible to consumers this long after it is accepted (kept in TOPIC.delay until then).", valueName: "duration"))
     var delay: String?
     @Option(name: .long, parsing: .unconditional, help: ArgumentHelp("Make every message visible to consumers at this time (ISO-8601, or @epoch-ms).", valueName: "time"))
@@ -132,6 +136,8 @@ struct MQProduce: ParsableCommand {
         options.deliverAtMs = try at.map { t in try usageValue { try TimeSpec.parseTime(t, nowMs: currentTimeMillis()) } }
         options.printOffsets = printOffsets
         options.skipBad = skipBad
+        options.ratePerSecond = try rate.map { r in try usageValue { try RateLimiter.parse(r) } }
+        options.verbose = verbose
         options.idHeader = idHeader
         if let dedupWindow {
             options.dedupWindowMs = try usageValue { try Durations.parseDuration(dedupWindow) }
@@ -151,7 +157,8 @@ struct MQProduce: ParsableCommand {
         try runReportingErrors("mq-produce") {
             let producer = Producer(options: options, log: logOptions.log)
             producer.warn = { printError("mq-produce", $0) }
-            _ = try producer.run()
+            let summary = try producer.run()
+            if verbose { printError("mq-produce", summary.line(topic: topic)) }
         }
     }
 }

@@ -7,7 +7,7 @@ struct MQTopic: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mq-topic",
         abstract: "Create, list, describe, alter and delete topics.",
-        discussion: "Config names are Kafka's topic configs (cleanup.policy, retention.ms, segment.bytes, ...). See mq-topic(1).",
+        discussion: "Config names are Kafka's topic configs (cleanup.policy, retention.ms, segment.bytes, ...), and mq's backlog bound (mq.max.backlog.messages, mq.max.backlog.bytes, mq.backlog.group, mq.backlog.policy). See mq-topic(1).",
         version: mqVersion,
         subcommands: [Create.self, List.self, Describe.self, Alter.self, Delete.self])
 

@@ -113,6 +113,15 @@ private func makeTopic(partitions: Int32 = 2, perPartition: Int = 10) throws -> 
         #expect(free == 5)
     }
 
+    @Test func aChunkWaitsAsLongAsItsRecordsOneByOne() {
+        var one = RateLimiter(perSecond: 100), chunk = RateLimiter(perSecond: 100)
+        var singly: UInt64 = 0
+        for _ in 0..<7 { singly += one.reserve(now: 0) }
+        #expect(chunk.reserve(7, now: 0) == singly)
+        #expect(singly == 60_000_000)  // the first one is there, six are 10 ms apart
+        #expect(chunk.reserve(3, now: singly) == 30_000_000)
+    }
+
     @Test func totalTimeMatchesTheRate() {
         var l = RateLimiter(perSecond: 100)
         var now: UInt64 = 0

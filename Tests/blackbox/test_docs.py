@@ -34,7 +34,8 @@ REGENERATE = "scripts/generate-completions.sh .build/release"
 #   74  I/O error, disk full, a failed write to standard output (mq-consume ignores
 #       SIGPIPE and ends with 0 when its output is closed)
 #   1   mq-produce --atomic -- COMMAND: the command failed (transaction aborted)
-#   75  mq-produce --atomic: fenced (aborted by another process after its timeout);
+#   75  mq-produce: the topic's backlog bound rejected a message (mq.backlog.policy=reject);
+#       mq-produce --atomic: fenced (aborted by another process after its timeout);
 #       mq-topic delete: topic in use; mq-replay: --reset-to while a member holds a
 #       lease, --into --no-wait while the same replay runs; mq-dlq redrive/purge
 #       --no-wait: the copy is held; mq-compact --no-wait: another run holds the lock

@@ -547,3 +547,9 @@ def test_log_append_time(mq):
         assert before - 1000 <= r.timestamp <= after + 1000, r.timestamp
     envs = mq.tail_json("lat", "--from", "beginning")
     assert [e["timestamp"] for e in envs] == [r.timestamp for r in part.records]
+
+
+def test_verbose_produce_prints_a_summary_line(mq):
+    res = mq.produce("sv", b"a\nb\nc\n", "-v")
+    assert res.stderr == "mq-produce: accepted 3 messages into sv\n"
+    assert mq.produce("sv", b"d\n").stderr == ""

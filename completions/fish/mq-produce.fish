@@ -20,7 +20,7 @@ function __mq-produce_parse_tokens -S
     set -l unparsed_tokens (__mq-produce_tokens -pc)
     switch $unparsed_tokens[1]
     case 'mq-produce'
-        __mq-produce_parse_subcommand 1 'dir=' 'd/delimiter=' '0/null' 'whole' 'J/json' 'K/key-delimiter=' 'k/key=' 'H/header=+' 'p/partition=' 'partitions=' 'no-create' 'z/compression=' 'batch-messages=' 'batch-bytes=' 'linger=' 'sync=' 'print-offsets' 'skip-bad' 'delay=' 'at=' 'id-header=' 'dedup-window=' 'producer=' 'atomic' 'abort-on-status=' 'transaction-timeout=' 'version' 'h/help'
+        __mq-produce_parse_subcommand 1 'dir=' 'd/delimiter=' '0/null' 'whole' 'J/json' 'K/key-delimiter=' 'k/key=' 'H/header=+' 'p/partition=' 'partitions=' 'no-create' 'z/compression=' 'batch-messages=' 'batch-bytes=' 'linger=' 'sync=' 'print-offsets' 'skip-bad' 'rate=' 'v/verbose' 'delay=' 'at=' 'id-header=' 'dedup-window=' 'producer=' 'atomic' 'abort-on-status=' 'transaction-timeout=' 'version' 'h/help'
         switch $unparsed_tokens[1]
         case 'help'
             __mq-produce_parse_subcommand -r 1 'version'
@@ -96,6 +96,8 @@ complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" sync' -l 'sync' -d 'When to fsync: exit (before exiting), batch (every batch), none.' -rfka 'exit batch none'
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" print-offsets' -l 'print-offsets' -d 'Print \'partition offset\' for each message once it is written.'
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" skip-bad' -l 'skip-bad' -d 'Report bad input lines on standard error and go on.'
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" rate' -l 'rate' -d 'Accept at most this many messages a second: N, N/s, N/m or N/h.' -rfka ''
+complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" v verbose' -s 'v' -l 'verbose' -d 'Print a summary line on standard error at the end, and report waits for the topic\'s backlog bound (mq.max.backlog.*).'
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" delay' -l 'delay' -d 'Make each message visible to consumers this long after it is accepted (kept in TOPIC.delay until then).' -rfka ''
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" at' -l 'at' -d 'Make every message visible to consumers at this time (ISO-8601, or @epoch-ms).' -rfka ''
 complete -c 'mq-produce' -n '__mq-produce_should_offer_completions_for_flags_or_options "mq-produce" id-header' -l 'id-header' -d 'Write each message id once: the id is this header of each JSON envelope (--json), or the key (-K, also stored in the header).' -rfka ''

@@ -49,6 +49,10 @@ public struct ProduceOptions: Sendable {
     public var command: [String]? = nil
     /// The command's exit statuses that abort the transaction (nil: any but 0).
     public var abortOnStatus: [ClosedRange<Int32>]? = nil
+    /// Accept at most this many messages a second (`--rate`).
+    public var ratePerSecond: Double? = nil
+    /// Report waits for the topic's backlog bound on standard error (`-v`).
+    public var verbose = false
 
     /// True when messages go to the topic's delay queue first.
     public var isDelayed: Bool { delayMs != nil || deliverAtMs != nil }
@@ -78,6 +82,14 @@ public struct ProduceSummary: Sendable {
     /// Messages not written: their id was written already (`--id-header`),
     /// or their record number was (`--producer`).
     public var duplicates = 0
+
+    /// The `-v` summary: "accepted N messages into TOPIC" and what was skipped or not written again.
+    public func line(topic: String) -> String {
+        var text = "accepted \(accepted) message\(accepted == 1 ? "" : "s") into \(topic)"
+        if duplicates > 0 { text += ", \(duplicates) of them duplicates not written again" }
+        if skipped > 0 { text += ", \(skipped) bad input skipped" }
+        return text
+    }
 }
 
 /// Reads messages from a file descriptor and appends them to a topic.
@@ -111,6 +123,8 @@ public final class Producer {
     private var headersTimestamp: Int64 = .min
     /// Where messages are read from: the input, or the command's output.
     private var inputFD: Int32
+    /// `--rate` and the topic's backlog bound; nil when neither holds back.
+    private var admission: ProduceAdmission?
 
     public init(options: ProduceOptions, log: LogDirectory) {
         self.options = options
@@ -257,6 +271,29 @@ public final class Producer {
         appender = TopicAppender(topic: topic, pool: WriterPool(), sync: options.sync, codec: codec,
                                  batchMessages: options.batchMessages, batchBytes: batchBytes,
                                  settings: settings, fixedPartition: options.partition)
+        admission = ProduceAdmission(log: log, topic: topic, ratePerSecond: options.ratePerSecond, lingerMs: options.lingerMs,
+                                     atomic: options.atomic, hooks: admissionHooks())
+    }
+
+    /// What the admission asks of this producer.
+    private func admissionHooks() -> ProduceAdmission.Hooks {
+        ProduceAdmission.Hooks(
+            flush: { [unowned self] in try flushAll() },
+            oldestPendingNanos: { [unowned self] in modeWriter.pendingCount > 0 ? modeWriter.oldestPendingNanos : nil },
+            stopError: { [unowned self] in stopError() },
+            report: options.verbose ? { [warn] in warn($0) } : nil)
+    }
+
+    /// The error of the `reject` policy before message `number`: the bound
+    /// reached, and exactly how much was accepted (all of it written, and
+    /// synced as `--sync` says, by the time the error is reported).
+    private func backlogFull(_ reason: String, number: Int) -> MQError {
+        // --atomic: the transaction is aborted, and the error says so.
+        guard !options.atomic else { return MQError(.tempFail, "\(reason) (mq.backlog.policy=reject)") }
+        let n = summary.accepted
+        var text = "\(reason) (mq.backlog.policy=reject): \(n) message\(n == 1 ? " was" : "s were") accepted and written"
+        if summary.duplicates > 0 { text += " (\(summary.duplicates) of them duplicates, written before)" }
+        return MQError(.tempFail, text + "; \(unitName) \(number) and the rest of the input were not")
     }
 
     // MARK: Input
@@ -381,6 +418,7 @@ public final class Producer {
             try reject("\(unitName) \(number): message of \(recordSize) bytes (with record overhead) is over max.message.bytes (\(maxMessageBytes) bytes) of topic '\(options.topic)'")
             return
         }
+        if let admission, let full = try admission.admit(size: recordSize) { throw backlogFull(full, number: number) }
         summary.accepted += 1
         try modeWriter.add(key: key, value: value, headers: headers, partition: forced, timestamp: timestamp, number: number, recordSize: recordSize, id: id)
     }
@@ -388,7 +426,7 @@ public final class Producer {
     // MARK: Writing
 
     /// Writes every pending message (and prints offsets with `--print-offsets`).
-    private func flushAll() throws {
+    func flushAll() throws {
         try modeWriter.flush()
         summary.duplicates = modeWriter.duplicates
     }

@@ -155,14 +155,14 @@ public struct RateLimiter: Sendable {
         self.tokens = 1
     }
 
-    /// Takes one token at monotonic time `now`.
-    /// - Returns: how long to wait (ns) before using it; 0 when it is there.
-    public mutating func reserve(now: UInt64) -> UInt64 {
+    /// Takes `count` tokens at monotonic time `now`.
+    /// - Returns: how long to wait (ns) before using them; 0 when they are there.
+    public mutating func reserve(_ count: Int = 1, now: UInt64) -> UInt64 {
         if let last, now > last {
             tokens = min(burst, tokens + Double(now - last) * perSecond / 1e9)
         }
         last = max(last ?? now, now)
-        tokens -= 1
+        tokens -= Double(count)
         if tokens >= 0 { return 0 }
         // In debt: wait until the balance is back to zero, and count that time as spent.
         let wait = UInt64((-tokens / perSecond * 1e9).rounded(.up))
@@ -205,19 +205,28 @@ struct ChunkPacer {
 
     /// Waits until `n` more records may go. False when a stop signal came first.
     mutating func wait(for n: Int) -> Bool {
-        guard var l = limiter, n > 0 else { return true }
-        var total: UInt64 = 0
-        let now = monotonicNanos()
-        for _ in 0..<n { total &+= l.reserve(now: now) }
-        limiter = l
-        while total > 0 {
-            if StopSignals.signal != 0 { return false }
-            let step = min(total, 100_000_000)
-            sleepNanos(step)
-            total -= step
-        }
-        return StopSignals.signal == 0
+        sleepUnlessStopped(reserve(n))
     }
+
+    /// Takes the tokens of `n` more records.
+    /// - Returns: how long to wait (ns) before they may go.
+    mutating func reserve(_ n: Int) -> UInt64 {
+        guard n > 0, limiter != nil else { return 0 }
+        return limiter!.reserve(n, now: monotonicNanos())
+    }
+}
+
+/// Sleeps for `nanos` in steps of at most 100 ms, so that a stop signal is
+/// seen at once. False when a stop signal came (before or during the sleep).
+func sleepUnlessStopped(_ nanos: UInt64) -> Bool {
+    var left = nanos
+    while left > 0 {
+        if StopSignals.signal != 0 { return false }
+        let step = min(left, 100_000_000)
+        sleepNanos(step)
+        left -= step
+    }
+    return StopSignals.signal == 0
 }
 
 /// Sleeps for `nanos`, resuming after signal handlers run.

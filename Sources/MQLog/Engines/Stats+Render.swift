@@ -8,6 +8,11 @@ extension LogStats {
         return "\(ms / 86_400_000)d"
     }
 
+    /// "42%" for 0.42, rounded down; at most "999999%" (sizes come from disk).
+    static func percent(_ fraction: Double) -> String {
+        "\(Int(min(max(fraction, 0), 9999.99) * 100))%"
+    }
+
     static func pad(_ rows: [[String]]) -> String {
         guard let first = rows.first else { return "" }
         var widths = [Int](repeating: 0, count: first.count)
@@ -37,6 +42,17 @@ extension LogStats {
             }
             out += "\n" + LogStats.pad(g)
         }
+        let bounded = topics.filter { $0.backlog != nil }
+        if !bounded.isEmpty {
+            var b = [["TOPIC", "POLICY", "BEHIND", "BACKLOG", "MAX", "BACKLOG-SIZE", "MAX-SIZE", "USED"]]
+            for t in bounded {
+                let s = t.backlog!, r = s.reading
+                b.append([t.name, s.bound.policy.rawValue, r.messagesGroup ?? "(no group)",
+                          "\(r.messages)", s.bound.maxMessages.map(String.init) ?? "-",
+                          Sizes.format(r.bytes), s.bound.maxBytes.map(Sizes.format) ?? "-", LogStats.percent(s.used)])
+            }
+            out += "\n" + LogStats.pad(b)
+        }
         return out
     }
 
@@ -49,12 +65,21 @@ extension LogStats {
             let parts = t.partitions.map { p in
                 "{\"partition\":\(p.partition),\"start_offset\":\(p.startOffset),\"end_offset\":\(p.endOffset),\"bytes\":\(p.bytes),\"segments\":\(p.segments),\"rate_per_second\":\(p.ratePerSecond),\"oldest_age_ms\":\(p.oldestAgeMs.map(String.init) ?? "null")}"
             }.joined(separator: ",")
-            return "{\"topic\":\(q(t.name)),\"messages\":\(t.messages),\"dead_letters\":\(t.deadLetters.map(String.init) ?? "null"),\"delayed\":\(t.delayed.map(String.init) ?? "null"),\"partitions\":[\(parts)]}"
+            return "{\"topic\":\(q(t.name)),\"messages\":\(t.messages),\"dead_letters\":\(t.deadLetters.map(String.init) ?? "null"),\"delayed\":\(t.delayed.map(String.init) ?? "null"),\"backlog\":\(t.backlog.map(LogStats.json) ?? "null"),\"partitions\":[\(parts)]}"
         }.joined(separator: ",")
         let groupJSON = groups.map { s in
             "{\"group\":\(q(s.group)),\"mode\":\(s.queue ? "\"queue\"" : "\"group\""),\"topic\":\(q(s.topic)),\"partition\":\(s.partition),\"committed\":\(s.committed.map(String.init) ?? "null"),\"end_offset\":\(s.endOffset),\"last_commit_ms\":\(s.committedMs.map(String.init) ?? "null"),\"lag_messages\":\(s.lagMessages),\"lag_ms\":\(s.lagMs),\"owner_pids\":[\(s.ownerPIDs.map(String.init).joined(separator: ","))],\"in_flight\":\(s.inFlight),\"retrying\":\(s.retrying)}"
         }.joined(separator: ",")
         return "{\"time_ms\":\(takenMs),\"topics\":[\(topicJSON)],\"groups\":[\(groupJSON)]}"
+    }
+
+    /// A topic's `backlog` object.
+    static func json(_ s: BacklogStatus) -> String {
+        let q = LogStats.quote, r = s.reading
+        func optional(_ v: Int64?) -> String { v.map(String.init) ?? "null" }
+        return "{\"policy\":\(q(s.bound.policy.rawValue)),\"group\":\(s.bound.group.map(q) ?? "null"),"
+            + "\"messages\":\(r.messages),\"messages_group\":\(r.messagesGroup.map(q) ?? "null"),\"max_messages\":\(optional(s.bound.maxMessages)),"
+            + "\"bytes\":\(r.bytes),\"bytes_group\":\(r.bytesGroup.map(q) ?? "null"),\"max_bytes\":\(optional(s.bound.maxBytes)),\"used\":\(s.used)}"
     }
 
     /// The Prometheus text exposition format (node_exporter's textfile collector reads it).
@@ -82,6 +107,12 @@ extension LogStats {
                topics.compactMap { t in t.deadLetters.map { (labels([("topic", t.name)]), "\($0)") } })
         family("mq_delayed_messages", "gauge", "Delayed messages waiting to be moved into the topic.",
                topics.compactMap { t in t.delayed.map { (labels([("topic", t.name)]), "\($0)") } })
+        family("mq_backlog_messages", "gauge", "Messages the group furthest behind has left to consume, for topics with a backlog bound.",
+               topics.compactMap { t in t.backlog.map { (labels([("topic", t.name)]), "\($0.reading.messages)") } })
+        family("mq_backlog_bytes", "gauge", "Bytes the group furthest behind has left to consume, for topics with a backlog bound.",
+               topics.compactMap { t in t.backlog.map { (labels([("topic", t.name)]), "\($0.reading.bytes)") } })
+        family("mq_backlog_used_ratio", "gauge", "Fraction of the backlog bound in use (1: at the bound).",
+               topics.compactMap { t in t.backlog.map { (labels([("topic", t.name)]), "\($0.used)") } })
         let gl: (GroupPartitionStats) -> String = { labels([("group", $0.group), ("topic", $0.topic), ("partition", String($0.partition)), ("mode", $0.queue ? "queue" : "group")]) }
         family("mq_consumer_committed_offset", "gauge", "Committed offset of the group (work queues: every offset below is done).",
                groups.compactMap { g in g.committed.map { (gl(g), "\($0)") } })

@@ -23,6 +23,8 @@ public struct LogStats: Sendable {
         public var deadLetters: Int64?
         /// Messages in `NAME.delay` not yet moved, when it exists.
         public var delayed: Int64?
+        /// The backlog bound and how close the topic is to it, when it has one.
+        public var backlog: BacklogStatus?
         /// Saturates at Int64.max: partitions near the offset limit could add past it.
         public var messages: Int64 {
             partitions.reduce(0) { total, p in
@@ -51,6 +53,14 @@ public struct LogStats: Sendable {
         public var inFlight: Int
         public var retrying: Int
         public var queue: Bool
+    }
+
+    /// A topic's backlog bound (`mq.max.backlog.*`) and the backlog now.
+    public struct BacklogStatus: Sendable {
+        public var bound: BacklogBound
+        public var reading: BacklogMeter.Reading
+        /// The larger fraction of a maximum the backlog uses (1: at the bound).
+        public var used: Double { bound.used(messages: reading.messages, bytes: reading.bytes) }
     }
 
     public var takenMs: Int64
@@ -90,6 +100,10 @@ public struct LogStats: Sendable {
             let dlq = DerivedTopics.deadLetterTopic(of: name)
             if existing.contains(dlq) { t.deadLetters = try DeadLetters.unsettledCount(log, topic: dlq) }
             if existing.contains(DelayQueue.topicName(for: name)) { t.delayed = try delayedCount(log, name) }
+            if let bound = config.backlogBound {
+                let meter = BacklogMeter(log: log, topic: name, partitions: config.partitions, group: bound.group)
+                t.backlog = BacklogStatus(bound: bound, reading: try meter.measure())
+            }
             topics.append(t)
         }
         let groups = try groupStats(log, groups: groupNames, ends: ends, listings: listings, now: now)

@@ -142,7 +142,20 @@ public final class QueuePartition {
     }
 
     /// The current state, read without the lock (for monitoring).
-    public func read() throws -> QueueState {
+    public func read() throws -> QueueState { try Self.current(of: files, directory: directory) }
+
+    /// The current state of the queue in `directory`, read without the lock
+    /// through read-only opens, creating nothing (for a reader that may not
+    /// write there: a producer measuring its backlog); nil when neither copy
+    /// exists.
+    public static func peek(directory: String) throws -> QueueState? {
+        let files = try ["a", "b"].compactMap { try OpenFile.openIfExists(directory + "/" + $0, O_RDONLY) }
+        defer { files.forEach { $0.close() } }
+        return files.isEmpty ? nil : try current(of: files, directory: directory)
+    }
+
+    /// The state the copies `files` hold: the valid one with the larger generation.
+    private static func current(of files: [OpenFile], directory: String) throws -> QueueState {
         // Decode the copy with the larger generation first; the other only if it is damaged.
         var generations: [(UInt64, OpenFile)] = []
         for f in files {

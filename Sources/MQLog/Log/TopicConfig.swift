@@ -58,6 +58,13 @@ public struct TopicConfig: Sendable, Equatable {
         Key(name: "min.cleanable.dirty.ratio", defaultValue: "0.5", help: "dirty fraction that makes a compacted log eligible for cleaning",
             check: { s in Double(s).map { $0 >= 0 && $0 <= 1 } == true ? nil : "must be a number from 0 to 1" }),
         Key(name: "min.compaction.lag.ms", defaultValue: "0", help: "shortest time a record stays uncompacted", check: long(min: 0)),
+        // mq's own: the backlog bound (BacklogBound; docs/FORMAT.md §2).
+        Key(name: "mq.backlog.group", defaultValue: "", help: "the consumer group the backlog is counted behind (empty: the slowest group of the topic)",
+            check: { s in s.isEmpty || LogDirectory.isValidTopicName(s) ? nil : "must be empty or a group name: 1 to 249 of letters, digits, '.', '_' and '-'" }),
+        Key(name: "mq.backlog.policy", defaultValue: "block", help: "what mq-produce does at a backlog bound: block (waits, reading no input), reject (exits 75), none (mq-stat only)",
+            check: oneOf(BacklogBound.Policy.allCases.map(\.rawValue))),
+        Key(name: "mq.max.backlog.bytes", defaultValue: "-1", help: "most bytes of the log a group may have left to consume before mq-produce holds back", check: long(min: 1, allowMinusOne: true)),
+        Key(name: "mq.max.backlog.messages", defaultValue: "-1", help: "most messages a group may have left to consume before mq-produce holds back", check: long(min: 1, allowMinusOne: true)),
         Key(name: "retention.bytes", defaultValue: "-1", help: "largest size of a partition before old segments are deleted", check: long(min: 0, allowMinusOne: true)),
         Key(name: "retention.ms", defaultValue: "604800000", help: "age after which segments are deleted", check: long(min: 0, allowMinusOne: true)),
         Key(name: "segment.bytes", defaultValue: "1073741824", help: "size at which a new segment is started", check: long(min: 1024, max: Int64(Int32.max))),
@@ -106,6 +113,16 @@ public struct TopicConfig: Sendable, Equatable {
     public var maxMessageBytes: Int { Int(long("max.message.bytes")) }
     public var indexIntervalBytes: Int64 { long("index.interval.bytes") }
     public var logAppendTime: Bool { value("message.timestamp.type") == "LogAppendTime" }
+
+    /// The backlog bound (`mq.max.backlog.*`), or nil when neither maximum is set.
+    public var backlogBound: BacklogBound? {
+        let messages = long("mq.max.backlog.messages"), bytes = long("mq.max.backlog.bytes")
+        guard messages > 0 || bytes > 0 else { return nil }
+        let group = value("mq.backlog.group")
+        return BacklogBound(maxMessages: messages > 0 ? messages : nil, maxBytes: bytes > 0 ? bytes : nil,
+                            group: group.isEmpty ? nil : group,
+                            policy: BacklogBound.Policy(rawValue: value("mq.backlog.policy")) ?? .block)
+    }
 
     /// The codec producers use when not told otherwise.
     public var defaultCodec: CompressionCodec {
