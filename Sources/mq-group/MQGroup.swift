@@ -72,13 +72,21 @@ struct MQGroup: ParsableCommand {
         var force = false
         @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "Say what would be deleted, change nothing.") var dryRun = false
         @Flag(name: [.customShort("q"), .long], help: "Print nothing on success.") var quiet = false
+        @Flag(name: [.customShort("J"), .long], help: "Print one JSON object per group deleted, one per line.") var json = false
+
+        func validate() throws {
+            if json && quiet { throw ValidationError("'--json' and '--quiet' cannot be used together") }
+        }
 
         func run() throws {
             try runReportingErrors("mq-group") {
                 for name in groups {
                     let d = try GroupAdmin.delete(logOptions.log, group: name, force: force, dryRun: dryRun)
                     if !d.inUse.isEmpty { printError("mq-group", "group '\(name)' was in use: \(d.inUse.joined(separator: "; "))") }
-                    if !quiet {
+                    if json {
+                        print(GroupAdmin.json(d))
+                        fflush(nil)
+                    } else if !quiet {
                         printError("mq-group", "\(dryRun ? "would delete" : "deleted") group '\(name)' (\(Sizes.format(d.bytes)))")
                     }
                 }

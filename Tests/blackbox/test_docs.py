@@ -518,7 +518,8 @@ def json_option_text(tool):
 
 @pytest.mark.parametrize("tool,args", [("mq-stat", ["--json"]), ("mq-tail", ["--json", "--from", "beginning", "t"]),
                                        ("mq-group", ["list", "--json"]), ("mq-group", ["describe", "--json"]),
-                                       ("mq-group", ["reset", "g", "t", "--to", "beginning", "-n", "--json"])])
+                                       ("mq-group", ["reset", "g", "t", "--to", "beginning", "-n", "--json"]),
+                                       ("mq-group", ["delete", "g", "-n", "--json"])])
 def test_every_json_member_is_documented(tool, args, tmp_path):
     """Each member the tool prints with --json is named in its page's -J item."""
     def mq(*argv, **kwargs):

@@ -124,6 +124,8 @@ def test_delete_is_refused_while_a_member_lives_unless_forced(mq):
 
 def test_delete_of_an_idle_group_forgets_its_offsets(mq):
     fill(mq)
+    dry = [json.loads(line) for line in mq.run("mq-group", "delete", "audit", "-n", "--json", check=0).stdout.splitlines()]
+    assert [(d["group"], d["deleted"], d["in_use"]) for d in dry] == [("audit", False, [])] and dry[0]["bytes"] > 0
     mq.run("mq-group", "delete", "audit", "w", "-q", check=0)
     assert sorted(os.listdir(mq.dir / "groups")) == ["billing"]
     # A group of the same name starts over from the beginning.

@@ -176,6 +176,11 @@ extension GroupAdmin {
         return "{\"time_ms\":\(now),\"group\":\(jsonQuoted(d.group)),\"members\":\(membersJSON(d.members)),\"partitions\":[\(parts.joined(separator: ","))]}"
     }
 
+    /// `mq-group delete --json` of one group: one object.
+    public static func json(_ d: Deletion) -> String {
+        "{\"group\":\(jsonQuoted(d.group)),\"deleted\":\(d.removed),\"bytes\":\(d.bytes),\"in_use\":[\(d.inUse.map(jsonQuoted).joined(separator: ","))]}"
+    }
+
     /// A reset's rows as one JSON object.
     public static func json(_ rows: [ResetRow], group: String, applied: Bool) -> String {
         let items = rows.map { r in
