@@ -13,7 +13,7 @@
 # It installs what it needs when missing: the Debian packages redis-server,
 # redis-tools, nats-server and libnats-dev (apt-get, through sudo unless root; services
 # that the packages enable are disabled and stopped again at once), and the
-# Python packages redis, hiredis and nats-py at pinned versions. It runs its
+# Python packages redis and hiredis at pinned versions. It runs its
 # own redis-server and nats-server on 127.0.0.1, on free ports, with their
 # data in the temporary directory, and stops them and removes the directory
 # when it exits, also on failure or Ctrl-C.
@@ -22,17 +22,20 @@
 # values on the peers). For each system: ingest, read everything back, and
 # append-to-delivery latency (p50, p99) at 1,000 messages per second.
 #
-# NATS's throughput rows use libnats, its C client, so that the peer is
-# measured at its best: bench/nats_pub.c publishes the lines of the same input
-# file (core publishes, and JetStream publishes with every acknowledgement
-# awaited), bench/nats_read.c reads them back (a pull consumer fetching 10,000
-# at a time and acknowledging each batch, and an ordered consumer); both are
-# compiled here with cc -lnats. Beside them, "mq-mirror to JetStream" times
-# mq-mirror -e --create pushing the same messages from an mq topic to the same
-# server, so that its ratio to the C publisher's acked row is what the mirror
-# costs (bench/mirror.sh measures that alone, over rounds). NATS's latency row
-# still uses the Python client nats-py, with the same Python harness as Redis's
-# and as mq's "via Python" row: a C version was left for later. Every
+# NATS's rows use libnats, its C client, so that the peer is measured at its
+# best: bench/nats_pub.c publishes the lines of the same input file (core
+# publishes, and JetStream publishes with every acknowledgement awaited),
+# bench/nats_read.c reads them back (a pull consumer fetching 10,000 at a time
+# and acknowledging each batch, and an ordered consumer), and bench/nats_lat.c
+# measures the latency row (JetStream publishes paced at the rate, every
+# acknowledgement awaited, each carrying its send time, and an ordered push
+# consumer on a second connection of the same process taking the time of
+# delivery); all three are compiled here with cc -lnats. Beside them, "mq-mirror
+# to JetStream" times mq-mirror -e --create pushing the same messages from an
+# mq topic to the same server, so that its ratio to the C publisher's acked row
+# is what the mirror costs (bench/mirror.sh measures that alone, over rounds).
+# Redis's latency row goes through the Python harness of compare_peers.py, as
+# mq's "via Python" row does (mq-bench e2e is mq's row without Python). Every
 # step has a time limit (within BUDGET) and every loop a count. Last, in the
 # same run, bench/goals.sh measures mq against its performance goals
 # (GOALS_ROUNDS rounds, default 1) and its table is printed after the
@@ -47,7 +50,7 @@ RATE=1000
 helper=bench/compare_peers.py
 
 # Versions this script was run with (Debian 12: Python 3.11, Redis 7.0, NATS 2.9).
-python_packages=(redis==8.1.0 hiredis==3.5.0 nats-py==2.16.0)
+python_packages=(redis==8.1.0 hiredis==3.5.0)
 
 for t in mq-produce mq-tail mq-consume mq-bench mq-mirror; do
     [ -x "$BIN/$t" ] || { echo "compare.sh: no $BIN/$t: build first (make build)" >&2; exit 66; }
@@ -198,10 +201,7 @@ redis_settle() { # wait (at most 30 s) until no AOF rewrite is running or schedu
 }
 peer() { # time-limit subcommand args...: a measurement by the Python helper
     local lim; lim=$(limit "$1"); shift
-    if [ "$lim" -lt 5 ]; then
-        local system=NATS; [[ $1 == redis-* ]] && system=Redis
-        record_error skipped "$system" "$1" "$1 ${*:4}" "skipped: time budget spent"; return 1
-    fi
+    if [ "$lim" -lt 5 ]; then record_error skipped Redis "$1" "$1 ${*:4}" "skipped: time budget spent"; return 1; fi
     run timeout $((lim + 10)) python3 "$helper" "$@" --out "$results" --time-limit "$lim"
 }
 
@@ -303,7 +303,7 @@ fi
 stop_pid "$redis_pid"; redis_pid=
 rm -rf "$work/redis"
 
-# --- NATS: JetStream, file storage; libnats (C) for throughput, nats-py for latency
+# --- NATS: JetStream, file storage; libnats (C) for every row
 say "NATS"
 mkdir -p "$work/nats"
 nats_url=
@@ -326,9 +326,23 @@ native() { # group system key path time-limit command...: a C client that prints
         --messages "$N" --seconds "$secs"
     say "  $system: $path: $secs s"
 }
+native_latency() { # key path time-limit command...: a C client that prints its results row (JSON)
+    local key=$1 path=$2 lim status
+    lim=$(limit "$3"); shift 3
+    if [ "$lim" -lt 5 ]; then record_error latency NATS "$key" "$path" "skipped: time budget spent"; return 1; fi
+    run timeout $((lim + 10)) "$1" -t "$lim" "${@:2}" > "$work/native.out" 2> "$work/native.err"; status=$?
+    if [ $status -ne 0 ] || ! python3 -c 'import json, sys; json.loads(sys.stdin.read())' < "$work/native.out" 2>/dev/null; then
+        record_error latency NATS "$key" "$path" \
+            "exit status $status (124: time limit $((lim + 10)) s): $(tail -1 "$work/native.err")"
+        return 1
+    fi
+    cat "$work/native.out" >> "$results"
+    say "  NATS: $path: $(cat "$work/native.out")"
+}
 if ! cc -O2 -o "$work/nats_pub" bench/nats_pub.c -lnats 2> "$work/cc.err" ||
-   ! cc -O2 -o "$work/nats_read" bench/nats_read.c -lnats 2>> "$work/cc.err"; then
-    record_error ingest NATS nats-c-build "cc -O2 bench/nats_pub.c bench/nats_read.c -lnats" "$(tail -3 "$work/cc.err")"
+   ! cc -O2 -o "$work/nats_read" bench/nats_read.c -lnats 2>> "$work/cc.err" ||
+   ! cc -O2 -o "$work/nats_lat" bench/nats_lat.c -lnats 2>> "$work/cc.err"; then
+    record_error ingest NATS nats-c-build "cc -O2 bench/nats_pub.c bench/nats_read.c bench/nats_lat.c -lnats" "$(tail -3 "$work/cc.err")"
 else
     nats_port=$(python3 "$helper" free-port)
     nats_url=nats://127.0.0.1:$nats_port
@@ -361,7 +375,9 @@ if [ -n "$nats_url" ]; then
         "$work/nats_read" -m pull -b 10000 "$nats_url" BENCH bench "$N"
     native read NATS nats-c-ordered "$libnats: ordered push consumer (flow control), NextMsg per message" 60 \
         "$work/nats_read" -m ordered "$nats_url" BENCH bench "$N"
-    peer 60 nats-latency --port "$nats_port" -n "$SAMPLES" --rate "$RATE"
+    # Publish-to-delivery at RATE/s, timed by one process (bench/nats_lat.c).
+    native_latency nats-latency "$libnats: js_Publish, ack awaited -> ordered push consumer (bench/nats_lat.c)" 60 \
+        "$work/nats_lat" -r "$RATE" "$nats_url" LATENCY latency "$SAMPLES"
 fi
 stop_pid "$nats_pid"; nats_pid=
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The Redis Streams and NATS JetStream half of bench/compare.sh.
+"""The Redis Streams half of bench/compare.sh, and the report of all its rows.
 
 Each measuring subcommand talks to a server that compare.sh started on
 127.0.0.1, does one bounded piece of work (a message count and a deadline),
@@ -12,15 +12,14 @@ did not complete. `report` turns the results file into the printed tables.
   compare_peers.py mq-follow --out F --key K --path P < OUT        (parses bench/follow_latency.py's output)
   compare_peers.py mq-e2e --out F --key K --path P < OUT           (parses mq-bench --json e2e's output)
   compare_peers.py redis-ingest-py | redis-read | redis-latency   --port P ...
-  compare_peers.py nats-latency --port P ...                      (NATS's throughput rows are
-                                                                   bench/nats_pub.c and nats_read.c)
   compare_peers.py report F
 
-Python client packages: redis (with hiredis) and nats-py, installed by
-compare.sh at pinned versions.
+NATS's rows are measured by libnats clients in C (bench/nats_pub.c,
+nats_read.c and nats_lat.c); nats_lat.c prints its latency row in this file's
+format. Python client packages: redis (with hiredis), installed by compare.sh
+at pinned versions.
 """
 import argparse
-import asyncio
 import json
 import os
 import signal
@@ -32,7 +31,6 @@ import time
 # The stream/subject names used on the peers.
 REDIS_STREAM_PY = "bench-py"     # written by redis-py pipelines
 REDIS_LATENCY = "latency"
-NATS_LATENCY = "LATENCY"         # subject "latency"
 
 
 def append_result(path, obj):
@@ -281,76 +279,6 @@ def paced_latency(a, follower_cmd, publish):
             follower.wait()
 
 
-# ---------------------------------------------------------------- NATS
-
-async def nats_connect(port):
-    import nats
-    return await nats.connect(f"nats://127.0.0.1:{port}", pending_size=8 * 1024 * 1024,
-                              allow_reconnect=False, connect_timeout=5)
-
-
-async def nats_stream(js, name, subject):
-    from nats.js.api import StreamConfig, StorageType
-    try:
-        await js.delete_stream(name)
-    except Exception:  # noqa: BLE001 - absent
-        pass
-    await js.add_stream(StreamConfig(name=name, subjects=[subject], storage=StorageType.FILE))
-
-
-def cmd_nats_follow(a):
-    """Follower: an ordered push consumer on the latency stream; 'ready', then one JSON line."""
-    signal.signal(signal.SIGTERM, on_sigterm)
-
-    async def run():
-        nc = await nats_connect(a.port)
-        js = nc.jetstream()
-        lat = []
-        done = asyncio.Event()
-
-        async def cb(msg):
-            lat.append(time.monotonic_ns() - int(msg.data[:20]))
-            if len(lat) >= a.n:
-                done.set()
-
-        await js.subscribe("latency", stream=NATS_LATENCY, cb=cb, ordered_consumer=True)
-        await nc.flush()
-        print("ready", flush=True)
-        try:
-            await asyncio.wait_for(done.wait(), timeout=a.time_limit)
-        except asyncio.TimeoutError:
-            pass
-        await nc.close()
-        print(json.dumps(percentiles(lat)), flush=True)
-
-    asyncio.run(run())
-
-
-def cmd_nats_latency(a):
-    async def setup():
-        nc = await nats_connect(a.port)
-        await nats_stream(nc.jetstream(), NATS_LATENCY, "latency")
-        await nc.close()
-    asyncio.run(setup())
-
-    # The publisher runs its own event loop in this process; each publish waits for the ack.
-    loop = asyncio.new_event_loop()
-    nc = loop.run_until_complete(nats_connect(a.port))
-    js = nc.jetstream()
-
-    def publish(payload):
-        loop.run_until_complete(js.publish("latency", payload, timeout=5))
-
-    base = {"group": "latency", "system": "NATS", "key": "nats-latency",
-            "path": f"js.publish, ack awaited (nats-py, one per {1e6 / a.rate:.0f} us) -> ordered push consumer in another process"}
-    try:
-        run_measure(a, base, lambda: paced_latency(
-            a, [sys.executable, __file__, "nats-follow", "--port", str(a.port)], publish))
-    finally:
-        loop.run_until_complete(nc.close())
-        loop.close()
-
-
 # ---------------------------------------------------------------- report
 
 def fmt_rate(r):
@@ -496,13 +424,6 @@ def main():
     s.add_argument("--rate", type=float, default=1000)
     s.add_argument("--size", type=int, default=99)
     s = add("redis-follow", cmd_redis_follow, server=True, out=False)
-    s.add_argument("-n", type=int, required=True)
-
-    s = add("nats-latency", cmd_nats_latency, server=True)
-    s.add_argument("-n", type=int, default=2000)
-    s.add_argument("--rate", type=float, default=1000)
-    s.add_argument("--size", type=int, default=99)
-    s = add("nats-follow", cmd_nats_follow, server=True, out=False)
     s.add_argument("-n", type=int, required=True)
 
     s = sub.add_parser("report")

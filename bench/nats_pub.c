@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#define PROG "nats_pub"
 #include "nats_bench.h"
 
 static int failed;
@@ -115,14 +116,7 @@ int main(int argc, char **argv) {
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     if (js_GetStreamInfo(&si, js, stream, NULL, &jerr) == NATS_NOT_FOUND) {
-        jsStreamConfig cfg;
-        jsStreamConfig_Init(&cfg);
-        cfg.Name = stream;
-        cfg.Subjects = &subject;
-        cfg.SubjectsLen = 1;
-        cfg.Storage = js_FileStorage;
-        cfg.Replicas = replicas;
-        if ((s = js_AddStream(&si, js, &cfg, NULL, &jerr)) != NATS_OK) { fprintf(stderr, "nats_pub: add stream: %s\n", natsStatus_GetText(s)); return 69; }
+        if ((s = add_file_stream(&si, js, stream, subject, (int)replicas, &jerr)) != NATS_OK) return fail("add stream", s);
     }
     uint64_t before = si ? si->State.Msgs : 0;
     jsStreamInfo_Destroy(si);

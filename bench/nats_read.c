@@ -17,16 +17,12 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#define PROG "nats_read"
 #include "nats_bench.h"
 
 static int usage(void) {
     fprintf(stderr, "usage: nats_read [-m pull|ordered] [-b BATCH] URL STREAM SUBJECT N\n");
     return 64;
-}
-
-static int fail(const char *what, natsStatus s) {
-    fprintf(stderr, "nats_read: %s: %s\n", what, natsStatus_GetText(s));
-    return 69;
 }
 
 int main(int argc, char **argv) {
@@ -38,10 +34,9 @@ int main(int argc, char **argv) {
         else if (opt == 'b') batch = number(optarg);
         else return usage();
     }
-    argc -= optind; argv += optind;
-    if (argc != 4) return usage();
-    const char *url = argv[0], *stream = argv[1], *subject = argv[2];
-    long n = number(argv[3]);
+    const char *url, *stream, *subject;
+    long n;
+    if (!operands(argc, argv, &url, &stream, &subject, &n)) return usage();
     if (n < 0 || n > 100000000 || batch < 1 || batch > 1000000) {
         fprintf(stderr, "nats_read: N must be 0 to 100000000, BATCH 1 to 1000000\n");
         return 64;
