@@ -92,3 +92,13 @@ if [ ${#wanted[@]} -gt 0 ]; then
     echo "setup.sh: installing ${wanted[*]} into $venv" >&2
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${wanted[@]}"
 fi
+
+# kafka-python 3 cannot talk to librdkafka's mock cluster (it needs request
+# versions the mock does not answer), 2.0.2 can: the mirror's Kafka tests
+# read the mock back with it as well as with kcat, from a directory of its
+# own (Tests/blackbox/helpers/kafka_python_read.py puts it on sys.path).
+old_kafka_python="$root/.build/kafka-python-2.0.2"
+if [ ! -e "$old_kafka_python/kafka/__init__.py" ]; then
+    echo "setup.sh: installing kafka-python==2.0.2 into $old_kafka_python" >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --target "$old_kafka_python" kafka-python==2.0.2
+fi

@@ -5,9 +5,11 @@ mock brokers on 127.0.0.1, driven through its standard input (create a topic, ta
 move a partition's leader, inject request errors), stopped at the end of the test.
 
 What the Kafka topic holds is read back with kcat (`-X isolation.level=read_committed`), a
-client independent of mq. kafka-python cannot read from this mock (it answers Metadata only up
-to v2 and ListOffsets up to v1, and kafka-python 3.0 needs ListOffsets v2 for read_committed),
-so it is not used here.
+client independent of mq, and every check compares it with what kafka-python reads. kafka-python
+3 cannot talk to this mock (it needs request versions the mock does not answer); 2.0.2 can, and
+scripts/setup.sh installs it under .build/kafka-python-2.0.2 for helpers/kafka_python_read.py.
+It reads uncommitted only, which on the mock (no transaction markers) is what read_committed
+reads.
 
 What the mock does not do, and these tests therefore cannot show: it keeps no transaction
 markers and no aborted-transaction list, and its last stable offset is its end, so records of an
@@ -15,7 +17,9 @@ open or aborted transaction are visible to read_committed readers; and it has no
 (no controller). See docs/MIRROR.md.
 """
 
+import base64
 import json
+import sys
 import os
 import random
 import shutil
@@ -185,7 +189,31 @@ def check_topic_matches(mq, kafka, dest, topics, same_partitions=True, name=None
         assert key == mqtest.dec(e["key"]), (src, key, e["key"])
         assert value == mqtest.dec(e["value"]), (src, value, e["value"])
         assert r["headers"][:-4] == [(n, mqtest.dec(v)) for n, v in e["headers"]], (src, r["headers"])
+    check_kafka_python_agrees(kafka, dest, got, raw)
     return len(seen)
+
+
+KAFKA_PYTHON_2 = mqtest.REPO / ".build" / "kafka-python-2.0.2"
+
+
+def check_kafka_python_agrees(kafka, topic, got, raw):
+    """A second independent reader: kafka-python 2.0.2 (kafka-python 3 cannot talk to the
+    mock) reads the same records, keys, values, headers and timestamps as kcat."""
+    if not (KAFKA_PYTHON_2 / "kafka" / "__init__.py").exists():
+        pytest.fail(f"{KAFKA_PYTHON_2} is missing: run scripts/setup.sh")
+    partitions = max((r["partition"] for r in got), default=0) + 1
+    p = subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "helpers" / "kafka_python_read.py"),
+                        str(KAFKA_PYTHON_2), kafka.bootstrap, topic, str(partitions)], capture_output=True, timeout=300)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")[-2000:]
+    theirs = {}
+    for line in p.stdout.decode().splitlines():
+        r = json.loads(line)
+        def b(x):
+            return None if x is None else base64.b64decode(x)
+        theirs[(r["partition"], r["offset"])] = (b(r["key"]), b(r["value"]), [(n, b(v)) for n, v in r["headers"]], r["timestamp"])
+    ours = {(r["partition"], r["offset"]): (*raw[(r["partition"], r["offset"])], r["headers"], r["ts"]) for r in got}
+    assert theirs == ours, f"kafka-python reads {len(theirs)} records, kcat {len(ours)}; first difference: " + \
+        str(next(((k, theirs.get(k), ours.get(k)) for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)), None))
 
 
 def mixed_input(n, seed):
