@@ -268,7 +268,7 @@ public final class Producer {
         var settings = PartitionWriter.Settings(topic.config)
         // An fsync at exit will write everything: let the disk start early.
         if options.sync == .exit { settings.writebackBytes = Self.writebackBytes }
-        appender = TopicAppender(topic: topic, pool: WriterPool(), sync: options.sync, codec: codec,
+        appender = TopicAppender(topic: topic, pool: WriterPool(capacity: FileBudget.shared.writersAlone), sync: options.sync, codec: codec,
                                  batchMessages: options.batchMessages, batchBytes: batchBytes,
                                  settings: settings, fixedPartition: options.partition)
         admission = ProduceAdmission(log: log, topic: topic, ratePerSecond: options.ratePerSecond, lingerMs: options.lingerMs,

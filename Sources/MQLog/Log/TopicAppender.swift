@@ -180,7 +180,7 @@ final class TopicAppender {
     func flushAll() throws {
         guard pendingCount > 0 else { return }
         var next = [Int64](repeating: -1, count: placed != nil ? builders.count : 0)
-        for p in builders.indices {
+        for p in flushOrder() {
             guard let base = try flush(Int32(p)) else { continue }
             if placed != nil { next[p] = base }
             // Many partitions' batches each stay below the writeback size.
@@ -197,6 +197,19 @@ final class TopicAppender {
             order.removeAll(keepingCapacity: true)
             try placed(offsets)
         }
+    }
+
+    /// The partitions in the order `flushAll` writes them: in partition
+    /// order, unless more have batches pending than the pool keeps open;
+    /// then those whose writer is open go first, so that a round over
+    /// 10,000 partitions reopens all but the pool's capacity of them instead
+    /// of every one (least recently used first would close each writer just
+    /// before its turn comes again).
+    private func flushOrder() -> [Int] {
+        let pending = builders.indices.filter { builders[$0].map { !$0.isEmpty } ?? false }
+        guard pending.count > pool.capacity else { return pending }
+        let open = pending.filter { pool.isOpen(directory(Int32($0))) }
+        return open + pending.filter { !pool.isOpen(directory(Int32($0))) }
     }
 
     /// Makes every batch written durable, unless the policy is `.none`.

@@ -66,6 +66,9 @@ public final class WriterPool {
     /// Number of writers open now.
     public var openCount: Int { open.count }
 
+    /// True while the writer of `directory` is open.
+    public func isOpen(_ directory: String) -> Bool { open[directory] != nil }
+
     /// The open writer of `directory`, or a new one (closing the least
     /// recently used writer first when the pool is full).
     /// - Parameter settings: used only when a writer is opened.

@@ -26,6 +26,10 @@ public struct FileBudget: Sendable {
     /// the active segment's `.log`, `.index` and `.timeindex`: 4 descriptors).
     public var writers: Int { max(pooled / 2 / Self.descriptorsPerWriter, 2) }
 
+    /// Open partition writers allowed at once for a tool that opens no
+    /// partition readers (`mq-produce`): the whole pooled budget.
+    public var writersAlone: Int { max(pooled / Self.descriptorsPerWriter, 2) }
+
     /// Descriptors one open partition writer holds: `head` and the active
     /// segment's `.log`, `.index` and `.timeindex`.
     public static let descriptorsPerWriter = 4
