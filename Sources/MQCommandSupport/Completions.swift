@@ -84,7 +84,7 @@ public enum LogCompletion {
     static func unquoted(_ word: String) -> String {
         var w = word
         if w.count >= 2, let first = w.first, first == "'" || first == "\"", w.last == first { w = String(w.dropFirst().dropLast()) }
-        if w.hasPrefix("~/"), let home = getenv("HOME") { w = String(cString: home) + w.dropFirst() }
+        if w.hasPrefix("~/"), let home = environment("HOME") { w = home + w.dropFirst() }
         return w
     }
 }

@@ -149,13 +149,7 @@ public final class Consumer {
                 startedUp = true
                 nextRebalance = now + UInt64(options.rebalanceIntervalMs) * 1_000_000
             }
-            var moverWaitMs: Int64 = 200
-            if now >= nextMoverTick {
-                for mover in movers.values {
-                    if let due = try mover.tick() { moverWaitMs = min(moverWaitMs, due) }
-                }
-                nextMoverTick = monotonicNanos() + UInt64(max(0, moverWaitMs)) * 1_000_000
-            }
+            if now >= nextMoverTick { nextMoverTick = try DelayMover.tickAll(movers.values) }
             var progressed: Bool
             do {
                 progressed = try deliverAvailable()

@@ -45,6 +45,17 @@ final class DelayMover {
 
     private var directory: String { log.topicPath(delayTopic) }
 
+    /// Ticks every mover of a consumer (`tick`).
+    /// - Returns: when to tick them again (monotonic ns): when the next
+    ///   message is due, and at most 200 ms from now.
+    static func tickAll(_ movers: some Collection<DelayMover>) throws -> UInt64 {
+        var waitMs: Int64 = 200
+        for mover in movers {
+            if let due = try mover.tick() { waitMs = min(waitMs, due) }
+        }
+        return monotonicNanos() + UInt64(max(0, waitMs)) * 1_000_000
+    }
+
     /// Reads newly delayed messages and moves the due ones.
     /// - Returns: milliseconds until the next message is due, or nil if none waits.
     func tick() throws -> Int64? {

@@ -54,7 +54,7 @@ public enum GroupAdmin {
             let g = try GroupDirectory(log: log, group: name)
             let mine = rows.filter { $0.group == name }
             return Summary(group: name, members: members(g), topics: g.consumedTopics(), queue: mine.contains(where: \.queue),
-                           lagMessages: saturatingSum(mine.map(\.lagMessages)), lastCommitMs: mine.compactMap(\.committedMs).max())
+                           lagMessages: mine.reduce(0) { saturatingSum($0, $1.lagMessages) }, lastCommitMs: mine.compactMap(\.committedMs).max())
         }
     }
 
@@ -112,13 +112,6 @@ public enum GroupAdmin {
         let held = try group.queueTopics().filter { try GroupHousekeeping.isQueueHeld(group.path + "/queue/" + $0) }
         if !held.isEmpty { busy.append("work queues locked on \(held.joined(separator: ", "))") }
         return busy
-    }
-
-    private static func saturatingSum(_ values: [Int64]) -> Int64 {
-        values.reduce(0) { total, v in
-            let (sum, overflow) = total.addingReportingOverflow(v)
-            return overflow ? .max : sum
-        }
     }
 }
 

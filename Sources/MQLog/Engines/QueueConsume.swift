@@ -105,13 +105,7 @@ public final class QueueConsumer {
                 try refreshPartitions()
                 nextRefresh = monotonicNanos() + 500_000_000
             }
-            if monotonicNanos() >= nextMoverTick {
-                var moverWaitMs: Int64 = 200
-                for mover in movers.values {
-                    if let due = try mover.tick() { moverWaitMs = min(moverWaitMs, due) }
-                }
-                nextMoverTick = monotonicNanos() + UInt64(max(0, moverWaitMs)) * 1_000_000
-            }
+            if monotonicNanos() >= nextMoverTick { nextMoverTick = try DelayMover.tickAll(movers.values) }
             let claimed = try claim()
             let ended = try dispatcher.service()
             try flushCompletions()
@@ -151,7 +145,7 @@ public final class QueueConsumer {
             if !DerivedTopics.isDelayTopic(name) { movers[name] = DelayMover(log: log, target: name) }
             for p in 0..<topic.partitions {
                 let dir = topic.partitionPath(p)
-                let queue = try QueuePartition(directory: group.path + "/queue/\(name)/\(p)")
+                let queue = try QueuePartition(directory: group.queuePath(name, p))
                 // A new queue starts where --from says (default: the beginning).
                 let reader = PartitionReader(directory: dir)
                 let durable = DurableEnd(directory: dir)

@@ -38,8 +38,8 @@ public struct StatsTrend: Sendable {
         }
         var sums: [GroupTopic: Int64] = [:]
         for g in stats.groups {
-            let (sum, overflow) = sums[GroupTopic(group: g.group, topic: g.topic), default: 0].addingReportingOverflow(g.lagMessages)
-            sums[GroupTopic(group: g.group, topic: g.topic)] = overflow ? .max : sum
+            let key = GroupTopic(group: g.group, topic: g.topic)
+            sums[key] = saturatingSum(sums[key, default: 0], g.lagMessages)
         }
         for (key, lag) in sums { append(&lags[key, default: []], Double(lag)) }
         // Lines of topics and groups gone from the log go too.
@@ -92,10 +92,5 @@ public struct StatsTrend: Sendable {
 
 extension LogStats.TopicStats {
     /// The sum of the partitions' end offsets (saturating).
-    var endOffsets: Int64 {
-        partitions.reduce(0) { total, p in
-            let (sum, overflow) = total.addingReportingOverflow(p.endOffset)
-            return overflow ? .max : sum
-        }
-    }
+    var endOffsets: Int64 { partitions.reduce(0) { saturatingSum($0, $1.endOffset) } }
 }

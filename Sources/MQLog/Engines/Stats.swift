@@ -27,10 +27,7 @@ public struct LogStats: Sendable {
         public var backlog: BacklogStatus?
         /// Saturates at Int64.max: partitions near the offset limit could add past it.
         public var messages: Int64 {
-            partitions.reduce(0) { total, p in
-                let (sum, overflow) = total.addingReportingOverflow(p.endOffset - p.startOffset)
-                return overflow ? .max : sum
-            }
+            partitions.reduce(0) { saturatingSum($0, $1.endOffset - $1.startOffset) }
         }
     }
 
@@ -161,9 +158,6 @@ public struct LogStats: Sendable {
         return max(0, end - mark - journaled)
     }
 
-    /// - Parameters:
-    ///   - ends: each topic's partitions' end offsets, by partition.
-    ///   - listings: each topic's partitions' segments, as listed for `ends`.
     /// The names of the groups in `log`, sorted.
     public static func listGroups(_ log: LogDirectory) throws -> [String] {
         let root = log.root + "/groups"
@@ -203,11 +197,9 @@ public struct LogStats: Sendable {
                 guard let topicEnds = ends[topic], let segments = listings[topic] else { continue }
                 for (p, end) in topicEnds.enumerated() {
                     let dir = g.queuePath(topic, Int32(p))
-                    var st = stat()
-                    guard stat(dir + "/a", &st) == 0 else { continue }
+                    guard let aMs = FileSystem.modifiedMs(dir + "/a") else { continue }
                     let state = try QueuePartition(directory: dir).read()
-                    var changedMs = Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000
-                    if stat(dir + "/b", &st) == 0 { changedMs = max(changedMs, Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000) }
+                    let changedMs = max(aMs, FileSystem.modifiedMs(dir + "/b") ?? aMs)
                     let lagMs = try state.low < end ? lag(log, topic, Int32(p), segments[p], at: state.low, now: now) : 0
                     let inFlight = state.entries.filter { !$0.done && $0.leaseUntil > now }.count
                     let retrying = state.entries.filter { !$0.done && $0.leaseUntil <= now && $0.visibleAt > now }.count

@@ -140,7 +140,7 @@ public final class BacklogMeter {
         var total = Backlog.zero
         for (p, extent) in extents.enumerated() {
             var from = p < committed.count ? committed[p]?.offset : nil
-            if let g, let low = try QueuePartition.peek(directory: g.path + "/queue/\(topic)/\(p)")?.low {
+            if let g, let low = try QueuePartition.peek(directory: g.queuePath(topic, Int32(p)))?.low {
                 from = min(from ?? low, low)
             }
             total = total + (try extent.backlog(from: from) { base, offset in

@@ -115,7 +115,7 @@ public enum GroupHousekeeping {
                 report.expiredGroups.append(name)
                 return
             }
-            if try expire(group, groupsRoot: log.root + "/groups", report: &report) { return }
+            if try expire(group, report: &report) { return }
         }
         // Committed offsets of topics that are gone.
         if FileSystem.isDirectory(group.committedPath) {
@@ -191,12 +191,10 @@ public enum GroupHousekeeping {
 
     /// The newest commit time in the group, from the offset files' slots and
     /// the queue state files' modification times; 0 when there is none.
-    static func newestActivity(_ group: GroupDirectory) throws -> Int64 {
-        func modified(_ st: stat) -> Int64 { Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000 }
+    private static func newestActivity(_ group: GroupDirectory) throws -> Int64 {
         var newest: Int64 = 0
-        var st = stat()
         // Members joining and leaving change the members directory.
-        if stat(group.membersPath, &st) == 0 { newest = modified(st) }
+        if let ms = FileSystem.modifiedMs(group.membersPath) { newest = ms }
         if FileSystem.isDirectory(group.committedPath) {
             for topic in try FileSystem.list(group.committedPath) where !topic.hasPrefix("~") {
                 guard let f = try OpenFile.openIfExists(group.commitsPath(topic), O_RDONLY) else { continue }
@@ -214,12 +212,12 @@ public enum GroupHousekeeping {
             if let slot = try CommittedOffsetFile.read(f) { newest = max(newest, slot.committedMs) }
         }
         for partitionDir in try partitionPaths(under: group.path + "/queue") {
-            for copy in ["a", "b"] where stat(partitionDir + "/" + copy, &st) == 0 {
-                newest = max(newest, modified(st))
+            for copy in ["a", "b"] {
+                if let ms = FileSystem.modifiedMs(partitionDir + "/" + copy) { newest = max(newest, ms) }
             }
         }
         // A group that never had anything: as old as its directory.
-        if newest == 0, stat(group.path, &st) == 0 { newest = modified(st) }
+        if newest == 0, let ms = FileSystem.modifiedMs(group.path) { newest = ms }
         return newest
     }
 
@@ -234,7 +232,7 @@ public enum GroupHousekeeping {
     }
 
     /// Removes an expired group (`removeGroup`, never forced).
-    private static func expire(_ group: GroupDirectory, groupsRoot: String, report: inout Report) throws -> Bool {
+    private static func expire(_ group: GroupDirectory, report: inout Report) throws -> Bool {
         guard let bytes = try removeGroup(group, force: false) else { return false }
         report.bytesReclaimed += bytes
         report.expiredGroups.append(group.group)

@@ -29,7 +29,7 @@ public enum RetentionGuard {
                     // Taken, with no commit yet: the holder may be reading from the beginning.
                     hold(0)
                 }
-                let queueDir = groups + "/\(group)/queue/\(topic)/\(partition)"
+                let queueDir = g.queuePath(topic, partition)
                 if FileSystem.exists(queueDir + "/a") {
                     hold(try QueuePartition(directory: queueDir).read().low)
                 }

@@ -189,6 +189,16 @@ public enum FileSystem {
         return stat(path, &st) == 0 ? Int64(st.st_size) : nil
     }
 
+    /// When the file at `path` was last modified, in ms since the epoch
+    /// (saturating: the time comes from the file system), or nil when it
+    /// cannot be stat'ed. The C function is `stat`.
+    public static func modifiedMs(_ path: String) -> Int64? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        let (ms, overflow) = Int64(st.st_mtim.tv_sec).multipliedReportingOverflow(by: 1000)
+        return overflow ? (st.st_mtim.tv_sec < 0 ? .min : .max) : saturatingSum(ms, Int64(st.st_mtim.tv_nsec) / 1_000_000)
+    }
+
     /// Why `path` cannot be found: nil when it exists, else the error:
     /// `.noSuchFileOrDirectory` when it is not there, `.permissionDenied`
     /// when a directory on the way may not be searched. The C function is `stat`.
