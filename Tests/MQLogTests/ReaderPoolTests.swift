@@ -126,4 +126,49 @@ import Glibc
         #expect(bases == Array(0..<10))
         #expect(readers[1].isHoldingSegment)
     }
+
+    /// Descriptors of this process open on `path`.
+    static func descriptorsOpen(on path: String) -> Int {
+        let fds = (try? FileSystem.list("/proc/self/fd")) ?? []
+        return fds.filter { fd in
+            var target = [CChar](repeating: 0, count: 4096)
+            let n = readlink("/proc/self/fd/" + fd, &target, target.count - 1)
+            return n > 0 && String(decoding: target[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == path
+        }.count
+    }
+
+    @Test func oneOfThousandsOfReadersClosesHeadAfterEachLook() throws {
+        let dir = makeTempDirectory()
+        defer { try? FileSystem.removeTree(dir) }
+        do {  // the writer closes its `head` when it goes
+            let writer = try PartitionWriter(directory: dir, settings: .init(indexIntervalBytes: 4096))
+            try appendMessages(writer, from: 0, count: 100, perBatch: 10)
+        }
+        let head = LogSegments.headPath(dir)
+        #expect(Self.descriptorsOpen(on: head) == 0)
+        let pool = ReaderPool.current
+        defer { ReaderPool.expectReaders(0) }
+        // Few readers: `head` stays open beside the segment.
+        ReaderPool.expectReaders(0)
+        #expect(pool.keepsHeadsOpen)
+        let reader = try PartitionReader.positioning(directory: dir)
+        #expect(Self.descriptorsOpen(on: head) == 1)
+        // As many readers expected as the pool has descriptors: the reader
+        // holding `head` closes it at once, and closes it after every look.
+        ReaderPool.expectReaders(pool.descriptors)
+        #expect(!pool.keepsHeadsOpen)
+        #expect(pool.limit == pool.descriptors)
+        #expect(Self.descriptorsOpen(on: head) == 0)
+        var offsets: [Int64] = []
+        while let (header, _) = try reader.nextBatch() { offsets.append(header.baseOffset) }
+        #expect(offsets == stride(from: 0, to: 100, by: 10).map { Int64($0) })
+        #expect(reader.activeSegmentBase() == 0)
+        #expect(Self.descriptorsOpen(on: head) == 0)
+        #expect(reader.isHoldingSegment)
+        // Few again: kept open from the next look on.
+        ReaderPool.expectReaders(0)
+        #expect(pool.keepsHeadsOpen && pool.limit == pool.descriptors / 2)
+        #expect(reader.activeSegmentBase() == 0)
+        #expect(Self.descriptorsOpen(on: head) == 1)
+    }
 }

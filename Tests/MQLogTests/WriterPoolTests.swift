@@ -103,4 +103,26 @@ import Glibc
             #expect(w.state.flushedNextOffset == 2)
         }
     }
+
+    @Test func aWriterOpensItsIndexesOnlyForAnEntry() throws {
+        let (root, dirs) = try partitions(1)
+        defer { try? FileSystem.removeTree(root) }
+        let dir = dirs[0]
+        let segment = Segment(dir, 0)
+        func open(_ path: String) -> Int { ReaderPoolTests.descriptorsOpen(on: path) }
+        // As `mq-topic create` leaves a partition: nothing for the writer to recover.
+        try PartitionWriter.createFiles(in: dir, now: currentTimeMillis())
+        let w = try PartitionWriter(directory: dir, settings: .init(indexIntervalBytes: 4096))
+        // Small batches, less than the index interval in all: no entry, no index open.
+        try appendMessages(w, from: 0, count: 20, perBatch: 5)
+        #expect(open(segment.logPath) == 1)
+        #expect(open(segment.indexPath) == 0 && open(segment.timeIndexPath) == 0)
+        #expect(w.state.indexBytes == 0)
+        // Past the interval: the entries are written, the indexes now open.
+        try appendMessages(w, from: 20, count: 400, perBatch: 100)
+        #expect(w.state.indexBytes > 0 && w.state.timeIndexBytes > 0)
+        #expect(open(segment.indexPath) == 1 && open(segment.timeIndexPath) == 1)
+        #expect(FileSystem.size(segment.indexPath) == w.state.indexBytes)
+        #expect(FileSystem.size(segment.timeIndexPath) == w.state.timeIndexBytes)
+    }
 }

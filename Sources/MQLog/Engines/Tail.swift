@@ -119,6 +119,8 @@ public final class Tailer {
     /// Prints until the end of the log (or forever with `follow`), or `count` records.
     /// - Throws: `MQError`: no such topic (noInput), corrupt data (dataError).
     public func run() throws {
+        // mq-tail writes no partitions: its readers may hold every descriptor the pools have.
+        ReaderPool.takeWholeBudget()
         if options.follow { watcher = ChangeWatcher() }
         let selection = try TopicSelection(options.topics)
         let exact = selection.exact

@@ -124,9 +124,10 @@ public struct HeadState: Equatable, Sendable {
     }
 }
 
-/// A partition's `head` read without its lock, kept open between reads: for
-/// readers, which look at the writers' state (torn tails, rolls, what is
-/// flushed) but never change it. Not thread-safe.
+/// A partition's `head` read without its lock: for readers, which look at
+/// the writers' state (torn tails, rolls, what is flushed) but never change
+/// it. Kept open between reads, or closed after each (`read(keepingOpen:)`)
+/// by a reader that is one of thousands. Not thread-safe.
 final class HeadFileReader {
     private let path: String
     private var file: OpenFile?
@@ -139,8 +140,11 @@ final class HeadFileReader {
         bytes.deallocate()
     }
 
-    /// True once `head` was found (it is opened at the first read that finds it).
+    /// True while `head` is open.
     var isOpen: Bool { file != nil }
+
+    /// True when the last `read` found `head` (the file exists).
+    private(set) var found = false
 
     /// Closes `head`; the next `read` opens it again.
     func close() {
@@ -150,8 +154,11 @@ final class HeadFileReader {
 
     /// The 128 bytes of `head` as they are now, or nil when there is no
     /// `head` or it is short. Valid until the next call.
-    func read() -> UnsafeRawBufferPointer? {
+    /// - Parameter keepingOpen: false closes `head` after the read.
+    func read(keepingOpen: Bool = true) -> UnsafeRawBufferPointer? {
         if file == nil { file = try? OpenFile.openIfExists(path, O_RDONLY) }
+        found = file != nil
+        defer { if !keepingOpen { close() } }
         guard let file, (try? file.read(into: bytes.baseAddress!, count: HeadState.size, at: 0)) == HeadState.size else { return nil }
         return UnsafeRawBufferPointer(bytes)
     }

@@ -127,6 +127,17 @@ public final class PartitionReader {
         pool.use(self)
     }
 
+    /// `head` now (see `HeadFileReader.read`), left open only while the
+    /// pool lets readers keep it beside their segment.
+    private func readHead() -> UnsafeRawBufferPointer? {
+        head.read(keepingOpen: pool.keepsHeadsOpen)
+    }
+
+    /// Closes `head` (the pool stopped letting readers keep it open).
+    func closeHead() {
+        head.close()
+    }
+
     /// Opens the released segment again. If its name now refers to another
     /// file (a compaction swapped one in) or to none (retention, a merge),
     /// continues at the resume offset in whichever segment holds it now, as
@@ -273,7 +284,7 @@ public final class PartitionReader {
     /// cannot tell, or was written before this boot (a crash may have lost
     /// data it counts, which the next writer's recovery cuts).
     private func recordedEnd() throws -> Int64? {
-        guard let log, let raw = head.read(), HeadState.isOfThisBoot(raw), let state = HeadState.decode(raw) else { return nil }
+        guard let log, let raw = readHead(), HeadState.isOfThisBoot(raw), let state = HeadState.decode(raw) else { return nil }
         if state.activeBase == segmentBase { return state.endPosition }
         return state.activeBase > segmentBase ? try log.size() : nil
     }
@@ -464,14 +475,14 @@ public final class PartitionReader {
     /// next read of `head` by this reader.
     func headBytes() -> UnsafeRawBufferPointer? {
         useFiles()
-        return head.read()
+        return readHead()
     }
 
     /// The active segment's base offset as `head` records it, or nil when
     /// there is no valid state to read (no writer yet, or one rewriting it).
     private func recordedActiveBase() -> (base: Int64, thisBoot: Bool)? {
         useFiles()
-        guard let raw = head.read(), let base = HeadState.activeBase(raw) else { return nil }
+        guard let raw = readHead(), let base = HeadState.activeBase(raw) else { return nil }
         return (base, HeadState.isOfThisBoot(raw))
     }
 
@@ -548,10 +559,10 @@ public final class PartitionReader {
     private func isPastCommittedEnd() -> Bool {
         useFiles()
         for _ in 0..<3 {
-            if let raw = head.read(), let state = HeadState.decode(raw) {
+            if let raw = readHead(), let state = HeadState.decode(raw) {
                 return state.activeBase == segmentBase && position >= state.endPosition
             }
-            if !head.isOpen { return false }  // no head at all: no writer's tail to wait for
+            if !head.found { return false }  // no head at all: no writer's tail to wait for
         }
         return true  // a state being rewritten right now: assume the tail is in flux
     }
@@ -658,7 +669,7 @@ public final class PartitionReader {
     /// The writers' state in `head` when it has segment `base` active and was
     /// written in this boot (before a restart, unsynced writes may be lost).
     private func activeState(base: Int64) -> HeadState? {
-        guard let raw = head.read(), let state = HeadState.decode(raw), state.activeBase == base,
+        guard let raw = readHead(), let state = HeadState.decode(raw), state.activeBase == base,
               state.bootID == currentBootID else { return nil }
         return state
     }

@@ -2,10 +2,16 @@ import Glibc
 
 /// Bounds the partition files that `PartitionReader`s keep open.
 ///
-/// A reader holds its current segment's `.log` and the partition's `head`
-/// open between reads. A tool that reads thousands of partitions would need
-/// two descriptors per partition, more than the open-file limit allows; so
-/// readers register here while they hold files, and when more than `limit`
+/// A reader holds its current segment's `.log` open between reads, and the
+/// partition's `head` while few readers are alive. A tool that reads
+/// thousands of partitions would need two descriptors per partition, more
+/// than the open-file limit allows; so the pool counts descriptors:
+/// - while every reader alive could keep both within `descriptors`, each
+///   may (`keepsHeadsOpen`), and at most half as many readers as
+///   descriptors hold files;
+/// - beyond that, a reader closes `head` after each look at it, and as many
+///   readers as descriptors may hold their segment.
+/// Readers register here while they hold files, and when more than `limit`
 /// do, the least recently used one closes its files (`releaseFiles`). It keeps
 /// its position and the bytes it had buffered, and opens the segment again
 /// at its next read from disk (docs/FORMAT.md §9, "Released files").
@@ -16,17 +22,33 @@ import Glibc
 /// thread that made it (a pool releases files of its own readers only, so a
 /// reader is never closed under another thread that is reading it).
 public final class ReaderPool {
-    /// The calling thread's pool, sized by `FileBudget.shared.readers`.
+    /// The calling thread's pool, sized by `FileBudget.shared.readerDescriptors`.
     static var current: ReaderPool {
         let key = threadKey.key
         if let p = pthread_getspecific(key) { return Unmanaged<ReaderPool>.fromOpaque(p).takeUnretainedValue() }
-        let pool = ReaderPool(limit: FileBudget.shared.readers)
+        let pool = ReaderPool(descriptors: FileBudget.shared.readerDescriptors)
         pthread_setspecific(key, Unmanaged.passRetained(pool).toOpaque())
         return pool
     }
 
+    /// Gives the calling thread's readers the whole descriptor budget: for
+    /// a tool that opens no partition writers (`mq-tail`).
+    public static func takeWholeBudget() {
+        current.descriptors = FileBudget.shared.pooled
+    }
+
+    /// Descriptors this pool's readers may hold between them (at least 2).
+    private(set) var descriptors: Int {
+        didSet { descriptors = max(descriptors, 2) }
+    }
+
     /// Most readers holding files at once.
-    let limit: Int
+    var limit: Int { keepsHeadsOpen ? max(descriptors / 2, 2) : descriptors }
+
+    /// Whether readers may keep `head` open beside their segment: while all
+    /// the readers alive (or about to be) could hold both at once.
+    private(set) var keepsHeadsOpen = true
+
     /// Readers holding files, least recently used first.
     private var order = RecencyOrder<ObjectIdentifier>()
     /// The readers in `order`, not retained: a reader leaves `order` when it
@@ -35,7 +57,10 @@ public final class ReaderPool {
     /// Files released to stay within the limit, since the start (for tests and statistics).
     private(set) var releases = 0
 
-    init(limit: Int) { self.limit = max(limit, 2) }
+    init(descriptors: Int) { self.descriptors = max(descriptors, 2) }
+
+    /// A pool whose readers keep `head` open beside their segment: `readers` of them hold files at once.
+    convenience init(limit readers: Int) { self.init(descriptors: 2 * max(readers, 2)) }
 
     /// Readers alive on this thread (holding files or not).
     private(set) var readerCount = 0
@@ -70,10 +95,30 @@ public final class ReaderPool {
     /// the budget either (a tool opening 1,000 partitions in turn).
     public static func expectReaders(_ count: Int) { current.expectReaders(count) }
 
-    func expectReaders(_ count: Int) { expectedReaders = max(0, count) }
+    func expectReaders(_ count: Int) {
+        expectedReaders = max(0, count)
+        updateHeadsPolicy()
+    }
 
-    func readerCreated() { readerCount += 1 }
-    func readerGone() { readerCount -= 1 }
+    func readerCreated() {
+        readerCount += 1
+        updateHeadsPolicy()
+    }
+
+    func readerGone() {
+        readerCount -= 1
+        updateHeadsPolicy()
+    }
+
+    /// Sets `keepsHeadsOpen` from the readers alive or expected; when it
+    /// turns false, the readers holding files close `head` now, so that
+    /// the descriptors held never pass `descriptors`.
+    private func updateHeadsPolicy() {
+        let keep = max(readerCount, expectedReaders) * 2 <= descriptors
+        guard keep != keepsHeadsOpen else { return }
+        keepsHeadsOpen = keep
+        if !keep { for r in readers.values { r.takeUnretainedValue().closeHead() } }
+    }
 
     /// Readers holding files now.
     var holding: Int { order.count }

@@ -66,37 +66,83 @@ public struct Segment: Sendable, Hashable {
 
 extension Segment {
     /// The open `.log`, `.index` and `.timeindex` of a segment, as a writer
-    /// (or a rewrite) holds them. Close with `close()`.
-    struct Files {
+    /// (or a rewrite) holds them. Close with `close()`. Not thread-safe.
+    ///
+    /// A writer's indexes are opened at their first use: most batches add no
+    /// index entry (one per `index.interval.bytes`), and a producer over
+    /// 10,000 partitions that writes each of them once would otherwise open
+    /// and close two index files per batch for nothing.
+    final class Files {
         let base: Int64
         let log: OpenFile
-        let index: OffsetIndex
-        let timeIndex: TimeIndex
+        private let indexPath: String
+        private let timeIndexPath: String
+        private var openIndex: OffsetIndex?
+        private var openTimeIndex: TimeIndex?
 
-        func close() { log.close(); index.file.close(); timeIndex.file.close() }
+        /// Files opened already (a segment being built).
+        init(base: Int64, log: OpenFile, index: OffsetIndex, timeIndex: TimeIndex) {
+            self.base = base
+            self.log = log
+            indexPath = index.file.path
+            timeIndexPath = timeIndex.file.path
+            openIndex = index
+            openTimeIndex = timeIndex
+        }
 
-        /// `fdatasync` of the three files.
+        /// `log` open, the indexes of `segment` opened (created when missing) when first used.
+        init(_ segment: Segment, log: OpenFile) {
+            self.base = segment.baseOffset
+            self.log = log
+            indexPath = segment.indexPath
+            timeIndexPath = segment.timeIndexPath
+        }
+
+        /// The `.index`, opened at its first use.
+        /// - Throws: `MQError` when it cannot be opened.
+        func offsetIndex() throws -> OffsetIndex {
+            if let openIndex { return openIndex }
+            let index = OffsetIndex(file: try OpenFile.open(indexPath, O_RDWR | O_CREAT, creating: true), baseOffset: base)
+            openIndex = index
+            return index
+        }
+
+        /// The `.timeindex`, opened at its first use.
+        /// - Throws: `MQError` when it cannot be opened.
+        func timeIndexFile() throws -> TimeIndex {
+            if let openTimeIndex { return openTimeIndex }
+            let index = TimeIndex(file: try OpenFile.open(timeIndexPath, O_RDWR | O_CREAT, creating: true), baseOffset: base)
+            openTimeIndex = index
+            return index
+        }
+
+        /// The `.index` for an entry, nil when it cannot be opened (the entry
+        /// is then left out, as when its write fails: indexes are derived data).
+        var index: OffsetIndex? { try? offsetIndex() }
+        /// The `.timeindex` for an entry, nil when it cannot be opened.
+        var timeIndex: TimeIndex? { try? timeIndexFile() }
+
+        func close() {
+            log.close()
+            openIndex?.file.close()
+            openTimeIndex?.file.close()
+        }
+
+        /// `fdatasync` of the three files (the indexes are opened for it:
+        /// another writer of the segment may have added entries to them).
         func sync() throws {
             try log.sync()
-            try index.file.sync()
-            try timeIndex.file.sync()
+            try offsetIndex().file.sync()
+            try timeIndexFile().file.sync()
         }
     }
 
-    /// Opens the segment's files read-write. The indexes are created when
-    /// missing (they are derived data); the `.log` only with `createLog`.
+    /// Opens the segment's `.log` read-write, and its indexes when first used
+    /// (created when missing: they are derived data); the `.log` is created only with `createLog`.
     /// - Throws: `MQError`, with cause `.noSuchFileOrDirectory` when the `.log` is missing.
     func open(createLog: Bool) throws -> Files {
         let log = try OpenFile.open(logPath, O_RDWR | (createLog ? O_CREAT : 0), creating: createLog)
-        let index: OpenFile, timeIndex: OpenFile
-        do {
-            index = try OpenFile.open(indexPath, O_RDWR | O_CREAT, creating: true)
-        } catch { log.close(); throw error }
-        do {
-            timeIndex = try OpenFile.open(timeIndexPath, O_RDWR | O_CREAT, creating: true)
-        } catch { log.close(); index.close(); throw error }
-        return Files(base: baseOffset, log: log, index: OffsetIndex(file: index, baseOffset: baseOffset),
-                     timeIndex: TimeIndex(file: timeIndex, baseOffset: baseOffset))
+        return Files(self, log: log)
     }
 
     /// Creates the segment's `.log`, `.index` and `.timeindex` empty,
@@ -162,6 +208,7 @@ extension Segment.Files {
     ///   - scratch: a buffer for reading batches.
     /// - Returns: the bytes cut from the `.log`.
     func recover(_ state: inout HeadState, interval: Int64, scratch: GrowableBytes) throws -> Int64 {
+        let index = try offsetIndex(), timeIndex = try timeIndexFile()
         if try index.file.size() != state.indexBytes { try index.file.truncate(to: state.indexBytes) }
         if try timeIndex.file.size() != state.timeIndexBytes { try timeIndex.file.truncate(to: state.timeIndexBytes) }
         let fileSize = try log.size()

@@ -48,6 +48,8 @@ final class TopicAppender {
     private var tracksOrder = false
 
     private var builders: [RecordBatchBuilder?]
+    /// `builders`, unretained, for the per-record path.
+    private var builderRefs: [Unmanaged<RecordBatchBuilder>?]
     private var order: [Int32] = []
     private(set) var pendingCount = 0
     private var pendingBytes = 0
@@ -55,18 +57,36 @@ final class TopicAppender {
     private(set) var oldestPendingNanos: UInt64 = 0
     private(set) var sticky: Int32
 
+    /// The default of `maxPendingBytes` for `partitions` partitions: 32 MiB,
+    /// or `partitionShare` per partition when that is more (up to
+    /// `pendingCeiling`), so that a topic of many partitions still gets
+    /// batches of a useful size before memory forces them out: 10,000
+    /// partitions under 32 MiB would be written in batches of 3 KiB, each
+    /// costing the same lock, state read and write as a batch of a megabyte.
+    /// Kafka's producer has the same trade-off between `batch.size` (16 KB
+    /// per partition) and `buffer.memory`.
+    static func defaultMaxPendingBytes(partitions: Int32) -> Int {
+        min(max(32 << 20, Int(partitions) * partitionShare), pendingCeiling)
+    }
+
+    /// The least a partition's pending batch may reach before all are written (see `defaultMaxPendingBytes`).
+    static let partitionShare = 16 << 10
+    /// The most pending bytes however many partitions there are.
+    static let pendingCeiling = 256 << 20
+
     init(topic: Topic, pool: WriterPool, sync: SyncPolicy, codec: CompressionCodec, batchMessages: Int, batchBytes: Int,
-         maxPendingBytes: Int = 32 << 20, settings: PartitionWriter.Settings, fixedPartition: Int32? = nil) {
+         maxPendingBytes: Int? = nil, settings: PartitionWriter.Settings, fixedPartition: Int32? = nil) {
         self.topic = topic
         self.pool = pool
         self.sync = sync
         self.codec = codec
         self.batchMessages = batchMessages
         self.batchBytes = batchBytes
-        self.maxPendingBytes = maxPendingBytes
+        self.maxPendingBytes = maxPendingBytes ?? Self.defaultMaxPendingBytes(partitions: topic.partitions)
         self.settings = settings
         self.fixedPartition = fixedPartition
         self.builders = Array(repeating: nil, count: Int(topic.partitions))
+        self.builderRefs = Array(repeating: nil, count: Int(topic.partitions))
         self.sticky = Int32.random(in: 0..<topic.partitions)
     }
 
@@ -102,12 +122,19 @@ final class TopicAppender {
     func add(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer,
              partition forced: Int32?, timestamp: Int64, recordSize: Int) throws {
         let p = partition(forced: forced, key: key, otherwise: sticky)
-        let builder = builders[Int(p)] ?? newBuilder(p)
-        if !builder.isEmpty && (builder.recordBytes + recordSize > batchBytes || Int(builder.count) >= batchMessages) {
+        // Used without retaining it (`builders` keeps it): over many
+        // partitions, each record goes to a builder whose lines have left the
+        // cache, and a reference count changed there is a locked instruction
+        // that waits for them.
+        let unretained = builderRefs[Int(p)] ?? newBuilder(p)
+        let full = unretained._withUnsafeGuaranteedRef { b in
+            !b.isEmpty && (b.recordBytes + recordSize > batchBytes || Int(b.count) >= batchMessages)
+        }
+        if full {
             if tracksOrder { try flushAll() } else { try flush(p) }
         }
         if pendingCount == 0 { oldestPendingNanos = monotonicNanos() }
-        builder.append(timestamp: timestamp, key: key, value: value, headers: headers)
+        unretained._withUnsafeGuaranteedRef { $0.append(timestamp: timestamp, key: key, value: value, headers: headers) }
         pendingCount += 1
         pendingBytes += recordSize
         if tracksOrder { order.append(p) }
@@ -129,12 +156,13 @@ final class TopicAppender {
     }
 
     @inline(never)
-    private func newBuilder(_ partition: Int32) -> RecordBatchBuilder {
+    private func newBuilder(_ partition: Int32) -> Unmanaged<RecordBatchBuilder> {
         // One partition gets the whole batch size at once; many start small.
         let capacity = topic.partitions == 1 ? batchBytes : min(batchBytes, 16 << 10)
         let b = RecordBatchBuilder(codec: codec, capacity: capacity)
         builders[Int(partition)] = b
-        return b
+        builderRefs[Int(partition)] = Unmanaged.passUnretained(b)
+        return Unmanaged.passUnretained(b)
     }
 
     // MARK: Writing

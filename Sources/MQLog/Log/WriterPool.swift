@@ -1,7 +1,8 @@
 /// A bounded set of open `PartitionWriter`s, keyed by partition directory,
 /// closing the least recently used when full.
 ///
-/// A writer holds 4 descriptors (head, `.log`, `.index`, `.timeindex`), so a
+/// A writer holds up to 4 descriptors (head, `.log`, and `.index` and
+/// `.timeindex` once it has indexed a batch), so a
 /// tool writing to 10,000 partitions cannot keep one open per partition
 /// under the usual limit of open files. Every tool that appends goes
 /// through a pool sized from `FileBudget.shared.writers`.

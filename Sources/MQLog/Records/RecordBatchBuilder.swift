@@ -11,6 +11,11 @@ public final class RecordBatchBuilder {
     public let output: GrowableBytes
     /// Records before compression, when a codec is set.
     private let staging: GrowableBytes?
+    /// `staging ?? output`, unretained (both are constants of this builder):
+    /// a producer over many partitions appends each record to a builder
+    /// whose lines have left the cache, and a reference count changed there
+    /// is a locked instruction that waits for them.
+    private let recordBuffer: Unmanaged<GrowableBytes>
     public private(set) var count: Int32 = 0
     public private(set) var baseTimestamp: Int64 = 0
     public private(set) var maxTimestamp: Int64 = -1
@@ -33,6 +38,7 @@ public final class RecordBatchBuilder {
         self.codec = codec
         self.output = GrowableBytes(capacity: capacity + BatchLayout.headerSize)
         self.staging = codec == .none ? nil : GrowableBytes(capacity: capacity)
+        self.recordBuffer = Unmanaged.passUnretained(staging ?? output)
         reset()
     }
 
@@ -124,29 +130,41 @@ public final class RecordBatchBuilder {
     @inline(__always)
     public func append(timestamp: Int64, offsetDelta: Int32, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer) {
         if count == 0 { baseTimestamp = timestamp }
-        let buffer = staging ?? output
+        // Not retained (see `recordBuffer`).
         let timestampDelta = timestamp &- baseTimestamp
-        let keyLength = key.map { Int64($0.count) } ?? -1
-        let valueLength = value.map { Int64($0.count) } ?? -1
-        let body = 1 &+ varlongSize(timestampDelta) &+ varlongSize(Int64(offsetDelta))
-            &+ varlongSize(keyLength) &+ Int(max(keyLength, 0))
-            &+ varlongSize(valueLength) &+ Int(max(valueLength, 0)) &+ headers.count
-        buffer.reserve(body &+ 5)
-        buffer.appendVarlong(Int64(body))
-        buffer.append(byte: 0)
-        buffer.appendVarlong(timestampDelta)
-        buffer.appendVarlong(Int64(offsetDelta))
-        buffer.appendVarlong(keyLength)
-        if let key { buffer.append(key) }
-        buffer.appendVarlong(valueLength)
-        if let value { buffer.append(value) }
-        buffer.append(headers)
+        recordBuffer._withUnsafeGuaranteedRef {
+            Self.encodeRecord(into: $0, timestampDelta: timestampDelta, offsetDelta: offsetDelta, key: key, value: value, headers: headers)
+        }
         if timestamp > maxTimestamp {
             maxTimestamp = timestamp
             offsetDeltaOfMaxTimestamp = offsetDelta
         }
         lastOffsetDelta = offsetDelta
         count &+= 1
+    }
+
+    /// Appends one record's bytes (length, attributes, deltas, key, value, headers) to `buffer`.
+    @inline(__always)
+    private static func encodeRecord(into buffer: GrowableBytes, timestampDelta: Int64, offsetDelta: Int32,
+                                     key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer) {
+        let keyLength = key.map { Int64($0.count) } ?? -1
+        let valueLength = value.map { Int64($0.count) } ?? -1
+        let body = 1 &+ varlongSize(timestampDelta) &+ varlongSize(Int64(offsetDelta))
+            &+ varlongSize(keyLength) &+ Int(max(keyLength, 0))
+            &+ varlongSize(valueLength) &+ Int(max(valueLength, 0)) &+ headers.count
+        // One reservation for the whole record (its length prefix is at most
+        // 10 bytes), then plain stores.
+        buffer.reserve(body &+ 10)
+        var p = storeVarlong(Int64(body), at: buffer.base + buffer.count)
+        p.storeBytes(of: 0, as: UInt8.self)
+        p = storeVarlong(timestampDelta, at: p + 1)
+        p = storeVarlong(Int64(offsetDelta), at: p)
+        p = storeVarlong(keyLength, at: p)
+        if let key, let k = key.baseAddress, key.count > 0 { p.copyMemory(from: k, byteCount: key.count); p += key.count }
+        p = storeVarlong(valueLength, at: p)
+        if let value, let v = value.baseAddress, value.count > 0 { p.copyMemory(from: v, byteCount: value.count); p += value.count }
+        if let h = headers.baseAddress, headers.count > 0 { p.copyMemory(from: h, byteCount: headers.count); p += headers.count }
+        buffer.count = p - buffer.base
     }
 
     /// Completes the batch: compresses, writes the header and the CRC.

@@ -23,20 +23,20 @@ public struct FileBudget: Sendable {
     public var pooled: Int { max(limit - Self.reserved, 16) }
 
     /// Open partition writers allowed at once (each holds its head file and
-    /// the active segment's `.log`, `.index` and `.timeindex`: 4 descriptors).
+    /// the active segment's `.log`, `.index` and `.timeindex`: up to 4 descriptors).
     public var writers: Int { max(pooled / 2 / Self.descriptorsPerWriter, 2) }
 
     /// Open partition writers allowed at once for a tool that opens no
     /// partition readers (`mq-produce`): the whole pooled budget.
     public var writersAlone: Int { max(pooled / Self.descriptorsPerWriter, 2) }
 
-    /// Descriptors one open partition writer holds: `head` and the active
-    /// segment's `.log`, `.index` and `.timeindex`.
+    /// Descriptors one open partition writer may hold: `head` and the active
+    /// segment's `.log`, `.index` and `.timeindex` (the indexes from its first entry on).
     public static let descriptorsPerWriter = 4
 
-    /// Open partition readers allowed at once (each holds at most one
-    /// segment file, plus one for index lookups while positioning).
-    public var readers: Int { max(pooled / 4, 2) }
+    /// Descriptors partition readers may hold between them (`ReaderPool`):
+    /// half the budget, the other half being the writers'.
+    public var readerDescriptors: Int { max(pooled / 2, 4) }
 
     /// Group leases a consumer may hold at once: as many as readers (a lease
     /// is a lock in its topic's committed-offset file, one descriptor per

@@ -113,15 +113,7 @@ public final class GrowableBytes: @unchecked Sendable {
     @inline(__always)
     public func appendVarlong(_ value: Int64) {
         reserve(10)
-        var v = UInt64(bitPattern: (value << 1) ^ (value >> 63))
-        var p = base + count
-        while v >= 0x80 {
-            p.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, as: UInt8.self)
-            p += 1
-            v >>= 7
-        }
-        p.storeBytes(of: UInt8(truncatingIfNeeded: v), as: UInt8.self)
-        count = (p + 1) - base
+        count = storeVarlong(value, at: base + count) - base
     }
 
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
@@ -136,6 +128,21 @@ public final class GrowableBytes: @unchecked Sendable {
         memmove(base, base + n, count - n)
         count -= n
     }
+}
+
+/// Writes `value` as a zig-zag varlong (Kafka `varlong`, at most 10 bytes)
+/// at `p`, which must have room; returns the address after it.
+@inline(__always)
+public func storeVarlong(_ value: Int64, at p: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+    var v = UInt64(bitPattern: (value << 1) ^ (value >> 63))
+    var p = p
+    while v >= 0x80 {
+        p.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, as: UInt8.self)
+        p += 1
+        v >>= 7
+    }
+    p.storeBytes(of: UInt8(truncatingIfNeeded: v), as: UInt8.self)
+    return p + 1
 }
 
 /// Bytes needed for a zig-zag varlong.
