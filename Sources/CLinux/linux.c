@@ -49,3 +49,7 @@ int mq_ofd_is_locked(int fd, int64_t start, int64_t length) {
 int mq_lock_type(int exclusive, int unlock) {
     return unlock ? F_UNLCK : (exclusive ? F_WRLCK : F_RDLCK);
 }
+
+int mq_o_noatime(void) {
+    return O_NOATIME;
+}

@@ -480,3 +480,21 @@ def test_work_queue_does_not_visit_every_partition_per_message(mq, tmp_path):
     assert counts["total"] <= 400 * n, counts
     assert counts.get("fdatasync", 0) + counts.get("fsync", 0) <= 10 * n + 2 * partitions, counts
     assert mq.run("mq-consume", "--queue", "-g", "w", "-e", "q", "--", "false").status == 0
+
+
+def test_readers_do_not_update_access_times(mq):
+    """Reading a partition writes nothing to the disk: with relatime, the first read of every
+    segment after a write updated its inode, so a reader of 1,000 fresh partitions made the
+    file system write 1.4 MB of journal; readers open segments and head with O_NOATIME."""
+    import os
+    mq.create("t", 8)
+    mq.produce("t", b"".join(b"k%d:v%d\n" % (i, i) for i in range(400)), "-K", ":")
+    files = [p for p in mq.topic_dir("t").rglob("*") if p.is_file() and (p.suffix == ".log" or p.name == "head")]
+    assert len(files) == 16
+    old = 1_000_000_000  # long before any modification: relatime would update it on a read
+    for p in files:
+        os.utime(p, ns=(old * 10**9, p.stat().st_mtime_ns))
+    assert len(mq.tail("-n", "+0", "t").lines()) == 400
+    assert len(mq.run("mq-consume", "-g", "g", "-e", "t", check=0).lines()) == 400
+    touched = [str(p) for p in files if p.stat().st_atime_ns != old * 10**9]
+    assert touched == [], f"access times updated by readers: {touched}"

@@ -33,6 +33,10 @@ int mq_ofd_lock(int fd, int type, int64_t start, int64_t length);
  * F_OFD_GETLK), 0 when none does, -1 with errno set. */
 int mq_ofd_is_locked(int fd, int64_t start, int64_t length);
 
+/* The O_NOATIME open flag (open(2): no access-time update on reads), which
+ * Swift's Glibc module does not declare. */
+int mq_o_noatime(void);
+
 /* F_WRLCK, F_RDLCK and F_UNLCK, for mq_ofd_lock. */
 int mq_lock_type(int exclusive, int unlock);
 

@@ -156,7 +156,7 @@ final class HeadFileReader {
     /// `head` or it is short. Valid until the next call.
     /// - Parameter keepingOpen: false closes `head` after the read.
     func read(keepingOpen: Bool = true) -> UnsafeRawBufferPointer? {
-        if file == nil { file = try? OpenFile.openIfExists(path, O_RDONLY) }
+        if file == nil { file = try? OpenFile.openForReading(path) }
         found = file != nil
         defer { if !keepingOpen { close() } }
         guard let file, (try? file.read(into: bytes.baseAddress!, count: HeadState.size, at: 0)) == HeadState.size else { return nil }

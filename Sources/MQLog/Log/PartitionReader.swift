@@ -145,7 +145,7 @@ public final class PartitionReader {
     private func reopenReleased() throws {
         released = false
         useFiles()
-        if let handle = try OpenFile.openIfExists(Segment(directory, segmentBase).logPath, O_RDONLY) {
+        if let handle = try OpenFile.openForReading(Segment(directory, segmentBase).logPath) {
             var st = stat()
             if fstat(handle.fd, &st) == 0, UInt64(st.st_dev) == openFile.dev, UInt64(st.st_ino) == openFile.ino {
                 log = handle
@@ -290,9 +290,9 @@ public final class PartitionReader {
     }
 
     /// As `peekBatch`, but reads and returns the batch's header alone (its
-    /// plausibility checked, not its CRC), with a small read, when this is
-    /// one of many readers (below that, a reader's first read is as large
-    /// as any, and is what the batch is then read from).
+    /// plausibility checked, not its CRC), with a small read
+    /// (`ReaderPool.headerProbeSize`), when this is one of many readers
+    /// (below that, a reader's first read is as large as any).
     private func peekHeader() throws -> (BatchHeader, UnsafeRawBufferPointer)? {
         probingHeader = pool.readSize < ReaderPool.maximumReadSize
         defer { probingHeader = false }
@@ -509,7 +509,7 @@ public final class PartitionReader {
         }
         guard let log else { return nil }
         if buffer.count - bufferOffset < BatchLayout.headerSize {
-            try refill(log, need: BatchLayout.headerSize, readSize: probingHeader ? 4096 : nil)
+            try refill(log, need: BatchLayout.headerSize, readSize: probingHeader ? ReaderPool.headerProbeSize : nil)
             if buffer.count - bufferOffset < BatchLayout.headerSize {
                 if buffer.count - bufferOffset > BatchLayout.magic {
                     let magic = (buffer.base + bufferOffset).load(fromByteOffset: BatchLayout.magic, as: UInt8.self)
@@ -529,10 +529,11 @@ public final class PartitionReader {
         }
         if probingHeader { return (header, UnsafeRawBufferPointer(start: buffer.base + bufferOffset, count: BatchLayout.headerSize)) }
         if buffer.count - bufferOffset < header.totalSize {
-            // The length comes from disk: a batch larger than the buffer is
-            // read only when the file holds it, so that a damaged length
-            // cannot make the reader allocate up to 2 GiB.
-            if header.totalSize > buffer.capacity, try log.size() - position < Int64(header.totalSize) {
+            // The length comes from disk: a batch larger than the largest
+            // read is read only when the file holds it, so that a damaged
+            // length cannot make the reader allocate up to 2 GiB (below
+            // that, a short read tells, without a look at the file's size).
+            if header.totalSize > max(buffer.capacity, ReaderPool.maximumReadSize), try log.size() - position < Int64(header.totalSize) {
                 resetBuffer()
                 return nil
             }
@@ -616,7 +617,7 @@ public final class PartitionReader {
         if base == segmentBase, log != nil { return true }
         closeSegment()
         useFiles()
-        guard let handle = try OpenFile.openIfExists(Segment(directory, base).logPath, O_RDONLY) else {
+        guard let handle = try OpenFile.openForReading(Segment(directory, base).logPath) else {
             listingIsCurrent = false
             return false
         }
