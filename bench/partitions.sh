@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Cost against partitions (issue 12's table), beside the file system's own:
+# `mq-bench partitions` and bench/partitions_floor.c (the same bytes written
+# to and read from P partitions without mq, with the least a durable log
+# must do), in turn, in one sitting. Prints medians and each one's ratio to
+# its own one-partition figure; asserts nothing.
+#
+#   bench/partitions.sh [BIN_DIR]      (default .build/release; build it first)
+#
+# Environment: ROUNDS (default 3), MESSAGES (default 1000000), SIZE (bytes
+# per message, default 100), PARTITIONS (default 1,1000,10000), BENCH_DIR
+# (where the temporary directory is made; default beside the repository).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:-.build/release}
+ROUNDS=${ROUNDS:-3}
+MESSAGES=${MESSAGES:-1000000}
+SIZE=${SIZE:-100}
+PARTITIONS=${PARTITIONS:-1,1000,10000}
+[ -x "$BIN/mq-bench" ] || { echo "partitions.sh: no $BIN/mq-bench: build first (make build)" >&2; exit 66; }
+BIN=$(cd "$BIN" && pwd)
+work=$(mktemp -d "${BENCH_DIR:-$PWD}/.partitions.XXXXXX") || exit 73
+trap 'rm -rf "$work"' EXIT
+compiler=
+for c in "${CC:-}" cc clang gcc; do
+    if [ -n "$c" ] && command -v "$c" >/dev/null; then compiler=$c; break; fi
+done
+[ -n "$compiler" ] || { echo "partitions.sh: no C compiler for bench/partitions_floor.c (set CC)" >&2; exit 69; }
+"$compiler" -O2 -o "$work/floor" bench/partitions_floor.c || { echo "partitions.sh: cannot build bench/partitions_floor.c" >&2; exit 70; }
+
+results=$work/results.txt
+total=$((MESSAGES * SIZE))
+for round in $(seq "$ROUNDS"); do
+    "$BIN/mq-bench" --dir "$work" --json -n "$MESSAGES" -s "$SIZE" --partitions "$PARTITIONS" partitions |
+        python3 -c '
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    for k in ("produce", "tail", "consume"):
+        print("mq", k, r["partitions"], r[k + "_seconds"])' >> "$results" || { echo "partitions.sh: mq-bench failed" >&2; exit 70; }
+    for p in ${PARTITIONS//,/ }; do
+        # The producer's bound on pending batches (TopicAppender.defaultMaxPendingBytes).
+        bound=$(( p * 16384 > 33554432 ? p * 16384 : 33554432 ))
+        bound=$(( bound > 268435456 ? 268435456 : bound ))
+        rm -rf "$work/floor.d"
+        "$work/floor" "$work/floor.d" "$p" "$total" "$bound" |
+            awk '{ print "floor write", $1, $2; print "floor read", $1, $3 }' >> "$results" || { echo "partitions.sh: the floor failed" >&2; exit 70; }
+    done
+done
+rm -rf "$work/floor.d"
+
+python3 - "$results" "$MESSAGES" "$SIZE" "$ROUNDS" <<'EOF'
+import statistics, sys
+path, messages, size, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+runs = {}
+for line in open(path):
+    who, what, p, s = line.split()
+    runs.setdefault((who, what, int(p)), []).append(float(s))
+med = {k: statistics.median(v) for k, v in runs.items()}
+parts = sorted({k[2] for k in med})
+rows = [("mq", "produce"), ("floor", "write"), ("mq", "tail"), ("mq", "consume"), ("floor", "read")]
+print(f"{messages:,} messages of {size} bytes, medians of {rounds} rounds (seconds, and × the same row's one partition)")
+print(f"{'':24}" + "".join(f"{p:>20,}" for p in parts))
+for who, what in rows:
+    base = med.get((who, what, parts[0]))
+    cells = []
+    for p in parts:
+        s = med.get((who, what, p))
+        cells.append(f"{'-':>20}" if s is None else f"{s:>11.3f} ({s / base:5.1f}×)" if base else f"{s:>20.3f}")
+    name = {"floor": "floor (no mq) " + what, "mq": "mq " + what}[who]
+    print(f"{name:24}" + "".join(cells))
+EOF

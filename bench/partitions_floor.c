@@ -1,0 +1,139 @@
+/*
+ * The floor under `mq-bench partitions` on this machine: the same bytes
+ * written to and read from P partitions without mq, with the least any
+ * durable log must do.
+ *
+ * Write: one directory per partition, each with a segment file and a
+ * 128-byte state file, made before the clock starts (as `mq-topic create`
+ * makes them). Then TOTAL bytes go out in rounds, as a producer that holds
+ * BOUND bytes of pending batches writes them (BOUND / P per partition and
+ * round, at most 1 MiB, mq-produce's batch size): per partition and round
+ * one pwrite of the segment, and one pwrite of the state file, opened for
+ * it when the segments' descriptors leave no room to keep both open. Then
+ * one syncfs, which is what makes it durable.
+ *
+ * Read: each partition in turn, its segment opened, read in 1 MiB preads,
+ * closed. No merge by time, no checksums, no decoding.
+ *
+ *   cc -O2 -o /tmp/partitions_floor bench/partitions_floor.c
+ *   /tmp/partitions_floor DIR P TOTAL BOUND
+ *
+ * Prints one line: partitions, write seconds (the writes, then syncfs),
+ * read seconds. DIR must not exist; it is removed by the caller.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static double seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void fail(const char *what, const char *path) {
+    fprintf(stderr, "partitions_floor: %s %s: %s\n", what, path, strerror(errno));
+    exit(74);
+}
+
+static int open_or_fail(const char *path, int flags) {
+    int fd = open(path, flags | O_CLOEXEC, 0644);
+    if (fd < 0) fail("cannot open", path);
+    return fd;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 5) {
+        fprintf(stderr, "usage: partitions_floor DIR PARTITIONS TOTAL_BYTES BOUND_BYTES\n");
+        return 64;
+    }
+    const char *dir = argv[1];
+    long partitions = atol(argv[2]), total = atol(argv[3]), bound = atol(argv[4]);
+    if (partitions < 1 || total < 1 || bound < 1) {
+        fprintf(stderr, "partitions_floor: PARTITIONS, TOTAL_BYTES and BOUND_BYTES must be positive\n");
+        return 64;
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    /* Both files of every partition open, or the segments only. */
+    int keep_heads = getrlimit(RLIMIT_NOFILE, &rl) == 0 && (rlim_t)(2 * partitions + 64) <= rl.rlim_cur;
+
+    char path[4096];
+    if (mkdir(dir, 0777) != 0) fail("cannot create", dir);
+    for (long p = 0; p < partitions; p++) {
+        snprintf(path, sizeof path, "%s/%ld", dir, p);
+        if (mkdir(path, 0777) != 0) fail("cannot create", path);
+        snprintf(path, sizeof path, "%s/%ld/segment", dir, p);
+        close(open_or_fail(path, O_WRONLY | O_CREAT | O_EXCL));
+        snprintf(path, sizeof path, "%s/%ld/state", dir, p);
+        close(open_or_fail(path, O_WRONLY | O_CREAT | O_EXCL));
+    }
+    sync();
+
+    long chunk = bound / partitions;
+    if (chunk > 1L << 20) chunk = 1L << 20;
+    if (chunk < 1) chunk = 1;
+    char *data = malloc((size_t)chunk);
+    char state[128];
+    long *size = calloc((size_t)partitions, sizeof *size);
+    int *segment = malloc(sizeof(int) * (size_t)partitions);
+    int *head = malloc(sizeof(int) * (size_t)partitions);
+    if (!data || !size || !segment || !head) { fprintf(stderr, "partitions_floor: out of memory\n"); return 71; }
+    memset(data, 'x', (size_t)chunk);
+    memset(state, 0, sizeof state);
+
+    double start = seconds();
+    for (long p = 0; p < partitions; p++) {
+        snprintf(path, sizeof path, "%s/%ld/segment", dir, p);
+        segment[p] = open_or_fail(path, O_WRONLY);
+        if (keep_heads) {
+            snprintf(path, sizeof path, "%s/%ld/state", dir, p);
+            head[p] = open_or_fail(path, O_WRONLY);
+        }
+    }
+    for (long written = 0; written < total;) {
+        for (long p = 0; p < partitions && written < total; p++) {
+            long n = total - written < chunk ? total - written : chunk;
+            if (pwrite(segment[p], data, (size_t)n, size[p]) != n) fail("cannot write", "a segment");
+            size[p] += n;
+            written += n;
+            int h = head[p];
+            if (!keep_heads) {
+                snprintf(path, sizeof path, "%s/%ld/state", dir, p);
+                h = open_or_fail(path, O_WRONLY);
+            }
+            if (pwrite(h, state, sizeof state, 0) != (ssize_t)sizeof state) fail("cannot write", "a state file");
+            if (!keep_heads) close(h);
+        }
+    }
+    if (syncfs(segment[0]) != 0) fail("cannot sync", dir);
+    for (long p = 0; p < partitions; p++) {
+        close(segment[p]);
+        if (keep_heads) close(head[p]);
+    }
+    double written_at = seconds();
+
+    char *buffer = malloc(1 << 20);
+    long read_total = 0;
+    for (long p = 0; p < partitions; p++) {
+        snprintf(path, sizeof path, "%s/%ld/segment", dir, p);
+        int fd = open_or_fail(path, O_RDONLY | O_NOATIME);
+        ssize_t n;
+        for (off_t at = 0; (n = pread(fd, buffer, 1 << 20, at)) > 0; at += n) read_total += n;
+        close(fd);
+    }
+    double read_at = seconds();
+    if (read_total != total) { fprintf(stderr, "partitions_floor: read %ld bytes of %ld\n", read_total, total); return 70; }
+    printf("%ld %.3f %.3f\n", partitions, written_at - start, read_at - written_at);
+    return 0;
+}
