@@ -171,4 +171,20 @@ import Glibc
         #expect(reader.activeSegmentBase() == 0)
         #expect(Self.descriptorsOpen(on: head) == 1)
     }
+
+    @Test func headsStayOpenWhileEveryReaderCouldKeepBoth() {
+        let pool = ReaderPool(descriptors: 8)
+        for _ in 0..<4 { pool.readerCreated() }
+        #expect(pool.keepsHeadsOpen && pool.limit == 4)
+        pool.readerCreated()
+        #expect(!pool.keepsHeadsOpen && pool.limit == 8)
+        pool.setDescriptors(10)
+        #expect(pool.keepsHeadsOpen && pool.limit == 5)
+        pool.expectReaders(6)
+        #expect(!pool.keepsHeadsOpen)
+        pool.expectReaders(0)
+        pool.readerGone()
+        pool.setDescriptors(8)
+        #expect(pool.keepsHeadsOpen && pool.limit == 4)
+    }
 }

@@ -34,12 +34,15 @@ public final class ReaderPool {
     /// Gives the calling thread's readers the whole descriptor budget: for
     /// a tool that opens no partition writers (`mq-tail`).
     public static func takeWholeBudget() {
-        current.descriptors = FileBudget.shared.pooled
+        current.setDescriptors(FileBudget.shared.pooled)
     }
 
     /// Descriptors this pool's readers may hold between them (at least 2).
-    private(set) var descriptors: Int {
-        didSet { descriptors = max(descriptors, 2) }
+    private(set) var descriptors: Int
+
+    func setDescriptors(_ count: Int) {
+        descriptors = max(count, 2)
+        updateHeadsPolicy()
     }
 
     /// Most readers holding files at once.
