@@ -4,6 +4,7 @@
 #   make test             setup, release build, unit tests, then the Python suites (Python from .build/venv)
 #   make demo             build setup (no Python), release build, sample data in and out of the default log
 #   make goals            release build, then the performance goals side by side (bench/goals.sh)
+#   make partitions       release build, then cost against partitions beside the file system's floor (bench/partitions.sh)
 #   make compare          release build, then mq against Redis Streams and NATS JetStream (bench/compare.sh)
 #   make install          PREFIX=/usr/local DESTDIR= : binaries, man pages, completions
 #   make completions      regenerate completions/ from the release binaries
@@ -38,7 +39,7 @@ FUZZ_JOBS ?= 1
 TORTURE_TRIALS ?= 1000
 TORTURE_ARGS ?=
 
-.PHONY: all build setup setup-build test demo bench goals compare install uninstall completions lint-man fuzz torture clean
+.PHONY: all build setup setup-build test demo bench goals partitions compare install uninstall completions lint-man fuzz torture clean
 
 all: build
 
@@ -72,6 +73,10 @@ bench: build
 # The performance goals of docs/BENCHMARKS.md side by side in one run (medians of ROUNDS=3).
 goals: build
 	bench/goals.sh $(RELEASE)
+
+# Cost against partitions beside the file system's own (bench/partitions_floor.c), medians of ROUNDS=3.
+partitions: build
+	bench/partitions.sh $(RELEASE)
 
 # Installs redis-server, nats-server and their Python clients when missing
 # (apt through sudo unless root), runs its own servers on 127.0.0.1.
