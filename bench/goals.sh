@@ -18,13 +18,8 @@ done
 BIN=$(cd "$BIN" && pwd)
 work=$(mktemp -d "${BENCH_DIR:-$PWD}/.goals.XXXXXX") || exit 73
 trap 'rm -rf "$work"' EXIT
-# Any C compiler: the Swift toolchain brings clang.
-compiler=
-for c in "${CC:-}" cc clang gcc; do
-    if [ -n "$c" ] && command -v "$c" >/dev/null; then compiler=$c; break; fi
-done
-[ -n "$compiler" ] || { echo "goals.sh: no C compiler for bench/wake_floor.c (set CC)" >&2; exit 69; }
-"$compiler" -O2 -pthread -o "$work/wake_floor" bench/wake_floor.c || { echo "goals.sh: cannot build bench/wake_floor.c" >&2; exit 70; }
+source bench/cc.sh
+build_c goals.sh "$work/wake_floor" bench/wake_floor.c -pthread
 
 results=$work/results.jsonl
 bench() { # key, mq-bench arguments...

@@ -21,12 +21,8 @@ PARTITIONS=${PARTITIONS:-1,1000,10000}
 BIN=$(cd "$BIN" && pwd)
 work=$(mktemp -d "${BENCH_DIR:-$PWD}/.partitions.XXXXXX") || exit 73
 trap 'rm -rf "$work"' EXIT
-compiler=
-for c in "${CC:-}" cc clang gcc; do
-    if [ -n "$c" ] && command -v "$c" >/dev/null; then compiler=$c; break; fi
-done
-[ -n "$compiler" ] || { echo "partitions.sh: no C compiler for bench/partitions_floor.c (set CC)" >&2; exit 69; }
-"$compiler" -O2 -o "$work/floor" bench/partitions_floor.c || { echo "partitions.sh: cannot build bench/partitions_floor.c" >&2; exit 70; }
+source bench/cc.sh
+build_c partitions.sh "$work/floor" bench/partitions_floor.c
 
 results=$work/results.txt
 total=$((MESSAGES * SIZE))
