@@ -97,10 +97,7 @@ public enum DeadLetters {
 
     /// The topics named `*.dlq`, plus `explicit` ones (which must exist), sorted, without repeats.
     public static func topics(_ log: LogDirectory, explicit: [String]) throws -> [String] {
-        for name in explicit where !log.topicExists(name) {
-            try LogDirectory.validateTopicName(name)
-            throw log.missingTopicError(name)
-        }
+        for name in explicit { try log.requireTopic(name) }
         let found = explicit.isEmpty ? try log.listTopics().filter(DerivedTopics.isDeadLetterTopic) : explicit
         var seen = Set<String>()
         return found.filter { seen.insert($0).inserted }
@@ -113,10 +110,7 @@ public enum DeadLetters {
     public static func scan(_ log: LogDirectory, topic name: String, query: DeadLetterQuery, now: Int64,
                             settled: (TopicPartition, Int64) -> Bool,
                             _ body: (RecordView, DeadLetter) throws -> Bool) throws {
-        if !log.topicExists(name) {
-            try LogDirectory.validateTopicName(name)
-            throw log.missingTopicError(name)
-        }
+        try log.requireTopic(name)
         let topic = try log.openTopic(name)
         var found = 0
         for p in 0..<topic.partitions {

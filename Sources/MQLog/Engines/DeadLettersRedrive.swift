@@ -45,14 +45,8 @@ public final class Redriver {
     /// - Throws: `MQError`: no such topic (66), busy (75, without wait), a
     ///   stop signal (130/143, after writing and settling what was read).
     public func run() throws -> RedriveSummary {
-        if !log.topicExists(options.topic) {
-            try LogDirectory.validateTopicName(options.topic)
-            throw log.missingTopicError(options.topic)
-        }
-        if let to = options.destination, !log.topicExists(to) {
-            try LogDirectory.validateTopicName(to)
-            throw log.missingTopicError(to, remedy: " (create it first with 'mq-topic create \(to)')")
-        }
+        try log.requireTopic(options.topic)
+        if let to = options.destination { try log.requireTopic(to, remedy: " (create it first with 'mq-topic create \(to)')") }
         return options.dryRun ? try dryRun() : try redrive()
     }
 
@@ -194,10 +188,7 @@ public enum DeadLetterPurge {
     /// - Returns: the number purged, or nil when cancelled.
     public static func run(_ log: LogDirectory, topic: String, query: DeadLetterQuery, wait: Bool,
                            confirm: (Int) throws -> Bool) throws -> Int? {
-        if !log.topicExists(topic) {
-            try LogDirectory.validateTopicName(topic)
-            throw log.missingTopicError(topic)
-        }
+        try log.requireTopic(topic)
         let journal = try CopyJournal.open(log, id: DeadLetters.copyID(for: topic), wait: wait)
         defer { journal.close() }
         var found: [Int32: OffsetRanges] = [:]

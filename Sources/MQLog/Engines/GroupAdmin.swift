@@ -109,7 +109,7 @@ public enum GroupAdmin {
             if f.isRangeLocked(start: 0, length: 0) { leased.append(topic) }
         }
         if !leased.isEmpty { busy.append("partition leases held on \(leased.joined(separator: ", "))") }
-        let held = try group.queueTopics().filter { try GroupHousekeeping.isQueueHeld(group.path + "/queue/" + $0) }
+        let held = try group.queueTopics().filter { try GroupHousekeeping.isQueueHeld(group.queueTopicPath($0)) }
         if !held.isEmpty { busy.append("work queues locked on \(held.joined(separator: ", "))") }
         return busy
     }

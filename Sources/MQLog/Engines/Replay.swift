@@ -54,8 +54,7 @@ public final class Replayer {
     /// Opens the topic and resolves the range.
     /// - Throws: `MQError`: no such topic (noInput), a bad partition (usage).
     public static func openRange(_ options: ReplayOptions, log: LogDirectory) throws -> (Topic, [ReplayPartitionRange]) {
-        try LogDirectory.validateTopicName(options.topic)
-        guard log.topicExists(options.topic) else { throw log.missingTopicError(options.topic) }
+        try log.requireTopic(options.topic)
         let topic = try log.openTopic(options.topic)
         let partitions: [Int32]
         if let p = options.partition {

@@ -82,8 +82,7 @@ public struct OffsetReset {
     /// Computes the reset without changing anything.
     /// - Throws: `MQError`: no such topic or group (noInput), a bad partition (usage).
     public func plan() throws -> [ResetRow] {
-        try LogDirectory.validateTopicName(topic)
-        guard log.topicExists(topic) else { throw log.missingTopicError(topic) }
+        try log.requireTopic(topic)
         guard FileSystem.isDirectory(group.path) else {
             throw MQError(.noInput, "group '\(group.group)' does not exist in \(log.root) (it has never consumed anything)")
         }

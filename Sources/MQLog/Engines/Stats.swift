@@ -160,7 +160,7 @@ public struct LogStats: Sendable {
 
     /// The names of the groups in `log`, sorted.
     public static func listGroups(_ log: LogDirectory) throws -> [String] {
-        let root = log.root + "/groups"
+        let root = log.groupsPath
         guard FileSystem.isDirectory(root) else { return [] }
         return try FileSystem.list(root).filter { LogDirectory.isValidTopicName($0) && FileSystem.isDirectory(root + "/" + $0) }.sorted()
     }

@@ -153,13 +153,11 @@ public final class BacklogMeter {
     /// The groups counted: the named one, else those with state for the topic.
     func countedGroups() throws -> [String] {
         if let group { return [group] }
-        let root = log.root + "/groups"
-        guard FileSystem.isDirectory(root) else { return [] }
-        return try FileSystem.list(root).sorted().filter { name in
-            guard LogDirectory.isValidTopicName(name) else { return false }
-            let dir = root + "/" + name
-            return FileSystem.exists(dir + "/committed/" + topic) || FileSystem.exists(dir + "/offsets/" + topic)
-                || FileSystem.exists(dir + "/queue/" + topic)
+        guard FileSystem.isDirectory(log.groupsPath) else { return [] }
+        return try FileSystem.list(log.groupsPath).sorted().filter { name in
+            guard let g = try? GroupDirectory(log: log, group: name) else { return false }
+            return FileSystem.exists(g.commitsPath(topic)) || FileSystem.exists(g.legacyOffsetsPath(topic))
+                || FileSystem.exists(g.queueTopicPath(topic))
         }
     }
 

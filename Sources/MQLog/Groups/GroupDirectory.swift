@@ -25,7 +25,7 @@ public struct GroupDirectory: Sendable {
         self.group = group
     }
 
-    public var path: String { log.root + "/groups/" + group }
+    public var path: String { log.groupsPath + "/" + group }
     public var membersPath: String { path + "/members" }
     /// The directory of the committed-offset files, one per topic.
     public var committedPath: String { path + "/committed" }
@@ -79,7 +79,11 @@ public struct GroupDirectory: Sendable {
     }
 
     /// The state directory of `topic` partition `partition` as a work queue.
-    public func queuePath(_ topic: String, _ partition: Int32) -> String { path + "/queue/\(topic)/\(partition)" }
+    public func queuePath(_ topic: String, _ partition: Int32) -> String { queueTopicPath(topic) + "/\(partition)" }
+    /// The work-queue state directories of `topic`'s partitions.
+    public func queueTopicPath(_ topic: String) -> String { queuesPath + "/" + topic }
+    /// The work-queue state of every topic the group works on as a queue.
+    public var queuesPath: String { path + "/queue" }
 
     /// Topics with committed offsets (either layout), sorted.
     public func committedTopics() -> [String] {
@@ -89,7 +93,7 @@ public struct GroupDirectory: Sendable {
 
     /// Topics consumed as work queues, sorted.
     public func queueTopics() -> [String] {
-        ((try? FileSystem.list(path + "/queue")) ?? []).filter { LogDirectory.isValidTopicName($0) }.sorted()
+        ((try? FileSystem.list(queuesPath)) ?? []).filter { LogDirectory.isValidTopicName($0) }.sorted()
     }
 
     /// Every topic the group has state of: committed offsets or a work queue.

@@ -140,9 +140,6 @@ final class HeadFileReader {
         bytes.deallocate()
     }
 
-    /// True while `head` is open.
-    var isOpen: Bool { file != nil }
-
     /// True when the last `read` found `head` (the file exists).
     private(set) var found = false
 

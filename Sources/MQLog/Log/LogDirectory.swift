@@ -31,6 +31,8 @@ public struct LogDirectory: Sendable {
     }
 
     public var topicsPath: String { root + "/topics" }
+    /// The directory of the consumer groups (`GroupDirectory`).
+    public var groupsPath: String { root + "/groups" }
 
     public func topicPath(_ name: String) -> String { topicsPath + "/" + name }
 
@@ -81,6 +83,14 @@ public struct LogDirectory: Sendable {
             return MQError.system("cannot look for topic '\(name)' at", path: topicPath(name), .permissionDenied)
         }
         return MQError(.noInput, "topic '\(name)' does not exist in \(root)\(remedy)")
+    }
+
+    /// Returns when topic `name` exists; else throws what a tool reports for
+    /// it: `usage` for a name that cannot be a topic, else `missingTopicError`.
+    public func requireTopic(_ name: String, remedy: String = "") throws {
+        guard !topicExists(name) else { return }
+        try LogDirectory.validateTopicName(name)
+        throw missingTopicError(name, remedy: remedy)
     }
 
     /// Creates a topic atomically.

@@ -100,7 +100,7 @@ extension Segment {
 
         /// The `.index`, opened at its first use.
         /// - Throws: `MQError` when it cannot be opened.
-        func offsetIndex() throws -> OffsetIndex {
+        func openedIndex() throws -> OffsetIndex {
             if let openIndex { return openIndex }
             let index = OffsetIndex(file: try OpenFile.open(indexPath, O_RDWR | O_CREAT, creating: true), baseOffset: base)
             openIndex = index
@@ -109,7 +109,7 @@ extension Segment {
 
         /// The `.timeindex`, opened at its first use.
         /// - Throws: `MQError` when it cannot be opened.
-        func timeIndexFile() throws -> TimeIndex {
+        func openedTimeIndex() throws -> TimeIndex {
             if let openTimeIndex { return openTimeIndex }
             let index = TimeIndex(file: try OpenFile.open(timeIndexPath, O_RDWR | O_CREAT, creating: true), baseOffset: base)
             openTimeIndex = index
@@ -118,9 +118,9 @@ extension Segment {
 
         /// The `.index` for an entry, nil when it cannot be opened (the entry
         /// is then left out, as when its write fails: indexes are derived data).
-        var index: OffsetIndex? { try? offsetIndex() }
+        var index: OffsetIndex? { try? openedIndex() }
         /// The `.timeindex` for an entry, nil when it cannot be opened.
-        var timeIndex: TimeIndex? { try? timeIndexFile() }
+        var timeIndex: TimeIndex? { try? openedTimeIndex() }
 
         func close() {
             log.close()
@@ -132,8 +132,8 @@ extension Segment {
         /// another writer of the segment may have added entries to them).
         func sync() throws {
             try log.sync()
-            try offsetIndex().file.sync()
-            try timeIndexFile().file.sync()
+            try openedIndex().file.sync()
+            try openedTimeIndex().file.sync()
         }
     }
 
@@ -208,7 +208,7 @@ extension Segment.Files {
     ///   - scratch: a buffer for reading batches.
     /// - Returns: the bytes cut from the `.log`.
     func recover(_ state: inout HeadState, interval: Int64, scratch: GrowableBytes) throws -> Int64 {
-        let index = try offsetIndex(), timeIndex = try timeIndexFile()
+        let index = try openedIndex(), timeIndex = try openedTimeIndex()
         if try index.file.size() != state.indexBytes { try index.file.truncate(to: state.indexBytes) }
         if try timeIndex.file.size() != state.timeIndexBytes { try timeIndex.file.truncate(to: state.timeIndexBytes) }
         let fileSize = try log.size()

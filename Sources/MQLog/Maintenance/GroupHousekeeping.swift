@@ -54,7 +54,7 @@ public enum GroupHousekeeping {
     ///   - dryRun: report what would be done and change nothing.
     public static func run(log: LogDirectory, now: Int64, expireAfterMs: Int64?, dryRun: Bool) throws -> Report {
         var report = Report()
-        let groupsRoot = log.root + "/groups"
+        let groupsRoot = log.groupsPath
         if FileSystem.isDirectory(groupsRoot) {
             for name in try FileSystem.list(groupsRoot).sorted() {
                 let path = groupsRoot + "/" + name
@@ -136,7 +136,7 @@ public enum GroupHousekeeping {
         // partitions whose commits are now in committed/TOPIC.
         try tidyLegacyOffsets(log: log, group: group, dryRun: dryRun, report: &report)
         // Queue state of topics that are gone.
-        let queues = group.path + "/queue"
+        let queues = group.queuesPath
         if FileSystem.isDirectory(queues) {
             for topic in try FileSystem.list(queues) {
                 if !log.topicExists(topic) {
@@ -211,7 +211,7 @@ public enum GroupHousekeeping {
             defer { f.close() }
             if let slot = try CommittedOffsetFile.read(f) { newest = max(newest, slot.committedMs) }
         }
-        for partitionDir in try partitionPaths(under: group.path + "/queue") {
+        for partitionDir in try partitionPaths(under: group.queuesPath) {
             for copy in ["a", "b"] {
                 if let ms = FileSystem.modifiedMs(partitionDir + "/" + copy) { newest = max(newest, ms) }
             }
@@ -246,7 +246,7 @@ public enum GroupHousekeeping {
     /// `force` is false, removed.
     /// - Returns: the bytes removed, or nil when a consumer joined (the group is put back).
     static func removeGroup(_ group: GroupDirectory, force: Bool) throws -> Int64? {
-        let groupsRoot = group.log.root + "/groups"
+        let groupsRoot = group.log.groupsPath
         let grave = groupsRoot + "/~removed~\(group.group)~\(getpid())"
         do { try FileSystem.rename(group.path, to: grave) } catch { return nil }
         let members = grave + "/members"

@@ -19,7 +19,7 @@ public enum RetentionGuard {
     public static func firstNeededOffset(log: LogDirectory, topic: String, partition: Int32) throws -> Int64? {
         var floor: Int64? = nil
         func hold(_ offset: Int64) { floor = min(floor ?? .max, offset) }
-        let groups = log.root + "/groups"
+        let groups = log.groupsPath
         if FileSystem.isDirectory(groups) {
             for group in try FileSystem.list(groups) where LogDirectory.isValidTopicName(group) {
                 let g = try GroupDirectory(log: log, group: group)

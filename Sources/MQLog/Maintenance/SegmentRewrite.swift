@@ -204,8 +204,8 @@ public final class SegmentBuilder {
     public func rollBack(to mark: Mark) throws {
         if let files {
             try files.log.truncate(to: mark.size)
-            try files.offsetIndex().file.truncate(to: mark.state.indexBytes)
-            try files.timeIndexFile().file.truncate(to: mark.state.timeIndexBytes)
+            try files.openedIndex().file.truncate(to: mark.state.indexBytes)
+            try files.openedTimeIndex().file.truncate(to: mark.state.timeIndexBytes)
         }
         size = mark.size
         lastOffset = mark.lastOffset
