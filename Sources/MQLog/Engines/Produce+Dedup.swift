@@ -225,7 +225,7 @@ extension Producer {
         let id = Array(key)
         let headers = RecordBatchBuilder.encodeHeaders(options.headers + [Header(name: idHeader, value: id)])
         try headers.withUnsafeBytes { h in
-            try add(key: key, value: value, headers: h, partition: nil, timestamp: timestamp, number: number, id: id)
+            try add(key: key, value: value, headers: h, partition: nil, timestamp: timestamp, number: number, id: id, to: modeWriter)
         }
     }
 
@@ -239,7 +239,7 @@ extension Producer {
         try headers.withUnsafeBytes { hp in
             try withOptionalBytes(message.key ?? options.fixedKey) { k in
                 try withOptionalBytes(message.value) { v in
-                    try add(key: k, value: v, headers: hp, partition: message.partition, timestamp: message.timestamp ?? timestamp, number: number, id: id)
+                    try add(key: k, value: v, headers: hp, partition: message.partition, timestamp: message.timestamp ?? timestamp, number: number, id: id, to: modeWriter)
                 }
             }
         }

@@ -116,7 +116,12 @@ public final class Producer {
     var codec: CompressionCodec = .none
     var maxMessageBytes = 1_048_588
     var batchBytes = 1 << 20
-    private var fixedHeaders: [UInt8] = []
+    /// The encoded headers every message gets (`-H`, and a delayed message's
+    /// due time), in memory of their own: read per message, a stored array
+    /// would be retained and released each time, and each of those locked
+    /// instructions waits for the stores into the batch the previous message
+    /// went to (a cold cache line when there are many partitions).
+    private var fixedHeaders = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     var summary = ProduceSummary()
     /// The topic written to, when not the named one (the delay topic).
     private var writeTopicName: String?
@@ -131,6 +136,8 @@ public final class Producer {
         self.log = log
         self.inputFD = options.inputFD
     }
+
+    deinit { fixedHeaders.deallocate() }
 
     /// Runs until end of input, a fatal error, or SIGINT/SIGTERM.
     /// - Throws: `MQError`: bad input (dataError, with the line number), no
@@ -165,8 +172,11 @@ public final class Producer {
         framer.waitForInput = { [unowned self] in try waitForInput() }
         framer.stopError = { StopSignals.signal != 0 ? self.stopError() : nil }
         let json = options.framing == .json
+        // Held here, the mode's writer is called per message without a
+        // retain and release of it (see `add`).
+        let writer: ProduceWriter = modeWriter
         try framer.forEach({ bytes, number, timestamp in
-            try accept(bytes, number: number, timestamp: timestamp, json: json)
+            try accept(bytes, number: number, timestamp: timestamp, json: json, into: writer)
         }, oversized: { number in
             try reject("\(unitName) \(number): message is over \(framer.limitDescription)")
         })
@@ -264,7 +274,7 @@ public final class Producer {
         codec = options.codec ?? topic.config.defaultCodec
         maxMessageBytes = topic.config.maxMessageBytes
         batchBytes = max(1024, min(options.batchBytes ?? (1 << 20), maxMessageBytes - BatchLayout.headerSize))
-        fixedHeaders = RecordBatchBuilder.encodeHeaders(options.headers)
+        setFixedHeaders(RecordBatchBuilder.encodeHeaders(options.headers))
         var settings = PartitionWriter.Settings(topic.config)
         // An fsync at exit will write everything: let the disk start early.
         if options.sync == .exit { settings.writebackBytes = Self.writebackBytes }
@@ -335,9 +345,9 @@ public final class Producer {
     // MARK: Accepting messages
 
     @inline(__always)
-    private func accept(_ bytes: UnsafeRawBufferPointer, number: Int, timestamp: Int64, json: Bool) throws {
+    private func accept(_ bytes: UnsafeRawBufferPointer, number: Int, timestamp: Int64, json: Bool, into writer: ProduceWriter) throws {
         if json {
-            try acceptJSON(bytes, number: number, timestamp: timestamp)
+            try acceptJSON(bytes, number: number, timestamp: timestamp, into: writer)
             return
         }
         var key: UnsafeRawBufferPointer? = nil
@@ -354,16 +364,12 @@ public final class Producer {
         } else if let fixed = options.fixedKey {
             if options.isDelayed { refreshDelayHeaders(timestamp) }
             try fixed.withUnsafeBytes { k in
-                try fixedHeaders.withUnsafeBytes { h in
-                    try add(key: k, value: value, headers: h, partition: nil, timestamp: timestamp, number: number)
-                }
+                try add(key: k, value: value, headers: UnsafeRawBufferPointer(fixedHeaders), partition: nil, timestamp: timestamp, number: number, to: writer)
             }
             return
         }
         if options.isDelayed { refreshDelayHeaders(timestamp) }
-        try fixedHeaders.withUnsafeBytes { h in
-            try add(key: key, value: value, headers: h, partition: nil, timestamp: timestamp, number: number)
-        }
+        try add(key: key, value: value, headers: UnsafeRawBufferPointer(fixedHeaders), partition: nil, timestamp: timestamp, number: number, to: writer)
     }
 
     /// The due time of a message accepted at `timestamp`.
@@ -376,10 +382,16 @@ public final class Producer {
     private func refreshDelayHeaders(_ timestamp: Int64) {
         guard timestamp != headersTimestamp else { return }
         headersTimestamp = timestamp
-        fixedHeaders = RecordBatchBuilder.encodeHeaders(options.headers + DelayQueue.headers(target: options.topic, due: dueTime(timestamp)))
+        setFixedHeaders(RecordBatchBuilder.encodeHeaders(options.headers + DelayQueue.headers(target: options.topic, due: dueTime(timestamp))))
     }
 
-    private func acceptJSON(_ line: UnsafeRawBufferPointer, number: Int, timestamp: Int64) throws {
+    private func setFixedHeaders(_ bytes: [UInt8]) {
+        fixedHeaders.deallocate()
+        fixedHeaders = .allocate(byteCount: bytes.count, alignment: 1)
+        fixedHeaders.copyBytes(from: bytes)
+    }
+
+    private func acceptJSON(_ line: UnsafeRawBufferPointer, number: Int, timestamp: Int64, into writer: ProduceWriter) throws {
         // Blank lines carry no message.
         if line.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return }
         let message: Message
@@ -403,16 +415,20 @@ public final class Producer {
         try headers.withUnsafeBytes { h in
             try withOptionalBytes(key) { k in
                 try withOptionalBytes(message.value) { v in
-                    try add(key: k, value: v, headers: h, partition: message.partition, timestamp: message.timestamp ?? timestamp, number: number)
+                    try add(key: k, value: v, headers: h, partition: message.partition, timestamp: message.timestamp ?? timestamp, number: number, to: writer)
                 }
             }
         }
     }
 
-    /// Checks a message against `max.message.bytes` and hands it to the mode's writer.
+    /// Checks a message against `max.message.bytes` and hands it to the mode's
+    /// writer, `writer` (`modeWriter`, passed in: a call through the property
+    /// would retain and release it per message, locked instructions that
+    /// each wait for the stores into the batch the message went to, in a
+    /// cold cache line when there are many partitions).
     @inline(__always)
     func add(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer, partition forced: Int32?,
-             timestamp: Int64, number: Int, id: [UInt8]? = nil) throws {
+             timestamp: Int64, number: Int, id: [UInt8]? = nil, to writer: ProduceWriter) throws {
         let recordSize = RecordBatchBuilder.maxRecordSize(keyCount: key?.count, valueCount: value?.count, encodedHeadersCount: headers.count)
         if recordSize + BatchLayout.headerSize > maxMessageBytes {
             try reject("\(unitName) \(number): message of \(recordSize) bytes (with record overhead) is over max.message.bytes (\(maxMessageBytes) bytes) of topic '\(options.topic)'")
@@ -420,7 +436,7 @@ public final class Producer {
         }
         if let admission, let full = try admission.admit(size: recordSize) { throw backlogFull(full, number: number) }
         summary.accepted += 1
-        try modeWriter.add(key: key, value: value, headers: headers, partition: forced, timestamp: timestamp, number: number, recordSize: recordSize, id: id)
+        try writer.add(key: key, value: value, headers: headers, partition: forced, timestamp: timestamp, number: number, recordSize: recordSize, id: id)
     }
 
     // MARK: Writing
