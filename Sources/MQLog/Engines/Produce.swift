@@ -148,6 +148,9 @@ public final class Producer {
         modeWriter = try makeWriter(appender: appender)
         StopSignals.install()
         if options.atomic { return try runAtomic() }
+        // Plain and delayed messages need no offset when a round of batches
+        // is handed over: it is written while the next is read.
+        if modeWriter is AppendingProduceWriter { try appender.writeInBackground() }
         do {
             try readInput()
         } catch let error as MQError {
@@ -288,7 +291,10 @@ public final class Producer {
     /// What the admission asks of this producer.
     private func admissionHooks() -> ProduceAdmission.Hooks {
         ProduceAdmission.Hooks(
-            flush: { [unowned self] in try flushAll() },
+            flush: { [unowned self] in
+                try flushAll()
+                try appender.waitForWrites()
+            },
             oldestPendingNanos: { [unowned self] in modeWriter.pendingCount > 0 ? modeWriter.oldestPendingNanos : nil },
             stopError: { [unowned self] in stopError() },
             report: options.verbose ? { [warn] in warn($0) } : nil)

@@ -27,7 +27,8 @@ final class ProduceAdmission {
 
     /// What the admission needs of its producer.
     struct Hooks {
-        /// Writes every pending message.
+        /// Writes every pending message, written when it returns (the
+        /// measure that follows must count it).
         var flush: () throws -> Void
         /// When the oldest pending message was accepted (monotonic ns), nil when none is.
         var oldestPendingNanos: () -> UInt64?

@@ -21,6 +21,9 @@ public enum SyncPolicy: String, Sendable, CaseIterable {
 ///
 /// Batch buffers start small and grow, so 10,000 partitions with a partial
 /// batch each cost their records, not 10,000 × `batchBytes`.
+///
+/// With `writeInBackground`, batches are written on a thread of their own
+/// while the next ones fill (see there).
 /// Not thread-safe.
 final class TopicAppender {
     let topic: Topic
@@ -56,6 +59,12 @@ final class TopicAppender {
     /// When the oldest pending message was added (monotonic ns).
     private(set) var oldestPendingNanos: UInt64 = 0
     private(set) var sticky: Int32
+    /// Writes the batches handed to it (`writeInBackground`).
+    private var background: BackgroundWorker?
+    /// The partitions and builders of the batches handed to `background`.
+    private var handedOver: [(partition: Int, builder: RecordBatchBuilder)] = []
+    /// Builders free for reuse, from batches `background` wrote.
+    private var spare: [RecordBatchBuilder?] = []
 
     /// The default of `maxPendingBytes` for `partitions` partitions: 32 MiB,
     /// or `partitionShare` per partition when that is more (up to
@@ -126,12 +135,14 @@ final class TopicAppender {
         // partitions, each record goes to a builder whose lines have left the
         // cache, and a reference count changed there is a locked instruction
         // that waits for them.
-        let unretained = builderRefs[Int(p)] ?? newBuilder(p)
+        var unretained = builderRefs[Int(p)] ?? newBuilder(p)
         let full = unretained._withUnsafeGuaranteedRef { b in
             !b.isEmpty && (b.recordBytes + recordSize > batchBytes || Int(b.count) >= batchMessages)
         }
         if full {
             if tracksOrder { try flushAll() } else { try flush(p) }
+            // Written in the background, the batch went with its builder.
+            unretained = builderRefs[Int(p)]!
         }
         if pendingCount == 0 { oldestPendingNanos = monotonicNanos() }
         unretained._withUnsafeGuaranteedRef { $0.append(timestamp: timestamp, key: key, value: value, headers: headers) }
@@ -157,24 +168,35 @@ final class TopicAppender {
 
     @inline(never)
     private func newBuilder(_ partition: Int32) -> Unmanaged<RecordBatchBuilder> {
-        // One partition gets the whole batch size at once; many start small.
-        let capacity = topic.partitions == 1 ? batchBytes : min(batchBytes, 16 << 10)
-        let b = RecordBatchBuilder(codec: codec, capacity: capacity)
+        let b = freshBuilder()
         builders[Int(partition)] = b
         builderRefs[Int(partition)] = Unmanaged.passUnretained(b)
         return Unmanaged.passUnretained(b)
     }
 
+    private func freshBuilder() -> RecordBatchBuilder {
+        // One partition gets the whole batch size at once; many start small.
+        RecordBatchBuilder(codec: codec, capacity: topic.partitions == 1 ? batchBytes : min(batchBytes, 16 << 10))
+    }
+
+    /// How much storage an emptied builder keeps for its next batch.
+    private var keptCapacity: Int { topic.partitions == 1 ? 8 << 20 : 64 << 10 }
+
     // MARK: Writing
 
     /// Writes one partition's pending batch (and fsyncs it with `.batch`).
     /// - Returns: its base offset, or nil when nothing was pending.
+    /// With `writeInBackground`, hands it over instead, and returns nil.
     @discardableResult
     func flush(_ partition: Int32) throws -> Int64? {
+        if background != nil {
+            try handOver([Int(partition)])
+            return nil
+        }
         guard let builder = builders[Int(partition)], !builder.isEmpty else { return nil }
         let count = Int(builder.count)
         let base = try write(builder, to: partition)
-        builder.reset(keepCapacity: topic.partitions == 1 ? 8 << 20 : 64 << 10)
+        builder.reset(keepCapacity: keptCapacity)
         pendingCount -= count
         if pendingCount == 0 { pendingBytes = 0 }
         if partition == sticky { advanceSticky() }
@@ -205,8 +227,14 @@ final class TopicAppender {
 
     /// Writes every pending batch, in partition order, then reports where
     /// each message went (`placed`).
+    /// With `writeInBackground`, hands them over instead (see there).
     func flushAll() throws {
         guard pendingCount > 0 else { return }
+        if background != nil {
+            try handOver(nil)
+            pendingBytes = 0
+            return
+        }
         var next = [Int64](repeating: -1, count: placed != nil ? builders.count : 0)
         for p in flushOrder() {
             guard let base = try flush(Int32(p)) else { continue }
@@ -241,11 +269,79 @@ final class TopicAppender {
     }
 
     /// Makes every batch written durable, unless the policy is `.none`.
+    /// With `writeInBackground`, first waits for the batches handed over.
     func syncAll() throws {
+        try finishBackground()
         guard sync != .none else { return }
         try pool.syncAll()
     }
 
-    /// Bytes cut by recoveries when opening `partition` (a writer died mid-append).
+    /// Bytes cut by recoveries when opening `partition` (a writer died
+    /// mid-append). With `writeInBackground`, only after `syncAll`.
     func recoveredBytesDropped(_ partition: Int32) -> Int64 { pool.recoveredBytesDropped(directory(partition)) }
+
+    // MARK: Writing in the background
+
+    /// From now on, `flush` and `flushAll` hand the pending batches to a
+    /// thread of their own and return: it writes them while the next ones
+    /// fill, and the next handing over waits for it. Memory holds up to two
+    /// rounds of pending batches (`maxPendingBytes` each).
+    ///
+    /// Only for a caller that needs no offset when a flush returns: does
+    /// nothing with `placed`, a transaction or `sync == .batch`. A write's
+    /// error is thrown by a later `flush`, `flushAll` or `syncAll` (and
+    /// nothing handed over after the failed round is written); `syncAll`
+    /// waits for everything handed over, so what it reports durable is.
+    func writeInBackground() throws {
+        guard background == nil, placed == nil, transaction == nil, sync != .batch else { return }
+        background = try BackgroundWorker()
+        spare = Array(repeating: nil, count: builders.count)
+    }
+
+    /// Returns when every batch handed over is written (`writeInBackground`).
+    /// - Throws: the error of a write in the background.
+    func waitForWrites() throws { try finishBackground() }
+
+    /// Waits until the batches handed over are written, and takes their
+    /// builders back for reuse.
+    /// - Throws: the error of a write in the background.
+    private func finishBackground() throws {
+        guard let background else { return }
+        try background.wait()
+        for (p, b) in handedOver {
+            b.reset(keepCapacity: keptCapacity)
+            spare[p] = b
+        }
+        handedOver.removeAll(keepingCapacity: true)
+    }
+
+    /// Hands the pending batches of `partitions` (nil: all, in `flushOrder`)
+    /// to the background thread, after the previous ones are written; their
+    /// partitions get fresh builders (or spare ones).
+    private func handOver(_ partitions: [Int]?) throws {
+        try finishBackground()
+        // The pool is idle now: the order may ask it what is open.
+        for p in partitions ?? flushOrder() {
+            guard let b = builders[p], !b.isEmpty else { continue }
+            handedOver.append((p, b))
+            let next = spare[p] ?? freshBuilder()
+            spare[p] = nil
+            builders[p] = next
+            builderRefs[p] = Unmanaged.passUnretained(next)
+            pendingCount -= Int(b.count)
+            if Int32(p) == sticky { advanceSticky() }
+        }
+        if pendingCount == 0 { pendingBytes = 0 }
+        let round = handedOver.map { (directory: directory(Int32($0.partition)), builder: $0.builder) }
+        let pool = pool, settings = settings, startWriteback = topic.partitions > 1
+        try background!.run {
+            for (directory, builder) in round {
+                _ = try builder.finish()
+                let w = try pool.writer(directory, settings: settings)
+                _ = try w.append(builder.output)
+                // Many partitions' batches each stay below the writeback size.
+                if startWriteback { w.startPendingWriteback() }
+            }
+        }
+    }
 }
