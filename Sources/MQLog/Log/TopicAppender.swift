@@ -142,7 +142,7 @@ final class TopicAppender {
         if full {
             if tracksOrder { try flushAll() } else { try flush(p) }
             // Written in the background, the batch went with its builder.
-            unretained = builderRefs[Int(p)]!
+            unretained = builderRefs[Int(p)] ?? newBuilder(p)
         }
         if pendingCount == 0 { oldestPendingNanos = monotonicNanos() }
         unretained._withUnsafeGuaranteedRef { $0.append(timestamp: timestamp, key: key, value: value, headers: headers) }
@@ -317,17 +317,17 @@ final class TopicAppender {
 
     /// Hands the pending batches of `partitions` (nil: all, in `flushOrder`)
     /// to the background thread, after the previous ones are written; their
-    /// partitions get fresh builders (or spare ones).
+    /// partitions get spare builders, or new ones when a message comes.
     private func handOver(_ partitions: [Int]?) throws {
         try finishBackground()
         // The pool is idle now: the order may ask it what is open.
         for p in partitions ?? flushOrder() {
             guard let b = builders[p], !b.isEmpty else { continue }
             handedOver.append((p, b))
-            let next = spare[p] ?? freshBuilder()
+            // A partition that gets no more messages gets no new builder.
+            builders[p] = spare[p]
+            builderRefs[p] = spare[p].map { Unmanaged.passUnretained($0) }
             spare[p] = nil
-            builders[p] = next
-            builderRefs[p] = Unmanaged.passUnretained(next)
             pendingCount -= Int(b.count)
             if Int32(p) == sticky { advanceSticky() }
         }
