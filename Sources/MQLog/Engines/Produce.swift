@@ -117,10 +117,8 @@ public final class Producer {
     var maxMessageBytes = 1_048_588
     var batchBytes = 1 << 20
     /// The encoded headers every message gets (`-H`, and a delayed message's
-    /// due time), in memory of their own: read per message, a stored array
-    /// would be retained and released each time, and each of those locked
-    /// instructions waits for the stores into the batch the previous message
-    /// went to (a cold cache line when there are many partitions).
+    /// due time), in memory of their own: a stored array read per message
+    /// would be retained and released each time (see `add`).
     private var fixedHeaders = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     var summary = ProduceSummary()
     /// The topic written to, when not the named one (the delay topic).

@@ -168,15 +168,11 @@ final class TopicAppender {
 
     @inline(never)
     private func newBuilder(_ partition: Int32) -> Unmanaged<RecordBatchBuilder> {
-        let b = freshBuilder()
+        // One partition gets the whole batch size at once; many start small.
+        let b = RecordBatchBuilder(codec: codec, capacity: topic.partitions == 1 ? batchBytes : min(batchBytes, 16 << 10))
         builders[Int(partition)] = b
         builderRefs[Int(partition)] = Unmanaged.passUnretained(b)
         return Unmanaged.passUnretained(b)
-    }
-
-    private func freshBuilder() -> RecordBatchBuilder {
-        // One partition gets the whole batch size at once; many start small.
-        RecordBatchBuilder(codec: codec, capacity: topic.partitions == 1 ? batchBytes : min(batchBytes, 16 << 10))
     }
 
     /// How much storage an emptied builder keeps for its next batch.
@@ -232,7 +228,6 @@ final class TopicAppender {
         guard pendingCount > 0 else { return }
         if background != nil {
             try handOver(nil)
-            pendingBytes = 0
             return
         }
         var next = [Int64](repeating: -1, count: placed != nil ? builders.count : 0)
@@ -271,7 +266,7 @@ final class TopicAppender {
     /// Makes every batch written durable, unless the policy is `.none`.
     /// With `writeInBackground`, first waits for the batches handed over.
     func syncAll() throws {
-        try finishBackground()
+        try waitForWrites()
         guard sync != .none else { return }
         try pool.syncAll()
     }
@@ -298,14 +293,10 @@ final class TopicAppender {
         spare = Array(repeating: nil, count: builders.count)
     }
 
-    /// Returns when every batch handed over is written (`writeInBackground`).
+    /// Returns when every batch handed over is written (`writeInBackground`),
+    /// and takes their builders back for reuse.
     /// - Throws: the error of a write in the background.
-    func waitForWrites() throws { try finishBackground() }
-
-    /// Waits until the batches handed over are written, and takes their
-    /// builders back for reuse.
-    /// - Throws: the error of a write in the background.
-    private func finishBackground() throws {
+    func waitForWrites() throws {
         guard let background else { return }
         try background.wait()
         for (p, b) in handedOver {
@@ -319,7 +310,7 @@ final class TopicAppender {
     /// to the background thread, after the previous ones are written; their
     /// partitions get spare builders, or new ones when a message comes.
     private func handOver(_ partitions: [Int]?) throws {
-        try finishBackground()
+        try waitForWrites()
         // The pool is idle now: the order may ask it what is open.
         for p in partitions ?? flushOrder() {
             guard let b = builders[p], !b.isEmpty else { continue }
