@@ -187,4 +187,38 @@ import Glibc
         pool.setDescriptors(8)
         #expect(pool.keepsHeadsOpen && pool.limit == 4)
     }
+
+    /// A reader that does not follow (mq-tail without -f, mq-consume -e)
+    /// reads every segment it was positioned from, and once at the end does
+    /// not read there again: what is appended later is not returned, where
+    /// a following reader's next look returns it.
+    @Test func aReaderThatStopsAtItsEndReadsWhatWasThereAndNoMore() throws {
+        let dir = makeTempDirectory()
+        defer { try? FileSystem.removeTree(dir) }
+        let writer = try PartitionWriter(directory: dir, settings: .init(segmentBytes: 4096, indexIntervalBytes: 100))
+        try appendMessages(writer, from: 0, count: 1000, perBatch: 7)
+        #expect(try LogSegments.baseOffsets(in: dir).count > 1)
+        let stopping = try PartitionCursor.positioned(partition: 0, directory: dir, isolation: .readCommitted, stopsAtEnd: true,
+                                                      readsWholeBatches: true) { try $0.logStartOffset() }
+        let following = try PartitionCursor.positioned(partition: 0, directory: dir, isolation: .readCommitted) { try $0.logStartOffset() }
+        func readAll(_ cursor: PartitionCursor) throws -> [Int64] {
+            var offsets: [Int64] = []
+            while let r = try cursor.peek() {
+                offsets.append(r.offset)
+                cursor.advance()
+            }
+            return offsets
+        }
+        #expect(try readAll(stopping) == Array(0..<1000))
+        #expect(try readAll(following) == Array(0..<1000))
+        try appendMessages(writer, from: 1000, count: 3, perBatch: 3)
+        #expect(try readAll(stopping) == [])
+        #expect(try readAll(following) == Array(1000..<1003))
+        // Into a new segment as well.
+        let segments = try LogSegments.baseOffsets(in: dir).count
+        try appendMessages(writer, from: 1003, count: 300, perBatch: 7)
+        #expect(try LogSegments.baseOffsets(in: dir).count > segments)
+        #expect(try readAll(stopping) == [])
+        #expect(try readAll(following) == Array(1003..<1303))
+    }
 }

@@ -406,7 +406,8 @@ public final class Consumer {
 
     private func take(topic: String, partition: Int32, lease: PartitionLease?) throws {
         let dir = topics[topic]!.partitionPath(partition)
-        let cursor = try PartitionCursor.positioned(partition: partition, directory: dir, isolation: options.isolation) { reader in
+        let cursor = try PartitionCursor.positioned(partition: partition, directory: dir, isolation: options.isolation,
+                                                    stopsAtEnd: options.exitAtEnd) { reader in
             let start: Int64
             let mayPassEnd: Bool
             if let committed = lease?.committed?.offset {

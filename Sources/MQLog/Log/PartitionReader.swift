@@ -42,6 +42,25 @@ public final class PartitionReader {
     /// Batches that end at or before it are not returned again.
     private var returnedEnd: Int64 = -1
 
+    /// For a reader that does not follow the partition (`mq-tail` without
+    /// `-f`, `mq-consume -e`): the end of the log is where it first gets to
+    /// it. It keeps the segments it was positioned from (it looks for none
+    /// rolled since), and once a read came short at the end of a segment's
+    /// file, it does not read there again. Everything appended before the
+    /// reader got to the end is read; what comes later may not be. At the
+    /// end of each partition, that spares the read that finds nothing and
+    /// the look at `head` for a newer segment.
+    public var stopsAtEnd = false
+    /// Where a read last came short at the end of the current segment's
+    /// file (-1: none since it was opened).
+    private var fileEndSeen: Int64 = -1
+
+    /// For a reader whose batches are all read at once (a merge by time
+    /// peeks at every partition before printing one record): its first
+    /// read is as large as any, instead of a probe of the first batch's
+    /// header followed by a read of the batch.
+    public var readsWholeBatches = false
+
     /// The pool that bounds open files: the one of the thread that made this reader.
     private let pool = ReaderPool.current
 
@@ -97,8 +116,18 @@ public final class PartitionReader {
     // MARK: Released files
 
     /// The file `log` refers to (device, inode): a released segment is opened
-    /// again only if its name still refers to it.
+    /// again only if its name still refers to it. Asked of the descriptor
+    /// only when needed (`identifyOpenFile`): most readers never release
+    /// their segment nor see it replaced, and one `fstat` per partition
+    /// opened is a tenth of a reader's calls over thousands of partitions.
     private var openFile: (dev: UInt64, ino: UInt64) = (0, 0)
+
+    /// Records `openFile` from the open segment's descriptor, once per segment opened.
+    private func identifyOpenFile() {
+        guard let log, openFile == (0, 0) else { return }
+        var st = stat()
+        if fstat(log.fd, &st) == 0 { openFile = (UInt64(st.st_dev), UInt64(st.st_ino)) }
+    }
     /// True when `ReaderPool` closed the segment (and `head`) to stay within
     /// the open-file budget; the next read from disk opens it again.
     private var released = false
@@ -109,6 +138,7 @@ public final class PartitionReader {
     func releaseFiles() {
         pool.forget(self)
         if log != nil {
+            identifyOpenFile()
             log?.close()
             log = nil
             released = true
@@ -289,18 +319,25 @@ public final class PartitionReader {
         return state.activeBase > segmentBase ? try log.size() : nil
     }
 
-    /// As `peekBatch`, but reads and returns the batch's header alone (its
-    /// plausibility checked, not its CRC), with a small read
-    /// (`ReaderPool.headerProbeSize`), when this is one of many readers
-    /// (below that, a reader's first read is as large as any).
+    /// As `peekBatch`, but returns the batch's header alone (its
+    /// plausibility checked, not its CRC: the batch's records are checked
+    /// when they are read), with a small read
+    /// (`ReaderPool.headerProbeSize`) when this is one of many readers that
+    /// does not `readsWholeBatches` (otherwise a reader's first read is as
+    /// large as any).
     private func peekHeader() throws -> (BatchHeader, UnsafeRawBufferPointer)? {
-        probingHeader = pool.readSize < ReaderPool.maximumReadSize
+        probingHeader = true
         defer { probingHeader = false }
         return try peekBatch()
     }
 
     /// While true, `batchInCurrentSegment` returns headers alone (`peekHeader`).
     private var probingHeader = false
+
+    /// The size of a read for a header alone (nil: the pool's read size).
+    private var headerReadSize: Int? {
+        pool.readSize < ReaderPool.maximumReadSize && !readsWholeBatches ? ReaderPool.headerProbeSize : nil
+    }
 
     /// The offset the next appended record will get, from the files alone.
     public func logEndOffset() throws -> Int64 {
@@ -410,6 +447,7 @@ public final class PartitionReader {
     /// compaction swapped a rewritten segment in.
     private func currentSegmentWasReplaced() -> Bool {
         guard log != nil || released else { return false }
+        identifyOpenFile()
         var named = stat()
         guard openFile != (0, 0), stat(Segment(directory, segmentBase).logPath, &named) == 0 else { return false }
         return UInt64(named.st_ino) != openFile.ino || UInt64(named.st_dev) != openFile.dev
@@ -448,7 +486,7 @@ public final class PartitionReader {
     /// the cached listing is older than a second (for anything unforeseen).
     private func segmentAfterCurrent() throws -> Int64? {
         if let next = cachedSegments.first(where: { $0 > segmentBase }) { return next }
-        if reusesListing && listingIsCurrent { return nil }
+        if (reusesListing || stopsAtEnd) && listingIsCurrent { return nil }
         let now = monotonicNanos()
         // While `head` names this segment active, there is no later one: a
         // roll records the new base there before it creates the file. One
@@ -501,6 +539,10 @@ public final class PartitionReader {
     }
 
     private func batchInCurrentSegment() throws -> (BatchHeader, UnsafeRawBufferPointer)? {
+        if stopsAtEnd && position == fileEndSeen && bufferOffset == buffer.count {
+            if pool.readSize < ReaderPool.maximumReadSize { buffer.clear(shrinkingTo: 4096) }
+            return nil
+        }
         if released {
             if let buffered = bufferedBatch() { return buffered }
             try reopenReleased()
@@ -509,7 +551,7 @@ public final class PartitionReader {
         }
         guard let log else { return nil }
         if buffer.count - bufferOffset < BatchLayout.headerSize {
-            try refill(log, need: BatchLayout.headerSize, readSize: probingHeader ? ReaderPool.headerProbeSize : nil)
+            try refill(log, need: BatchLayout.headerSize, readSize: probingHeader ? headerReadSize : nil)
             if buffer.count - bufferOffset < BatchLayout.headerSize {
                 if buffer.count - bufferOffset > BatchLayout.magic {
                     let magic = (buffer.base + bufferOffset).load(fromByteOffset: BatchLayout.magic, as: UInt8.self)
@@ -591,6 +633,7 @@ public final class PartitionReader {
             // A batch bigger than one read returns: read the rest.
             buffer.count += try log.read(into: buffer.base + buffer.count, count: capacity - buffer.count, at: position + Int64(buffer.count))
         }
+        fileEndSeen = buffer.count < capacity ? position + Int64(buffer.count) : -1
     }
 
     private func resetBuffer() {
@@ -621,8 +664,8 @@ public final class PartitionReader {
             listingIsCurrent = false
             return false
         }
-        var st = stat()
-        openFile = fstat(handle.fd, &st) == 0 ? (UInt64(st.st_dev), UInt64(st.st_ino)) : (0, 0)
+        openFile = (0, 0)
+        fileEndSeen = -1
         log = handle
         segmentBase = base
         nextOffsetInSegment = base
@@ -634,6 +677,7 @@ public final class PartitionReader {
         log = nil
         released = false
         knownEnd = nil
+        fileEndSeen = -1
     }
 
     // MARK: Indexes
@@ -759,12 +803,16 @@ public final class PartitionCursor {
 
     /// A cursor at the offset `start` picks, positioned from one listing of
     /// the partition (`start` and the cursor's own seek work from it); its
-    /// reader then follows new segments as any cursor's does.
+    /// reader then follows new segments as any cursor's does, unless it
+    /// `stopsAtEnd` (see `PartitionReader.stopsAtEnd`, and `readsWholeBatches`).
     public static func positioned(partition: Int32, directory: String, isolation: ReadIsolation,
+                                  stopsAtEnd: Bool = false, readsWholeBatches: Bool = false,
                                   start: (PartitionReader) throws -> Int64) throws -> PartitionCursor {
         let reader = try PartitionReader.positioning(directory: directory)
+        reader.readsWholeBatches = readsWholeBatches
         let cursor = try PartitionCursor(partition: partition, reader: reader, startOffset: try start(reader), isolation: isolation)
         reader.followNewSegments()
+        reader.stopsAtEnd = stopsAtEnd
         return cursor
     }
 
