@@ -20,12 +20,15 @@ public final class DurableEnd {
     public private(set) var known: Int64 = 0
     /// Reads `head` now (nil: none, or short); `closeHead` lets its descriptor go.
     private let readHead: () -> UnsafeRawBufferPointer?
+    /// `head` as last read by someone else, without reading it (nil: not known).
+    private let lastHead: () -> UnsafeRawBufferPointer?
     private let closeHead: () -> Void
 
     public init(directory: String) {
         self.directory = directory
         let head = HeadFileReader(directory: directory)
         readHead = { head.read() }
+        lastHead = { nil }
         // `head` is opened for each look: a consumer holding thousands of
         // partitions does not keep a descriptor per partition for it.
         closeHead = { head.close() }
@@ -36,21 +39,18 @@ public final class DurableEnd {
     public init(reader: PartitionReader) {
         self.directory = reader.directory
         readHead = { [unowned reader] in reader.headBytes() }
+        lastHead = { [unowned reader] in reader.lastHeadBytes() }
         closeHead = {}
     }
 
     /// Returns when every record below `offset` is on disk.
     public func ensure(below offset: Int64) throws {
         if offset <= known { return }
+        // `head` as the reader last read it may answer already: within a
+        // boot, what is durable only grows.
+        if let raw = lastHead(), learn(from: raw, below: offset) { return }
         defer { closeHead() }
-        if let raw = readHead(), let state = HeadState.decode(raw), state.bootID == currentBootID {
-            // Everything before the active segment was synced at its roll.
-            let flushed = max(state.flushedNextOffset, state.activeBase)
-            if flushed >= offset {
-                known = max(known, min(flushed, state.nextOffset))
-                return
-            }
-        }
+        if let raw = readHead(), learn(from: raw, below: offset) { return }
         // The segment holding offset - 1 is the last one starting below `offset`.
         guard let base = try LogSegments.baseOffsets(in: directory).last(where: { $0 < offset }) else { return }
         guard let log = try OpenFile.openIfExists(Segment(directory, base).logPath, O_RDONLY) else {
@@ -60,5 +60,16 @@ public final class DurableEnd {
         defer { log.close() }
         try log.sync()
         known = offset
+    }
+
+    /// Learns from `head`'s bytes what is durable; true when every record
+    /// below `offset` is.
+    private func learn(from raw: UnsafeRawBufferPointer, below offset: Int64) -> Bool {
+        guard let state = HeadState.decode(raw), state.bootID == currentBootID else { return false }
+        // Everything before the active segment was synced at its roll.
+        let flushed = max(state.flushedNextOffset, state.activeBase)
+        guard flushed >= offset else { return false }
+        known = max(known, min(flushed, state.nextOffset))
+        return true
     }
 }

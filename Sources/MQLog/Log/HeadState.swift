@@ -143,6 +143,10 @@ final class HeadFileReader {
     /// True when the last `read` found `head` (the file exists).
     private(set) var found = false
 
+    /// What the last `read` returned, without reading again (nil: no read
+    /// yet, or the last one found no whole `head`). Valid until the next `read`.
+    private(set) var lastRead: UnsafeRawBufferPointer?
+
     /// Closes `head`; the next `read` opens it again.
     func close() {
         file?.close()
@@ -156,7 +160,9 @@ final class HeadFileReader {
         if file == nil { file = try? OpenFile.openForReading(path) }
         found = file != nil
         defer { if !keepingOpen { close() } }
+        lastRead = nil
         guard let file, (try? file.read(into: bytes.baseAddress!, count: HeadState.size, at: 0)) == HeadState.size else { return nil }
-        return UnsafeRawBufferPointer(bytes)
+        lastRead = UnsafeRawBufferPointer(bytes)
+        return lastRead
     }
 }

@@ -511,6 +511,11 @@ public final class PartitionReader {
     /// The 128 bytes of the partition's `head` as they are now (nil: none,
     /// or short), read through this reader's descriptor. Valid until the
     /// next read of `head` by this reader.
+    /// The bytes of `head` as this reader last read them (nil: not read
+    /// yet, or not whole), without reading it again. Valid until the next
+    /// read of `head` by this reader.
+    func lastHeadBytes() -> UnsafeRawBufferPointer? { head.lastRead }
+
     func headBytes() -> UnsafeRawBufferPointer? {
         useFiles()
         return readHead()
