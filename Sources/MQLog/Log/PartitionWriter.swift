@@ -265,23 +265,27 @@ public final class PartitionWriter {
     }
 
     /// Records that the appends up to `mark` are durable (a sync of the
-    /// whole file system made them so), as `sync` does after its fdatasync.
+    /// whole file system made them so), as `sync` does after its fdatasync:
+    /// in `head` alone, as `recordSynced` does. The segment's files are
+    /// not looked at: whatever a writer that died since left past the
+    /// recorded end is the next append's to recover.
     public func markSynced(_ mark: DurableMark) throws {
         unsynced = false
-        // Record how much of the active segment is known durable.
-        try head.lock(exclusive: true)
-        defer { head.unlock() }
-        try loadState()
-        if Self.advanceFlushed(&state, to: mark) { try storeState() }
+        try Self.recordSynced(mark, in: head)
     }
 
     /// Records in the `head` of `directory` that appends up to `mark` are
-    /// durable, for a writer already closed: touches the head file only.
-    /// Leaves the head alone when it cannot be read or names another boot
-    /// (the next writer recovers from the files).
+    /// durable, for a writer already closed.
     public static func recordSynced(_ mark: DurableMark, directory: String) throws {
         guard let head = try OpenFile.openIfExists(LogSegments.headPath(directory), O_RDWR) else { return }
         defer { head.close() }
+        try recordSynced(mark, in: head)
+    }
+
+    /// Moves the flushed position in `head` up to `mark`, under the lock;
+    /// touches the head file only. Leaves it alone when it cannot be read
+    /// or names another boot (the next writer recovers from the files).
+    private static func recordSynced(_ mark: DurableMark, in head: OpenFile) throws {
         try head.lock(exclusive: true)
         defer { head.unlock() }
         guard var state = try readState(head), advanceFlushed(&state, to: mark) else { return }
