@@ -49,6 +49,32 @@ import Glibc
         }
     }
 
+    /// At the end of input the last round is written by both threads, a
+    /// chunk of the pool's capacity at a time, and after the file system's
+    /// sync both record in head what it made durable, for writers still
+    /// open and writers the pool closed.
+    @Test func finishingWritesTheLastRoundOnBothThreadsAndRecordsItDurable() throws {
+        let partitions = 40  // at least FileSystemSync.threshold: one syncfs
+        let (log, topic) = try makeTopic(Int32(partitions))
+        defer { try? FileSystem.removeTree(log.root) }
+        let a = appender(topic, pool: WriterPool(capacity: 7), batchBytes: 1 << 20, maxPendingBytes: 1 << 20)
+        try a.writeInBackground()
+        for i in 0..<2000 {
+            try add(a, "message \(i)", partition: Int32(i % partitions))
+            if i == 999 { try a.flushAll() }  // one round in the background first
+        }
+        try a.finishAll()
+        #expect(a.pendingCount == 0)
+        for p in 0..<partitions {
+            let dir = topic.partitionPath(Int32(p))
+            let expected = stride(from: p, to: 2000, by: partitions).map { "message \($0)" }
+            #expect(try readValues(dir).map(\.1) == expected, "partition \(p)")
+            let w = try PartitionWriter(directory: dir, settings: .init())
+            _ = try w.currentEndOffset()
+            #expect(w.state.flushedPosition == w.state.endPosition, "partition \(p) is recorded durable")
+        }
+    }
+
     @Test func aFailedBackgroundWriteIsThrownAndNothingHandedOverAfterItIsWritten() throws {
         let (log, topic) = try makeTopic(2)
         defer { try? FileSystem.removeTree(log.root) }

@@ -154,12 +154,10 @@ public final class Producer {
         } catch let error as MQError {
             // Keep what was accepted before the failure.
             // A failure to commit wins: the stop message would claim too much.
-            try flushAll()
-            try syncAll()
+            try finishAll()
             throw error
         }
-        try flushAll()
-        try syncAll()
+        try finishAll()
         reportRecoveries()
         modeWriter.close(warn: warn)
         return summary
@@ -451,8 +449,10 @@ public final class Producer {
         summary.duplicates = modeWriter.duplicates
     }
 
-    private func syncAll() throws {
-        try modeWriter.sync()
+    /// Writes and syncs everything pending at the end of input.
+    private func finishAll() throws {
+        try modeWriter.finish()
+        summary.duplicates = modeWriter.duplicates
     }
 }
 

@@ -26,8 +26,17 @@ protocol ProduceWriter: AnyObject {
     func flush() throws
     /// Makes everything written durable as `--sync` says.
     func sync() throws
+    /// At the end of input: `flush`, then `sync`.
+    func finish() throws
     /// After a clean end: reports what recovery did, closes journals.
     func close(warn: (String) -> Void)
+}
+
+extension ProduceWriter {
+    func finish() throws {
+        try flush()
+        try sync()
+    }
 }
 
 /// `--print-offsets` output: "PARTITION OFFSET" lines (or "dup P O"), written
@@ -72,5 +81,6 @@ final class AppendingProduceWriter: ProduceWriter {
 
     func flush() throws { try appender.flushAll() }
     func sync() throws { try appender.syncAll() }
+    func finish() throws { try appender.finishAll() }
     func close(warn: (String) -> Void) {}
 }

@@ -264,11 +264,67 @@ final class TopicAppender {
     }
 
     /// Makes every batch written durable, unless the policy is `.none`.
-    /// With `writeInBackground`, first waits for the batches handed over.
+    /// With `writeInBackground`, first waits for the batches handed over,
+    /// and the background thread records half of what the sync made
+    /// durable while this one records the other half.
     func syncAll() throws {
         try waitForWrites()
         guard sync != .none else { return }
-        try pool.syncAll()
+        try pool.syncAll(alongside: background)
+    }
+
+    /// Writes every pending batch and makes them durable (`syncAll`): the
+    /// end of the input. With `writeInBackground`, this thread, which has
+    /// nothing else left to do, writes half of the last round while the
+    /// background thread writes the other half, instead of waiting for it.
+    func finishAll() throws {
+        if let background, pendingCount > 0 {
+            try waitForWrites()
+            try writeOnBothThreads(background)
+        }
+        try flushAll()
+        try syncAll()
+    }
+
+    /// Writes the pending batches with the background thread, a chunk of
+    /// at most the pool's capacity at a time: this thread takes the chunk's
+    /// writers from the pool (which is not thread-safe, and which then
+    /// closes only writers of earlier chunks), then each thread appends
+    /// half of the chunk through its own writers.
+    private func writeOnBothThreads(_ background: BackgroundWorker) throws {
+        let partitions = flushOrder()
+        let startWriteback = topic.partitions > 1
+        let write = { (w: PartitionWriter, b: RecordBatchBuilder) throws in
+            _ = try b.finish()
+            _ = try w.append(b.output)
+            // Many partitions' batches each stay below the writeback size.
+            if startWriteback { w.startPendingWriteback() }
+        }
+        var from = 0
+        while from < partitions.count {
+            let chunk = Array(partitions[from..<min(from + pool.capacity, partitions.count)])
+            from += chunk.count
+            let writers = try chunk.map { try writer(Int32($0)) }
+            let batches = chunk.map { builders[$0]! }
+            let half = chunk.count / 2
+            try background.run {
+                for k in half..<chunk.count { try write(writers[k], batches[k]) }
+            }
+            var failure: (any Error)?
+            do {
+                for k in 0..<half { try write(writers[k], batches[k]) }
+            } catch {
+                failure = error
+            }
+            try background.wait()
+            if let failure { throw failure }
+            for (p, b) in zip(chunk, batches) {
+                pendingCount -= Int(b.count)
+                b.reset(keepCapacity: keptCapacity)
+                if Int32(p) == sticky { advanceSticky() }
+            }
+        }
+        pendingBytes = 0
     }
 
     /// Bytes cut by recoveries when opening `partition` (a writer died

@@ -128,18 +128,41 @@ public final class WriterPool {
     /// systems where that is as durable, one syncfs per file system does it
     /// instead of an fdatasync per partition; each partition's head then
     /// records what is durable, as after an fdatasync.
-    public func syncAll() throws {
-        if try syncAllThroughFileSystem() { return }
+    public func syncAll() throws { try syncAll(alongside: nil) }
+
+    /// `syncAll`, with `helper`, an idle thread, recording after a syncfs
+    /// half of what it made durable while this one records the other half
+    /// (each partition's head is its own file).
+    func syncAll(alongside helper: BackgroundWorker?) throws {
+        if try syncAllThroughFileSystem(alongside: helper) { return }
         for directory in open.keys.sorted() { try open[directory]!.sync() }
         for directory in unsyncedClosed.keys.sorted() { try sync(directory) }
     }
 
-    private func syncAllThroughFileSystem() throws -> Bool {
+    private func syncAllThroughFileSystem(alongside helper: BackgroundWorker?) throws -> Bool {
         let openUnsynced = open.values.compactMap { w in w.unsyncedMark.map { (w, $0) } }
+        let closed = Array(unsyncedClosed)
         let directories = Set(openUnsynced.map(\.0.directory)).union(unsyncedClosed.keys)
         guard directories.count >= FileSystemSync.threshold, try FileSystemSync.syncAll(holding: directories) else { return false }
-        for (w, mark) in openUnsynced { try w.markSynced(mark) }
-        for (directory, mark) in unsyncedClosed { try PartitionWriter.recordSynced(mark, directory: directory) }
+        let record = { (open: ArraySlice<(PartitionWriter, PartitionWriter.DurableMark)>,
+                        closed: ArraySlice<(key: String, value: PartitionWriter.DurableMark)>) throws in
+            for (w, mark) in open { try w.markSynced(mark) }
+            for (directory, mark) in closed { try PartitionWriter.recordSynced(mark, directory: directory) }
+        }
+        if let helper {
+            let openHalf = openUnsynced.count / 2, closedHalf = closed.count / 2
+            try helper.run { try record(openUnsynced[openHalf...], closed[closedHalf...]) }
+            var failure: (any Error)?
+            do {
+                try record(openUnsynced[..<openHalf], closed[..<closedHalf])
+            } catch {
+                failure = error
+            }
+            try helper.wait()
+            if let failure { throw failure }
+        } else {
+            try record(openUnsynced[...], closed[...])
+        }
         unsyncedClosed.removeAll()
         return true
     }
