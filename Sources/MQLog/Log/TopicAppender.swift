@@ -214,10 +214,21 @@ final class TopicAppender {
             _ = try builder.finish()
             base = try w.appendTransactional(builder.output, producerId: transaction.producerId, epoch: transaction.epoch, register: register)
         } else {
-            _ = try builder.finish()
-            base = try w.append(builder.output)
+            base = try Self.append(builder, with: w, startingWriteback: false)
         }
         if sync == .batch { try w.sync() }
+        return base
+    }
+
+    /// Finishes `builder`'s batch (CRC-32C, compression) and appends it with
+    /// `w`; `startingWriteback` (many partitions, whose batches each stay
+    /// below the writeback size) then starts the writeback of what `w` has
+    /// not started. The write of a batch, on either thread.
+    /// - Returns: the batch's base offset.
+    private static func append(_ builder: RecordBatchBuilder, with w: PartitionWriter, startingWriteback: Bool) throws -> Int64 {
+        _ = try builder.finish()
+        let base = try w.append(builder.output)
+        if startingWriteback { w.startPendingWriteback() }
         return base
     }
 
@@ -281,8 +292,9 @@ final class TopicAppender {
         if let background, pendingCount > 0 {
             try waitForWrites()
             try writeOnBothThreads(background)
+        } else {
+            try flushAll()
         }
-        try flushAll()
         try syncAll()
     }
 
@@ -294,30 +306,15 @@ final class TopicAppender {
     private func writeOnBothThreads(_ background: BackgroundWorker) throws {
         let partitions = flushOrder()
         let startWriteback = topic.partitions > 1
-        let write = { (w: PartitionWriter, b: RecordBatchBuilder) throws in
-            _ = try b.finish()
-            _ = try w.append(b.output)
-            // Many partitions' batches each stay below the writeback size.
-            if startWriteback { w.startPendingWriteback() }
-        }
         var from = 0
         while from < partitions.count {
             let chunk = Array(partitions[from..<min(from + pool.capacity, partitions.count)])
             from += chunk.count
             let writers = try chunk.map { try writer(Int32($0)) }
             let batches = chunk.map { builders[$0]! }
-            let half = chunk.count / 2
-            try background.run {
-                for k in half..<chunk.count { try write(writers[k], batches[k]) }
+            try background.inHalves(chunk.count) { range in
+                for k in range { _ = try Self.append(batches[k], with: writers[k], startingWriteback: startWriteback) }
             }
-            var failure: (any Error)?
-            do {
-                for k in 0..<half { try write(writers[k], batches[k]) }
-            } catch {
-                failure = error
-            }
-            try background.wait()
-            if let failure { throw failure }
             for (p, b) in zip(chunk, batches) {
                 pendingCount -= Int(b.count)
                 b.reset(keepCapacity: keptCapacity)
@@ -383,11 +380,8 @@ final class TopicAppender {
         let pool = pool, settings = settings, startWriteback = topic.partitions > 1
         try background!.run {
             for (directory, builder) in round {
-                _ = try builder.finish()
                 let w = try pool.writer(directory, settings: settings)
-                _ = try w.append(builder.output)
-                // Many partitions' batches each stay below the writeback size.
-                if startWriteback { w.startPendingWriteback() }
+                _ = try Self.append(builder, with: w, startingWriteback: startWriteback)
             }
         }
     }

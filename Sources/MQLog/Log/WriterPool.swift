@@ -144,24 +144,23 @@ public final class WriterPool {
         let closed = Array(unsyncedClosed)
         let directories = Set(openUnsynced.map(\.0.directory)).union(unsyncedClosed.keys)
         guard directories.count >= FileSystemSync.threshold, try FileSystemSync.syncAll(holding: directories) else { return false }
-        let record = { (open: ArraySlice<(PartitionWriter, PartitionWriter.DurableMark)>,
-                        closed: ArraySlice<(key: String, value: PartitionWriter.DurableMark)>) throws in
-            for (w, mark) in open { try w.markSynced(mark) }
-            for (directory, mark) in closed { try PartitionWriter.recordSynced(mark, directory: directory) }
-        }
-        if let helper {
-            let openHalf = openUnsynced.count / 2, closedHalf = closed.count / 2
-            try helper.run { try record(openUnsynced[openHalf...], closed[closedHalf...]) }
-            var failure: (any Error)?
-            do {
-                try record(openUnsynced[..<openHalf], closed[..<closedHalf])
-            } catch {
-                failure = error
+        // Each partition's head is its own file: the halves share nothing.
+        let record = { (range: Range<Int>) throws in
+            for i in range {
+                if i < openUnsynced.count {
+                    let (w, mark) = openUnsynced[i]
+                    try w.markSynced(mark)
+                } else {
+                    let (directory, mark) = closed[i - openUnsynced.count]
+                    try PartitionWriter.recordSynced(mark, directory: directory)
+                }
             }
-            try helper.wait()
-            if let failure { throw failure }
+        }
+        let count = openUnsynced.count + closed.count
+        if let helper {
+            try helper.inHalves(count, record)
         } else {
-            try record(openUnsynced[...], closed[...])
+            try record(0..<count)
         }
         unsyncedClosed.removeAll()
         return true

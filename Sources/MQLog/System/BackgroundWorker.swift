@@ -67,6 +67,24 @@ final class BackgroundWorker: @unchecked Sendable {
         if let failure { throw failure }
     }
 
+    /// Splits `0..<count` in two: runs `body` over the upper half on the
+    /// thread and over the lower half on the caller's, and returns when both
+    /// are done (after the previous job, which it waits for first).
+    /// - Throws: the error of an earlier job, else the thread's half's, else
+    ///   the caller's half's.
+    func inHalves(_ count: Int, _ body: @escaping (Range<Int>) throws -> Void) throws {
+        let half = count / 2
+        try run { try body(half..<count) }
+        var failure: (any Error)?
+        do {
+            try body(0..<half)
+        } catch {
+            failure = error
+        }
+        try wait()
+        if let failure { throw failure }
+    }
+
     /// Lets the job in hand end, then ends the thread.
     func stop() {
         guard running else { return }
