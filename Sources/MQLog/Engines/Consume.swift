@@ -357,22 +357,38 @@ public final class Consumer {
         // consumers starting together do not all race for the same partitions.
         let index = members.firstIndex(of: membership.id) ?? 0
         let first = (index * share) % all.count
-        var prepared = Set<String>()
-        for k in 0..<all.count where owned.count < limit {
-            let (t, p) = all[(first + k) % all.count]
-            try tryTake(group, topic: t, partition: p, prepared: &prepared)
-        }
+        _ = try takeFree(group, count: all.count, upTo: limit) { all[(first + $0) % all.count] }
     }
 
-    /// Takes partition `p` of `t` if this member does not hold it, has not
-    /// finished it (`exitAtEnd`), and its lease is free.
-    private func tryTake(_ group: GroupDirectory, topic t: String, partition p: Int32, prepared: inout Set<String>) throws {
-        let key = PartitionKey(topic: t, partition: p)
-        if ownedKeys.contains(key) || finished.contains(key) { return }
-        if prepared.insert(t).inserted { try group.prepare(topic: t) }
-        if let lease = try PartitionLease.tryAcquire(group, topic: t, partition: p, member: membership?.id ?? "") {
-            try take(topic: t, partition: p, lease: lease)
+    /// Tries the partitions `candidate(0..<count)`, in that order, until
+    /// this member holds `limit`: takes each that it does not hold, has not
+    /// finished (`exitAtEnd`), and whose lease is free. It tries as many at
+    /// a time as it still wants, so that the leases of consecutive
+    /// partitions are taken together (`PartitionLease.tryAcquireAll`).
+    /// - Returns: how many candidates it tried.
+    private func takeFree(_ group: GroupDirectory, count: Int, upTo limit: Int,
+                          _ candidate: (Int) -> (topic: String, partition: Int32)) throws -> Int {
+        var prepared = Set<String>()
+        var tried = 0
+        while tried < count && owned.count < limit {
+            let chunk = (tried..<min(count, tried + limit - owned.count)).map(candidate)
+            tried += chunk.count
+            // The chunk's partitions by topic, topics in their first appearance's order.
+            var topics: [String] = []
+            var partitions: [String: [Int32]] = [:]
+            for (t, p) in chunk {
+                let key = PartitionKey(topic: t, partition: p)
+                if ownedKeys.contains(key) || finished.contains(key) { continue }
+                if partitions[t] == nil { topics.append(t) }
+                partitions[t, default: []].append(p)
+            }
+            for t in topics {
+                if prepared.insert(t).inserted { try group.prepare(topic: t) }
+                let leases = try PartitionLease.tryAcquireAll(group, topic: t, partitions: partitions[t]!, member: membership?.id ?? "")
+                for lease in leases { try take(topic: t, partition: lease.partition, lease: lease) }
+            }
         }
+        return tried
     }
 
     /// With more partitions in its share than leases in its budget, once
@@ -388,18 +404,21 @@ public final class Consumer {
         try dedup?.record()
         try commitAll(owned)
         if options.exitAtEnd { finished.formUnion(ownedKeys) }
+        PartitionLease.releaseAll(owned.compactMap(\.lease))
         owned.removeAll()
         ownedKeys.removeAll()
-        var prepared = Set<String>()
         var wrapped = false
-        for _ in 0..<listed.count where owned.count < leaseBudget {
+        var untried = listed.count
+        while untried > 0 && owned.count < leaseBudget {
             if rotationNext >= listed.count {
                 rotationNext = 0
                 wrapped = true
             }
-            let (t, p) = listed[rotationNext]
-            rotationNext += 1
-            try tryTake(group, topic: t, partition: p, prepared: &prepared)
+            // Up to the end of the list, then round again.
+            let start = rotationNext
+            let tried = try takeFree(group, count: min(untried, listed.count - start), upTo: leaseBudget) { listed[start + $0] }
+            rotationNext += tried
+            untried -= tried
         }
         return !owned.isEmpty && (options.exitAtEnd || !wrapped)
     }

@@ -4,9 +4,9 @@ import Synchronization
 /// A consumer group's state, all in plain files:
 ///
 ///     ROOT/groups/GROUP/members/ID          one per live consumer process, flock(LOCK_EX) by it
-///     ROOT/groups/GROUP/committed/TOPIC     the committed offsets of TOPIC's partitions, 64 bytes
-///                                           each (partition P's at P × 64); a write lock on
-///                                           partition P's 64 bytes is its lease
+///     ROOT/groups/GROUP/committed/TOPIC     the committed offsets of TOPIC's partitions, 128 bytes
+///                                           each (partition P's at P × 128); a write lock on
+///                                           partition P's 128 bytes is its lease
 ///     ROOT/groups/GROUP/offsets/TOPIC/P     the earlier layout, one file per partition: read
 ///                                           for a partition that has no commit in committed/TOPIC
 ///
@@ -260,15 +260,26 @@ public enum CommittedOffsetFile {
     /// Writes the next generation with `offset` into the pair at `at` and,
     /// with `sync`, makes it durable.
     public static func commit(_ handle: OpenFile, at: Int64 = 0, after previous: Slot?, offset: Int64, sync: Bool = true) throws -> Slot {
-        guard (previous?.generation ?? 0) < UInt64.max else {
-            throw MQError.corrupt("committed-offset file '\(handle.path)' has an impossible generation at byte \(at); remove it to reset the group's positions")
-        }
-        let slot = Slot(generation: (previous?.generation ?? 0) + 1, offset: offset, committedMs: currentTimeMillis())
+        let slot = try next(after: previous, offset: offset, in: handle, at: at)
         let bytes = encode(slot)
-        try bytes.withUnsafeBytes { try handle.write($0, at: at + Int64(slot.generation % 2) * Int64(slotSize)) }
+        try bytes.withUnsafeBytes { try handle.write($0, at: at + Int64(slotPosition(slot))) }
         if sync { try handle.sync() }
         return slot
     }
+
+    /// The slot of the commit after `previous` (the generation after its
+    /// one), with `offset` and the time now.
+    /// - Throws: `MQError` (corrupt) when `previous` has the last generation
+    ///   (`handle` and `at` name the pair).
+    static func next(after previous: Slot?, offset: Int64, in handle: OpenFile, at: Int64) throws -> Slot {
+        guard (previous?.generation ?? 0) < UInt64.max else {
+            throw MQError.corrupt("committed-offset file '\(handle.path)' has an impossible generation at byte \(at); remove it to reset the group's positions")
+        }
+        return Slot(generation: (previous?.generation ?? 0) + 1, offset: offset, committedMs: currentTimeMillis())
+    }
+
+    /// Where `slot` goes in its pair: the slot its generation's parity names.
+    static func slotPosition(_ slot: Slot) -> Int { Int(slot.generation % 2) * slotSize }
 }
 
 /// What a group has of a topic's partitions, read without taking leases
@@ -390,30 +401,69 @@ final class TopicCommitFile: @unchecked Sendable {
         handle.unlockRange(start: CommittedOffsetFile.position(of: partition), length: Int64(CommittedOffsetFile.recordSize))
         held.withLock { _ = $0.remove(partition) }
     }
+
+    /// Takes the leases of all the partitions of `run` with one lock over
+    /// their records, unless this process holds one of them or another
+    /// process holds a lock on any of those bytes.
+    func tryLeaseRun(_ run: Range<Int32>) throws -> Bool {
+        let mine = held.withLock { held in
+            guard !run.contains(where: { held.contains($0) }) else { return false }
+            held.formUnion(run)
+            return true
+        }
+        guard mine else { return false }
+        let locked: Bool
+        do {
+            locked = try handle.lockRange(start: CommittedOffsetFile.position(of: run.lowerBound), length: Self.length(of: run))
+        } catch {
+            held.withLock { $0.subtract(run) }
+            throw error
+        }
+        if !locked { held.withLock { $0.subtract(run) } }
+        return locked
+    }
+
+    /// Gives back the leases of all the partitions of `run`, with one unlock.
+    func releaseRun(_ run: Range<Int32>) {
+        handle.unlockRange(start: CommittedOffsetFile.position(of: run.lowerBound), length: Self.length(of: run))
+        held.withLock { $0.subtract(run) }
+    }
+
+    /// The bytes of the records of `run`.
+    static func length(of run: Range<Int32>) -> Int64 { Int64(run.count) * Int64(CommittedOffsetFile.recordSize) }
 }
 
 /// This process's id, for the holders of its leases.
 private let processID = getpid()
 
 /// Ownership of one partition within a group: a write lock on the
-/// partition's 64 bytes of the group's committed-offset file of the topic,
-/// held for as long as this object lives. Not thread-safe.
+/// partition's 128 bytes of the group's committed-offset file of the topic,
+/// held for as long as this object lives (or until `releaseAll`). Not
+/// thread-safe.
 public final class PartitionLease {
     public let topic: String
     public let partition: Int32
     private let file: TopicCommitFile
     public private(set) var committed: CommittedOffsetFile.Slot?
+    /// The partition's record as it is in the file: as read when the lease
+    /// was taken, with the holder and each commit since. Consecutive
+    /// partitions' commits write their records whole, in one write.
+    private var record: [UInt8]
+    /// Given back by `releaseAll`.
+    private var released = false
 
-    private init(topic: String, partition: Int32, file: TopicCommitFile) throws {
+    /// A lease on `partition`, locked through `file`, whose record reads `record`.
+    private init(topic: String, partition: Int32, file: TopicCommitFile, record: [UInt8]) throws {
         self.topic = topic
         self.partition = partition
         self.file = file
-        var slot = try CommittedOffsetFile.read(file.handle, partition: partition)
+        self.record = record
+        var slot = record.withUnsafeBytes { CommittedOffsetFile.decodePair($0) }
         if slot == nil && file.hasLegacy { slot = try file.group.legacySlot(topic, partition) }
         self.committed = slot
     }
 
-    deinit { file.release(partition) }
+    deinit { if !released { file.release(partition) } }
 
     /// Where this partition's pair of slots starts in the file.
     private var position: Int64 { CommittedOffsetFile.position(of: partition) }
@@ -423,27 +473,120 @@ public final class PartitionLease {
     /// taker's member id, if it is a group member).
     /// - Returns: nil when another consumer owns the partition.
     public static func tryAcquire(_ group: GroupDirectory, topic: String, partition: Int32, member: String = "") throws -> PartitionLease? {
-        guard partition >= 0 else { return nil }
-        let file = try TopicCommitFile.shared(group, topic: topic)
+        guard partition >= 0 && partition < Int32.max else { return nil }
+        return try tryAcquire(TopicCommitFile.shared(group, topic: topic), topic: topic, partition: partition, member: member)
+    }
+
+    private static func tryAcquire(_ file: TopicCommitFile, topic: String, partition: Int32, member: String) throws -> PartitionLease? {
         guard try file.tryLease(partition) else { return nil }
         do {
-            let holder = CommittedOffsetFile.encode(CommittedOffsetFile.Holder(pid: processID, takenMs: currentTimeMillis(), member: member))
-            try holder.withUnsafeBytes { try file.handle.write($0, at: CommittedOffsetFile.position(of: partition) + Int64(CommittedOffsetFile.holderOffset)) }
-            return try PartitionLease(topic: topic, partition: partition, file: file)
+            return try taken(file, topic: topic, run: partition..<(partition + 1), member: member, holderOnly: true)[0]
         } catch {
             file.release(partition)
             throw error
         }
     }
 
+    /// Takes the leases of `partitions` (of `topic`) that no other process,
+    /// nor another lease of this one, holds, as `tryAcquire` does for each;
+    /// each run of consecutive partitions that are all free takes one lock,
+    /// one read of their records and one write of them with their holders
+    /// (the slots rewritten with the bytes they hold).
+    /// - Returns: the leases taken, in the order of `partitions`.
+    public static func tryAcquireAll(_ group: GroupDirectory, topic: String, partitions: [Int32], member: String = "") throws -> [PartitionLease] {
+        let wanted = partitions.filter { $0 >= 0 && $0 < Int32.max }
+        guard !wanted.isEmpty else { return [] }
+        let file = try TopicCommitFile.shared(group, topic: topic)
+        var leases: [PartitionLease] = []
+        leases.reserveCapacity(wanted.count)
+        var i = 0
+        while i < wanted.count {
+            var j = i + 1
+            while j < wanted.count, Int64(wanted[j]) == Int64(wanted[j - 1]) + 1 { j += 1 }
+            let run = wanted[i]..<(wanted[j - 1] + 1)
+            i = j
+            if run.count > 1, try file.tryLeaseRun(run) {
+                do {
+                    leases += try taken(file, topic: topic, run: run, member: member, holderOnly: false)
+                } catch {
+                    file.releaseRun(run)
+                    throw error
+                }
+            } else {
+                for p in run {
+                    if let lease = try tryAcquire(file, topic: topic, partition: p, member: member) { leases.append(lease) }
+                }
+            }
+        }
+        return leases
+    }
+
+    /// The leases of `run`, whose locks this process has just taken: reads
+    /// their records and writes the holder into each, only the holder's
+    /// bytes with `holderOnly` (one partition), else the records whole.
+    private static func taken(_ file: TopicCommitFile, topic: String, run: Range<Int32>, member: String, holderOnly: Bool) throws -> [PartitionLease] {
+        let size = CommittedOffsetFile.recordSize
+        let start = CommittedOffsetFile.position(of: run.lowerBound)
+        // A short file reads as if zero-padded (CommittedOffsetFile.read).
+        var bytes = [UInt8](repeating: 0, count: run.count * size)
+        _ = try bytes.withUnsafeMutableBytes { try file.handle.read(into: $0.baseAddress!, count: $0.count, at: start) }
+        let holder = CommittedOffsetFile.encode(CommittedOffsetFile.Holder(pid: processID, takenMs: currentTimeMillis(), member: member))
+        let at = CommittedOffsetFile.holderOffset
+        for k in 0..<run.count { bytes.replaceSubrange((k * size + at)..<(k * size + at + holder.count), with: holder) }
+        if holderOnly {
+            try holder.withUnsafeBytes { try file.handle.write($0, at: start + Int64(at)) }
+        } else {
+            try bytes.withUnsafeBytes { try file.handle.write($0, at: start) }
+        }
+        return try run.enumerated().map { k, p in
+            try PartitionLease(topic: topic, partition: p, file: file, record: Array(bytes[(k * size)..<((k + 1) * size)]))
+        }
+    }
+
+    /// Gives back every lease of `leases`, one unlock per run of
+    /// consecutive partitions of a file (as their deinit would, one each).
+    public static func releaseAll(_ leases: [PartitionLease]) {
+        for (file, run) in runs(of: leases.filter { !$0.released }) {
+            file.releaseRun(run.first!.partition..<(run.last!.partition + 1))
+            for lease in run { lease.released = true }
+        }
+    }
+
+    /// `leases` by file, each file's in runs of consecutive partitions.
+    private static func runs(of leases: [PartitionLease]) -> [(TopicCommitFile, [PartitionLease])] {
+        var byFile: [ObjectIdentifier: [PartitionLease]] = [:]
+        for lease in leases { byFile[ObjectIdentifier(lease.file), default: []].append(lease) }
+        var runs: [(TopicCommitFile, [PartitionLease])] = []
+        for group in byFile.values {
+            let sorted = group.sorted { $0.partition < $1.partition }
+            var run: [PartitionLease] = []
+            for lease in sorted {
+                if let last = run.last, Int64(lease.partition) != Int64(last.partition) + 1 {
+                    runs.append((lease.file, run))
+                    run = []
+                }
+                run.append(lease)
+            }
+            if !run.isEmpty { runs.append((run[0].file, run)) }
+        }
+        return runs
+    }
+
     /// Commits `offset` (the next offset to consume) durably, unless it is already committed.
     public func commit(_ offset: Int64) throws {
         guard offset != committed?.offset else { return }
-        committed = try CommittedOffsetFile.commit(file.handle, at: position, after: committed, offset: offset)
+        try reset(to: offset)
+    }
+
+    /// Writes `slot` into this lease's record, where its generation puts it.
+    private func recordInMemory(_ slot: CommittedOffsetFile.Slot) {
+        let at = CommittedOffsetFile.slotPosition(slot)
+        record.replaceSubrange(at..<(at + CommittedOffsetFile.slotSize), with: CommittedOffsetFile.encode(slot))
     }
 
     /// Commits `offset` for each lease, as `commit` does, unless it is
-    /// already committed: writes every slot, then fdatasyncs each file
+    /// already committed: writes every slot (the records of consecutive
+    /// partitions of a file whole, in one write), then fdatasyncs each file
     /// written once (one per topic, however many partitions); all are
     /// durable when it returns.
     public static func commitAll(_ commits: [(lease: PartitionLease, offset: Int64)]) throws {
@@ -452,14 +595,24 @@ public final class PartitionLease {
             for c in due { try c.lease.commit(c.offset) }
             return
         }
-        var slots: [CommittedOffsetFile.Slot] = []
-        slots.reserveCapacity(due.count)
+        var slots: [ObjectIdentifier: CommittedOffsetFile.Slot] = [:]
         for c in due {
-            slots.append(try CommittedOffsetFile.commit(c.lease.file.handle, at: c.lease.position, after: c.lease.committed, offset: c.offset, sync: false))
+            let slot = try CommittedOffsetFile.next(after: c.lease.committed, offset: c.offset, in: c.lease.file.handle, at: c.lease.position)
+            slots[ObjectIdentifier(c.lease)] = slot
+            c.lease.recordInMemory(slot)
+        }
+        for (file, run) in runs(of: due.map(\.lease)) {
+            if run.count == 1, let lease = run.first, let slot = slots[ObjectIdentifier(lease)] {
+                try CommittedOffsetFile.encode(slot).withUnsafeBytes {
+                    try file.handle.write($0, at: lease.position + Int64(CommittedOffsetFile.slotPosition(slot)))
+                }
+            } else {
+                try run.flatMap(\.record).withUnsafeBytes { try file.handle.write($0, at: run[0].position) }
+            }
         }
         var synced = Set<ObjectIdentifier>()
         for c in due where synced.insert(ObjectIdentifier(c.lease.file)).inserted { try c.lease.file.handle.sync() }
-        for (c, slot) in zip(due, slots) { c.lease.committed = slot }
+        for c in due { c.lease.committed = slots[ObjectIdentifier(c.lease)] }
     }
 
     /// Moves the committed offset to `offset`, backward or forward (an
@@ -467,7 +620,9 @@ public final class PartitionLease {
     /// generation and fdatasyncs it, as a commit does, even when the offset
     /// does not change (the commit time records the reset).
     public func reset(to offset: Int64) throws {
-        committed = try CommittedOffsetFile.commit(file.handle, at: position, after: committed, offset: offset)
+        let slot = try CommittedOffsetFile.commit(file.handle, at: position, after: committed, offset: offset)
+        recordInMemory(slot)
+        committed = slot
     }
 }
 
