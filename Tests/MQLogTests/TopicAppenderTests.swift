@@ -49,6 +49,70 @@ import Glibc
         }
     }
 
+    /// Over many partitions, messages whose partition is known at once (a
+    /// key, a forced partition) are held back and added partition by
+    /// partition; unkeyed messages (the sticky partition) and records too
+    /// large to hold are added after those held. Each partition keeps the
+    /// order of the input, and each record its key, value, headers and time.
+    @Test func messagesHeldBackReachTheirPartitionsInOrderWithEverything() throws {
+        let partitions: Int32 = 2100  // at least StagedRecords.minimumPartitions
+        let (log, topic) = try makeTopic(partitions)
+        defer { try? FileSystem.removeTree(log.root) }
+        let a = appender(topic, pool: WriterPool(capacity: 30), batchBytes: 4096, maxPendingBytes: 256 << 10)
+        try a.writeInBackground()
+        struct Sent: Equatable {
+            var key: [UInt8]?
+            var value: [UInt8]?
+            var headers: [Header]
+            var timestamp: Int64
+        }
+        var sent: [Sent] = []
+        var forcedTo: [Int32?] = []
+        var rng = SplitMix64(state: 12)
+        for i in 0..<6000 {
+            let kind = i % 10
+            let key: [UInt8]? = kind < 6 ? Array("k\(rng.next() % 500)".utf8) : kind == 6 ? [] : nil
+            // Every 500th message is larger than the arena (2.1 MB) holds back,
+            // every 150th fills a good part of it.
+            let size = i % 500 == 499 ? 300_000 : i % 150 == 149 ? 200_000 : Int(rng.next() % 40)
+            let value: [UInt8]? = kind == 9 ? nil : Array("m\(i) ".utf8) + Array(repeating: UInt8(97 + i % 26), count: size)
+            let headers = i % 3 == 0 ? [Header(name: "n", value: Array("\(i)".utf8))] : []
+            // Half of the forced ones go where the next unkeyed one will.
+            let forced: Int32? = kind == 8 ? (i % 20 == 8 ? a.sticky : Int32(i % Int(partitions))) : nil
+            forcedTo.append(forced)
+            let m = Message(key: key, value: value, headers: headers)
+            let timestamp = 1_700_000_000_000 + Int64(i)
+            try a.add(m, partition: forced, timestamp: timestamp)
+            sent.append(Sent(key: key, value: value, headers: headers, timestamp: timestamp))
+            if i == 2999 { try a.flushAll() }
+        }
+        try a.finishAll()
+        #expect(a.pendingCount == 0)
+        var received = 0
+        for p in 0..<partitions {
+            let cursor = try PartitionCursor(partition: p, directory: topic.partitionPath(p), startOffset: 0)
+            var previous = Int64.min
+            while let r = try cursor.peek() {
+                let got = Sent(key: r.key.map { Array($0) }, value: r.value.map { Array($0) },
+                               headers: try r.headers().map { Header(name: String(decoding: $0.name, as: UTF8.self), value: $0.value.map { Array($0) }) },
+                               timestamp: r.timestamp)
+                let i = Int(r.timestamp - 1_700_000_000_000)
+                try #require(i >= 0 && i < sent.count, "partition \(p): time \(r.timestamp)")
+                #expect(got == sent[i], "message \(i) in partition \(p)")
+                #expect(r.timestamp > previous, "partition \(p): message \(i) after a later one")
+                previous = r.timestamp
+                if let key = sent[i].key, i % 10 != 8 {
+                    let expected = key.withUnsafeBytes { Partitioner.partition(forKey: $0, partitions: partitions) }
+                    #expect(p == expected, "message \(i): keyed to \(expected)")
+                }
+                if let forced = forcedTo[i] { #expect(p == forced, "message \(i): forced to \(forced)") }
+                received += 1
+                cursor.advance()
+            }
+        }
+        #expect(received == sent.count)
+    }
+
     /// At the end of input the last round is written by both threads, a
     /// chunk of the pool's capacity at a time, and after the file system's
     /// sync both record in head what it made durable, for writers still

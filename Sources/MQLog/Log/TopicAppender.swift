@@ -65,6 +65,9 @@ final class TopicAppender {
     private var handedOver: [(partition: Int, builder: RecordBatchBuilder)] = []
     /// Builders free for reuse, from batches `background` wrote.
     private var spare: [RecordBatchBuilder?] = []
+    /// Messages held back to reach their batches partition by partition
+    /// (`writeInBackground` over many partitions; counted pending).
+    private var staged: StagedRecords?
 
     /// The default of `maxPendingBytes` for `partitions` partitions: 32 MiB,
     /// or `partitionShare` per partition when that is more (up to
@@ -130,7 +133,48 @@ final class TopicAppender {
     @inline(__always)
     func add(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer,
              partition forced: Int32?, timestamp: Int64, recordSize: Int) throws {
+        if let staged {
+            // A message whose partition does not depend on what was written
+            // before it (the sticky one does) is held back.
+            if forced != nil || key != nil, recordSize <= staged.largestRecord {
+                let p = partition(forced: forced, key: key, otherwise: sticky)
+                if !staged.stage(partition: p, timestamp: timestamp, key: key, value: value, headers: headers, recordSize: recordSize) {
+                    try addStaged()
+                    _ = staged.stage(partition: p, timestamp: timestamp, key: key, value: value, headers: headers, recordSize: recordSize)
+                }
+                if pendingCount == 0 { oldestPendingNanos = monotonicNanos() }
+                pendingCount += 1
+                pendingBytes += recordSize
+                if pendingBytes > maxPendingBytes { try flushAll() }
+                return
+            }
+            // Any other comes after those held.
+            try addStaged()
+        }
         let p = partition(forced: forced, key: key, otherwise: sticky)
+        try append(to: p, key: key, value: value, headers: headers, timestamp: timestamp, recordSize: recordSize)
+        if pendingCount == 0 { oldestPendingNanos = monotonicNanos() }
+        pendingCount += 1
+        pendingBytes += recordSize
+        if tracksOrder { order.append(p) }
+        // Bound memory when many partitions each hold a partial batch.
+        if pendingBytes > maxPendingBytes { try flushAll() }
+    }
+
+    /// Adds the messages held back (`staged`) to their partitions' batches.
+    private func addStaged() throws {
+        guard let staged, !staged.isEmpty else { return }
+        try staged.drain { p, timestamp, key, value, headers, recordSize in
+            try append(to: p, key: key, value: value, headers: headers, timestamp: timestamp, recordSize: recordSize)
+        }
+    }
+
+    /// Appends one message to partition `p`'s batch, first writing that
+    /// batch when the message would not fit (the counts of what is pending
+    /// are the caller's).
+    @inline(__always)
+    private func append(to p: Int32, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer,
+                        timestamp: Int64, recordSize: Int) throws {
         // Used without retaining it (`builders` keeps it): over many
         // partitions, each record goes to a builder whose lines have left the
         // cache, and a reference count changed there is a locked instruction
@@ -144,13 +188,7 @@ final class TopicAppender {
             // Written in the background, the batch went with its builder.
             unretained = builderRefs[Int(p)] ?? newBuilder(p)
         }
-        if pendingCount == 0 { oldestPendingNanos = monotonicNanos() }
         unretained._withUnsafeGuaranteedRef { $0.append(timestamp: timestamp, key: key, value: value, headers: headers) }
-        pendingCount += 1
-        pendingBytes += recordSize
-        if tracksOrder { order.append(p) }
-        // Bound memory when many partitions each hold a partial batch.
-        if pendingBytes > maxPendingBytes { try flushAll() }
     }
 
     /// Adds a message held as arrays (`add(key:value:headers:…)` for bytes already at hand).
@@ -237,6 +275,7 @@ final class TopicAppender {
     /// With `writeInBackground`, hands them over instead (see there).
     func flushAll() throws {
         guard pendingCount > 0 else { return }
+        try addStaged()
         if background != nil {
             try handOver(nil)
             return
@@ -289,6 +328,7 @@ final class TopicAppender {
     /// nothing else left to do, writes half of the last round while the
     /// background thread writes the other half, instead of waiting for it.
     func finishAll() throws {
+        try addStaged()
         if let background, pendingCount > 0 {
             try waitForWrites()
             try writeOnBothThreads(background)
@@ -344,6 +384,9 @@ final class TopicAppender {
         guard background == nil, placed == nil, transaction == nil, sync != .batch else { return }
         background = try BackgroundWorker()
         spare = Array(repeating: nil, count: builders.count)
+        if topic.partitions >= StagedRecords.minimumPartitions && fixedPartition == nil {
+            staged = StagedRecords(partitions: topic.partitions)
+        }
     }
 
     /// Returns when every batch handed over is written (`writeInBackground`),
