@@ -55,7 +55,7 @@ import Glibc
     /// large to hold are added after those held. Each partition keeps the
     /// order of the input, and each record its key, value, headers and time.
     @Test func messagesHeldBackReachTheirPartitionsInOrderWithEverything() throws {
-        let partitions: Int32 = 2100  // at least StagedRecords.minimumPartitions
+        let partitions: Int32 = 300  // at least StagedRecords.minimumPartitions
         let (log, topic) = try makeTopic(partitions)
         defer { try? FileSystem.removeTree(log.root) }
         let a = appender(topic, pool: WriterPool(capacity: 30), batchBytes: 4096, maxPendingBytes: 256 << 10)
@@ -72,9 +72,9 @@ import Glibc
         for i in 0..<6000 {
             let kind = i % 10
             let key: [UInt8]? = kind < 6 ? Array("k\(rng.next() % 500)".utf8) : kind == 6 ? [] : nil
-            // Every 500th message is larger than the arena (2.1 MB) holds back,
+            // Every 500th message is larger than the arena (1 MiB) holds back,
             // every 150th fills a good part of it.
-            let size = i % 500 == 499 ? 300_000 : i % 150 == 149 ? 200_000 : Int(rng.next() % 40)
+            let size = i % 500 == 499 ? 200_000 : i % 150 == 149 ? 100_000 : Int(rng.next() % 40)
             let value: [UInt8]? = kind == 9 ? nil : Array("m\(i) ".utf8) + Array(repeating: UInt8(97 + i % 26), count: size)
             let headers = i % 3 == 0 ? [Header(name: "n", value: Array("\(i)".utf8))] : []
             // Half of the forced ones go where the next unkeyed one will.

@@ -67,7 +67,11 @@ final class TopicAppender {
     private var spare: [RecordBatchBuilder?] = []
     /// Messages held back to reach their batches partition by partition
     /// (`writeInBackground` over many partitions; counted pending).
-    private var staged: StagedRecords?
+    private var staged: StagedRecords? {
+        didSet { stagedRef = staged.map { Unmanaged.passUnretained($0) } }
+    }
+    /// `staged`, unretained, for the per-message path.
+    private var stagedRef: Unmanaged<StagedRecords>?
 
     /// The default of `maxPendingBytes` for `partitions` partitions: 32 MiB,
     /// or `partitionShare` per partition when that is more (up to
@@ -133,24 +137,9 @@ final class TopicAppender {
     @inline(__always)
     func add(key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer,
              partition forced: Int32?, timestamp: Int64, recordSize: Int) throws {
-        if let staged {
-            // A message whose partition does not depend on what was written
-            // before it (the sticky one does) is held back.
-            if forced != nil || key != nil, recordSize <= staged.largestRecord {
-                let p = partition(forced: forced, key: key, otherwise: sticky)
-                if !staged.stage(partition: p, timestamp: timestamp, key: key, value: value, headers: headers, recordSize: recordSize) {
-                    try addStaged()
-                    _ = staged.stage(partition: p, timestamp: timestamp, key: key, value: value, headers: headers, recordSize: recordSize)
-                }
-                if pendingCount == 0 { oldestPendingNanos = monotonicNanos() }
-                pendingCount += 1
-                pendingBytes += recordSize
-                if pendingBytes > maxPendingBytes { try flushAll() }
-                return
-            }
-            // Any other comes after those held.
-            try addStaged()
-        }
+        if let stagedRef, try stagedRef._withUnsafeGuaranteedRef({
+            try hold(in: $0, key: key, value: value, headers: headers, partition: forced, timestamp: timestamp, recordSize: recordSize)
+        }) { return }
         let p = partition(forced: forced, key: key, otherwise: sticky)
         try append(to: p, key: key, value: value, headers: headers, timestamp: timestamp, recordSize: recordSize)
         if pendingCount == 0 { oldestPendingNanos = monotonicNanos() }
@@ -159,6 +148,29 @@ final class TopicAppender {
         if tracksOrder { order.append(p) }
         // Bound memory when many partitions each hold a partial batch.
         if pendingBytes > maxPendingBytes { try flushAll() }
+    }
+
+    /// Holds the message back in `staged` when its partition does not depend
+    /// on what was written before it (the sticky one does) and it is not too
+    /// large; otherwise first adds those held, so that it comes after them.
+    /// - Returns: true when it is held.
+    @inline(__always)
+    private func hold(in staged: StagedRecords, key: UnsafeRawBufferPointer?, value: UnsafeRawBufferPointer?, headers: UnsafeRawBufferPointer,
+                      partition forced: Int32?, timestamp: Int64, recordSize: Int) throws -> Bool {
+        guard forced != nil || key != nil, recordSize <= staged.largestRecord else {
+            try addStaged()
+            return false
+        }
+        let p = partition(forced: forced, key: key, otherwise: sticky)
+        if !staged.stage(partition: p, timestamp: timestamp, key: key, value: value, headers: headers, recordSize: recordSize) {
+            try addStaged()
+            _ = staged.stage(partition: p, timestamp: timestamp, key: key, value: value, headers: headers, recordSize: recordSize)
+        }
+        if pendingCount == 0 { oldestPendingNanos = monotonicNanos() }
+        pendingCount += 1
+        pendingBytes += recordSize
+        if pendingBytes > maxPendingBytes { try flushAll() }
+        return true
     }
 
     /// Adds the messages held back (`staged`) to their partitions' batches.
