@@ -88,7 +88,10 @@ def test_describe_shows_live_members_and_lease_owners(mq):
     while time.time() < deadline:
         res = mq.run("mq-group", "describe", "live", "--json")  # 66 until the consumer made the group
         d = json.loads(res.stdout) if res.status == 0 else None
-        if d and d["partitions"] and d["partitions"][0]["owner_pids"] == [owner.pid] and d["members"]:
+        # The lease's holder is written when the lease is taken, the commit once the two
+        # messages are written out: wait for both.
+        if (d and d["partitions"] and d["partitions"][0]["owner_pids"] == [owner.pid] and d["members"]
+                and d["partitions"][0]["committed"] == 2):
             break
         time.sleep(0.1)
     assert [m["pid"] for m in d["members"]] == [owner.pid], d
