@@ -499,12 +499,8 @@ public final class PartitionLease {
         let file = try TopicCommitFile.shared(group, topic: topic)
         var leases: [PartitionLease] = []
         leases.reserveCapacity(wanted.count)
-        var i = 0
-        while i < wanted.count {
-            var j = i + 1
-            while j < wanted.count, Int64(wanted[j]) == Int64(wanted[j - 1]) + 1 { j += 1 }
-            let run = wanted[i]..<(wanted[j - 1] + 1)
-            i = j
+        for indices in runs(in: wanted) {
+            let run = wanted[indices.lowerBound]..<(wanted[indices.upperBound - 1] + 1)
             if run.count > 1, try file.tryLeaseRun(run) {
                 do {
                     leases += try taken(file, topic: topic, run: run, member: member, holderOnly: false)
@@ -559,16 +555,20 @@ public final class PartitionLease {
         var runs: [(TopicCommitFile, [PartitionLease])] = []
         for group in byFile.values {
             let sorted = group.sorted { $0.partition < $1.partition }
-            var run: [PartitionLease] = []
-            for lease in sorted {
-                if let last = run.last, Int64(lease.partition) != Int64(last.partition) + 1 {
-                    runs.append((lease.file, run))
-                    run = []
-                }
-                run.append(lease)
-            }
-            if !run.isEmpty { runs.append((run[0].file, run)) }
+            for indices in self.runs(in: sorted.map(\.partition)) { runs.append((sorted[0].file, Array(sorted[indices]))) }
         }
+        return runs
+    }
+
+    /// The index ranges of `partitions` whose partitions each follow the one before.
+    private static func runs(in partitions: [Int32]) -> [Range<Int>] {
+        var runs: [Range<Int>] = []
+        var start = 0
+        for i in partitions.indices.dropFirst() where Int64(partitions[i]) != Int64(partitions[i - 1]) + 1 {
+            runs.append(start..<i)
+            start = i
+        }
+        if !partitions.isEmpty { runs.append(start..<partitions.count) }
         return runs
     }
 

@@ -142,10 +142,17 @@ final class TopicAppender {
         }) { return }
         let p = partition(forced: forced, key: key, otherwise: sticky)
         try append(to: p, key: key, value: value, headers: headers, timestamp: timestamp, recordSize: recordSize)
+        if tracksOrder { order.append(p) }
+        try countPending(recordSize)
+    }
+
+    /// Counts one more message pending (added to its batch or held back),
+    /// and writes all pending batches once they pass `maxPendingBytes`.
+    @inline(__always)
+    private func countPending(_ recordSize: Int) throws {
         if pendingCount == 0 { oldestPendingNanos = monotonicNanos() }
         pendingCount += 1
         pendingBytes += recordSize
-        if tracksOrder { order.append(p) }
         // Bound memory when many partitions each hold a partial batch.
         if pendingBytes > maxPendingBytes { try flushAll() }
     }
@@ -166,10 +173,7 @@ final class TopicAppender {
             try addStaged()
             _ = staged.stage(partition: p, timestamp: timestamp, key: key, value: value, headers: headers, recordSize: recordSize)
         }
-        if pendingCount == 0 { oldestPendingNanos = monotonicNanos() }
-        pendingCount += 1
-        pendingBytes += recordSize
-        if pendingBytes > maxPendingBytes { try flushAll() }
+        try countPending(recordSize)
         return true
     }
 
