@@ -197,10 +197,16 @@ public final class PushMirror {
             let topic = try log.openTopic(name)
             try group.prepare(topic: name)
             ReaderPool.expectReaders(sources.count + Int(topic.partitions))
-            for p in 0..<topic.partitions {
-                guard let lease = try PartitionLease.tryAcquire(group, topic: name, partition: p) else {
-                    throw MQError(.tempFail, "mirror '\(options.name)' is already running (partition \(p) of '\(name)' is held by another process)")
-                }
+            // Consecutive partitions' leases together: one lock, one read and one write per run.
+            let partitions = Array(0..<topic.partitions)
+            let leases = try PartitionLease.tryAcquireAll(group, topic: name, partitions: partitions)
+            if leases.count < partitions.count {
+                let taken = Set(leases.map(\.partition))
+                let p = partitions.first { !taken.contains($0) }!
+                throw MQError(.tempFail, "mirror '\(options.name)' is already running (partition \(p) of '\(name)' is held by another process)")
+            }
+            for lease in leases {
+                let p = lease.partition
                 let dir = topic.partitionPath(p)
                 let committed = lease.committed?.offset
                 let there = try retrying { try sink.resumeOffset(topic: name, partition: p) }

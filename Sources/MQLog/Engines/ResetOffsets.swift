@@ -126,11 +126,12 @@ public struct OffsetReset {
         var rows = planned
         var leases: [Int32: PartitionLease] = [:]
         try group.prepare(topic: topic)
-        for row in rows where row.offsetFile {
-            guard let lease = try PartitionLease.tryAcquire(group, topic: topic, partition: row.partition) else {
-                throw MQError(.tempFail, "group '\(group.group)' is consuming topic '\(topic)' partition \(row.partition): a running mq-consume holds its lease; stop the group's consumers, then reset")
-            }
-            leases[row.partition] = lease
+        // Consecutive partitions' leases together: one lock, one read and one write per run.
+        let wanted = rows.filter(\.offsetFile).map(\.partition)
+        for lease in try PartitionLease.tryAcquireAll(group, topic: topic, partitions: wanted) { leases[lease.partition] = lease }
+        defer { PartitionLease.releaseAll(Array(leases.values)) }
+        if let held = wanted.first(where: { leases[$0] == nil }) {
+            throw MQError(.tempFail, "group '\(group.group)' is consuming topic '\(topic)' partition \(held): a running mq-consume holds its lease; stop the group's consumers, then reset")
         }
         if case .shift = target {
             for i in rows.indices {
