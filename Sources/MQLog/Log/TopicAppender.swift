@@ -171,7 +171,11 @@ final class TopicAppender {
         let p = partition(forced: forced, key: key, otherwise: sticky)
         if !staged.stage(partition: p, timestamp: timestamp, key: key, value: value, headers: headers, recordSize: recordSize) {
             try addStaged()
-            _ = staged.stage(partition: p, timestamp: timestamp, key: key, value: value, headers: headers, recordSize: recordSize)
+            // The arena is empty now and the record below its largest: it
+            // fits. Were it not to, it is added at once, never dropped.
+            if !staged.stage(partition: p, timestamp: timestamp, key: key, value: value, headers: headers, recordSize: recordSize) {
+                try append(to: p, key: key, value: value, headers: headers, timestamp: timestamp, recordSize: recordSize)
+            }
         }
         try countPending(recordSize)
         return true
