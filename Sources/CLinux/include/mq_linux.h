@@ -40,6 +40,29 @@ int mq_o_noatime(void);
 /* F_WRLCK, F_RDLCK and F_UNLCK, for mq_ofd_lock. */
 int mq_lock_type(int exclusive, int unlock);
 
+/* Maps [offset, offset + length) of fd, a file open for reading, read-only
+ * into memory (mmap(2), MAP_SHARED), its pages set up at once
+ * (MAP_POPULATE: one call instead of a fault per page), for a reader that reads the bytes in
+ * place instead of copying them (docs/FORMAT.md §9, "Mapped reads").
+ * offset must be a multiple of the page size, and the file must hold the
+ * whole range when it is mapped. Returns the address, or NULL with errno
+ * set: ENOMEM also when the process already holds as many of these
+ * mappings as it allows itself (a quarter of vm.max_map_count, so that
+ * memory allocations never find the process out of mappings).
+ *
+ * The first call installs a SIGBUS handler: a page of such a mapping that
+ * no longer has file behind it (the file was cut shorter after it was
+ * mapped) then reads as zeros instead of killing the process, and the
+ * reader sees an invalid batch there, as a read would have seen the end.
+ * Any other SIGBUS goes to the handler that was there before. */
+const void *mq_map_for_reading(int fd, int64_t offset, int64_t length);
+
+/* Unmaps what mq_map_for_reading mapped (the same address and length). */
+void mq_unmap(const void *address, int64_t length);
+
+/* The size of a memory page. */
+long mq_page_size(void);
+
 /* Asks the processor to bring the cache lines of [p, p + bytes) in, for
  * memory that is about to be read (__builtin_prefetch, which Swift cannot
  * reach): a merge of thousands of partitions touches a different cursor

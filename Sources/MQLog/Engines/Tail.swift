@@ -227,6 +227,7 @@ public final class Tailer {
         reader.readsWholeBatches = true
         let cursor = try PartitionCursor(partition: old.partition, reader: reader, startOffset: start, isolation: options.isolation)
         reader.stopsAtEnd = !options.follow
+        reader.mapsSegments = !options.follow
         return cursor
     }
 

@@ -17,13 +17,34 @@ public final class PartitionReader {
     private var log: OpenFile?
     /// Byte position in the current segment of the next batch to return.
     public private(set) var position: Int64 = 0
-    /// Grows to the pool's read size at the first read.
-    private let buffer = GrowableBytes(capacity: 4096)
+    /// Sized to the pool's read size at the first read. Empty until then:
+    /// a reader that maps its segments never uses it, and 4 KiB each would
+    /// be a page to fault in for every one of 10,000 partitions.
+    private let buffer = GrowableBytes(capacity: 16)
     /// The partition's `head`, opened at the first look.
     private let head: HeadFileReader
-    /// File position of `buffer[0]`; the buffer holds `buffer.count` bytes from there.
+    /// File position of the first buffered byte (`viewBase`); `viewCount` bytes are buffered from there.
     private var bufferStart: Int64 = 0
-    private var bufferOffset = 0  // index in buffer of `position`
+    private var bufferOffset = 0  // index in the buffered bytes of `position`
+    /// For a reader that `mapsSegments`: a window of the current segment
+    /// mapped into memory, which stands in for `buffer` (docs/FORMAT.md §9,
+    /// "Mapped reads"): its bytes are read in place, without a copy into
+    /// memory of the process's own. `windowCount` of its bytes are in use.
+    private var window: FileMapping?
+    private var windowCount = 0
+    /// Whether this reader, one of many, maps windows of its segments
+    /// instead of reading them (`window`): for a merge that holds a batch
+    /// of every partition at once and reads to an end (`mq-tail` without
+    /// `-f`), where every reader's buffer would be fresh memory to fault in.
+    /// Not for readers used one after another (`mq-consume`), whose buffers
+    /// reuse the memory the last one gave back, nor for a reader that
+    /// follows the end, where each new batch would be a new window.
+    public var mapsSegments = false
+    /// True once a window could not be mapped: this reader then reads.
+    private var mappingFailed = false
+    /// The buffered bytes: the window's when one is mapped, else `buffer`'s.
+    private var viewBase: UnsafeRawPointer { window?.base ?? UnsafeRawPointer(buffer.base) }
+    private var viewCount: Int { window != nil ? windowCount : buffer.count }
     /// Segment base offsets as last listed, and when (monotonic ns).
     private var cachedSegments: [Int64] = []
     private var listedAt: UInt64 = 0
@@ -100,6 +121,7 @@ public final class PartitionReader {
     }
 
     deinit {
+        window?.unmap()
         log?.close()
         pool.forget(self)
         pool.readerGone()
@@ -145,6 +167,9 @@ public final class PartitionReader {
         }
         head.close()
     }
+
+    /// Windows this reader has mapped, since it was made (for tests).
+    private(set) var windowsMapped = 0
 
     /// Bytes of buffer this reader holds (for tests).
     var bufferCapacity: Int { buffer.capacity }
@@ -375,18 +400,18 @@ public final class PartitionReader {
 
     /// True when the next batch is already in memory (no read needed to get it).
     public var hasBufferedBatch: Bool {
-        let available = buffer.count - bufferOffset
+        let available = viewCount - bufferOffset
         guard available >= BatchLayout.headerSize else { return false }
-        return BatchHeader(buffer.base + bufferOffset).totalSize <= available
+        return BatchHeader(viewBase + bufferOffset).totalSize <= available
     }
 
     /// The next batch when the buffer holds all of it and it is valid: what
     /// a released reader returns without opening its segment again.
     private func bufferedBatch() -> (BatchHeader, UnsafeRawBufferPointer)? {
         guard hasBufferedBatch else { return nil }
-        let header = BatchHeader(buffer.base + bufferOffset)
+        let header = BatchHeader(viewBase + bufferOffset)
         guard header.problem == nil else { return nil }
-        let bytes = UnsafeRawBufferPointer(start: buffer.base + bufferOffset, count: header.totalSize)
+        let bytes = UnsafeRawBufferPointer(start: viewBase + bufferOffset, count: header.totalSize)
         guard case .success(let h) = validateBatch(bytes) else { return nil }
         return (h, bytes)
     }
@@ -544,7 +569,7 @@ public final class PartitionReader {
     }
 
     private func batchInCurrentSegment() throws -> (BatchHeader, UnsafeRawBufferPointer)? {
-        if stopsAtEnd && position == fileEndSeen && bufferOffset == buffer.count {
+        if stopsAtEnd && position == fileEndSeen && bufferOffset == viewCount {
             if pool.readSize < ReaderPool.maximumReadSize { buffer.clear(shrinkingTo: 4096) }
             return nil
         }
@@ -555,11 +580,11 @@ public final class PartitionReader {
             useFiles()
         }
         guard let log else { return nil }
-        if buffer.count - bufferOffset < BatchLayout.headerSize {
+        if viewCount - bufferOffset < BatchLayout.headerSize {
             try refill(log, need: BatchLayout.headerSize, readSize: probingHeader ? headerReadSize : nil)
-            if buffer.count - bufferOffset < BatchLayout.headerSize {
-                if buffer.count - bufferOffset > BatchLayout.magic {
-                    let magic = (buffer.base + bufferOffset).load(fromByteOffset: BatchLayout.magic, as: UInt8.self)
+            if viewCount - bufferOffset < BatchLayout.headerSize {
+                if viewCount - bufferOffset > BatchLayout.magic {
+                    let magic = (viewBase + bufferOffset).load(fromByteOffset: BatchLayout.magic, as: UInt8.self)
                     if magic != BatchLayout.currentMagic && !isPastCommittedEnd() { throw corruption(.badMagic(magic)) }
                 }
                 resetBuffer()
@@ -569,13 +594,13 @@ public final class PartitionReader {
                 return nil
             }
         }
-        let header = BatchHeader(buffer.base + bufferOffset)
+        let header = BatchHeader(viewBase + bufferOffset)
         if let problem = header.problem {
             if isPastCommittedEnd() { resetBuffer(); return nil }
             throw corruption(problem)
         }
-        if probingHeader { return (header, UnsafeRawBufferPointer(start: buffer.base + bufferOffset, count: BatchLayout.headerSize)) }
-        if buffer.count - bufferOffset < header.totalSize {
+        if probingHeader { return (header, UnsafeRawBufferPointer(start: viewBase + bufferOffset, count: BatchLayout.headerSize)) }
+        if viewCount - bufferOffset < header.totalSize {
             // The length comes from disk: a batch larger than the largest
             // read is read only when the file holds it, so that a damaged
             // length cannot make the reader allocate up to 2 GiB (below
@@ -587,9 +612,9 @@ public final class PartitionReader {
             // With the next batch's header, when the file has it: its length
             // then sizes the read after this one.
             try refill(log, need: header.totalSize, want: header.totalSize + BatchLayout.headerSize)
-            if buffer.count - bufferOffset < header.totalSize { resetBuffer(); return nil }
+            if viewCount - bufferOffset < header.totalSize { resetBuffer(); return nil }
         }
-        let bytes = UnsafeRawBufferPointer(start: buffer.base + bufferOffset, count: header.totalSize)
+        let bytes = UnsafeRawBufferPointer(start: viewBase + bufferOffset, count: header.totalSize)
         switch validateBatch(bytes) {
         case .success(let h):
             return (h, bytes)
@@ -624,6 +649,12 @@ public final class PartitionReader {
     /// `readSize`, no more than that beyond `need` (else the pool's read size).
     private func refill(_ log: OpenFile, need: Int, want: Int = 0, readSize: Int? = nil) throws {
         let capacity = max(need, want, readSize ?? pool.readSize)
+        // One of many readers (a buffer of its own each): mapped. A reader
+        // alone reads into its buffer, which stays in the processor's
+        // caches from one read to the next, where each window is new pages.
+        if mapsSegments && !mappingFailed && pool.readSize < ReaderPool.maximumReadSize,
+           try mapWindow(log, need: need, capacity: capacity) { return }
+        unmapWindow()
         // Storage of the size of this read: one grown for a large batch goes
         // back to the read size, and one that holds a batch is not twice its size.
         if buffer.capacity < capacity || buffer.capacity > 2 * capacity {
@@ -641,8 +672,57 @@ public final class PartitionReader {
         fileEndSeen = buffer.count < capacity ? position + Int64(buffer.count) : -1
     }
 
+    /// Maps the segment from `position` in place of a read (`mapsSegments`):
+    /// the `capacity` bytes a read would have read, at least
+    /// `minimumWindow`, from the page that holds `position`, and no further
+    /// than the end of the file. The file's size is asked only when the
+    /// window would reach past the size last seen; a window that reaches the
+    /// end of the file marks where this reader saw the end, as a read that
+    /// came short does. False when the window could not be mapped: this
+    /// reader then reads.
+    private func mapWindow(_ log: OpenFile, need: Int, capacity: Int) throws -> Bool {
+        let start = position - position % FileMapping.pageSize
+        let wanted = position + Int64(max(capacity, Self.minimumWindow))
+        if wanted > fileSizeSeen { fileSizeSeen = try log.size() }
+        let end = min(fileSizeSeen, wanted)
+        unmapWindow()
+        guard end > position else {
+            resetBuffer()
+            fileEndSeen = position
+            return true
+        }
+        guard let mapped = log.mapForReading(from: start, length: Int(end - start)) else {
+            mappingFailed = true
+            return false
+        }
+        window = mapped
+        windowsMapped += 1
+        windowCount = mapped.length
+        bufferStart = start
+        bufferOffset = Int(position - start)
+        fileEndSeen = end == fileSizeSeen ? end : -1
+        return true
+    }
+
+    /// A mapped window spans at least this much: the kernel's own read-ahead
+    /// of a file read in small pieces, so that a window costs the disk no
+    /// more than the read it replaces; mapping it whole at once (its pages
+    /// set up in one call) is cheaper than a read of it into fresh memory.
+    static let minimumWindow = 64 << 10
+
+    /// The size of the current segment's file when last asked (`mapWindow`).
+    private var fileSizeSeen: Int64 = -1
+
+    private func unmapWindow() {
+        guard let window else { return }
+        window.unmap()
+        self.window = nil
+        windowCount = 0
+    }
+
     private func resetBuffer() {
         buffer.count = 0
+        windowCount = 0
         bufferOffset = 0
         bufferStart = position
     }
@@ -651,7 +731,7 @@ public final class PartitionReader {
     /// buffered bytes of the same file serve it when they reach it.
     private func move(to target: Int64, keepingBuffer: Bool) {
         position = target
-        if keepingBuffer, target >= bufferStart, target - bufferStart <= Int64(buffer.count) {
+        if keepingBuffer, target >= bufferStart, target - bufferStart <= Int64(viewCount) {
             bufferOffset = Int(target - bufferStart)
         } else {
             resetBuffer()
@@ -678,6 +758,8 @@ public final class PartitionReader {
     }
 
     private func closeSegment() {
+        unmapWindow()
+        fileSizeSeen = -1
         log?.close()
         log = nil
         released = false
@@ -815,6 +897,7 @@ public final class PartitionCursor {
                                   start: (PartitionReader) throws -> Int64) throws -> PartitionCursor {
         let reader = try PartitionReader.positioning(directory: directory)
         reader.readsWholeBatches = readsWholeBatches
+        reader.mapsSegments = stopsAtEnd && readsWholeBatches
         let cursor = try PartitionCursor(partition: partition, reader: reader, startOffset: try start(reader), isolation: isolation)
         reader.followNewSegments()
         reader.stopsAtEnd = stopsAtEnd

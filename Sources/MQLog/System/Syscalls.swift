@@ -94,6 +94,17 @@ public struct OpenFile: Sendable {
         }
     }
 
+    /// Maps `length` bytes of the file from `start` (a multiple of
+    /// `FileMapping.pageSize`, the file holding them all now) read-only into
+    /// memory, or nil when it cannot be (the process holds as many mappings
+    /// as it allows itself, or mmap failed): the caller then reads. The C
+    /// function is `mmap` (through `mq_map_for_reading`, which also makes a
+    /// page cut from the file later read as zeros instead of a SIGBUS).
+    public func mapForReading(from start: Int64, length: Int) -> FileMapping? {
+        guard length > 0, let base = mq_map_for_reading(fd, start, Int64(length)) else { return nil }
+        return FileMapping(base: base, start: start, length: length)
+    }
+
     /// Size in bytes. The C function is `fstat`.
     public func size() throws -> Int64 {
         var st = stat()
@@ -447,3 +458,18 @@ public let currentBootID: [UInt8] = {
     }
     return out.count == 16 ? out : [UInt8](repeating: 0, count: 16)
 }()
+
+/// Bytes of a file mapped read-only into memory (`OpenFile.mapForReading`):
+/// `length` bytes from file position `start`, at `base`. The owner unmaps it
+/// once; pointers into it are not used after that.
+public struct FileMapping {
+    public let base: UnsafeRawPointer
+    public let start: Int64
+    public let length: Int
+
+    /// The size of a memory page: where a mapping may start in a file.
+    public static let pageSize = Int64(mq_page_size())
+
+    /// Unmaps it. The C function is `munmap`.
+    public func unmap() { mq_unmap(base, Int64(length)) }
+}
