@@ -325,7 +325,10 @@ public final class Tailer {
     /// never decoded are trusted to bound their records, as Kafka's are.
     private func positionAtLastFromTheEnd(_ n: Int) throws -> Bool {
         if options.isolation == .readCommitted {
-            for c in cursors where try !OpenTransactions.read(partition: c.reader.directory).entries.isEmpty { return false }
+            // As each cursor saw them when it was made, else as they are now.
+            for c in cursors where try c.openTransactionsAtStart ?? !OpenTransactions.read(partition: c.reader.directory).entries.isEmpty {
+                return false
+            }
         }
         var parts: [LastRecords] = []
         parts.reserveCapacity(cursors.count)

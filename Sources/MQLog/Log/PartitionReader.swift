@@ -109,8 +109,10 @@ public final class PartitionReader {
     /// read of `head`, which its reader keeps open, instead of a listing.
     public static func positioning(directory: String) throws -> PartitionReader {
         let reader = PartitionReader(directory: directory)
-        if let (active, thisBoot) = reader.recordedActiveBase(), active == 0, thisBoot {
+        reader.useFiles()
+        if let raw = reader.readHead(), let state = HeadState.decode(raw), state.activeBase == 0, state.bootID == currentBootID {
             reader.cachedSegments = [0]
+            reader.headAtPositioning = state
         } else {
             reader.cachedSegments = try LogSegments.baseOffsets(in: directory)
         }
@@ -126,6 +128,10 @@ public final class PartitionReader {
         pool.forget(self)
         pool.readerGone()
     }
+
+    /// `head` as `positioning` read it (written this boot, segment 0
+    /// active), for the questions asked of that moment (`reusesListing`).
+    private var headAtPositioning: HeadState?
 
     /// Stops working from the listing given at creation: positioning lists
     /// the directory again, and the end of the last segment listed is no
@@ -681,6 +687,14 @@ public final class PartitionReader {
     /// came short does. False when the window could not be mapped: this
     /// reader then reads.
     private func mapWindow(_ log: OpenFile, need: Int, capacity: Int) throws -> Bool {
+        // Back within the window mapped (positioning that read on, then
+        // seeks): it serves again.
+        if let window, position >= window.start, position + Int64(need) <= window.start + Int64(window.length) {
+            windowCount = window.length
+            bufferStart = window.start
+            bufferOffset = Int(position - window.start)
+            return true
+        }
         let start = position - position % FileMapping.pageSize
         let wanted = position + Int64(max(capacity, Self.minimumWindow))
         if wanted > fileSizeSeen { fileSizeSeen = try log.size() }
@@ -773,6 +787,10 @@ public final class PartitionReader {
     /// index when it has a usable entry, else 0.
     private func indexedPosition(base: Int64, offset: Int64) throws -> Int64 {
         guard offset > base else { return 0 }  // no entry can come before the first batch
+        // Positioning from the `head` just read, which records no entry for
+        // the active segment: none to open the index for (one written since
+        // would only have shortened the walk).
+        if reusesListing, let state = headAtPositioning, state.activeBase == base, state.indexBytes == 0 { return 0 }
         guard let file = try OpenFile.openIfExists(Segment(directory, base).indexPath, O_RDONLY) else { return 0 }
         defer { file.close() }
         guard let log, let entry = try OffsetIndex(file: file, baseOffset: base).floorEntry(relativeOffset: offset &- base) else { return 0 }
@@ -914,9 +932,16 @@ public final class PartitionCursor {
         if isolation == .readCommitted && startOffset > 0 {
             // Read after the start offset was chosen: a transaction open now
             // that began before it holds everything back (none began before 0).
-            holdFor = try OpenTransactions.read(partition: reader.directory).entries.filter { $0.firstOffset < startOffset }.map { ($0.producerId, $0.firstOffset) }
+            let open = try OpenTransactions.read(partition: reader.directory).entries
+            openTransactionsAtStart = !open.isEmpty
+            holdFor = open.filter { $0.firstOffset < startOffset }.map { ($0.producerId, $0.firstOffset) }
         }
     }
+
+    /// Whether the partition had transactions open when this cursor was
+    /// made, when it looked (read committed, from an offset past 0); nil
+    /// when it did not look.
+    public private(set) var openTransactionsAtStart: Bool?
 
     private func fate(producerId: Int64, offset: Int64) throws -> TransactionFates.Fate {
         let f = fates ?? TransactionFates(directory: reader.directory)
