@@ -69,15 +69,17 @@ static long mappings;
 
 static void on_bus_error(int signal, siginfo_t *info, void *context) {
     (void)signal; (void)context;
+    int saved = errno;  /* the interrupted code's */
     if (info->si_code == BUS_ADRERR && info->si_addr != NULL) {
         uintptr_t page = (uintptr_t)info->si_addr & ~(uintptr_t)(page_bytes - 1);
         /* mmap is a plain system call, safe in a handler; the faulting read
          * is retried on return and finds a page of zeros. */
         void *zeros = mmap((void *)page, (size_t)page_bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-        if (zeros != MAP_FAILED) return;
+        if (zeros != MAP_FAILED) { errno = saved; return; }
     }
     /* Not ours: the previous disposition takes the retried fault. */
     sigaction(SIGBUS, &previous_bus_action, NULL);
+    errno = saved;
 }
 
 static void start_mapped_reads(void) {
