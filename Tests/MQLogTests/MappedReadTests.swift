@@ -4,7 +4,9 @@ import Glibc
 
 /// Readers of a merge over many partitions map windows of their segments
 /// instead of reading them (docs/FORMAT.md §9, "Mapped reads").
-@Suite struct MappedReadTests {
+/// Serialized: one test takes every window the process allows itself, which
+/// the others' readers would then not get.
+@Suite(.serialized) struct MappedReadTests {
     /// Every record of `cursor` to its end, as (offset, value).
     private func readAll(_ cursor: PartitionCursor, releasingEvery: Int = 0) throws -> [(Int64, String)] {
         var records: [(Int64, String)] = []
@@ -48,6 +50,38 @@ import Glibc
         // At its end it stays there, as a reader that read does.
         try appendMessages(writer, from: 14_000, count: 5, perBatch: 5)
         #expect(try readAll(mapping).isEmpty)
+    }
+
+    /// With every window the process allows itself taken (a quarter of
+    /// vm.max_map_count), a merge reader reads instead, and returns the same.
+    @Test func aReaderThatFindsNoRoomForAWindowReads() throws {
+        let dir = makeTempDirectory()
+        defer { try? FileSystem.removeTree(dir) }
+        let writer = try PartitionWriter(directory: dir, settings: .init(indexIntervalBytes: 4096))
+        try appendMessages(writer, from: 0, count: 3_000, perBatch: 50)
+        try writer.sync()
+        ReaderPool.current.expectReaders(1_000)
+        defer { ReaderPool.expectReaders(0) }
+        let file = try #require(try OpenFile.openForReading(Segment(dir, 0).logPath))
+        defer { file.close() }
+        var held: [FileMapping] = []
+        defer { for m in held { m.unmap() } }
+        while held.count < 1 << 20, let m = file.mapForReading(from: 0, length: 4096) { held.append(m) }
+        #expect(held.count >= 1_000)
+        let cursor = try PartitionCursor.positioned(partition: 0, directory: dir, isolation: .readCommitted, stopsAtEnd: true,
+                                                    readsWholeBatches: true) { try $0.logStartOffset() }
+        let records = try readAll(cursor)
+        #expect(cursor.reader.windowsMapped == 0)
+        #expect(records.count == 3_000)
+        #expect(records.map(\.0).elementsEqual(0..<3_000))
+        #expect(records.last.map { $0.1 == "message 2999" } == true)
+        // Room again: the next reader maps.
+        for m in held { m.unmap() }
+        held.removeAll()
+        let next = try PartitionCursor.positioned(partition: 0, directory: dir, isolation: .readCommitted, stopsAtEnd: true,
+                                                  readsWholeBatches: true) { try $0.logStartOffset() }
+        #expect(try readAll(next).count == 3_000)
+        #expect(next.reader.windowsMapped > 0)
     }
 
     /// A segment cut shorter under a mapped window (by hand, say, while
