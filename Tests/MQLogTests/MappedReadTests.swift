@@ -7,6 +7,13 @@ import Glibc
 /// Serialized: one test takes every window the process allows itself, which
 /// the others' readers would then not get.
 @Suite(.serialized) struct MappedReadTests {
+    /// A cursor of partition `dir` from its start, as `mq-tail`'s merge makes
+    /// them: it reads whole batches and stops at its end, so it maps.
+    private func mergeCursor(_ dir: String) throws -> PartitionCursor {
+        try PartitionCursor.positioned(partition: 0, directory: dir, isolation: .readCommitted, stopsAtEnd: true,
+                                       readsWholeBatches: true) { try $0.logStartOffset() }
+    }
+
     /// Every record of `cursor` to its end, as (offset, value).
     private func readAll(_ cursor: PartitionCursor, releasingEvery: Int = 0) throws -> [(Int64, String)] {
         var records: [(Int64, String)] = []
@@ -33,8 +40,7 @@ import Glibc
         // One of many readers, as in a merge of a thousand partitions.
         ReaderPool.current.expectReaders(1_000)
         defer { ReaderPool.expectReaders(0) }
-        let mapping = try PartitionCursor.positioned(partition: 0, directory: dir, isolation: .readCommitted, stopsAtEnd: true,
-                                                     readsWholeBatches: true) { try $0.logStartOffset() }
+        let mapping = try mergeCursor(dir)
         let reading = try PartitionCursor.positioned(partition: 0, directory: dir, isolation: .readCommitted, stopsAtEnd: true) {
             try $0.logStartOffset()
         }
@@ -68,8 +74,7 @@ import Glibc
         defer { for m in held { m.unmap() } }
         while held.count < 1 << 20, let m = file.mapForReading(from: 0, length: 4096) { held.append(m) }
         #expect(held.count >= 1_000)
-        let cursor = try PartitionCursor.positioned(partition: 0, directory: dir, isolation: .readCommitted, stopsAtEnd: true,
-                                                    readsWholeBatches: true) { try $0.logStartOffset() }
+        let cursor = try mergeCursor(dir)
         let records = try readAll(cursor)
         #expect(cursor.reader.windowsMapped == 0)
         #expect(records.count == 3_000)
@@ -78,8 +83,7 @@ import Glibc
         // Room again: the next reader maps.
         for m in held { m.unmap() }
         held.removeAll()
-        let next = try PartitionCursor.positioned(partition: 0, directory: dir, isolation: .readCommitted, stopsAtEnd: true,
-                                                  readsWholeBatches: true) { try $0.logStartOffset() }
+        let next = try mergeCursor(dir)
         #expect(try readAll(next).count == 3_000)
         #expect(next.reader.windowsMapped > 0)
     }
@@ -98,8 +102,7 @@ import Glibc
         #expect(size > 5 * 4096)
         ReaderPool.current.expectReaders(1_000)
         defer { ReaderPool.expectReaders(0) }
-        let cursor = try PartitionCursor.positioned(partition: 0, directory: dir, isolation: .readCommitted, stopsAtEnd: true,
-                                                    readsWholeBatches: true) { try $0.logStartOffset() }
+        let cursor = try mergeCursor(dir)
         #expect(try cursor.peek()?.offset == 0)
         #expect(cursor.reader.windowsMapped == 1)
         #expect(truncate(path, 8192) == 0)

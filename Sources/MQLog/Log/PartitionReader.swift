@@ -110,7 +110,7 @@ public final class PartitionReader {
     public static func positioning(directory: String) throws -> PartitionReader {
         let reader = PartitionReader(directory: directory)
         reader.useFiles()
-        if let raw = reader.readHead(), let state = HeadState.decode(raw), state.activeBase == 0, state.bootID == currentBootID {
+        if let state = reader.activeState(base: 0) {
             reader.cachedSegments = [0]
             reader.headAtPositioning = state
         } else {
