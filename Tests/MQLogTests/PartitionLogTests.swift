@@ -72,6 +72,30 @@ func readValues(_ dir: String, from offset: Int64 = 0) throws -> [(Int64, String
         #expect(values.map(\.1) == (0..<25).map { "message \($0)" })
     }
 
+    /// Writers read `head` under its lock right after some writer wrote it:
+    /// with relatime each read would update its access time, dirtying the
+    /// inode once more per append. They open it without (O_NOATIME).
+    @Test func writersLeaveTheAccessTimeOfHeadAlone() throws {
+        let dir = makeTempDirectory()
+        defer { try? FileSystem.removeTree(dir) }
+        try appendMessages(PartitionWriter(directory: dir, settings: .init()), from: 0, count: 3, perBatch: 1)
+        let head = LogSegments.headPath(dir)
+        // Accessed before its last change: relatime would update it at the next read.
+        var times = [timespec(tv_sec: 1_000, tv_nsec: 0), timespec(tv_sec: 2_000, tv_nsec: 0)]
+        #expect(utimensat(AT_FDCWD, head, &times, 0) == 0)
+        let writer = try PartitionWriter(directory: dir, settings: .init())
+        try appendMessages(writer, from: 3, count: 3, perBatch: 1)
+        let mark = try #require(writer.unsyncedMark)
+        try writer.sync()
+        try writer.markSynced(mark)
+        try PartitionWriter.recordSynced(mark, directory: dir)
+        var st = stat()
+        #expect(stat(head, &st) == 0)
+        #expect(st.st_atim.tv_sec == 1_000)
+        #expect(st.st_mtim.tv_sec > 2_000)
+        #expect(try readValues(dir).count == 6)
+    }
+
     @Test func tornTailIsCutAndOnlyWholeBatchesSurvive() throws {
         let dir = makeTempDirectory()
         defer { try? FileSystem.removeTree(dir) }

@@ -64,7 +64,7 @@ public final class PartitionWriter {
     public init(directory: String, settings: Settings) throws {
         self.directory = directory
         self.settings = settings
-        self.head = try OpenFile.open(LogSegments.headPath(directory), O_RDWR | O_CREAT, creating: true)
+        self.head = try OpenFile.open(LogSegments.headPath(directory), O_RDWR | O_CREAT, creating: true, updatingAccessTime: false)
     }
 
     deinit {
@@ -280,7 +280,7 @@ public final class PartitionWriter {
     /// Records in the `head` of `directory` that appends up to `mark` are
     /// durable, for a writer already closed.
     public static func recordSynced(_ mark: DurableMark, directory: String) throws {
-        guard let head = try OpenFile.openIfExists(LogSegments.headPath(directory), O_RDWR) else { return }
+        guard let head = try OpenFile.openIfExists(LogSegments.headPath(directory), O_RDWR, updatingAccessTime: false) else { return }
         defer { head.close() }
         try recordSynced(mark, in: head)
     }

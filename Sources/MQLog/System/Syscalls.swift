@@ -17,22 +17,33 @@ public struct OpenFile: Sendable {
 
     /// Opens `path`; a file it creates gets `FileSystem.newFileMode` less
     /// the process umask (see `Umask`). The corresponding C function is `open`.
-    public static func open(_ path: String, _ flags: Int32, creating: Bool = false) throws -> OpenFile {
+    ///
+    /// Without `updatingAccessTime`, reads through it leave the file's access
+    /// time alone (`O_NOATIME`) where the flag is allowed (to the file's
+    /// owner), else it opens as usual. For a partition's `head`, which a
+    /// writer reads under its lock just after some writer wrote it: with
+    /// relatime, each such read would dirty the inode again, one more
+    /// journal update per append.
+    public static func open(_ path: String, _ flags: Int32, creating: Bool = false, updatingAccessTime: Bool = true) throws -> OpenFile {
+        var flags = flags | (updatingAccessTime ? 0 : noAccessTime)
         while true {
             let fd = Glibc.open(path, flags | O_CLOEXEC, FileSystem.newFileMode)
             if fd >= 0 { return OpenFile(fd: fd, path: path) }
             if errno == EINTR { continue }
+            if errno == EPERM && flags & noAccessTime != 0 { flags &= ~noAccessTime; continue }
             throw MQError.system(creating ? "cannot create" : "cannot open", path: path, currentErrno(), creating: creating)
         }
     }
 
     /// Like `open`, but returns nil when the file does not exist.
-    public static func openIfExists(_ path: String, _ flags: Int32) throws -> OpenFile? {
+    public static func openIfExists(_ path: String, _ flags: Int32, updatingAccessTime: Bool = true) throws -> OpenFile? {
+        var flags = flags | (updatingAccessTime ? 0 : noAccessTime)
         while true {
             let fd = Glibc.open(path, flags | O_CLOEXEC)
             if fd >= 0 { return OpenFile(fd: fd, path: path) }
             if errno == EINTR { continue }
             if errno == ENOENT { return nil }
+            if errno == EPERM && flags & noAccessTime != 0 { flags &= ~noAccessTime; continue }
             throw MQError.system("cannot open", path: path, currentErrno())
         }
     }
@@ -44,14 +55,7 @@ public struct OpenFile: Sendable {
     /// system. The flag is allowed only to the file's owner: for anyone
     /// else the file is opened as usual.
     public static func openForReading(_ path: String) throws -> OpenFile? {
-        while true {
-            let fd = Glibc.open(path, O_RDONLY | noAccessTime | O_CLOEXEC)
-            if fd >= 0 { return OpenFile(fd: fd, path: path) }
-            if errno == EINTR { continue }
-            if errno == ENOENT { return nil }
-            if errno == EPERM { return try openIfExists(path, O_RDONLY) }
-            throw MQError.system("cannot open", path: path, currentErrno())
-        }
+        try openIfExists(path, O_RDONLY, updatingAccessTime: false)
     }
 
     private static let noAccessTime = mq_o_noatime()
