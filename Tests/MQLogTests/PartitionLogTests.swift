@@ -162,6 +162,52 @@ func readValues(_ dir: String, from offset: Int64 = 0) throws -> [(Int64, String
         #expect(currentBootID.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() == hex)
     }
 
+    /// `logEndOffset` starts from the end `head` records for the active
+    /// segment: a batch written past it (a writer between its write and its
+    /// record of it) still counts, a head of another boot is not used, and
+    /// a reader that read the first segment first does not take those bytes
+    /// for the last one's (over several segments, with a cursor positioned
+    /// from the end, as `mq-tail -n N` makes it).
+    @Test func logEndOffsetFromHeadCountsWhatFollowsAndNothingElse() throws {
+        let dir = makeTempDirectory()
+        defer { try? FileSystem.removeTree(dir) }
+        let writer = try PartitionWriter(directory: dir, settings: .init(segmentBytes: 4096, indexIntervalBytes: 100))
+        try appendMessages(writer, from: 0, count: 1000, perBatch: 7)
+        #expect(try LogSegments.baseOffsets(in: dir).count > 5)
+        let reader = try PartitionReader.positioning(directory: dir)
+        #expect(try reader.logStartOffset() == 0)
+        #expect(try reader.logEndOffset() == 1000)
+        let cursor = try PartitionCursor(partition: 0, reader: reader, startOffset: 985)
+        var tail: [String] = []
+        while let r = try cursor.peek() { tail.append(String(decoding: r.value!, as: UTF8.self)); cursor.advance() }
+        #expect(tail == (985..<1000).map { "message \($0)" })
+
+        // One more batch, with head put back as it was before it.
+        let headPath = LogSegments.headPath(dir)
+        let before = try FileSystem.readAll(headPath)
+        try appendMessages(writer, from: 1000, count: 5, perBatch: 5)
+        try before.withUnsafeBytes { bytes in
+            let head = try OpenFile.open(headPath, O_WRONLY)
+            defer { head.close() }
+            try head.write(bytes, at: 0)
+        }
+        #expect(try PartitionReader.positioning(directory: dir).logEndOffset() == 1005)
+        #expect(try PartitionReader(directory: dir).logEndOffset() == 1005)
+
+        // A head that records the whole file and a wrong next offset: taken
+        // at its word in this boot (nothing is read past its end), not from another.
+        var state = try #require(before.withUnsafeBytes { HeadState.decode($0) })
+        var st = stat()
+        #expect(stat(Segment(dir, state.activeBase).logPath, &st) == 0)
+        state.endPosition = Int64(st.st_size)
+        state.nextOffset = 4321
+        try FileSystem.writeAtomically(headPath, state.encode())
+        #expect(try PartitionReader.positioning(directory: dir).logEndOffset() == 4321)
+        state.bootID = [UInt8](repeating: 7, count: 16)
+        try FileSystem.writeAtomically(headPath, state.encode())
+        #expect(try PartitionReader.positioning(directory: dir).logEndOffset() == 1005)
+    }
+
     /// After a power loss, blocks inside the range the state calls committed
     /// can come back as zeros. A state written before the restart (another
     /// boot id) must not be trusted: the segment is re-validated and cut.

@@ -223,6 +223,12 @@ public final class PartitionReader {
     /// Records before `offset` in that batch are the caller's to skip.
     public func seek(toOffset offset: Int64) throws {
         returnedEnd = -1
+        // Positioning at or past the end `logEndOffset` just found: there,
+        // without reading the segment again.
+        if reusesListing, let known = knownEnd, offset >= known.offset, known.segment == segmentBase, log != nil {
+            move(to: known.position, keepingBuffer: true)
+            return
+        }
         try reposition(at: offset)
         if try skipByHeaders(before: offset) { return }
         // Walk forward to the batch that contains the offset.
@@ -373,6 +379,7 @@ public final class PartitionReader {
     /// The offset the next appended record will get, from the files alone.
     public func logEndOffset() throws -> Int64 {
         returnedEnd = -1
+        if let end = try endFromHead() { return end }
         try reposition(at: .max)
         guard segmentBase >= 0 else { return 0 }
         var end = segmentBase
@@ -387,6 +394,41 @@ public final class PartitionReader {
     /// Where the last `logEndOffset` stopped in the file open now (segment,
     /// position) and the offset it found there.
     private var knownEnd: (segment: Int64, position: Int64, offset: Int64)?
+
+    /// `logEndOffset` from where `head` (of this boot) records the end of
+    /// the last segment listed, when it names that segment active and the
+    /// file holds that much: the reader moves there and reads on only over
+    /// batches appended since (a writer between its write and its record
+    /// of it), instead of reading the segment from its last index entry.
+    /// Nil when `head` cannot tell. Positioning from a listing asks the
+    /// `head` it read then.
+    private func endFromHead() throws -> Int64? {
+        let bases = try positioningSegments()
+        guard let base = bases.last,
+              let state = reusesListing && headAtPositioning?.activeBase == base ? headAtPositioning : activeState(base: base) else { return nil }
+        // What is buffered serves only if it is of that segment's file.
+        let keep = base == segmentBase && log != nil
+        guard try open(segment: base), let log else { return nil }
+        let size = try log.size()
+        guard size >= state.endPosition else { return nil }
+        fileSizeSeen = size
+        move(to: state.endPosition, keepingBuffer: keep)
+        nextOffsetInSegment = state.nextOffset
+        var end = state.nextOffset
+        // Nothing past the recorded end, in a segment `head` just named
+        // active: the end is there (no size to ask again, no later segment).
+        if size == state.endPosition {
+            fileEndSeen = size
+            knownEnd = (segmentBase, position, end)
+            return end
+        }
+        while let (header, _) = try peekBatch() {
+            end = header.nextOffset
+            consumePeeked(header)
+        }
+        knownEnd = self.log == nil ? nil : (segmentBase, position, end)
+        return end
+    }
 
     // MARK: Reading
 
@@ -699,12 +741,14 @@ public final class PartitionReader {
         let wanted = position + Int64(max(capacity, Self.minimumWindow))
         if wanted > fileSizeSeen { fileSizeSeen = try log.size() }
         let end = min(fileSizeSeen, wanted)
-        unmapWindow()
         guard end > position else {
+            // At the end: nothing to map. The window stays, for a seek back
+            // into it (positioning that found the end, then seeks).
             resetBuffer()
             fileEndSeen = position
             return true
         }
+        unmapWindow()
         guard let mapped = log.mapForReading(from: start, length: Int(end - start)) else {
             mappingFailed = true
             return false
