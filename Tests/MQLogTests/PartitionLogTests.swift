@@ -28,7 +28,11 @@ func appendMessages(_ writer: PartitionWriter, from first: Int, count: Int, perB
 }
 
 func readValues(_ dir: String, from offset: Int64 = 0) throws -> [(Int64, String)] {
-    let cursor = try PartitionCursor(partition: 0, directory: dir, startOffset: offset)
+    try readValues(PartitionCursor(partition: 0, directory: dir, startOffset: offset))
+}
+
+/// Every record of `cursor` to its end, as (offset, value).
+func readValues(_ cursor: PartitionCursor) throws -> [(Int64, String)] {
     var out: [(Int64, String)] = []
     while let r = try cursor.peek() {
         out.append((r.offset, String(decoding: r.value!, as: UTF8.self)))
@@ -177,10 +181,8 @@ func readValues(_ dir: String, from offset: Int64 = 0) throws -> [(Int64, String
         let reader = try PartitionReader.positioning(directory: dir)
         #expect(try reader.logStartOffset() == 0)
         #expect(try reader.logEndOffset() == 1000)
-        let cursor = try PartitionCursor(partition: 0, reader: reader, startOffset: 985)
-        var tail: [String] = []
-        while let r = try cursor.peek() { tail.append(String(decoding: r.value!, as: UTF8.self)); cursor.advance() }
-        #expect(tail == (985..<1000).map { "message \($0)" })
+        let tail = try readValues(PartitionCursor(partition: 0, reader: reader, startOffset: 985))
+        #expect(tail.map(\.1) == (985..<1000).map { "message \($0)" })
 
         // One more batch, with head put back as it was before it.
         let headPath = LogSegments.headPath(dir)

@@ -376,13 +376,26 @@ public final class PartitionReader {
         pool.readSize < ReaderPool.maximumReadSize && !readsWholeBatches ? ReaderPool.headerProbeSize : nil
     }
 
-    /// The offset the next appended record will get, from the files alone.
+    /// The offset the next appended record will get, from the files alone:
+    /// from where `head` records the end (`moveToRecordedEnd`) when it can
+    /// tell, else from the last segment's last index entry, reading on over
+    /// the batches after.
     public func logEndOffset() throws -> Int64 {
         returnedEnd = -1
-        if let end = try endFromHead() { return end }
-        try reposition(at: .max)
-        guard segmentBase >= 0 else { return 0 }
-        var end = segmentBase
+        var end: Int64
+        if let recorded = try moveToRecordedEnd() {
+            end = recorded.offset
+            // Nothing past it, in a segment `head` just named active: the
+            // end is there (no size to ask again, no later segment).
+            if recorded.fileEndsThere {
+                knownEnd = (segmentBase, position, end)
+                return end
+            }
+        } else {
+            try reposition(at: .max)
+            guard segmentBase >= 0 else { return 0 }
+            end = segmentBase
+        }
         while let (header, _) = try peekBatch() {
             end = header.nextOffset
             consumePeeked(header)
@@ -395,14 +408,14 @@ public final class PartitionReader {
     /// position) and the offset it found there.
     private var knownEnd: (segment: Int64, position: Int64, offset: Int64)?
 
-    /// `logEndOffset` from where `head` (of this boot) records the end of
-    /// the last segment listed, when it names that segment active and the
-    /// file holds that much: the reader moves there and reads on only over
-    /// batches appended since (a writer between its write and its record
-    /// of it), instead of reading the segment from its last index entry.
-    /// Nil when `head` cannot tell. Positioning from a listing asks the
-    /// `head` it read then.
-    private func endFromHead() throws -> Int64? {
+    /// Moves to where `head` (of this boot) records the end of the last
+    /// segment listed, when it names that segment active and the file holds
+    /// that much, and returns the next offset it records there, and whether
+    /// the file ends there too. Only batches appended since (a writer
+    /// between its write and its record of it) lie beyond, instead of the
+    /// segment from its last index entry. Nil when `head` cannot tell.
+    /// Positioning from a listing asks the `head` it read then.
+    private func moveToRecordedEnd() throws -> (offset: Int64, fileEndsThere: Bool)? {
         let bases = try positioningSegments()
         guard let base = bases.last,
               let state = reusesListing && headAtPositioning?.activeBase == base ? headAtPositioning : activeState(base: base) else { return nil }
@@ -414,20 +427,8 @@ public final class PartitionReader {
         fileSizeSeen = size
         move(to: state.endPosition, keepingBuffer: keep)
         nextOffsetInSegment = state.nextOffset
-        var end = state.nextOffset
-        // Nothing past the recorded end, in a segment `head` just named
-        // active: the end is there (no size to ask again, no later segment).
-        if size == state.endPosition {
-            fileEndSeen = size
-            knownEnd = (segmentBase, position, end)
-            return end
-        }
-        while let (header, _) = try peekBatch() {
-            end = header.nextOffset
-            consumePeeked(header)
-        }
-        knownEnd = self.log == nil ? nil : (segmentBase, position, end)
-        return end
+        if size == state.endPosition { fileEndSeen = size }
+        return (state.nextOffset, size == state.endPosition)
     }
 
     // MARK: Reading
