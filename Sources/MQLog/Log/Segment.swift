@@ -32,8 +32,22 @@ public struct Segment: Sendable, Hashable {
 
     /// `00000000000000000042` for 42.
     public static func name(_ baseOffset: Int64) -> String {
-        let digits = String(baseOffset)
-        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits
+        guard baseOffset >= 0 else {
+            let digits = String(baseOffset)
+            return String(repeating: "0", count: max(0, 20 - digits.count)) + digits
+        }
+        return String(unsafeUninitializedCapacity: 20) { storeName(baseOffset, at: $0.baseAddress!) }
+    }
+
+    /// Stores the 20 digits of `baseOffset` (not negative) at `p`; returns 20.
+    @inline(__always)
+    private static func storeName(_ baseOffset: Int64, at p: UnsafeMutablePointer<UInt8>) -> Int {
+        var v = UInt64(baseOffset)
+        for i in stride(from: 19, through: 0, by: -1) {
+            p[i] = UInt8(truncatingIfNeeded: 48 &+ v % 10)
+            v /= 10
+        }
+        return 20
     }
 
     /// The 20-digit stem shared by the segment's files.
@@ -44,7 +58,23 @@ public struct Segment: Sendable, Hashable {
     public var txnIndexPath: String { path(Segment.txnIndexSuffix) }
 
     /// The path of the segment's file with `suffix` (`.log`, or a state such as `.log.cleaned`).
-    public func path(_ suffix: String) -> String { directory + "/" + name + suffix }
+    public func path(_ suffix: String) -> String {
+        guard baseOffset >= 0 else { return directory + "/" + name + suffix }
+        // One allocation: a path is built per partition opened, thousands at a time.
+        var directory = directory, suffix = suffix
+        return directory.withUTF8 { d in
+            suffix.withUTF8 { s in
+                String(unsafeUninitializedCapacity: d.count + 21 + s.count) { out in
+                    let p = out.baseAddress!
+                    if let base = d.baseAddress { p.update(from: base, count: d.count) }
+                    p[d.count] = UInt8(ascii: "/")
+                    let at = d.count + 1 + Self.storeName(baseOffset, at: p + d.count + 1)
+                    if let base = s.baseAddress { (p + at).update(from: base, count: s.count) }
+                    return at + s.count
+                }
+            }
+        }
+    }
 
     /// The base offset of a `.log` file name, or nil if the name is not one.
     public static func baseOffset(ofLogName name: String) -> Int64? {
