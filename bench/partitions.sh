@@ -33,14 +33,14 @@ import json, sys
 for line in sys.stdin:
     r = json.loads(line)
     for k in ("produce", "tail", "consume"):
-        print("mq", k, r["partitions"], r[k + "_seconds"])' >> "$results" || { echo "partitions.sh: mq-bench failed" >&2; exit 70; }
+        print("mq", k, r["partitions"], r[k + "_seconds"], sys.argv[1])' "$round" >> "$results" || { echo "partitions.sh: mq-bench failed" >&2; exit 70; }
     for p in ${PARTITIONS//,/ }; do
         # The producer's bound on pending batches (TopicAppender.defaultMaxPendingBytes).
         bound=$(( p * 16384 > 33554432 ? p * 16384 : 33554432 ))
         bound=$(( bound > 268435456 ? 268435456 : bound ))
         rm -rf "$work/floor.d"
         "$work/floor" "$work/floor.d" "$p" "$total" "$bound" |
-            awk '{ print "floor write", $1, $2; print "floor read", $1, $3 }' >> "$results" || { echo "partitions.sh: the floor failed" >&2; exit 70; }
+            awk -v round="$round" '{ print "floor write", $1, $2, round; print "floor read", $1, $3, round }' >> "$results" || { echo "partitions.sh: the floor failed" >&2; exit 70; }
     done
 done
 rm -rf "$work/floor.d"
@@ -49,9 +49,11 @@ python3 - "$results" "$MESSAGES" "$SIZE" "$ROUNDS" <<'EOF'
 import statistics, sys
 path, messages, size, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 runs = {}
+by_round = {}
 for line in open(path):
-    who, what, p, s = line.split()
+    who, what, p, s, r = line.split()
     runs.setdefault((who, what, int(p)), []).append(float(s))
+    by_round[(who, what, int(p), r)] = float(s)
 med = {k: statistics.median(v) for k, v in runs.items()}
 parts = sorted({k[2] for k in med})
 rows = [("mq", "produce"), ("floor", "write"), ("mq", "tail"), ("mq", "consume"), ("floor", "read")]
@@ -63,6 +65,18 @@ for who, what in rows:
     for p in parts:
         s = med.get((who, what, p))
         cells.append(f"{'-':>20}" if s is None else f"{s:>11.3f} ({s / base:5.1f}×)" if base else f"{s:>20.3f}")
+    name = {"floor": "floor (no mq) " + what, "mq": "mq " + what}[who]
+    print(f"{name:24}" + "".join(cells))
+# The same ratios taken within each round (against that round's one
+# partition, run minutes apart at most), then their median: a machine
+# that is slower for one round moves both sides of its ratio.
+print(f"median of each round's ratio to its own one partition ({rounds} rounds)")
+for who, what in rows:
+    cells = []
+    for p in parts:
+        ratios = [s / by_round[(w, x, parts[0], r)] for (w, x, q, r), s in by_round.items()
+                  if (w, x, q) == (who, what, p) and by_round.get((w, x, parts[0], r))]
+        cells.append(f"{statistics.median(ratios):>19.1f}×" if ratios else f"{'-':>20}")
     name = {"floor": "floor (no mq) " + what, "mq": "mq " + what}[who]
     print(f"{name:24}" + "".join(cells))
 EOF
