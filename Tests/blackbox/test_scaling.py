@@ -109,6 +109,27 @@ def test_positioning_at_the_end_reads_no_segment_again(mq, tmp_path):
     assert per["10"] <= 9.5, (counts, per)
 
 
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (scripts/setup.sh installs it)")
+def test_a_new_group_reads_each_partition_once(mq, tmp_path):
+    """A new group's `mq-consume -e` reads each partition's `head` and then its batches, once:
+    2 preads per partition here (one batch of about 6 KB each, more than one of many readers
+    reads to look at a header). It was 3: the first header read to find the log start, then the
+    same bytes again to deliver them."""
+    preads = {}
+    pad = b"x" * 90
+    for partitions in (32, 160):
+        name = f"g{partitions}"
+        values = [b"v%d" % i + pad for i in range(60 * partitions)]
+        mq.create(name, partitions)
+        mq.produce(name, b"".join(b"k%d:%s\n" % (i, v) for i, v in enumerate(values)), "-K", ":")
+        preads[partitions] = syscalls(mq, tmp_path, ["mq-consume", "-g", f"G{partitions}", "-e", name], name).get("pread64", 0)
+        out = mq.run("mq-consume", "-g", f"H{partitions}", "-e", name, check=0).stdout
+        assert sorted(out.splitlines()) == sorted(values)
+    per = (preads[160] - preads[32]) / (160 - 32)
+    print(f"mq-consume -g NEW -e: {per} preads per partition")
+    assert per <= 2.2, preads
+
+
 def start_raw(mq, argv):
     """Starts argv as is (a wrapper such as strace or prlimit around a tool), killed at the end."""
     proc = mqtest.Proc([str(a) for a in argv], mq.env())
