@@ -177,7 +177,7 @@ public final class Tailer {
         try flushOutput()
     }
 
-    /// The cursor of each partition directory (filled when following).
+    /// The cursor of each partition directory watched (when following).
     private var cursorIndex: [String: Int] = [:]
 
     private var pendingExact: Set<String> = []
@@ -198,16 +198,17 @@ public final class Tailer {
             partitions = Array(0..<topic.partitions)
         }
         ReaderPool.expectReaders(cursors.count + partitions.count)
-        if options.follow { cursorIndex.reserveCapacity(cursors.count + partitions.count) }
         for p in partitions {
             let dir = topic.partitionPath(p)
             let cursor = try PartitionCursor.positioned(partition: p, directory: dir, isolation: options.isolation,
                                                         stopsAtEnd: !options.follow, readsWholeBatches: true) { try start.offset(in: $0) }
             // Only a follower looks a changed directory up.
-            if options.follow { cursorIndex[dir] = cursors.count }
+            if let watcher {
+                cursorIndex[dir] = cursors.count
+                watcher.watch(dir) { cursor.reader.activeSegmentBase() }
+            }
             appendCursor(cursor)
             cursorTopic.append(name)
-            watcher?.watch(dir) { cursor.reader.activeSegmentBase() }
         }
     }
 

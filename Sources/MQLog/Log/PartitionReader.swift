@@ -321,12 +321,12 @@ public final class PartitionReader {
         returnedEnd = -1
         try reposition(at: -1)
         if segmentBase < 0 { return 0 }
-        // Positioning from a `head` of this boot that names segment 0 active:
-        // a writer starts the active segment at its base, and nothing
-        // compacts or trims it, so its first batch, if any, starts at 0. No
-        // read: a consumer taking thousands of partitions would read each
-        // one's first header here, then the same bytes again to deliver.
-        if reusesListing, headAtPositioning != nil, segmentBase == 0 { return 0 }
+        // The first segment is the active one of the `head` positioning read
+        // (this boot): a writer starts the active segment at its base, and
+        // nothing compacts or trims it, so its first batch, if any, starts
+        // there. No read: a consumer taking thousands of partitions would
+        // read each one's first header here, then the same bytes again to deliver.
+        if reusesListing, headAtPositioning?.activeBase == segmentBase { return segmentBase }
         // Only the first header matters: a small read, not a buffer's worth
         // per partition before any record is read (a consumer taking a
         // thousand partitions). The batch is read whole, and checked, when
