@@ -58,6 +58,33 @@ import Glibc
         #expect(try readAll(mapping).isEmpty)
     }
 
+    /// A window that would leave less of its file after it than it spans
+    /// takes that rest too: a partition of 100 KiB read by one of 1,000
+    /// readers (windows of 64 KiB) is one mapping, not two; one of 1.7 MiB
+    /// is still read in windows of about 64 KiB, none more than twice that.
+    @Test func aWindowTakesAShortRestOfItsFile() throws {
+        ReaderPool.current.expectReaders(1_000)
+        defer { ReaderPool.expectReaders(0) }
+        #expect(ReaderPool.current.readSize <= PartitionReader.minimumWindow)
+        for (count, least, most) in [(4_000, 1, 1), (80_000, 14, 32)] {
+            let dir = makeTempDirectory()
+            defer { try? FileSystem.removeTree(dir) }
+            let writer = try PartitionWriter(directory: dir, settings: .init(indexIntervalBytes: 4096))
+            try appendMessages(writer, from: 0, count: count, perBatch: 100)
+            try writer.sync()
+            let size = try #require(FileSystem.size(Segment(dir, 0).logPath))
+            let cursor = try mergeCursor(dir)
+            let records = try readAll(cursor)
+            #expect(records.count == count)
+            #expect(records.map(\.0).elementsEqual(0..<Int64(count)))
+            #expect(records.last.map { $0.1 == "message \(count - 1)" } == true)
+            #expect(cursor.reader.windowsMapped >= least && cursor.reader.windowsMapped <= most,
+                    "\(size) bytes: \(cursor.reader.windowsMapped) windows")
+            #expect(cursor.reader.largestWindow <= 2 * PartitionReader.minimumWindow + Int(FileMapping.pageSize))
+            if count == 4_000 { #expect(size > Int64(PartitionReader.minimumWindow) && size < Int64(2 * PartitionReader.minimumWindow)) }
+        }
+    }
+
     /// With every window the process allows itself taken (a quarter of
     /// vm.max_map_count), a merge reader reads instead, and returns the same.
     @Test func aReaderThatFindsNoRoomForAWindowReads() throws {
