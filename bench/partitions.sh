@@ -2,7 +2,8 @@
 # Cost against partitions (issue 12's table), beside the file system's own:
 # `mq-bench partitions` and bench/partitions_floor.c (the same bytes written
 # to and read from P partitions without mq, with the least a durable log
-# must do), in turn, in one sitting. Prints medians and each one's ratio to
+# must do, then again with the two index files mq's format keeps beside
+# each segment), in turn, in one sitting. Prints medians and each one's ratio to
 # its own one-partition figure; asserts nothing.
 #
 #   bench/partitions.sh [BIN_DIR]      (default .build/release; build it first)
@@ -41,6 +42,10 @@ for line in sys.stdin:
         rm -rf "$work/floor.d"
         "$work/floor" "$work/floor.d" "$p" "$total" "$bound" |
             awk -v round="$round" '{ print "floor write", $1, $2, round; print "floor read", $1, $3, round }' >> "$results" || { echo "partitions.sh: the floor failed" >&2; exit 70; }
+        # The same with the segment's two index files written as mq's format has them.
+        rm -rf "$work/floor.d"
+        "$work/floor" "$work/floor.d" "$p" "$total" "$bound" 1 |
+            awk -v round="$round" '{ print "format write", $1, $2, round }' >> "$results" || { echo "partitions.sh: the floor failed" >&2; exit 70; }
     done
 done
 rm -rf "$work/floor.d"
@@ -56,7 +61,7 @@ for line in open(path):
     by_round[(who, what, int(p), r)] = float(s)
 med = {k: statistics.median(v) for k, v in runs.items()}
 parts = sorted({k[2] for k in med})
-rows = [("mq", "produce"), ("floor", "write"), ("mq", "tail"), ("mq", "consume"), ("floor", "read")]
+rows = [("mq", "produce"), ("floor", "write"), ("format", "write"), ("mq", "tail"), ("mq", "consume"), ("floor", "read")]
 print(f"{messages:,} messages of {size} bytes, medians of {rounds} rounds (seconds, and × the same row's one partition)")
 print(f"{'':24}" + "".join(f"{p:>20,}" for p in parts))
 for who, what in rows:
@@ -65,7 +70,7 @@ for who, what in rows:
     for p in parts:
         s = med.get((who, what, p))
         cells.append(f"{'-':>20}" if s is None else f"{s:>11.3f} ({s / base:5.1f}×)" if base else f"{s:>20.3f}")
-    name = {"floor": "floor (no mq) " + what, "mq": "mq " + what}[who]
+    name = {"floor": "floor (no mq) " + what, "format": "floor, indexed " + what, "mq": "mq " + what}[who]
     print(f"{name:24}" + "".join(cells))
 # The same ratios taken within each round (against that round's one
 # partition, run minutes apart at most), then their median: a machine
@@ -77,6 +82,6 @@ for who, what in rows:
         ratios = [s / by_round[(w, x, parts[0], r)] for (w, x, q, r), s in by_round.items()
                   if (w, x, q) == (who, what, p) and by_round.get((w, x, parts[0], r))]
         cells.append(f"{statistics.median(ratios):>19.1f}×" if ratios else f"{'-':>20}")
-    name = {"floor": "floor (no mq) " + what, "mq": "mq " + what}[who]
+    name = {"floor": "floor (no mq) " + what, "format": "floor, indexed " + what, "mq": "mq " + what}[who]
     print(f"{name:24}" + "".join(cells))
 EOF

@@ -12,11 +12,17 @@
  * it when the segments' descriptors leave no room to keep both open. Then
  * one syncfs, which is what makes it durable.
  *
+ * With INDEXED (a fifth argument, 1), each partition also has the two
+ * index files of mq's format (docs/FORMAT.md): with every segment write,
+ * one pwrite to each of an entry per 4 KiB written (8 and 12 bytes, as
+ * index.interval.bytes makes them), so that what the file system does per
+ * partition is what mq's format asks of it, four files written each round.
+ *
  * Read: each partition in turn, its segment opened, read in 1 MiB preads,
  * closed. No merge by time, no checksums, no decoding.
  *
  *   cc -O2 -o /tmp/partitions_floor bench/partitions_floor.c
- *   /tmp/partitions_floor DIR P TOTAL BOUND
+ *   /tmp/partitions_floor DIR P TOTAL BOUND [INDEXED]
  *
  * Prints one line: partitions, write seconds (the writes, then syncfs),
  * read seconds. DIR must not exist; it is removed by the caller.
@@ -50,12 +56,13 @@ static int open_or_fail(const char *path, int flags) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: partitions_floor DIR PARTITIONS TOTAL_BYTES BOUND_BYTES\n");
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: partitions_floor DIR PARTITIONS TOTAL_BYTES BOUND_BYTES [INDEXED]\n");
         return 64;
     }
     const char *dir = argv[1];
     long partitions = atol(argv[2]), total = atol(argv[3]), bound = atol(argv[4]);
+    int indexed = argc == 6 && atoi(argv[5]) == 1;
     if (partitions < 1 || total < 1 || bound < 1) {
         fprintf(stderr, "partitions_floor: PARTITIONS, TOTAL_BYTES and BOUND_BYTES must be positive\n");
         return 64;
@@ -65,8 +72,11 @@ int main(int argc, char **argv) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    /* Both files of every partition open, or the segments only. */
-    int keep_heads = getrlimit(RLIMIT_NOFILE, &rl) == 0 && (rlim_t)(2 * partitions + 64) <= rl.rlim_cur;
+    /* Every file of every partition open, or the segments only. */
+    long files = indexed ? 4 : 2;
+    int keep_heads = getrlimit(RLIMIT_NOFILE, &rl) == 0 && (rlim_t)(files * partitions + 64) <= rl.rlim_cur;
+    static const char *index_names[2] = { "index", "timeindex" };
+    static const long entry_bytes[2] = { 8, 12 };
 
     char path[4096];
     if (mkdir(dir, 0777) != 0) fail("cannot create", dir);
@@ -77,6 +87,10 @@ int main(int argc, char **argv) {
         close(open_or_fail(path, O_WRONLY | O_CREAT | O_EXCL));
         snprintf(path, sizeof path, "%s/%ld/state", dir, p);
         close(open_or_fail(path, O_WRONLY | O_CREAT | O_EXCL));
+        for (int i = 0; indexed && i < 2; i++) {
+            snprintf(path, sizeof path, "%s/%ld/%s", dir, p, index_names[i]);
+            close(open_or_fail(path, O_WRONLY | O_CREAT | O_EXCL));
+        }
     }
     sync();
 
@@ -88,7 +102,13 @@ int main(int argc, char **argv) {
     long *size = calloc((size_t)partitions, sizeof *size);
     int *segment = malloc(sizeof(int) * (size_t)partitions);
     int *head = malloc(sizeof(int) * (size_t)partitions);
-    if (!data || !size || !segment || !head) { fprintf(stderr, "partitions_floor: out of memory\n"); return 71; }
+    int *index[2] = { malloc(sizeof(int) * (size_t)partitions), malloc(sizeof(int) * (size_t)partitions) };
+    long *index_size = calloc((size_t)partitions, sizeof *index_size);
+    char *entries = calloc((size_t)(chunk / 4096 + 1), 12);
+    if (!data || !size || !segment || !head || !index[0] || !index[1] || !index_size || !entries) {
+        fprintf(stderr, "partitions_floor: out of memory\n");
+        return 71;
+    }
     memset(data, 'x', (size_t)chunk);
     memset(state, 0, sizeof state);
 
@@ -99,6 +119,10 @@ int main(int argc, char **argv) {
         if (keep_heads) {
             snprintf(path, sizeof path, "%s/%ld/state", dir, p);
             head[p] = open_or_fail(path, O_WRONLY);
+            for (int i = 0; indexed && i < 2; i++) {
+                snprintf(path, sizeof path, "%s/%ld/%s", dir, p, index_names[i]);
+                index[i][p] = open_or_fail(path, O_WRONLY);
+            }
         }
     }
     for (long written = 0; written < total;) {
@@ -112,6 +136,19 @@ int main(int argc, char **argv) {
                 snprintf(path, sizeof path, "%s/%ld/state", dir, p);
                 h = open_or_fail(path, O_WRONLY);
             }
+            /* The index entries of the bytes just written. */
+            long count = (size[p] / 4096) - ((size[p] - n) / 4096);
+            for (int i = 0; indexed && count > 0 && i < 2; i++) {
+                int x = keep_heads ? index[i][p] : -1;
+                if (!keep_heads) {
+                    snprintf(path, sizeof path, "%s/%ld/%s", dir, p, index_names[i]);
+                    x = open_or_fail(path, O_WRONLY);
+                }
+                long bytes = count * entry_bytes[i];
+                if (pwrite(x, entries, (size_t)bytes, index_size[p] * entry_bytes[i]) != bytes) fail("cannot write", "an index");
+                if (!keep_heads) close(x);
+            }
+            if (indexed) index_size[p] += count;
             if (pwrite(h, state, sizeof state, 0) != (ssize_t)sizeof state) fail("cannot write", "a state file");
             if (!keep_heads) close(h);
         }
@@ -120,6 +157,7 @@ int main(int argc, char **argv) {
     for (long p = 0; p < partitions; p++) {
         close(segment[p]);
         if (keep_heads) close(head[p]);
+        for (int i = 0; indexed && keep_heads && i < 2; i++) close(index[i][p]);
     }
     double written_at = seconds();
 
