@@ -62,6 +62,7 @@ for line in open(path):
 med = {k: statistics.median(v) for k, v in runs.items()}
 parts = sorted({k[2] for k in med})
 rows = [("mq", "produce"), ("floor", "write"), ("format", "write"), ("mq", "tail"), ("mq", "consume"), ("floor", "read")]
+label = {"floor": "floor (no mq) ", "format": "floor, indexed ", "mq": "mq "}
 print(f"{messages:,} messages of {size} bytes, medians of {rounds} rounds (seconds, and × the same row's one partition)")
 print(f"{'':24}" + "".join(f"{p:>20,}" for p in parts))
 for who, what in rows:
@@ -70,7 +71,7 @@ for who, what in rows:
     for p in parts:
         s = med.get((who, what, p))
         cells.append(f"{'-':>20}" if s is None else f"{s:>11.3f} ({s / base:5.1f}×)" if base else f"{s:>20.3f}")
-    name = {"floor": "floor (no mq) " + what, "format": "floor, indexed " + what, "mq": "mq " + what}[who]
+    name = label[who] + what
     print(f"{name:24}" + "".join(cells))
 # The same ratios taken within each round (against that round's one
 # partition, run minutes apart at most), then their median: a machine
@@ -82,6 +83,6 @@ for who, what in rows:
         ratios = [s / by_round[(w, x, parts[0], r)] for (w, x, q, r), s in by_round.items()
                   if (w, x, q) == (who, what, p) and by_round.get((w, x, parts[0], r))]
         cells.append(f"{statistics.median(ratios):>19.1f}×" if ratios else f"{'-':>20}")
-    name = {"floor": "floor (no mq) " + what, "format": "floor, indexed " + what, "mq": "mq " + what}[who]
+    name = label[who] + what
     print(f"{name:24}" + "".join(cells))
 EOF
