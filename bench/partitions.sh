@@ -3,7 +3,8 @@
 # `mq-bench partitions` and bench/partitions_floor.c (the same bytes written
 # to and read from P partitions without mq, with the least a durable log
 # must do, then again with the two index files mq's format keeps beside
-# each segment), in turn, in one sitting. Prints medians and each one's ratio to
+# each segment and, reading, the `head` a reader looks at first), in turn,
+# in one sitting. Prints medians and each one's ratio to
 # its own one-partition figure; asserts nothing.
 #
 #   bench/partitions.sh [BIN_DIR]      (default .build/release; build it first)
@@ -45,7 +46,7 @@ for line in sys.stdin:
         # The same with the segment's two index files written as mq's format has them.
         rm -rf "$work/floor.d"
         "$work/floor" "$work/floor.d" "$p" "$total" "$bound" 1 |
-            awk -v round="$round" '{ print "format write", $1, $2, round }' >> "$results" || { echo "partitions.sh: the floor failed" >&2; exit 70; }
+            awk -v round="$round" '{ print "format write", $1, $2, round; print "format read", $1, $3, round }' >> "$results" || { echo "partitions.sh: the floor failed" >&2; exit 70; }
     done
 done
 rm -rf "$work/floor.d"
@@ -61,7 +62,7 @@ for line in open(path):
     by_round[(who, what, int(p), r)] = float(s)
 med = {k: statistics.median(v) for k, v in runs.items()}
 parts = sorted({k[2] for k in med})
-rows = [("mq", "produce"), ("floor", "write"), ("format", "write"), ("mq", "tail"), ("mq", "consume"), ("floor", "read")]
+rows = [("mq", "produce"), ("floor", "write"), ("format", "write"), ("mq", "tail"), ("mq", "consume"), ("floor", "read"), ("format", "read")]
 label = {"floor": "floor (no mq) ", "format": "floor, indexed ", "mq": "mq "}
 print(f"{messages:,} messages of {size} bytes, medians of {rounds} rounds (seconds, and × the same row's one partition)")
 print(f"{'':24}" + "".join(f"{p:>20,}" for p in parts))

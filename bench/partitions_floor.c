@@ -6,8 +6,9 @@
  * Write: one directory per partition, each with a segment file and a
  * 128-byte state file, made before the clock starts (as `mq-topic create`
  * makes them). Then TOTAL bytes go out in rounds, as a producer that holds
- * BOUND bytes of pending batches writes them (BOUND / P per partition and
- * round, at most 1 MiB, mq-produce's batch size): per partition and round
+ * BOUND bytes of pending batches writes them, each partition getting an
+ * equal share of TOTAL (BOUND / P per partition and round, at most 1 MiB,
+ * mq-produce's batch size): per partition and round
  * one pwrite of the segment, and one pwrite of the state file, opened for
  * it when the segments' descriptors leave no room to keep both open. Then
  * one syncfs, which is what makes it durable.
@@ -19,7 +20,9 @@
  * partition is what mq's format asks of it, four files written each round.
  *
  * Read: each partition in turn, its segment opened, read in 1 MiB preads,
- * closed. No merge by time, no checksums, no decoding.
+ * closed. No merge by time, no checksums, no decoding. With INDEXED, each
+ * partition's state file is opened, read and closed first, as a reader of
+ * mq's format reads `head` to learn the active segment and its end.
  *
  *   cc -O2 -o /tmp/partitions_floor bench/partitions_floor.c
  *   /tmp/partitions_floor DIR P TOTAL BOUND [INDEXED]
@@ -127,7 +130,11 @@ int main(int argc, char **argv) {
     }
     for (long written = 0; written < total;) {
         for (long p = 0; p < partitions && written < total; p++) {
-            long n = total - written < chunk ? total - written : chunk;
+            /* Each partition's share of TOTAL, as keyed messages spread
+             * evenly put it there: at most a chunk of it per round. */
+            long share = total / partitions + (p < total % partitions ? 1 : 0);
+            long n = share - size[p] < chunk ? share - size[p] : chunk;
+            if (n <= 0) continue;
             if (pwrite(segment[p], data, (size_t)n, size[p]) != n) fail("cannot write", "a segment");
             size[p] += n;
             written += n;
@@ -164,6 +171,14 @@ int main(int argc, char **argv) {
     char *buffer = malloc(1 << 20);
     long read_total = 0;
     for (long p = 0; p < partitions; p++) {
+        if (indexed) {
+            /* What a reader of the format asks first: the state file, for
+             * the active segment and where its valid bytes end. */
+            snprintf(path, sizeof path, "%s/%ld/state", dir, p);
+            int sfd = open_or_fail(path, O_RDONLY | O_NOATIME);
+            if (pread(sfd, state, sizeof state, 0) != (ssize_t)sizeof state) fail("cannot read", path);
+            close(sfd);
+        }
         snprintf(path, sizeof path, "%s/%ld/segment", dir, p);
         int fd = open_or_fail(path, O_RDONLY | O_NOATIME);
         ssize_t n;
