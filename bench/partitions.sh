@@ -4,8 +4,8 @@
 # to and read from P partitions without mq, with the least a durable log
 # must do, then again with the two index files mq's format keeps beside
 # each segment and, reading, the `head` a reader looks at first), in turn,
-# in one sitting. Prints medians and each one's ratio to
-# its own one-partition figure; asserts nothing.
+# in one sitting. Prints medians and each one's ratio to its own
+# one-partition figure; asserts nothing.
 #
 #   bench/partitions.sh [BIN_DIR]      (default .build/release; build it first)
 #

@@ -8,10 +8,10 @@
  * makes them). Then TOTAL bytes go out in rounds, as a producer that holds
  * BOUND bytes of pending batches writes them, each partition getting an
  * equal share of TOTAL (BOUND / P per partition and round, at most 1 MiB,
- * mq-produce's batch size): per partition and round
- * one pwrite of the segment, and one pwrite of the state file, opened for
- * it when the segments' descriptors leave no room to keep both open. Then
- * one syncfs, which is what makes it durable.
+ * mq-produce's batch size): per partition and round one pwrite of the
+ * segment, and one pwrite of the state file, opened for it when the
+ * segments' descriptors leave no room to keep both open. Then one syncfs,
+ * which is what makes it durable.
  *
  * With INDEXED (a fifth argument, 1), each partition also has the two
  * index files of mq's format (docs/FORMAT.md): with every segment write,
@@ -176,7 +176,8 @@ int main(int argc, char **argv) {
              * the active segment and where its valid bytes end. */
             snprintf(path, sizeof path, "%s/%ld/state", dir, p);
             int sfd = open_or_fail(path, O_RDONLY | O_NOATIME);
-            if (pread(sfd, state, sizeof state, 0) != (ssize_t)sizeof state) fail("cannot read", path);
+            /* Short only for a partition that got no bytes (TOTAL < P). */
+            if (pread(sfd, state, sizeof state, 0) < 0) fail("cannot read", path);
             close(sfd);
         }
         snprintf(path, sizeof path, "%s/%ld/segment", dir, p);
