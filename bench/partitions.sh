@@ -40,13 +40,14 @@ for line in sys.stdin:
         # The producer's bound on pending batches (TopicAppender.defaultMaxPendingBytes).
         bound=$(( p * 16384 > 33554432 ? p * 16384 : 33554432 ))
         bound=$(( bound > 268435456 ? 268435456 : bound ))
-        rm -rf "$work/floor.d"
-        "$work/floor" "$work/floor.d" "$p" "$total" "$bound" |
-            awk -v round="$round" '{ print "floor write", $1, $2, round; print "floor read", $1, $3, round }' >> "$results" || { echo "partitions.sh: the floor failed" >&2; exit 70; }
-        # The same with the segment's two index files written as mq's format has them.
-        rm -rf "$work/floor.d"
-        "$work/floor" "$work/floor.d" "$p" "$total" "$bound" 1 |
-            awk -v round="$round" '{ print "format write", $1, $2, round; print "format read", $1, $3, round }' >> "$results" || { echo "partitions.sh: the floor failed" >&2; exit 70; }
+        # The floor (indexed 0), then with the segment's two index files
+        # written as mq's format has them and `head` read first (1).
+        for indexed in 0 1; do
+            who=$([ "$indexed" = 1 ] && echo format || echo floor)
+            rm -rf "$work/floor.d"
+            "$work/floor" "$work/floor.d" "$p" "$total" "$bound" "$indexed" |
+                awk -v who="$who" -v round="$round" '{ print who, "write", $1, $2, round; print who, "read", $1, $3, round }' >> "$results" || { echo "partitions.sh: the floor failed" >&2; exit 70; }
+        done
     done
 done
 rm -rf "$work/floor.d"

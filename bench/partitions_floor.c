@@ -13,11 +13,12 @@
  * segments' descriptors leave no room to keep both open. Then one syncfs,
  * which is what makes it durable.
  *
- * With INDEXED (a fifth argument, 1), each partition also has the two
- * index files of mq's format (docs/FORMAT.md): with every segment write,
- * one pwrite to each of an entry per 4 KiB written (8 and 12 bytes, as
- * index.interval.bytes makes them), so that what the file system does per
- * partition is what mq's format asks of it, four files written each round.
+ * With INDEXED (a fifth argument, 1; 0 or none: without), each partition
+ * also has the two index files of mq's format (docs/FORMAT.md): with every
+ * segment write, one pwrite to each of an entry per 4 KiB written (8 and 12
+ * bytes, as index.interval.bytes makes them), so that what the file system
+ * does per partition is what mq's format asks of it, four files written
+ * each round.
  *
  * Read: each partition in turn, its segment opened, read in 1 MiB preads,
  * closed. No merge by time, no checksums, no decoding. With INDEXED, each
@@ -52,6 +53,11 @@ static void fail(const char *what, const char *path) {
     exit(74);
 }
 
+/* DIR/P/NAME into path (NAME may be empty: the partition's directory). */
+static void partition_path(char *path, size_t size, const char *dir, long p, const char *name) {
+    snprintf(path, size, "%s/%ld%s%s", dir, p, *name ? "/" : "", name);
+}
+
 static int open_or_fail(const char *path, int flags) {
     int fd = open(path, flags | O_CLOEXEC, 0644);
     if (fd < 0) fail("cannot open", path);
@@ -65,7 +71,11 @@ int main(int argc, char **argv) {
     }
     const char *dir = argv[1];
     long partitions = atol(argv[2]), total = atol(argv[3]), bound = atol(argv[4]);
-    int indexed = argc == 6 && atoi(argv[5]) == 1;
+    if (argc == 6 && strcmp(argv[5], "0") != 0 && strcmp(argv[5], "1") != 0) {
+        fprintf(stderr, "partitions_floor: INDEXED must be 0 or 1, not '%s'\n", argv[5]);
+        return 64;
+    }
+    int indexed = argc == 6 && strcmp(argv[5], "1") == 0;
     if (partitions < 1 || total < 1 || bound < 1) {
         fprintf(stderr, "partitions_floor: PARTITIONS, TOTAL_BYTES and BOUND_BYTES must be positive\n");
         return 64;
@@ -84,14 +94,14 @@ int main(int argc, char **argv) {
     char path[4096];
     if (mkdir(dir, 0777) != 0) fail("cannot create", dir);
     for (long p = 0; p < partitions; p++) {
-        snprintf(path, sizeof path, "%s/%ld", dir, p);
+        partition_path(path, sizeof path, dir, p, "");
         if (mkdir(path, 0777) != 0) fail("cannot create", path);
-        snprintf(path, sizeof path, "%s/%ld/segment", dir, p);
+        partition_path(path, sizeof path, dir, p, "segment");
         close(open_or_fail(path, O_WRONLY | O_CREAT | O_EXCL));
-        snprintf(path, sizeof path, "%s/%ld/state", dir, p);
+        partition_path(path, sizeof path, dir, p, "state");
         close(open_or_fail(path, O_WRONLY | O_CREAT | O_EXCL));
         for (int i = 0; indexed && i < 2; i++) {
-            snprintf(path, sizeof path, "%s/%ld/%s", dir, p, index_names[i]);
+            partition_path(path, sizeof path, dir, p, index_names[i]);
             close(open_or_fail(path, O_WRONLY | O_CREAT | O_EXCL));
         }
     }
@@ -117,13 +127,13 @@ int main(int argc, char **argv) {
 
     double start = seconds();
     for (long p = 0; p < partitions; p++) {
-        snprintf(path, sizeof path, "%s/%ld/segment", dir, p);
+        partition_path(path, sizeof path, dir, p, "segment");
         segment[p] = open_or_fail(path, O_WRONLY);
         if (keep_heads) {
-            snprintf(path, sizeof path, "%s/%ld/state", dir, p);
+            partition_path(path, sizeof path, dir, p, "state");
             head[p] = open_or_fail(path, O_WRONLY);
             for (int i = 0; indexed && i < 2; i++) {
-                snprintf(path, sizeof path, "%s/%ld/%s", dir, p, index_names[i]);
+                partition_path(path, sizeof path, dir, p, index_names[i]);
                 index[i][p] = open_or_fail(path, O_WRONLY);
             }
         }
@@ -140,7 +150,7 @@ int main(int argc, char **argv) {
             written += n;
             int h = head[p];
             if (!keep_heads) {
-                snprintf(path, sizeof path, "%s/%ld/state", dir, p);
+                partition_path(path, sizeof path, dir, p, "state");
                 h = open_or_fail(path, O_WRONLY);
             }
             /* The index entries of the bytes just written. */
@@ -148,7 +158,7 @@ int main(int argc, char **argv) {
             for (int i = 0; indexed && count > 0 && i < 2; i++) {
                 int x = keep_heads ? index[i][p] : -1;
                 if (!keep_heads) {
-                    snprintf(path, sizeof path, "%s/%ld/%s", dir, p, index_names[i]);
+                    partition_path(path, sizeof path, dir, p, index_names[i]);
                     x = open_or_fail(path, O_WRONLY);
                 }
                 long bytes = count * entry_bytes[i];
@@ -174,13 +184,13 @@ int main(int argc, char **argv) {
         if (indexed) {
             /* What a reader of the format asks first: the state file, for
              * the active segment and where its valid bytes end. */
-            snprintf(path, sizeof path, "%s/%ld/state", dir, p);
+            partition_path(path, sizeof path, dir, p, "state");
             int sfd = open_or_fail(path, O_RDONLY | O_NOATIME);
             /* Short only for a partition that got no bytes (TOTAL < P). */
             if (pread(sfd, state, sizeof state, 0) < 0) fail("cannot read", path);
             close(sfd);
         }
-        snprintf(path, sizeof path, "%s/%ld/segment", dir, p);
+        partition_path(path, sizeof path, dir, p, "segment");
         int fd = open_or_fail(path, O_RDONLY | O_NOATIME);
         ssize_t n;
         for (off_t at = 0; (n = pread(fd, buffer, 1 << 20, at)) > 0; at += n) read_total += n;
