@@ -11,7 +11,9 @@
 #
 # Environment: ROUNDS (default 3), MESSAGES (default 1000000), SIZE (bytes
 # per message, default 100), PARTITIONS (default 1,1000,10000), BENCH_DIR
-# (where the temporary directory is made; default beside the repository).
+# (where the temporary directory is made; default beside the repository),
+# RESULTS (a file to keep every run's figure in, one line each: who, what,
+# partitions, seconds, round; default: kept nowhere).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-.build/release}
@@ -51,6 +53,7 @@ for line in sys.stdin:
     done
 done
 rm -rf "$work/floor.d"
+if [ -n "${RESULTS:-}" ]; then cp "$results" "$RESULTS" || exit 73; fi
 
 python3 - "$results" "$MESSAGES" "$SIZE" "$ROUNDS" <<'EOF'
 import statistics, sys
@@ -78,13 +81,20 @@ for who, what in rows:
 # The same ratios taken within each round (against that round's one
 # partition, run minutes apart at most), then their median: a machine
 # that is slower for one round moves both sides of its ratio.
-print(f"median of each round's ratio to its own one partition ({rounds} rounds)")
-for who, what in rows:
-    cells = []
-    for p in parts:
-        ratios = [s / by_round[(w, x, parts[0], r)] for (w, x, q, r), s in by_round.items()
-                  if (w, x, q) == (who, what, p) and by_round.get((w, x, parts[0], r))]
-        cells.append(f"{statistics.median(ratios):>19.1f}×" if ratios else f"{'-':>20}")
-    name = label[who] + what
-    print(f"{name:24}" + "".join(cells))
+def per_round(title, rows, yardstick):
+    print(title)
+    for who, what in rows:
+        cells = []
+        for p in parts:
+            ratios = [s / by_round[yardstick(w, x) + (parts[0], r)] for (w, x, q, r), s in by_round.items()
+                      if (w, x, q) == (who, what, p) and by_round.get(yardstick(w, x) + (parts[0], r))]
+            cells.append(f"{statistics.median(ratios):>19.1f}×" if ratios else f"{'-':>20}")
+        name = label[who] + what
+        print(f"{name:24}" + "".join(cells))
+per_round(f"median of each round's ratio to its own one partition ({rounds} rounds)", rows, lambda w, x: (w, x))
+# The writes in units of mq's own one-partition produce, the yardstick of
+# a goal such as "within 2x of one partition": the floors are what no
+# writer of those files could go below, in the same round.
+per_round(f"writes against mq produce of one partition, median of each round's ({rounds} rounds)", rows[:3],
+          lambda w, x: ("mq", "produce"))
 EOF
