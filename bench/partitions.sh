@@ -5,7 +5,8 @@
 # must do, then again with the two index files mq's format keeps beside
 # each segment and, reading, the `head` a reader looks at first), in turn,
 # in one sitting. Prints medians and each one's ratio to its own
-# one-partition figure; asserts nothing.
+# one-partition figure, then the writes in units of mq's one-partition
+# produce; asserts nothing.
 #
 #   bench/partitions.sh [BIN_DIR]      (default .build/release; build it first)
 #
@@ -95,6 +96,7 @@ per_round(f"median of each round's ratio to its own one partition ({rounds} roun
 # The writes in units of mq's own one-partition produce, the yardstick of
 # a goal such as "within 2x of one partition": the floors are what no
 # writer of those files could go below, in the same round.
-per_round(f"writes against mq produce of one partition, median of each round's ({rounds} rounds)", rows[:3],
+writes = [(who, what) for who, what in rows if what in ("produce", "write")]
+per_round(f"writes against mq produce of one partition, median of each round's ({rounds} rounds)", writes,
           lambda w, x: ("mq", "produce"))
 EOF
